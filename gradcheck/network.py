@@ -1,0 +1,202 @@
+"""Forward and backward passes over a model's terms (the UFLDL network view), in pure numpy.
+
+Forward caches every layer's input, z and a. Backward walks the layers in reverse carrying the
+error signal δ = ∂J/∂z; each use of a name *adds* its contribution to that name's gradient
+(micrograd's `+=`), which is what makes tied weights such as W and Wᵀ come out summed.
+Arrays may carry leading batch axes: the finite-difference engine evaluates stacks of perturbed
+values in one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .model import Layer, Model, Objective, Ref, Term
+
+
+class NonFinite(Exception):
+    """A NaN or Inf first appeared at `where` (a Layer, Objective or Term)."""
+
+    def __init__(self, where, what: str):
+        super().__init__(what)
+        self.where = where
+        self.what = what
+
+
+@dataclass
+class LayerTrace:
+    """What the forward pass computed in one layer."""
+
+    layer: Layer
+    a_in: np.ndarray
+    z: np.ndarray
+    a: np.ndarray
+    argument: object
+
+
+@dataclass
+class TermTrace:
+    """One term's forward pass: per-layer traces and J_term (shape batch + (1, 1))."""
+
+    term: Term
+    layers: list[LayerTrace]
+    value: np.ndarray
+    coef: object
+
+
+def objective(model: Model, values: Mapping[str, np.ndarray], check_finite: bool = False) -> np.ndarray:
+    """J for the given values; batch axes of the values become the axes of the result."""
+    total = 0.0
+    for term in model.terms:
+        trace = forward_term(term, values, check_finite)
+        total = total + trace.coef * trace.value
+    return np.asarray(total)[..., 0, 0]
+
+
+def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: bool = False) -> TermTrace:
+    """Run one term's layers, keeping z and a of each."""
+    a = term.input.value(values)
+    traces = []
+    for layer in term.layers:
+        z = a if layer.weight is None else np.matmul(layer.weight.value(values), a)
+        if layer.bias is not None:
+            z = z + layer.bias.value(values)
+        argument = _argument(layer, values)
+        out = layer.activation.row.forward(z, argument)
+        out = np.broadcast_to(out, z.shape) if np.shape(out) != np.shape(z) else out
+        if check_finite:
+            _require_finite(z, layer, "z = W a + b")
+            _require_finite(out, layer, f"the activation {layer.activation.label}")
+        traces.append(LayerTrace(layer, a, z, out, argument))
+        a = out
+    value = _objective_value(term.objective, a, values)
+    coef = 1.0 if term.coef is None else term.coef.value(values)
+    if check_finite:
+        _require_finite(value, term.objective, f"the objective {term.objective.label}")
+    return TermTrace(term, traces, value, coef)
+
+
+def gradient(model: Model, values: Mapping[str, np.ndarray], check_finite: bool = True) -> dict[str, np.ndarray]:
+    """∂J/∂p for every param p by backpropagation, summing every use of each param."""
+    grads = {name: np.zeros_like(values[name], dtype=float) for name in model.param_names}
+    for term in model.terms:
+        trace = forward_term(term, values, check_finite)
+        backward_term(trace, values, grads)
+    if check_finite:
+        for name, g in grads.items():
+            if not np.all(np.isfinite(g)):
+                raise NonFinite(None, f"the backprop gradient of {name}")
+    return grads
+
+
+def backward_term(trace: TermTrace, values: Mapping[str, np.ndarray], grads: dict[str, np.ndarray]) -> list:
+    """Accumulate one term's contributions into `grads`; returns the δ of each layer (last first)."""
+    term = trace.term
+    _accumulate(grads, term.coef, trace.value)
+    a_last = trace.layers[-1].a if trace.layers else term.input.value(values)
+    g, g_target = _objective_grad(term.objective, a_last, values)
+    g = trace.coef * g
+    if g_target is not None:
+        _accumulate(grads, term.objective.target, trace.coef * g_target)
+    deltas = []
+    for lt in reversed(trace.layers):
+        layer, row = lt.layer, lt.layer.activation.row
+        delta = row.backward(g, lt.z, lt.a, lt.argument)
+        deltas.append(delta)
+        arg = layer.activation.argument
+        if arg is not None and arg.name in grads:
+            _accumulate(grads, arg, row.argument_grad(g, lt.z, lt.a, lt.argument))
+        _accumulate(grads, layer.bias, delta)
+        if layer.weight is None:
+            g = delta
+        else:
+            _accumulate(grads, layer.weight, delta @ np.swapaxes(lt.a_in, -1, -2))
+            g = np.swapaxes(layer.weight.value(values), -1, -2) @ delta
+    _accumulate(grads, term.input, g)
+    return deltas
+
+
+def footprint(model: Model) -> int:
+    """Numbers one forward evaluation holds (every layer's z and a), to size batches by memory."""
+    total = 0
+    for term in model.terms:
+        for layer in term.layers:
+            total += 2 * layer.out_shape[0] * layer.out_shape[1]
+        total += term.layers[0].in_shape[0] * term.layers[0].in_shape[1] if term.layers else 1
+    return max(total, 1)
+
+
+def _argument(layer: Layer, values):
+    """The activation's argument: a value, the value env (custom rows), or None."""
+    use = layer.activation
+    if use.argument is not None:
+        return use.argument.value(values)
+    return values if use.row.takes_argument else None
+
+
+def _accumulate(grads: dict, ref: Ref | None, contribution) -> None:
+    """grads[name] += contribution, transposed back for `.T` uses and summed over broadcast axes."""
+    if ref is None or ref.name is None or ref.name not in grads:
+        return
+    contribution = np.asarray(contribution, dtype=float)
+    if ref.transposed:
+        contribution = np.swapaxes(contribution, -1, -2)
+    grads[ref.name] += unbroadcast(contribution, grads[ref.name].shape)
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum g down to `shape`, undoing numpy broadcasting (a bias (n, 1) used over m columns)."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and g.shape[axis] != 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g
+
+
+def _columns(a: np.ndarray) -> int:
+    return a.shape[-1]
+
+
+def _objective_value(obj: Objective, a: np.ndarray, values) -> np.ndarray:
+    """J_term with keepdims (batch + (1, 1))."""
+    axes = (-2, -1)
+    if obj.kind == "sum":
+        return np.sum(a, axis=axes, keepdims=True)
+    if obj.kind == "mean":
+        return np.mean(a, axis=axes, keepdims=True)
+    y = obj.target.value(values)
+    if obj.kind == "squared_error":
+        per_entry = 0.5 * np.square(a - y)
+    elif obj.kind == "binary_cross_entropy":
+        per_entry = -y * np.log(a) - (1.0 - y) * np.log1p(-a)
+    else:  # cross_entropy
+        per_entry = -y * np.log(a)
+    total = np.sum(np.broadcast_to(per_entry, np.broadcast_shapes(np.shape(per_entry), np.shape(a))),
+                   axis=axes, keepdims=True)
+    return total / _columns(a) if obj.reduce == "mean" else total
+
+
+def _objective_grad(obj: Objective, a: np.ndarray, values):
+    """(∂J_term/∂a, ∂J_term/∂target or None): the δ that starts backprop."""
+    if obj.kind == "sum":
+        return np.ones_like(a), None
+    if obj.kind == "mean":
+        return np.full_like(a, 1.0 / (a.shape[-1] * a.shape[-2])), None
+    y = obj.target.value(values)
+    if obj.kind == "squared_error":
+        da, dy = a - y, y - a
+    elif obj.kind == "binary_cross_entropy":
+        da, dy = (a - y) / (a * (1.0 - a)), np.log1p(-a) - np.log(a)
+    else:  # cross_entropy
+        da, dy = -y / a, -np.log(a)
+    scale = 1.0 / _columns(a) if obj.reduce == "mean" else 1.0
+    return scale * np.broadcast_to(da, a.shape), scale * dy
+
+
+def _require_finite(x, where, what: str) -> None:
+    if not np.all(np.isfinite(x)):
+        raise NonFinite(where, what)

@@ -1,0 +1,189 @@
+"""Render a RunResult by format name; no maths here, only presentation."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Callable
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__
+from .check import Comparison, ParamResult, RunResult, SpecResult
+
+
+# ----------------------------------------------------------------------------- json
+
+
+def comparison_json(c: Comparison | None, with_message: bool = False) -> dict | None:
+    """The `backprop` / `expect` object of the JSON report."""
+    if c is None:
+        return None
+    out = {
+        "max_rel_error": c.max_rel_error,
+        "max_abs_error": c.max_abs_error,
+        "worst_index": list(c.worst_index) if c.worst_index is not None else None,
+        "analytic": c.analytic,
+        "numeric": c.numeric,
+    }
+    if with_message:
+        out["message"] = c.message
+    return out
+
+
+def param_json(p: ParamResult) -> dict:
+    return {
+        "name": p.name,
+        "shape": list(p.shape),
+        "status": p.status,
+        "backprop": comparison_json(p.backprop),
+        "expect": comparison_json(p.expect, with_message=True),
+    }
+
+
+def spec_json(s: SpecResult) -> dict:
+    return {
+        "path": s.path,
+        "name": s.name,
+        "status": s.status,
+        "message": s.message,
+        "objective": s.objective,
+        "params": [param_json(p) for p in s.params],
+    }
+
+
+def run_json(run: RunResult) -> dict:
+    """The whole report as plain data, keys as documented."""
+    return {"version": __version__, "specs": [spec_json(s) for s in run.specs], "summary": dict(run.summary)}
+
+
+def render_json(run: RunResult, out: IO[str], **_) -> None:
+    json.dump(run_json(run), out, indent=2, allow_nan=False, default=_json_default)
+    out.write("\n")
+
+
+def _json_default(value):
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# ----------------------------------------------------------------------------- human
+
+STATUS_STYLE = {"pass": ("PASS", "bold green"), "fail": ("FAIL", "bold red"), "error": ("ERROR", "bold red")}
+
+
+def fmt_err(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1e}"
+
+
+def fmt_num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.10g}"
+
+
+def fmt_index(index) -> str:
+    return "—" if index is None else "[" + ", ".join(map(str, index)) + "]"
+
+
+def worse_side(p: ParamResult) -> tuple[str, Comparison]:
+    """The comparison that explains the verdict: a failing one first, else the larger error."""
+    sides = [("backprop", p.backprop)] + ([("expect", p.expect)] if p.expect else [])
+    failing = [s for s in sides if not s[1].passed]
+    if failing:
+        return failing[-1] if failing[-1][0] == "expect" and p.backprop.passed else failing[0]
+    return max(sides, key=lambda s: s[1].max_rel_error or 0.0)
+
+
+def spec_table(s: SpecResult) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for header, justify in [("param", "left"), ("shape", "left"), ("backprop err", "right"),
+                            ("expect err", "right"), ("worst", "left"), ("analytic", "right"),
+                            ("numeric", "right"), ("status", "left")]:
+        table.add_column(header, justify=justify, overflow="fold")
+    for p in s.params:
+        side, c = worse_side(p)
+        label, style = STATUS_STYLE[p.status]
+        expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None
+                                                     else fmt_err(p.expect.max_rel_error))
+        worst = fmt_index(c.worst_index) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+        table.add_row(p.name, "×".join(map(str, p.shape)), fmt_err(p.backprop.max_rel_error), expect_err,
+                      worst, fmt_num(c.analytic), fmt_num(c.numeric), Text(label, style=style))
+    return table
+
+
+def failure_lines(s: SpecResult) -> list[Text]:
+    """One line per failing comparison: analytic and numeric side by side."""
+    lines = []
+    for p in s.params:
+        for side, c in [("backprop", p.backprop), ("expect", p.expect)]:
+            if c is None or c.passed:
+                continue
+            if c.message:
+                lines.append(Text(f"  ✗ {p.name} {side}: {c.message}", style="red"))
+                continue
+            lines.append(Text(
+                f"  ✗ {p.name} {side} vs numeric at {fmt_index(c.worst_index)}: analytic {fmt_num(c.analytic)}"
+                f"  numeric {fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs "
+                f"{fmt_err(c.max_abs_error)})", style="red"))
+    return lines
+
+
+def render_spec(console: Console, s: SpecResult) -> None:
+    label, style = STATUS_STYLE[s.status]
+    head = Text()
+    head.append(s.name, style="bold")
+    head.append(f"  {s.path}  ", style="dim")
+    head.append(label, style=style)
+    console.print(head)
+    if s.status == "error":
+        console.print(Text(f"  {s.message}", style="red"))
+        console.print()
+        return
+    st = s.settings
+    console.print(Text(f"  J = {s.objective:.12g}   method {st.method}, step {st.step_label}, "
+                       f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"))
+    console.print(spec_table(s))
+    for line in failure_lines(s):
+        console.print(line)
+    console.print()
+
+
+def summary_text(run: RunResult) -> Text:
+    sm = run.summary
+    text = Text(f"{sm['total']} spec{'s' * (sm['total'] != 1)}: ")
+    text.append(f"{sm['pass']} passed", style="green" if sm["pass"] else "")
+    text.append(", ")
+    text.append(f"{sm['fail']} failed", style="bold red" if sm["fail"] else "")
+    text.append(", ")
+    text.append(f"{sm['error']} error{'s' * (sm['error'] != 1)}", style="bold red" if sm["error"] else "")
+    return text
+
+
+def render_human(run: RunResult, out: IO[str], color: bool | None = None, width: int | None = None) -> None:
+    """Per spec a header and a table; a summary line last. Plain text off a terminal or with NO_COLOR."""
+    console = make_console(out, color, width)
+    for s in run.specs:
+        render_spec(console, s)
+    console.print(summary_text(run))
+
+
+def make_console(out: IO[str], color: bool | None, width: int | None) -> Console:
+    """A console that never truncates numbers: off a terminal it is wide and colourless."""
+    terminal = hasattr(out, "isatty") and out.isatty()
+    if color is None:
+        color = terminal and not os.environ.get("NO_COLOR")
+    return Console(file=out, force_terminal=color, no_color=not color, color_system="auto" if color else None,
+                   width=width or (None if terminal else 200), highlight=False, soft_wrap=False,
+                   emoji=False)
+
+
+REPORTERS: dict[str, Callable] = {"human": render_human, "json": render_json}
+
+
+def reporter(name: str) -> Callable:
+    """The renderer for a format name."""
+    try:
+        return REPORTERS[name]
+    except KeyError:
+        raise ValueError(f'no such format: "{name}"; available: {", ".join(REPORTERS)}') from None
