@@ -57,8 +57,12 @@ def run(paths, fmt, rtol, atol, eps, seed):
     if not collect(paths):
         raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
     overrides = {"rtol": rtol, "atol": atol, "eps": eps, "seed": seed}
-    result = execute(paths, overrides)
-    reporter(fmt)(result, sys.stdout)
+    try:
+        result = execute(paths, overrides)
+        reporter(fmt)(result, sys.stdout)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
+        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
     sys.exit(result.exit_code)
 
 

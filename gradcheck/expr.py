@@ -296,9 +296,25 @@ class Expression:
         """The result's shape, or a located SpecError for a mismatch."""
         return self.root.shape(shapes, self.where)
 
-    def error(self, message: str) -> SpecError:
-        """A SpecError at the start of the expression."""
-        return self.where.error(message)
+    def error(self, message: str, name: str | None = None) -> SpecError:
+        """A SpecError at the first use of `name` in the expression, or at its start."""
+        node = _first_name(self.root, name) if name else None
+        if node is None:
+            return self.where.error(message)
+        return self.where.error(message, node.lineno, node.offset)
+
+
+def _first_name(node: Expr, name: str) -> Name | None:
+    """The leftmost Name node reading `name`."""
+    if isinstance(node, Name):
+        return node if node.id == name else None
+    children = [getattr(node, a) for a in ("operand", "left", "right", "base") if hasattr(node, a)]
+    children += getattr(node, "args", [])
+    for child in children:
+        found = _first_name(child, name)
+        if found is not None:
+            return found
+    return None
 
 
 def parse(text: object, where: Where, known: Mapping[str, object] | set[str], what: str = "expression") -> Expression:

@@ -66,7 +66,8 @@ def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: boo
             z = z + layer.bias.value(values)
         argument = _argument(layer, values)
         out = layer.activation.row.forward(z, argument)
-        out = np.broadcast_to(out, z.shape) if np.shape(out) != np.shape(z) else out
+        if np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
+            out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
         if check_finite:
             _require_finite(z, layer, "z = W a + b")
             _require_finite(out, layer, f"the activation {layer.activation.label}")

@@ -135,17 +135,17 @@ def render_spec(console: Console, s: SpecResult) -> None:
     head.append(s.name, style="bold")
     head.append(f"  {s.path}  ", style="dim")
     head.append(label, style=style)
-    console.print(head)
+    console.print(head, soft_wrap=True)
     if s.status == "error":
-        console.print(Text(f"  {s.message}", style="red"))
+        console.print(Text(f"  {s.message}", style="red"), soft_wrap=True)
         console.print()
         return
     st = s.settings
     console.print(Text(f"  J = {s.objective:.12g}   method {st.method}, step {st.step_label}, "
-                       f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"))
+                       f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"), soft_wrap=True)
     console.print(spec_table(s))
     for line in failure_lines(s):
-        console.print(line)
+        console.print(line, soft_wrap=True)
     console.print()
 
 

@@ -36,7 +36,7 @@ INIT_OPTIONS = {
     "binary": {"p": 0.5},
 }
 LOSSES = ("squared_error", "binary_cross_entropy", "cross_entropy")
-RESERVED = {"I", "z", "T"} | set(expr.FUNCTIONS)
+RESERVED = {"I", "z"} | set(expr.FUNCTIONS)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -269,7 +269,7 @@ class _Builder:
             if not _IDENT.match(name):
                 raise node.key_error(f'"{name}" is not a valid name (letters, digits and _; not starting with a digit)')
             if name in RESERVED:
-                raise node.key_error(f'"{name}" is reserved (I, z, T and the function names); pick another name')
+                raise node.key_error(f'"{name}" is reserved (I, z and the function names); pick another name')
             if name in self.kinds:
                 raise node.key_error(f'"{name}" is declared twice (already under {self.kinds[name]})')
             decl = self.declaration(name, kind, node)
@@ -497,8 +497,8 @@ class _Builder:
             e = self.expression(mapping[key], set(shapes) | set(self.shapes), f"custom {key}")
             params_used = sorted(e.names - data_names - {"z"})
             if params_used:
-                raise mapping[key].error(f'custom {key} may use z and data names only; "{params_used[0]}" is a param '
-                                         f"(its gradient through a custom activation is not defined)")
+                raise e.error(f'custom {key} may use z and data names only; "{params_used[0]}" is a param '
+                              f"(its gradient through a custom activation is not defined)", params_used[0])
             out = e.shape(shapes)
             if broadcast(out, z_shape) != z_shape:
                 raise mapping[key].error(f"custom {key} has shape {fmt_shape(out)}; it must match z {fmt_shape(z_shape)}")

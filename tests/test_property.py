@@ -1,0 +1,232 @@
+"""Property test: on random layered networks, backprop equals finite differences.
+
+Networks are generated as YAML spec text (random depth, widths, batch size,
+smooth activations, optional biases, reuse of an earlier weight as ``W`` or
+``W.T``, objective sum / mean / squared error).  The numeric gradient is
+computed here, independently of the engine's own checker, by central
+differences over ``spec.objective(values=...)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, example, given, note, settings
+from hypothesis import strategies as st
+
+import gradcheck
+
+MAX_WIDTH = 5
+RTOL = 1e-6
+# absolute floor, relative to the scale of the problem (see numeric_gradient)
+FLOOR = 1e-7
+
+SIMPLE_ACTIVATIONS = ["identity", "sigmoid", "tanh", "softplus", "softmax"]
+CONSTANTS = st.integers(-200, 200).map(lambda k: k / 100)
+
+
+def fmt(x: float) -> str:
+    # plain decimal notation: YAML 1.1 reads e.g. 1e-05 as a string
+    return f"{x:.2f}"
+
+
+@st.composite
+def matrix(draw, rows: int, cols: int, bound: float = 1.0):
+    """A value under params/data as YAML text, and a bound on its entries."""
+    kinds = ["literal", "normal"]
+    if cols == 1:
+        kinds.append("flat")
+    if rows == cols == 1:
+        kinds.append("scalar")
+    kind = draw(st.sampled_from(kinds))
+    if kind == "normal":
+        std = draw(st.sampled_from([0.1, 0.3, 0.5]))
+        return f"{{shape: [{rows}, {cols}], init: normal, std: {std}}}", 4 * std
+    lim = int(round(100 * bound))
+    flat = draw(st.lists(st.integers(-lim, lim), min_size=rows * cols, max_size=rows * cols))
+    entries = [k / 100 for k in flat]
+    if kind == "scalar":
+        return fmt(entries[0]), bound
+    if kind == "flat":
+        return "[" + ", ".join(fmt(e) for e in entries) + "]", bound
+    rows_text = ["[" + ", ".join(fmt(e) for e in entries[r * cols : (r + 1) * cols]) + "]" for r in range(rows)]
+    return "[" + ", ".join(rows_text) + "]", bound
+
+
+@st.composite
+def networks(draw):
+    """YAML text of a random layered network with at least one param.
+
+    A running bound on |a| keeps every value finite and moderate: ``exp`` is
+    only offered when |z| <= 4, ``square`` when |z| <= 20.
+    """
+    seed = draw(st.integers(0, 10_000))
+    m = draw(st.integers(1, 4))
+    n = draw(st.integers(1, MAX_WIDTH))
+    depth = draw(st.integers(1, 4))
+
+    params: dict[str, str] = {}
+    data: dict[str, str] = {}
+    x_text, bound = draw(matrix(n, m))
+    x_is_param = draw(st.booleans())
+    (params if x_is_param else data)["x"] = x_text
+
+    weights: list[tuple[str, int, int, float]] = []  # name, rows, cols, bound
+    layers: list[str] = []
+    for i in range(depth):
+        keys: list[str] = []
+        options = ["new", "new", "none"]
+        as_is = [w for w in weights if w[2] == n]  # W maps cols -> rows
+        transposed = [w for w in weights if w[1] == n]  # W.T maps rows -> cols
+        if as_is:
+            options.append("reuse")
+        if transposed:
+            options += ["reuse_T", "reuse_T"]
+        choice = draw(st.sampled_from(options))
+        if choice == "new":
+            k = draw(st.one_of(st.just(n), st.integers(1, MAX_WIDTH)))
+            name = f"W{i}"
+            text, wb = draw(matrix(k, n))
+            params[name] = text
+            weights.append((name, k, n, wb))
+            keys.append(f"weight: {name}")
+            zb, n = n * wb * bound, k
+        elif choice == "reuse":
+            name, rows, cols, wb = draw(st.sampled_from(as_is))
+            keys.append(f"weight: {name}")
+            zb, n = cols * wb * bound, rows
+        elif choice == "reuse_T":
+            name, rows, cols, wb = draw(st.sampled_from(transposed))
+            keys.append(f"weight: {name}.T")
+            zb, n = rows * wb * bound, cols
+        else:
+            zb = bound
+        if draw(st.booleans()):
+            name = f"b{i}"
+            text, bb = draw(matrix(n, 1))
+            params[name] = text
+            keys.append(f"bias: {name}")
+            zb += bb
+
+        acts = list(SIMPLE_ACTIVATIONS) + ["add", "scale"]
+        if zb <= 4:
+            acts.append("exp")
+        if zb <= 20:
+            acts.append("square")
+        act = draw(st.sampled_from(acts))
+        if act == "add":
+            c = draw(CONSTANTS)
+            keys.append(f"activation: {{add: {fmt(c)}}}")
+            bound = zb + abs(c)
+        elif act == "scale":
+            c = draw(CONSTANTS)
+            keys.append(f"activation: {{scale: {fmt(c)}}}")
+            bound = zb * abs(c)
+        elif act == "identity":
+            if draw(st.booleans()):  # identity is the default
+                keys.append("activation: identity")
+            bound = zb
+        else:
+            keys.append(f"activation: {act}")
+            bound = {
+                "sigmoid": 1.0,
+                "tanh": 1.0,
+                "softmax": 1.0,
+                "softplus": zb + 1.0,
+                "exp": float(np.exp(zb)),
+                "square": zb * zb,
+            }[act]
+        layers.append("  - {" + ", ".join(keys) + "}")
+
+    if not params:
+        params["x"] = data.pop("x")
+
+    objective_kind = draw(st.sampled_from(["sum", "mean", "squared_error", "default"]))
+    if objective_kind == "squared_error":
+        y_text, _ = draw(matrix(n, m))
+        data["y"] = y_text
+        reduce = draw(st.sampled_from(["", ", reduce: sum", ", reduce: mean"]))
+        objective = f"objective: {{loss: squared_error, target: y{reduce}}}"
+    elif objective_kind == "default":
+        objective = ""
+    else:
+        objective = f"objective: {objective_kind}"
+
+    lines = [f"seed: {seed}", "params:"]
+    lines += [f"  {k}: {v}" for k, v in params.items()]
+    if data:
+        lines.append("data:")
+        lines += [f"  {k}: {v}" for k, v in data.items()]
+    lines += ["input: x", "layers:", *layers]
+    if objective:
+        lines.append(objective)
+    return "\n".join(lines) + "\n"
+
+
+def numeric_gradient(spec, name):
+    """Central differences of spec.objective, overriding only `name`."""
+    theta = np.array(spec.values[name], dtype=np.float64)
+    out = np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        h = 1e-6 * max(1.0, abs(theta[idx]))
+        plus, minus = theta.copy(), theta.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        f_plus = spec.objective(values={name: plus})
+        f_minus = spec.objective(values={name: minus})
+        out[idx] = (f_plus - f_minus) / (plus[idx] - minus[idx])
+    return out
+
+
+TIED = """\
+seed: 0
+params:
+  W0: [[0.50, -0.30, 0.20], [0.10, 0.40, -0.60], [0.70, 0.00, 0.25]]
+  b1: [0.10, -0.20, 0.30]
+data:
+  x: [[0.20, -0.40], [0.90, 0.10], [-0.30, 0.50]]
+  y: [[0.10, 0.20], [0.30, 0.40], [0.50, 0.60]]
+input: x
+layers:
+  - {weight: W0, activation: tanh}
+  - {weight: W0.T, bias: b1, activation: softmax}
+  - {weight: W0, activation: {scale: -1.50}}
+objective: {loss: squared_error, target: y, reduce: mean}
+"""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks())
+@example(TIED)
+def test_backprop_matches_finite_differences(text):
+    note(text)
+    spec = gradcheck.loads(text, path="<hypothesis>")
+    J = spec.objective()
+    assert np.isfinite(J)
+    grads = spec.gradient()
+    assert set(grads) == set(spec.param_names)
+
+    numeric = {p: numeric_gradient(spec, p) for p in spec.param_names}
+    scale = max(1.0, abs(J), *(float(np.max(np.abs(g))) for g in numeric.values()))
+    for p in spec.param_names:
+        g = np.asarray(grads[p])
+        assert g.shape == spec.values[p].shape, (p, g.shape)
+        assert np.all(np.isfinite(g)), p
+        note(f"{p}: backprop={g.tolist()} numeric={numeric[p].tolist()}")
+        np.testing.assert_allclose(g, numeric[p], rtol=RTOL, atol=FLOOR * scale, err_msg=f"d J / d {p}")
+
+
+@settings(max_examples=15, deadline=None)
+@given(networks())
+def test_objective_partial_override_is_pure(text):
+    """objective(values=...) with one name overridden equals a full override,
+    and never changes spec.values."""
+    spec = gradcheck.loads(text, path="<hypothesis>")
+    before = {k: np.array(v, copy=True) for k, v in spec.values.items()}
+    p = spec.param_names[-1]
+    moved = before[p] + 0.01
+    j_partial = spec.objective(values={p: moved})
+    j_full = spec.objective(values={**before, p: moved})
+    assert j_partial == j_full
+    for k, v in before.items():
+        np.testing.assert_array_equal(spec.values[k], v)
+    assert spec.objective() == spec.objective(values={})
