@@ -81,11 +81,14 @@ class Layer:
     in_shape: Shape
     out_shape: Shape
     place: Place
+    kind: str = "dense"  # a key of network.LAYER_KINDS
+    options: object = None  # kind-specific settings (frozen), e.g. a convolution's geometry
 
     @property
     def label(self) -> str:
         """Human name: 'layer 2 (W.T, tanh)'."""
-        parts = [self.weight.label if self.weight else "I"]
+        parts = [self.kind] if self.kind != "dense" else []
+        parts.append(self.weight.label if self.weight else "I")
         if self.bias:
             parts.append("+ " + self.bias.label)
         parts.append(self.activation.label)

@@ -9,7 +9,7 @@ values in one call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -28,13 +28,14 @@ class NonFinite(Exception):
 
 @dataclass
 class LayerTrace:
-    """What the forward pass computed in one layer."""
+    """What the forward pass computed in one layer (plus whatever its kind needs for backward)."""
 
     layer: Layer
     a_in: np.ndarray
     z: np.ndarray
     a: np.ndarray
     argument: object
+    cache: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -57,22 +58,16 @@ def objective(model: Model, values: Mapping[str, np.ndarray], check_finite: bool
 
 
 def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: bool = False) -> TermTrace:
-    """Run one term's layers, keeping z and a of each."""
+    """Run one term's layers, keeping each layer's input, z and a."""
     a = term.input.value(values)
     traces = []
     for layer in term.layers:
-        z = a if layer.weight is None else np.matmul(layer.weight.value(values), a)
-        if layer.bias is not None:
-            z = z + layer.bias.value(values)
-        argument = _argument(layer, values)
-        out = layer.activation.row.forward(z, argument)
-        if np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
-            out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
+        trace = LAYER_KINDS[layer.kind].forward(layer, a, values)
         if check_finite:
-            _require_finite(z, layer, "z = W a + b")
-            _require_finite(out, layer, f"the activation {layer.activation.label}")
-        traces.append(LayerTrace(layer, a, z, out, argument))
-        a = out
+            _require_finite(trace.z, layer, "z, the layer's input to its activation")
+            _require_finite(trace.a, layer, f"the activation {layer.activation.label}")
+        traces.append(trace)
+        a = trace.a
     value = _objective_value(term.objective, a, values)
     coef = 1.0 if term.coef is None else term.coef.value(values)
     if check_finite:
@@ -104,20 +99,54 @@ def backward_term(trace: TermTrace, values: Mapping[str, np.ndarray], grads: dic
         _accumulate(grads, term.objective.target, trace.coef * g_target)
     deltas = []
     for lt in reversed(trace.layers):
-        layer, row = lt.layer, lt.layer.activation.row
-        delta = row.backward(g, lt.z, lt.a, lt.argument)
+        g, delta = LAYER_KINDS[lt.layer.kind].backward(lt, g, values, grads)
         deltas.append(delta)
-        arg = layer.activation.argument
-        if arg is not None and arg.name in grads:
-            _accumulate(grads, arg, row.argument_grad(g, lt.z, lt.a, lt.argument))
-        _accumulate(grads, layer.bias, delta)
-        if layer.weight is None:
-            g = delta
-        else:
-            _accumulate(grads, layer.weight, delta @ np.swapaxes(lt.a_in, -1, -2))
-            g = np.swapaxes(layer.weight.value(values), -1, -2) @ delta
     _accumulate(grads, term.input, g)
     return deltas
+
+
+class Dense:
+    """z = W a (+ b), a = f(z): the UFLDL layer. Other kinds follow the same two-method shape."""
+
+    @staticmethod
+    def forward(layer: Layer, a_in, values) -> LayerTrace:
+        z = a_in if layer.weight is None else np.matmul(layer.weight.value(values), a_in)
+        if layer.bias is not None:
+            z = z + layer.bias.value(values)
+        return _activate(layer, a_in, z, values)
+
+    @staticmethod
+    def backward(lt: LayerTrace, g, values, grads):
+        """(∂J/∂a_in, δ): accumulate this layer's contributions, pass the signal down."""
+        layer = lt.layer
+        delta = _activation_backward(lt, g, grads)
+        _accumulate(grads, layer.bias, delta)
+        if layer.weight is None:
+            return delta, delta
+        _accumulate(grads, layer.weight, delta @ np.swapaxes(lt.a_in, -1, -2))
+        return np.swapaxes(layer.weight.value(values), -1, -2) @ delta, delta
+
+
+def _activate(layer: Layer, a_in, z, values, **cache) -> LayerTrace:
+    """Apply the layer's activation to z and record the trace."""
+    argument = _argument(layer, values)
+    out = layer.activation.row.forward(z, argument)
+    if np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
+        out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
+    return LayerTrace(layer, a_in, z, out, argument, cache)
+
+
+def _activation_backward(lt: LayerTrace, g, grads):
+    """δ = g·f′(z); a param used as the activation's argument collects g·∂a/∂c."""
+    row, arg = lt.layer.activation.row, lt.layer.activation.argument
+    if arg is not None and arg.name in grads:
+        _accumulate(grads, arg, row.argument_grad(g, lt.z, lt.a, lt.argument))
+    return row.backward(g, lt.z, lt.a, lt.argument)
+
+
+# Layer kinds by name: each has forward(layer, a_in, values) -> LayerTrace and
+# backward(trace, g, values, grads) -> (∂J/∂a_in, δ at z).
+LAYER_KINDS = {"dense": Dense}
 
 
 def footprint(model: Model) -> int:
