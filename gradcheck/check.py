@@ -17,8 +17,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import network, numeric
+from . import budget, network, numeric
 from .errors import SpecError
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import Limits
 from .model import Model
 from .spec import Spec, load
 
@@ -141,14 +143,15 @@ def check(spec: Spec, rtol: float | None = None, atol: float | None = None, eps:
     return _timed(result, started)
 
 
-def check_path(path: str, **overrides) -> SpecResult:
+def check_path(path: str, limits: Limits | None = None, **overrides) -> SpecResult:
     """Load and check one file; a bad file becomes an error result, never an exception."""
     started = time.perf_counter()
     try:
-        spec = load(path)
+        spec = load(path, limits)
     except SpecError as exc:
         return _timed(error_result(path, exc), started)
-    return check(spec, **overrides)
+    memory = budget.batch_memory(spec.model, limits or DEFAULT_LIMITS)
+    return check(spec, memory=memory, **overrides)
 
 
 def error_result(path: str, exc: SpecError, name: str | None = None) -> SpecResult:

@@ -15,9 +15,11 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .errors import SpecError
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import Limits, hint
 
-MAX_LENGTH = 2000
-MAX_DEPTH = 40
+MAX_LENGTH = DEFAULT_LIMITS.expression_length
+MAX_DEPTH = DEFAULT_LIMITS.expression_depth
 MAX_EXPONENT = 64.0
 
 Shape = tuple[int, int]
@@ -296,6 +298,22 @@ class Expression:
         """The result's shape, or a located SpecError for a mismatch."""
         return self.root.shape(shapes, self.where)
 
+    def node_shapes(self, shapes: Mapping[str, Shape]) -> list[tuple[Expr, Shape]]:
+        """Every node with the shape it computes, innermost first (to size intermediates before evaluating)."""
+        out: list[tuple[Expr, Shape]] = []
+
+        def walk(node: Expr) -> None:
+            for child in _children(node):
+                walk(child)
+            out.append((node, node.shape(shapes, self.where)))
+
+        walk(self.root)
+        return out
+
+    def at(self, node: Expr, message: str) -> SpecError:
+        """A SpecError at `node` inside this expression."""
+        return self.where.error(message, node.lineno, node.offset)
+
     def error(self, message: str, name: str | None = None) -> SpecError:
         """A SpecError at the first use of `name` in the expression, or at its start."""
         node = _first_name(self.root, name) if name else None
@@ -304,60 +322,86 @@ class Expression:
         return self.where.error(message, node.lineno, node.offset)
 
 
+def _children(node: Expr) -> list[Expr]:
+    """A node's operands, left to right."""
+    children = [getattr(node, a) for a in ("operand", "left", "right", "base") if hasattr(node, a)]
+    return children + list(getattr(node, "args", []))
+
+
 def _first_name(node: Expr, name: str) -> Name | None:
     """The leftmost Name node reading `name`."""
     if isinstance(node, Name):
         return node if node.id == name else None
-    children = [getattr(node, a) for a in ("operand", "left", "right", "base") if hasattr(node, a)]
-    children += getattr(node, "args", [])
-    for child in children:
+    for child in _children(node):
         found = _first_name(child, name)
         if found is not None:
             return found
     return None
 
 
-def parse(text: object, where: Where, known: Mapping[str, object] | set[str], what: str = "expression") -> Expression:
+def parse(text: object, where: Where, known: Mapping[str, object] | set[str], what: str = "expression",
+          limits: Limits | None = None) -> Expression:
     """Parse `text` against the whitelist; every name must be in `known`."""
+    limits = limits or DEFAULT_LIMITS
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise where.error(f"{what} must be a string or a number, not {type(text).__name__}")
+        kind = "a list" if isinstance(text, list) else "a mapping" if isinstance(text, dict) else "empty" \
+            if text is None else type(text).__name__
+        raise where.error(f"{what} must be a string or a number, not {kind}")
     text = str(text)
-    if len(text) > MAX_LENGTH:
-        raise where.error(f"{what} is {len(text)} characters long; the limit is {MAX_LENGTH}")
-    if _nesting(text) > MAX_DEPTH:
-        raise where.error(f"{what} nests brackets deeper than {MAX_DEPTH}")
+    if len(text) > limits.expression_length:
+        raise where.error(f"{what} is {len(text):,} characters long; the limit is {limits.expression_length:,} "
+                          f"({hint('expression_length')})")
+    depth, offset = _nesting(text)
+    if depth > limits.expression_depth:
+        raise where.error(f"{what} nests brackets deeper than {limits.expression_depth} levels "
+                          f"({hint('expression_depth')})", *_line_col(text, offset))
     if not text.strip():
         raise where.error(f"{what} is empty")
+    if "\x00" in text:
+        raise where.error(f"{what} contains a NUL character", *_line_col(text, text.index("\x00")))
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise where.error(f"invalid {what}: {exc.msg}", exc.lineno or 1, max((exc.offset or 1) - 1, 0)) from None
+        line, col = exc.lineno or 1, max((exc.offset or 1) - 1, 0)
+        if line == 1:
+            col += len(text) - len(text.lstrip())
+        raise where.error(f"invalid {what}: {exc.msg}", line, col) from None
     except (RecursionError, MemoryError, ValueError):
-        raise where.error(f"{what} is too complex") from None
+        raise where.error(f"{what} is too complex to parse") from None
     lead = len(text) - len(text.lstrip())
-    return Expression(text, _Compiler(text.strip(), where, set(known), lead).build(tree.body, 0), where)
+    compiler = _Compiler(text.strip(), where, set(known), lead, limits.expression_depth)
+    return Expression(text, compiler.build(tree.body, 0), where)
 
 
-def _nesting(text: str) -> int:
-    """Deepest bracket nesting, checked before the parser sees the text."""
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """(1-based line, 0-based column) of a character offset, as Where.error takes them."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1)
+
+
+def _nesting(text: str) -> tuple[int, int]:
+    """(deepest bracket nesting, offset where it is first reached), checked before the parser sees the text."""
     depth = deepest = 0
-    for ch in text:
+    at = 0
+    for i, ch in enumerate(text):
         if ch in "([{":
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > deepest:
+                deepest, at = depth, i
         elif ch in ")]}":
             depth -= 1
-    return deepest
+    return deepest, at
 
 
 class _Compiler:
     """Walks a Python AST, refusing everything off the whitelist, building Expr nodes."""
 
-    def __init__(self, text: str, where: Where, known: set[str], lead: int):
+    def __init__(self, text: str, where: Where, known: set[str], lead: int, max_depth: int = MAX_DEPTH):
         self.lines = text.splitlines() or [""]
         self.where = where
         self.known = known
         self.lead = lead
+        self.max_depth = max_depth
 
     def at(self, node: ast.AST) -> tuple[int, int]:
         """(line, character column) of an AST node; ast counts UTF-8 bytes, people count characters."""
@@ -371,8 +415,9 @@ class _Compiler:
         return self.where.error(message, *self.at(node))
 
     def build(self, node: ast.AST, depth: int) -> Expr:
-        if depth > MAX_DEPTH:
-            raise self.fail(node, f"expression is nested deeper than {MAX_DEPTH}")
+        if depth > self.max_depth:
+            raise self.fail(node, f"expression is nested deeper than {self.max_depth} levels "
+                                  f"({hint('expression_depth')})")
         lineno, offset = self.at(node)
         loc = {"lineno": lineno, "offset": offset}
         if isinstance(node, ast.Constant):

@@ -68,6 +68,7 @@ class ActivationUse:
     f_text: str | None = None  # custom activations keep their source for reports
     df_text: str | None = None
     place: Place | None = None
+    expressions: tuple[Expression, ...] = ()  # a custom activation's parsed f and df (to size them)
 
 
 @dataclass(frozen=True)

@@ -129,15 +129,23 @@ def failure_lines(s: SpecResult) -> list[Text]:
     return lines
 
 
+def printable(text: str) -> str:
+    """Text safe to show on a terminal: control and bidi characters (say, in a file name) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 def render_spec(console: Console, s: SpecResult) -> None:
     label, style = STATUS_STYLE[s.status]
     head = Text()
-    head.append(s.name, style="bold")
-    head.append(f"  {s.path}  ", style="dim")
+    head.append(printable(s.name), style="bold")
+    head.append(f"  {printable(s.path)}  ", style="dim")
     head.append(label, style=style)
     console.print(head, soft_wrap=True)
     if s.status == "error":
-        console.print(Text(f"  {s.message}", style="red"), soft_wrap=True)
+        console.print(Text(f"  {printable(s.message)}", style="red"), soft_wrap=True)
         console.print()
         return
     st = s.settings
@@ -168,12 +176,20 @@ def render_human(run: RunResult, out: IO[str], color: bool | None = None, width:
     console.print(summary_text(run))
 
 
+class _Console(Console):
+    """rich's Console, but a closed pipe is left to the CLI (rich would exit 1, the code for a failed spec)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("the reader of the report went away")
+
+
 def make_console(out: IO[str], color: bool | None, width: int | None) -> Console:
     """A console that never truncates numbers: off a terminal it is wide and colourless."""
     terminal = hasattr(out, "isatty") and out.isatty()
     if color is None:
         color = terminal and not os.environ.get("NO_COLOR")
-    return Console(file=out, force_terminal=color, no_color=not color, color_system="auto" if color else None,
+    return _Console(file=out, force_terminal=color, no_color=not color, color_system="auto" if color else None,
                    width=width or (None if terminal else 200), highlight=False, soft_wrap=False,
                    emoji=False)
 

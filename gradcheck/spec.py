@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import math
 import os
 import re
+import stat
 import zlib
 from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
 
-from . import expr, network
+from . import budget, expr, network
 from .activations import ACTIVATIONS, WITH_ARGUMENT, custom, lookup
 from .errors import SpecError
 from .expr import Expression, Shape, Where, broadcast, fmt_shape
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import Limits, count, hint
 from .model import (ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Place, Ref, Term)
 from .yamlsrc import Node, parse_yaml
 
-MAX_FILE_BYTES = 1_000_000
-MAX_ELEMENTS = 1_000_000  # per matrix
-MAX_TOTAL_ELEMENTS = 5_000_000
-MAX_LAYERS = 256
-MAX_TERMS = 64
+# The default figures (gradcheck.limits.Limits holds them, with the options that raise them).
+MAX_FILE_BYTES = DEFAULT_LIMITS.file_size
+MAX_ELEMENTS = DEFAULT_LIMITS.elements  # per matrix
+MAX_TOTAL_ELEMENTS = DEFAULT_LIMITS.total_elements
+MAX_LAYERS = DEFAULT_LIMITS.layers
+MAX_TERMS = DEFAULT_LIMITS.terms
+MAX_SEED = 2**128
 
 TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "objective",
             "terms", "define", "expect", "check")
@@ -88,30 +95,87 @@ class Spec:
         return Spec(model, draw_values(model))
 
 
-def load(path: str | os.PathLike) -> Spec:
+def load(path: str | os.PathLike, limits: Limits | None = None) -> Spec:
     """Read, validate and build the spec in `path`."""
+    limits = limits or DEFAULT_LIMITS
     path = os.fspath(path)
+    return loads(decode(read_bytes(path, limits.file_size), path), path, limits)
+
+
+def loads(text: str, path: str = "<string>", limits: Limits | None = None) -> Spec:
+    """Validate and build a spec from YAML text."""
+    limits = limits or DEFAULT_LIMITS
+    if len(text) > limits.file_size:
+        raise SpecError(f"spec text is {count(len(text))} characters; the limit is {count(limits.file_size)} "
+                        f"({hint('file_size')})", path)
+    model = build_model(parse_yaml(text, path), limits)
+    return Spec(model, draw_values(model))
+
+
+def read_bytes(path: str, max_bytes: int) -> bytes:
+    """A regular file's bytes, at most `max_bytes`; anything else is a SpecError at file:1:1.
+
+    Opened non-blocking and checked on the open descriptor, so a FIFO or device named *.yaml can
+    neither hang the run nor be swapped in after the check.
+    """
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise SpecError(f"file is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}", path)
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise SpecError(_folder_problem(path), path) from None
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc.strerror or exc}", path) from None
-    return loads(decode(raw, path), path)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError(_folder_problem(path), path)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(f"not a regular file ({_file_kind(info.st_mode)}); specs are read from regular "
+                            f"files only", path)
+        if info.st_size > max_bytes:
+            raise SpecError(f"file is {count(info.st_size)} bytes; the limit is {count(max_bytes)} "
+                            f"({hint('file_size')})", path)
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_bytes:  # it grew after the size check
+            raise SpecError(f"file is over {count(max_bytes)} bytes, the limit ({hint('file_size')})", path)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise SpecError(f"cannot read file: {exc.strerror or exc}", path) from None
+    finally:
+        os.close(fd)
 
 
-def loads(text: str, path: str = "<string>") -> Spec:
-    """Validate and build a spec from YAML text."""
-    if len(text) > MAX_FILE_BYTES:
-        raise SpecError(f"spec text is {len(text):,} characters; the limit is {MAX_FILE_BYTES:,}", path)
-    model = build_model(parse_yaml(text, path))
-    return Spec(model, draw_values(model))
+def _folder_problem(path: str) -> str:
+    """Why a folder given as a spec could not be read (os.walk skips folders it cannot list)."""
+    try:
+        os.listdir(path)
+    except OSError as exc:
+        return f"cannot read folder: {exc.strerror or exc}"
+    return "is a folder, not a spec file"
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+              (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
 
 
 def decode(raw: bytes, path: str) -> str:
     """UTF-8 text, or a located error naming the first bad byte."""
+    for bom, name in _WIDE_BOMS:
+        if raw.startswith(bom):
+            raise SpecError(f"file is {name} encoded; specs must be UTF-8 (save it as UTF-8)", path, 1, 1)
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise SpecError("file is binary (contains NUL bytes), not a YAML spec", path, line, 1)
@@ -128,7 +192,25 @@ def decode(raw: bytes, path: str) -> str:
 
 def draw_values(model: Model) -> dict[str, np.ndarray]:
     """The numbers for every declared name; each name draws from its own seeded stream."""
-    return {d.name: make_value(d, model.seed) for d in model.decls}
+    values = {}
+    for decl in model.decls:
+        try:
+            with np.errstate(all="ignore"):
+                value = make_value(decl, model.seed)
+        except (OverflowError, ValueError) as exc:  # e.g. uniform over a range wider than a float
+            raise _decl_error(decl, model, f"cannot draw {decl.name} ({decl.init}): {exc}") from None
+        if not np.all(np.isfinite(value)):
+            options = ", ".join(f"{k} {v:g}" for k, v in decl.options)
+            raise _decl_error(decl, model, f"drawing {decl.name} ({decl.init}{': ' + options if options else ''}) "
+                                           f"gives values that are not finite; use a smaller scale")
+        values[decl.name] = value
+    return values
+
+
+def _decl_error(decl: Decl, model: Model, message: str) -> SpecError:
+    if decl.place is None:
+        return SpecError(message, model.path, 1, 1)
+    return decl.place.error(message)
 
 
 def make_value(decl: Decl, seed: int) -> np.ndarray:
@@ -210,19 +292,27 @@ def number(node: Node, what: str, positive: bool = False, integer: bool = False)
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise node.error(f"{what} must be a number, not {describe(node.value)}")
-    if not np.isfinite(value):
+    if isinstance(value, int) and not integer:
+        try:
+            value = float(value)
+        except OverflowError:
+            raise node.error(f"{what} is too large (a number of {len(str(abs(value)))} digits)") from None
+    if isinstance(value, float) and not math.isfinite(value):
         raise node.error(f"{what} must be finite, not {value}")
+    if integer and isinstance(value, float):
+        if value != int(value):
+            raise node.error(f"{what} must be a whole number, not {value}")
+        value = int(value)
     if positive and value <= 0:
         raise node.error(f"{what} must be positive, not {value}")
-    if integer and float(value) != int(value):
-        raise node.error(f"{what} must be a whole number, not {value}")
-    return int(value) if integer else float(value)
+    return value if integer else float(value)
 
 
 class _Builder:
     """Validates the located YAML tree section by section into a Model."""
 
-    def __init__(self, root: Node):
+    def __init__(self, root: Node, limits: Limits | None = None):
+        self.limits = limits or DEFAULT_LIMITS
         self.root = root
         self.file = root.file
         self.top = expect_mapping(root, "a spec")
@@ -240,11 +330,11 @@ class _Builder:
         defines = self.defines()
         expects = self.expects(defines)
         name = self.top.get("name")
-        return Model(
+        model = Model(
             path=self.file,
             name=self.text(name, "name") if name is not None else default_name(self.file),
             description=self.text(self.top["description"], "description") if "description" in self.top else None,
-            seed=number(self.top["seed"], "seed", integer=True) if "seed" in self.top else 0,
+            seed=self.seed() if "seed" in self.top else 0,
             decls=tuple(decls),
             terms=tuple(terms),
             defines=tuple(defines),
@@ -252,6 +342,15 @@ class _Builder:
             check=self.check_options(),
             places={k: key_place(v) for k, v in self.top.items()},
         )
+        budget.require(model, self.limits)
+        return model
+
+    def seed(self) -> int:
+        node = self.top["seed"]
+        value = number(node, "seed", integer=True)
+        if not 0 <= value < MAX_SEED:
+            raise node.error(f"seed must be a whole number from 0 to 2**128 - 1, not {count(value)}")
+        return value
 
     @staticmethod
     def text(node: Node, what: str) -> str:
@@ -275,9 +374,9 @@ class _Builder:
             decl = self.declaration(name, kind, node)
             size = decl.shape[0] * decl.shape[1]
             self.total += size
-            if self.total > MAX_TOTAL_ELEMENTS:
-                raise node.error(f"the spec's matrices hold {self.total:,} numbers in all; the limit is "
-                                 f"{MAX_TOTAL_ELEMENTS:,}")
+            if self.total > self.limits.total_elements:
+                raise node.error(f"the spec's matrices would hold {count(self.total)} numbers in all; the limit "
+                                 f"is {count(self.limits.total_elements)} ({hint('total_elements')})")
             self.shapes[name] = decl.shape
             self.kinds[name] = "params" if kind == "param" else "data"
             out.append(decl)
@@ -350,11 +449,21 @@ class _Builder:
         self.check_size(node, name, shape)
         return shape  # type: ignore[return-value]
 
-    @staticmethod
-    def check_size(node: Node, name: str, shape) -> None:
+    def check_size(self, node, name: str, shape) -> None:
         size = shape[0] * shape[1]
-        if size > MAX_ELEMENTS:
-            raise node.error(f"{name} would hold {size:,} numbers; the limit is {MAX_ELEMENTS:,} per matrix")
+        if size > self.limits.elements:
+            raise node.error(f"{name} would hold {count(size)} numbers; the limit is {count(self.limits.elements)} "
+                             f"per matrix ({hint('elements')})")
+
+    def sized_shape(self, e: Expression, shapes, what: str) -> Shape:
+        """An expression's shape, refusing any intermediate over the per-matrix limit (before evaluating)."""
+        found = e.node_shapes(shapes)
+        for node, shape in found:
+            size = shape[0] * shape[1]
+            if size > self.limits.elements:
+                raise e.at(node, f"{what}: this part would hold {count(size)} numbers, shape {fmt_shape(shape)}; "
+                                 f"the limit is {count(self.limits.elements)} per matrix ({hint('elements')})")
+        return found[-1][1]
 
     # -- names used in roles
 
@@ -400,8 +509,9 @@ class _Builder:
             items = expect_list(self.top["terms"], "terms")
             if not items:
                 raise self.top["terms"].error("terms is empty")
-            if len(items) > MAX_TERMS:
-                raise self.top["terms"].error(f"{len(items)} terms; the limit is {MAX_TERMS}")
+            if len(items) > self.limits.terms:
+                raise self.top["terms"].error(f"{count(len(items))} terms; the limit is {count(self.limits.terms)} "
+                                              f"({hint('terms')})")
             out = []
             for i, item in enumerate(items, 1):
                 mapping = expect_mapping(item, f"term {i}")
@@ -419,10 +529,13 @@ class _Builder:
         layers = []
         shape = self.ref_shape(input_ref)
         layer_nodes = expect_list(mapping["layers"], "layers") if "layers" in mapping else []
-        if len(layer_nodes) > MAX_LAYERS:
-            raise mapping["layers"].error(f"{len(layer_nodes)} layers; the limit is {MAX_LAYERS}")
+        if len(layer_nodes) > self.limits.layers:
+            raise mapping["layers"].error(f"{count(len(layer_nodes))} layers; the limit is "
+                                          f"{count(self.limits.layers)} per term ({hint('layers')})")
         for i, layer_node in enumerate(layer_nodes, 1):
             layer = self.layer(i, layer_node, shape)
+            self.check_size(layer_node, f"the output of layer {i}, shape {fmt_shape(layer.out_shape)},",
+                            layer.out_shape)
             layers.append(layer)
             shape = layer.out_shape
         objective = self.objective(mapping.get("objective"), shape, node)
@@ -499,12 +612,13 @@ class _Builder:
             if params_used:
                 raise e.error(f'custom {key} may use z and data names only; "{params_used[0]}" is a param '
                               f"(its gradient through a custom activation is not defined)", params_used[0])
-            out = e.shape(shapes)
+            out = self.sized_shape(e, shapes, f"custom {key}")
             if broadcast(out, z_shape) != z_shape:
                 raise mapping[key].error(f"custom {key} has shape {fmt_shape(out)}; it must match z {fmt_shape(z_shape)}")
             parsed[key] = e
         return ActivationUse("custom", custom(parsed["f"], parsed["df"]), f_text=parsed["f"].text,
-                             df_text=parsed["df"].text, place=place_of(node))
+                             df_text=parsed["df"].text, place=place_of(node),
+                             expressions=(parsed["f"], parsed["df"]))
 
     def objective(self, node: Node | None, shape: Shape, term_node: Node) -> Objective:
         if node is None:
@@ -539,7 +653,7 @@ class _Builder:
     # -- define, expect, check
 
     def expression(self, node: Node, known: set[str], what: str) -> Expression:
-        return expr.parse(node.value, expression_where(node), known, what)
+        return expr.parse(node.value, expression_where(node), known, what, self.limits)
 
     def defines(self) -> list[tuple[str, Expression]]:
         if "define" not in self.top:
@@ -551,7 +665,7 @@ class _Builder:
             if name in self.shapes:
                 raise node.key_error(f'"{name}" is already declared under {self.kinds.get(name, "define")}')
             e = self.expression(node, set(self.shapes), f"define {name}")
-            self.shapes[name] = e.shape(self.shapes)
+            self.shapes[name] = self.sized_shape(e, self.shapes, f"define {name}")
             self.kinds[name] = "define"
             out.append((name, e))
         return out
@@ -568,7 +682,7 @@ class _Builder:
                 extra = f' (did you mean "{hint[0]}"?)' if hint else ""
                 raise node.key_error(f'expect: "{name}" {what}{extra}; params: {", ".join(params)}')
             e = self.expression(node, set(self.shapes), f"expect {name}")
-            e.shape(self.shapes)  # a wrong shape is reported at check time as a failure of that param
+            self.sized_shape(e, self.shapes, f"expect {name}")  # a wrong shape fails the param at check time
             out.append((name, e, place_of(node)))
         return out
 
@@ -593,6 +707,6 @@ def default_name(path: str) -> str:
     return os.path.splitext(base)[0] or base
 
 
-def build_model(root: Node) -> Model:
+def build_model(root: Node, limits: Limits | None = None) -> Model:
     """Validate a located YAML tree into a Model."""
-    return _Builder(root).build()
+    return _Builder(root, limits).build()
