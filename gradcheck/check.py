@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import budget, network, numeric
+from . import budget, hazards, network, numeric
 from .errors import SpecError
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
@@ -182,6 +182,8 @@ def _check(spec: Spec, rtol, atol, eps, memory) -> SpecResult:
     for name in model.param_names:
         numeric_grad = _numeric(model, values, name, settings.eps, batch)
         backprop = compare(grads[name], numeric_grad, settings.rtol, settings.atol)
+        if not backprop.passed:  # a stencil across a kink or domain edge is no verdict on the gradient
+            _refuse_unreliable_stencil(model, values, name, backprop.worst_index, settings)
         expect = _compare_expect(name, expected, values[name].shape, numeric_grad, settings)
         ok = backprop.passed and (expect is None or expect.passed)
         params.append(ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect))
@@ -194,25 +196,43 @@ def _finite_objective(model: Model, values) -> float:
     try:
         return float(network.objective(model, values, check_finite=True))
     except network.NonFinite as exc:
-        raise _non_finite_error(model, exc) from None
+        raise _non_finite_error(model, exc, values) from None
 
 
 def _finite_gradient(model: Model, values) -> dict:
     try:
         return network.gradient(model, values, check_finite=True)
     except network.NonFinite as exc:
-        raise _non_finite_error(model, exc) from None
+        raise _non_finite_error(model, exc, values) from None
 
 
-def _non_finite_error(model: Model, exc: network.NonFinite) -> SpecError:
+def _non_finite_error(model: Model, exc: network.NonFinite, values=None) -> SpecError:
+    """Where the first NaN/Inf appeared and, re-run with numpy errors raised, which operation made it."""
     where = exc.where
+    found = hazards.operation(model, values, where) if values is not None else None
+    backward = where is None and found is not None and found.where is not None
+    if backward:
+        where = found.where
     place = getattr(where, "place", None) or model.places.get("params")
     label = getattr(where, "label", None)
     at = f" in {label}" if label and hasattr(where, "index") else ""
-    message = f"non-finite value (NaN or Inf) first appeared{at}: {exc.what} (log or sqrt of a negative, or overflow?)"
+    if backward:
+        at = f" in the backward pass, in {label if hasattr(where, 'index') else 'the objective ' + label}"
+    cause = found.text if found else "log or sqrt of a negative, or overflow?"
+    message = f"non-finite value (NaN or Inf) first appeared{at}: {exc.what} ({cause})"
     if place is None:
         return SpecError(message, model.path, 1, 1)
     return place.error(message)
+
+
+def _refuse_unreliable_stencil(model: Model, values, name: str, index, settings: Settings) -> None:
+    """An error naming param, entry and layer when the failing entry's stencil straddles a kink or domain edge."""
+    if index is None:
+        return
+    found = hazards.stencil(model, values, name, tuple(index), settings.eps, settings.rtol)
+    if found:
+        decl = next(d for d in model.decls if d.name == name)
+        raise (decl.place.error(found) if decl.place else SpecError(found, model.path, 1, 1))
 
 
 def _expectations(model: Model, values) -> dict:
@@ -243,13 +263,22 @@ def _numeric(model: Model, values, name: str, eps, batch: int) -> np.ndarray:
     def f(stack):
         return network.objective(model, {**values, name: stack})
 
+    decl = next(d for d in model.decls if d.name == name)
+    theta = np.asarray(values[name], dtype=float)
+    h = numeric.steps(theta, eps)
+    frozen = (theta + h) == (theta - h)
+    if frozen.any():
+        bad = tuple(int(i) for i in np.argwhere(frozen)[0])
+        raise decl.place.error(
+            f"the finite-difference step for {name}{list(bad)} rounds to nothing (θ = {theta[bad]:.6g}, step "
+            f"{h[bad]:.2g}): eps is too small for float64; use eps >= 1e-12 or so")
     numeric_grad, _ = numeric.central_differences(f, values[name], eps, batch)
     if not np.all(np.isfinite(numeric_grad)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(numeric_grad))[0])
-        decl = next(d for d in model.decls if d.name == name)
-        raise decl.place.error(
+        found = hazards.stencil(model, values, name, bad, eps, DEFAULT_RTOL)
+        raise decl.place.error(found or (
             f"the numeric gradient of {name} at {list(bad)} is not finite: moving {name} by the step "
-            f"leaves the domain of an activation (log or sqrt near 0?) or overflows")
+            f"leaves the domain of an activation (log or sqrt near 0?) or overflows"))
     return numeric_grad
 
 

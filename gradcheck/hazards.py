@@ -1,0 +1,200 @@
+"""Numeric hazards, diagnosed after the fact: which layer and operation made a NaN or Inf, and whether
+a finite-difference stencil straddles a kink or the edge of an activation's domain.
+
+The checker runs with floating-point warnings off (a benign overflow, such as exp(1000) inside
+1/(1 + exp(-z)), is fine when the result is finite). Only when something is wrong does it come here:
+the failing piece is re-run with numpy's errstate set to raise, so numpy itself names the operation
+("overflow encountered in exp", "divide by zero encountered in log").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import network, numeric
+from .model import Layer, Model, Objective
+
+# numpy's floating-point errors, as the finding names them. Underflow (to 0) is never a hazard.
+RAISE = {"over": "raise", "invalid": "raise", "divide": "raise", "under": "ignore"}
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """A point of z where an activation stops being smooth: a kink, or the edge of its domain."""
+
+    at: float
+    what: str  # "the kink of relu", "the edge of the domain of sqrt (z >= 0)"
+    edge: bool  # True: the function is undefined beyond (or singular at) the point
+
+
+# ----------------------------------------------------------------------------- which operation
+
+
+@dataclass(frozen=True)
+class Finding:
+    """numpy's words for a floating-point error, and the layer or objective where it happened."""
+
+    text: str
+    where: object = None  # a Layer or an Objective (with .label and .place), when known
+
+
+def operation(model: Model, values, where) -> Finding | None:
+    """The first floating-point error in `where` (a Layer or Objective of the forward pass; None for the
+    backward pass), re-running that piece with numpy errors raised; None if nothing raises."""
+    try:
+        with np.errstate(all="ignore"):
+            if where is None:
+                return _backward_operation(model, values)
+            for term in model.terms:
+                a = term.input.value(values)
+                for layer in term.layers:
+                    if layer is where:
+                        found = _raised(lambda: network.LAYER_KINDS[layer.kind].forward(layer, a, values))
+                        return Finding(found + _domain_note(layer), layer) if found else None
+                    a = network.LAYER_KINDS[layer.kind].forward(layer, a, values).a
+                if term.objective is where:
+                    found = _raised(lambda: network._objective_value(term.objective, a, values))
+                    return Finding(found, term.objective) if found else None
+    except Exception:  # noqa: BLE001 - a diagnosis must never turn an error into a crash
+        return None
+    return None
+
+
+def _backward_operation(model: Model, values) -> Finding | None:
+    """The first layer whose backward step raises, walking each term's layers last to first."""
+    grads = {name: np.zeros_like(values[name], dtype=float) for name in model.param_names}
+    for term in model.terms:
+        trace = network.forward_term(term, values)
+        a_last = trace.layers[-1].a if trace.layers else term.input.value(values)
+        found = _raised(lambda: network._objective_grad(term.objective, a_last, values))
+        if found:
+            return Finding(f"{found}, in the derivative of the objective", term.objective)
+        g, _ = network._objective_grad(term.objective, a_last, values)
+        g = trace.coef * g
+        for lt in reversed(trace.layers):
+            step = network.LAYER_KINDS[lt.layer.kind].backward
+            found = _raised(lambda: step(lt, g, values, {k: v.copy() for k, v in grads.items()}))
+            if found:
+                return Finding(f"{found}, in the derivative of its activation{_domain_note(lt.layer)}", lt.layer)
+            g, _ = step(lt, g, values, grads)
+    return None
+
+
+def _domain_note(layer: Layer) -> str:
+    row = layer.activation.row
+    return f"; {row.name} needs {row.domain}" if row.domain else ""
+
+
+def _raised(compute) -> str | None:
+    """The FloatingPointError message of `compute()` run with errors raised, or None."""
+    try:
+        with np.errstate(**RAISE):
+            compute()
+    except FloatingPointError as exc:
+        return str(exc)
+    return None
+
+
+# ----------------------------------------------------------------------------- stencils
+
+
+def boundaries(layer: Layer, values) -> list[Boundary]:
+    """Where this layer's activation is not smooth (kinks) or not defined (domain edges)."""
+    use = layer.activation
+    row = use.row
+    found = [Boundary(float(k), f"the kink of {row.name} at z = {k:g}", edge=False) for k in row.kinks]
+    if row.name in ("sqrt", "log"):
+        found.append(Boundary(0.0, f"the edge of the domain of {row.name} ({row.domain}) at z = 0", edge=True))
+    if row.name == "power" and use.argument is not None:
+        p = np.asarray(use.argument.value(values), dtype=float)
+        if p.size and not (np.all(p == np.round(p)) and np.all(p >= 0)):
+            found.append(Boundary(0.0, f"z = 0, where {{power: {use.argument.label}}} is not smooth "
+                                       f"(a fractional or negative power)", edge=True))
+    return found
+
+
+def objective_boundaries(obj: Objective) -> list[Boundary]:
+    """log in a loss: the last activation must stay inside (0, 1) or above 0."""
+    if obj.kind == "binary_cross_entropy":
+        return [Boundary(0.0, "a = 0, where log(a) in binary_cross_entropy is undefined", edge=True),
+                Boundary(1.0, "a = 1, where log(1 - a) in binary_cross_entropy is undefined", edge=True)]
+    if obj.kind == "cross_entropy":
+        return [Boundary(0.0, "a = 0, where log(a) in cross_entropy is undefined", edge=True)]
+    return []
+
+
+def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float | None,
+            rtol: float) -> str | None:
+    """Why the central difference at values[name][index] cannot be trusted, or None.
+
+    The three points θ, θ + h, θ − h go through the network as one batch. A layer is named, with
+    the entry of z where it happens, when z straddles a kink or a domain edge between the two ends,
+    comes so close to a domain edge that the function curves within the step (closer than
+    step/√rtol), or turns NaN or Inf at an end while finite in the middle.
+    """
+    theta = np.asarray(values[name], dtype=float)
+    h = float(numeric.steps(theta, eps)[index])
+    stack = np.repeat(theta[None], 3, axis=0)
+    stack[1][index] += h
+    stack[2][index] -= h
+    batched = {**values, name: stack}
+    point = f"{name}{list(index)} = {theta[index]:.6g} ± {h:.2g}"
+    try:
+        with np.errstate(all="ignore"):
+            for term in model.terms:
+                trace = network.forward_term(term, batched)
+                for lt in trace.layers:
+                    found = _straddles(np.asarray(lt.z), np.asarray(lt.a), boundaries(lt.layer, values), rtol)
+                    if found:
+                        return _stencil_message(point, found, lt.layer.label, "z")
+                a_last = trace.layers[-1].a if trace.layers else term.input.value(batched)
+                found = _straddles(np.asarray(a_last), None, objective_boundaries(term.objective), rtol)
+                if found:
+                    return _stencil_message(point, found, f"the objective {term.objective.label}", "a")
+    except Exception:  # noqa: BLE001 - a diagnosis must never turn a result into a crash
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class _Straddle:
+    boundary: Boundary | None  # None: the output turned NaN or Inf at an end
+    position: tuple[int, ...]
+    crosses: bool
+    distance: float = 0.0
+    reach: float = 0.0
+
+
+def _straddles(z: np.ndarray, out: np.ndarray | None, bounds: list[Boundary], rtol: float) -> _Straddle | None:
+    """The first entry of a 3-batch z (θ, θ + h, θ − h) that straddles or nears a boundary."""
+    if z.ndim < 3 or z.shape[0] != 3:  # this layer does not depend on the perturbed entry
+        return None
+    centre, upper, lower = z[0], z[1], z[2]
+    reach = np.maximum(np.abs(upper - centre), np.abs(lower - centre))
+    for b in bounds:
+        crossed = (np.sign(upper - b.at) * np.sign(lower - b.at) <= 0) & (reach > 0)
+        near = (np.abs(centre - b.at) < reach / np.sqrt(rtol)) & (reach > 0) if b.edge else np.zeros_like(crossed)
+        for mask, crosses in ((crossed, True), (near, False)):
+            if mask.any():
+                pos = tuple(int(i) for i in np.argwhere(mask)[0])
+                return _Straddle(b, pos, crosses, float(abs(centre[pos] - b.at)), float(reach[pos]))
+    if out is not None and out.ndim >= 3 and out.shape[0] == 3:
+        ends_bad = ~np.isfinite(out[1]) | ~np.isfinite(out[2])
+        if np.all(np.isfinite(out[0])) and ends_bad.any():
+            return _Straddle(None, tuple(int(i) for i in np.argwhere(ends_bad)[0]), True)
+    return None
+
+
+def _stencil_message(point: str, found: _Straddle, label: str, var: str) -> str:
+    where = f"{var}{list(found.position)} of {label}"
+    if found.boundary is None:
+        how = f"makes the output{list(found.position)} of {label} NaN or Inf at one end"
+    elif found.crosses:
+        how = f"crosses {found.boundary.what}, at {where}"
+    else:
+        how = (f"comes within {found.distance:.2g} of {found.boundary.what}, at {where} (the step moves it by "
+               f"{found.reach:.2g}), where the function curves too fast for a central difference")
+    return (f"the finite-difference stencil {point} {how}: the numeric gradient there is no verdict on the "
+            f"analytic one; move the value (another seed or value) or use a smaller eps")
