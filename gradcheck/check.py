@@ -261,7 +261,8 @@ def _numeric(model: Model, values, name: str, eps, batch: int) -> np.ndarray:
     """Central differences of J in one param, the other values held fixed."""
 
     def f(stack):
-        return network.objective(model, {**values, name: stack})
+        # J is constant in a param the network never reads (it may appear only in expect): keep the batch axis
+        return np.broadcast_to(network.objective(model, {**values, name: stack}), stack.shape[:-2])
 
     decl = next(d for d in model.decls if d.name == name)
     theta = np.asarray(values[name], dtype=float)

@@ -7,11 +7,16 @@ class SpecError(Exception):
     """An invalid or unusable spec, with the place in the file that caused it."""
 
     def __init__(self, message: str, file: str = "<spec>", line: int = 1, col: int = 1):
+        message = one_line(message)
         super().__init__(message)
         self.message = message
         self.file = file
         self.line = line
         self.col = col
+
+    def __reduce__(self):
+        """Pickle with the place (worker processes send results back to the parent)."""
+        return (type(self), (self.message, self.file, self.line, self.col))
 
     @property
     def location(self) -> str:
@@ -20,6 +25,18 @@ class SpecError(Exception):
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}"
+
+
+MAX_MESSAGE = 2000  # characters; longer messages are user text echoed back (a 1 MB key name)
+
+
+def one_line(message: str) -> str:
+    """A message as one line (a report row, a CI annotation): line breaks escaped, runaway length cut."""
+    message = message.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
+    if len(message) > MAX_MESSAGE:
+        cut = len(message) - MAX_MESSAGE
+        message = f"{message[:MAX_MESSAGE // 2]} … ({cut:,} characters left out) … {message[-MAX_MESSAGE // 2:]}"
+    return message
 
 
 class Located:

@@ -139,7 +139,8 @@ class Num(Expr):
     offset: int = 0
 
     def evaluate(self, env):
-        return self.value
+        # a 1×1 matrix, as shape inference treats it: a bare float would break @, softmax and reductions
+        return np.full((1, 1), self.value)
 
     def shape(self, shapes, where):
         return (1, 1)

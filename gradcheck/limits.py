@@ -85,9 +85,11 @@ def hint(field: str) -> str:
 
 def count(n: int | float) -> str:
     """A count as people read it: 1,000,000; absurd figures in scientific notation."""
-    if n >= 10**15:
-        return f"{float(n):.3g}"
-    return f"{int(n):,}"
+    n = int(n)
+    if abs(n) >= 10**15:  # digits, not float(): a dimension may be far beyond any float
+        digits = str(abs(n))
+        return f"{'-' * (n < 0)}{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
+    return f"{n:,}"
 
 
 def size(n_bytes: int | float) -> str:

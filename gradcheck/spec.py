@@ -285,6 +285,11 @@ def check_keys(mapping: dict[str, Node], allowed, where: str) -> None:
 def number(node: Node, what: str, positive: bool = False, integer: bool = False) -> float:
     """A finite number (YAML numbers, including `1e-6` that PyYAML leaves as a string)."""
     value = node.value
+    if not positive and not integer:  # the common case, first: a literal matrix can hold 300,000 entries
+        if type(value) is float and math.isfinite(value):
+            return value
+        if type(value) is int and -2**53 <= value <= 2**53:
+            return float(value)
     if isinstance(value, str):
         try:
             value = float(value.strip())

@@ -30,18 +30,28 @@ MAX_DEPTH = 64
 _BIDI_CONTROLS = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
 
 
-@dataclass(frozen=True, eq=False)
 class Node(Located):
-    """A YAML value with its place: `value` is a dict[str, Node], list[Node] or a scalar."""
+    """A YAML value with its place: `value` is a dict[str, Node], list[Node] or a scalar. Read-only by use.
 
-    value: object
-    file: str
-    line: int
-    col: int
-    key_line: int = 0  # for a mapping value: where its key stands (for "unknown key" errors)
-    key_col: int = 0
-    style: str | None = None  # scalar quoting style; None means plain
-    end_line: int = 0
+    A plain class with slots rather than a frozen dataclass: a 1 MB spec can hold 300,000 nodes,
+    and a frozen dataclass's __init__ costs four times as much.
+    """
+
+    __slots__ = ("value", "file", "line", "col", "key_line", "key_col", "style", "end_line")
+
+    def __init__(self, value: object, file: str, line: int, col: int, key_line: int = 0, key_col: int = 0,
+                 style: str | None = None, end_line: int = 0):
+        self.value = value
+        self.file = file
+        self.line = line
+        self.col = col
+        self.key_line = key_line  # for a mapping value: where its key stands (for "unknown key" errors)
+        self.key_col = key_col
+        self.style = style  # scalar quoting style; None means plain
+        self.end_line = end_line
+
+    def __repr__(self) -> str:
+        return f"Node({self.value!r}, {self.file!r}, {self.line}, {self.col})"
 
     def key_error(self, message: str) -> SpecError:
         """A SpecError at the key this value belongs to."""
@@ -97,21 +107,27 @@ def _parse_with(loader_class, text: str, file: str) -> Node:
     try:
         loader = loader_class(text)
     except yaml.YAMLError as exc:  # the Python reader checks every character up front
-        raise _located(exc, file) from None
+        raise _located(exc, file, text) from None
     try:
         return _Composer(loader, file).document()
     except _YamlProblem as problem:
         raise SpecError(problem.message, file, problem.mark.line + 1, problem.mark.column + 1) from None
     except yaml.YAMLError as exc:
-        raise _located(exc, file) from None
+        raise _located(exc, file, text) from None
     except RecursionError:
         raise SpecError(f"YAML nesting is too deep (limit {MAX_DEPTH} levels)", file, 1, 1) from None
     finally:
         loader.dispose()
 
 
-def _located(exc: yaml.YAMLError, file: str) -> SpecError:
+def _located(exc: yaml.YAMLError, file: str, text: str = "") -> SpecError:
     """A PyYAML or libyaml error as a located SpecError (syntax errors carry marks; reader errors positions)."""
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        position = exc.position
+        line = text.count("\n", 0, position) + 1
+        col = position - (text.rfind("\n", 0, position) + 1) + 1
+        name = unicodedata.name(chr(exc.character), "a control character")
+        return SpecError(f"character U+{exc.character:04X} ({name}) is not allowed in YAML", file, line, col)
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
@@ -156,38 +172,37 @@ class _Composer:
         return root
 
     def node(self, depth: int, key=None) -> Node:
-        event = self.loader.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            raise _YamlProblem("YAML aliases (*name) are not allowed in specs", event.start_mark)
-        if getattr(event, "anchor", None) is not None:
+        event = self.loader.get_event()
+        kind = type(event)
+        if kind is yaml.AliasEvent:
+            raise _YamlProblem(f"YAML aliases (*{event.anchor}) are not allowed in specs", event.start_mark)
+        if event.anchor is not None:
             raise _YamlProblem(f"YAML anchors (&{event.anchor}) are not allowed in specs", event.start_mark)
         if depth > MAX_DEPTH:
             raise _YamlProblem(f"YAML nesting is too deep (limit {MAX_DEPTH} levels)", event.start_mark)
-        tag = getattr(event, "tag", None)
+        tag = event.tag
         if tag is not None and tag != "!" and tag not in _STANDARD_TAGS:
             raise _YamlProblem(f"YAML tag {tag!r} is not allowed in specs", event.start_mark)
-        line, col = _mark(event.start_mark)
-        extra = {}
-        if key is not None:
-            extra.update(key_line=key.start_mark.line + 1, key_col=key.start_mark.column + 1)
-        if isinstance(event, yaml.ScalarEvent):
-            self.loader.get_event()
-            _require_text(event, self.file)
-            return Node(_resolve_scalar(event), self.file, line, col, style=event.style,
-                        end_line=event.end_mark.line + 1, **extra)
-        if isinstance(event, yaml.SequenceStartEvent):
-            self.loader.get_event()
+        start = event.start_mark
+        key_line, key_col = (key.start_mark.line + 1, key.start_mark.column + 1) if key is not None else (0, 0)
+        if kind is yaml.ScalarEvent:  # the common case, kept short: a 1 MB list has 300,000 of them
+            if not event.value.isprintable():
+                _require_text(event, self.file)
+            return Node(_resolve_scalar(event), self.file, start.line + 1, start.column + 1, key_line, key_col,
+                        event.style, event.end_mark.line + 1)
+        check = self.loader.check_event
+        if kind is yaml.SequenceStartEvent:
             items = []
-            while not self.loader.check_event(yaml.SequenceEndEvent):
+            while not check(yaml.SequenceEndEvent):
                 items.append(self.node(depth + 1))
             end = self.loader.get_event()
-            return Node(items, self.file, line, col, end_line=end.end_mark.line + 1, **extra)
-        self.loader.get_event()  # MappingStart
+            return Node(items, self.file, start.line + 1, start.column + 1, key_line, key_col,
+                        end_line=end.end_mark.line + 1)
         out: dict[str, Node] = {}
-        while not self.loader.check_event(yaml.MappingEndEvent):
+        while not check(yaml.MappingEndEvent):
             k = self.loader.peek_event()
-            if not isinstance(k, yaml.ScalarEvent):
-                if isinstance(k, yaml.AliasEvent) or getattr(k, "anchor", None) is not None:
+            if type(k) is not yaml.ScalarEvent:
+                if type(k) is yaml.AliasEvent or getattr(k, "anchor", None) is not None:
                     self.node(depth + 1)  # raises the alias/anchor refusal
                 raise _YamlProblem("mapping keys must be plain words", k.start_mark)
             key_node = self.node(depth + 1)
@@ -197,7 +212,8 @@ class _Composer:
                                 self.file, key_node.line, key_node.col)
             out[name] = self.node(depth + 1, key=k)
         end = self.loader.get_event()
-        return Node(out, self.file, line, col, end_line=end.end_mark.line + 1, **extra)
+        return Node(out, self.file, start.line + 1, start.column + 1, key_line, key_col,
+                    end_line=end.end_mark.line + 1)
 
 
 def _require_text(node, file: str) -> None:
