@@ -19,6 +19,7 @@ from .model import Model
 BYTES = 8  # float64
 TEMPORARIES = 4  # live arrays per number in a vectorized forward pass (the checker sizes batches alike)
 BATCH_MEMORY = 256 * 2**20  # bytes the checker gives one batch of perturbed evaluations, at most
+OVERHEAD = 2**20  # bytes of Python objects around the arrays (the model, results, small temporaries)
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,12 @@ class Estimate:
 
     @property
     def total(self) -> int:
-        return self.declared + self.once + self.expressions + self.batch
+        return self.base + self.batch
 
     @property
     def base(self) -> int:
         """Everything but the finite-difference batch."""
-        return self.declared + self.once + self.expressions
+        return OVERHEAD + self.declared + self.once + self.expressions
 
 
 def steps(model: Model) -> int:
@@ -96,9 +97,15 @@ def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
 
 
 def batch_memory(model: Model, limits: Limits = DEFAULT) -> int:
-    """The batch budget that keeps the whole check under the memory limit (never below two evaluations)."""
+    """The batch budget that keeps the whole check under the memory limit (never below two evaluations).
+
+    The checker sizes batches by the layer outputs alone; an evaluation also holds the perturbed
+    param and custom intermediates, so the budget handed over is scaled down by that ratio.
+    """
     base = estimate(model, 0).base
-    return max(0, min(BATCH_MEMORY, limits.memory - base))
+    params = [_numbers(d.shape) for d in model.decls if d.kind == "param"]
+    ratio = (evaluation_numbers(model) + max(params, default=0)) / max(1, network.footprint(model))
+    return max(0, min(BATCH_MEMORY, int((limits.memory - base) / ratio)))
 
 
 def require(model: Model, limits: Limits = DEFAULT) -> Estimate:

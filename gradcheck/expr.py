@@ -352,8 +352,8 @@ def parse(text: object, where: Where, known: Mapping[str, object] | set[str], wh
     if len(text) > limits.expression_length:
         raise where.error(f"{what} is {len(text):,} characters long; the limit is {limits.expression_length:,} "
                           f"({hint('expression_length')})")
-    depth, offset = _nesting(text)
-    if depth > limits.expression_depth:
+    offset = _too_deep(text, limits.expression_depth)
+    if offset is not None:
         raise where.error(f"{what} nests brackets deeper than {limits.expression_depth} levels "
                           f"({hint('expression_depth')})", *_line_col(text, offset))
     if not text.strip():
@@ -380,18 +380,17 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1)
 
 
-def _nesting(text: str) -> tuple[int, int]:
-    """(deepest bracket nesting, offset where it is first reached), checked before the parser sees the text."""
-    depth = deepest = 0
-    at = 0
+def _too_deep(text: str, limit: int) -> int | None:
+    """The offset of the first bracket nested deeper than `limit`, checked before the parser sees the text."""
+    depth = 0
     for i, ch in enumerate(text):
         if ch in "([{":
             depth += 1
-            if depth > deepest:
-                deepest, at = depth, i
+            if depth > limit:
+                return i
         elif ch in ")]}":
             depth -= 1
-    return deepest, at
+    return None
 
 
 class _Compiler:
