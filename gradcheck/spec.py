@@ -120,9 +120,9 @@ def read_bytes(path: str, max_bytes: int) -> bytes:
     """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except IsADirectoryError:
-        raise SpecError(_folder_problem(path), path) from None
     except OSError as exc:
+        if os.path.isdir(path):  # a folder named *.yaml, or one os.walk could not list
+            raise SpecError(_folder_problem(path), path) from None
         raise SpecError(f"cannot read file: {exc.strerror or exc}", path) from None
     try:
         info = os.fstat(fd)
