@@ -12,6 +12,7 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import EXPRESSION_DEPTH_CEILING, HELP, OPTIONS, parse_size
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+EXIT_INTERNAL = 2  # a usage error, or a bug of ours
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run specs/ | head`)
 
@@ -132,7 +133,17 @@ def run(paths, fmt, rtol, atol, eps, seed, **limit_values):
         click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(2)
     emit(reporter(fmt), result)
-    sys.exit(result.exit_code)
+    sys.exit(EXIT_INTERNAL if internal_errors(result) else result.exit_code)
+
+
+def internal_errors(result) -> list:
+    """Rows where gradcheck itself failed (reported, then the run exits 2)."""
+    from .guard import InternalError
+
+    bugs = [s for s in result.specs if isinstance(s.error, InternalError)]
+    for s in bugs:
+        click.echo(f"gradcheck: {s.message}", err=True)
+    return bugs
 
 
 def emit(render, result) -> None:

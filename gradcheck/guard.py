@@ -22,6 +22,10 @@ class SpecTimeout(BaseException):
     """Raised by the alarm inside a spec's check; a BaseException so no `except Exception` swallows it."""
 
 
+class InternalError(SpecError):
+    """A bug of gradcheck's met while checking one spec: the row says so, the batch goes on, the run exits 2."""
+
+
 def can_time_out() -> bool:
     """Whether a time limit can be enforced here (SIGALRM exists and this is the main thread)."""
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
@@ -65,6 +69,9 @@ def check_one(path: str, limits: Limits | None = None, **overrides) -> SpecResul
                    f"allowed (the limit is {size(limits.memory)}); use smaller matrices, or lower --max-memory so "
                    f"that such specs are refused before they start")
         return _row(path, SpecError(message, path, 1, 1), started)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours must not cost the other specs their rows
+        message = f"internal error (a bug in gradcheck, please report it): {type(exc).__name__}: {exc}"
+        return _row(path, InternalError(message, path, 1, 1), started)
 
 
 def _row(path: str, error: SpecError, started: float) -> SpecResult:

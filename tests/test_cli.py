@@ -108,3 +108,26 @@ def test_internal_error_exit_2(monkeypatch):
 
 def test_no_color_and_color_flags():
     assert "\x1b[" not in run(ICA, env={"NO_COLOR": "1"}).output
+
+
+def test_a_bug_met_in_one_spec_costs_its_row_and_the_run_exits_2(monkeypatch, tmp_path):
+    import sys
+
+    check_module = sys.modules["gradcheck.check"]  # the package re-exports a function of the same name
+    real = check_module.check
+
+    def buggy(spec, **kwargs):
+        if spec.path.endswith("b_buggy.yaml"):
+            raise ZeroDivisionError("simulated bug")
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(check_module, "check", buggy)
+    for name in ("a.yaml", "b_buggy.yaml", "c.yaml"):
+        shutil.copy(ICA, tmp_path / name)
+    result = CliRunner().invoke(cli.main, ["run", "--format", "json", str(tmp_path)])
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert [s["status"] for s in data["specs"]] == ["pass", "error", "pass"]
+    assert data["specs"][1]["message"] == (f"{tmp_path / 'b_buggy.yaml'}:1:1: internal error (a bug in gradcheck, "
+                                           f"please report it): ZeroDivisionError: simulated bug")
+    assert "internal error" in result.stderr

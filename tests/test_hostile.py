@@ -202,3 +202,12 @@ def _json_run(*paths: str) -> dict:
 def _env() -> dict:
     """The worktree's package first on the path, whatever is installed."""
     return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_control_characters_in_a_file_name_are_escaped_in_the_report(tmp_path):
+    spoof = tmp_path / "x\x1b[2J\x1b[32m all PASS\u202e.yaml"
+    spoof.write_text((SPECS / "ufldl_ica_reconstruction.yaml").read_text())
+    result = CliRunner().invoke(cli.main, ["run", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert "x\\x1b[2J\\x1b[32m all PASS\\u202e.yaml" in result.output
