@@ -47,7 +47,13 @@ def main():
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True),
               help="Finite-difference step base; the step is eps·max(1,|θ|) (default cbrt(machine eps)).")
 @click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
-def run(paths, fmt, rtol, atol, eps, seed):
+@click.option("--method", type=click.Choice(["central", "richardson", "complex-step"]),
+              help="Finite-difference method (default central, or the spec's check.method).")
+@click.option("--mode", callback=lambda ctx, p, v: _mode(v), metavar="full|fast|sample:K",
+              help="Check every entry (full, default), K random entries per param, or random directions (fast).")
+@click.option("--memory", type=click.IntRange(min=1), metavar="MB", default=256, show_default=True,
+              help="Memory budget for one batch of perturbed evaluations.")
+def run(paths, fmt, rtol, atol, eps, seed, method, mode, memory):
     """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
 
     Exit status: 0 all specs pass, 1 a spec failed or is invalid, 2 usage or internal error.
@@ -56,7 +62,8 @@ def run(paths, fmt, rtol, atol, eps, seed):
 
     if not collect(paths):
         raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
-    overrides = {"rtol": rtol, "atol": atol, "eps": eps, "seed": seed}
+    overrides = {"rtol": rtol, "atol": atol, "eps": eps, "seed": seed, "method": method, "mode": mode,
+                 "memory": memory * 2**20}
     try:
         result = execute(paths, overrides)
         reporter(fmt)(result, sys.stdout)
@@ -64,6 +71,23 @@ def run(paths, fmt, rtol, atol, eps, seed):
         click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(2)
     sys.exit(result.exit_code)
+
+
+def _mode(value):
+    """Validate --mode early, so a typo is a usage error (exit 2)."""
+    if value is None:
+        return None
+    from .spec import parse_mode
+
+    try:
+        return parse_mode(value, _UsagePlace())
+    except click.BadParameter:
+        raise
+
+
+class _UsagePlace:
+    def error(self, message: str) -> click.BadParameter:
+        return click.BadParameter(message, param_hint="--mode")
 
 
 def entry() -> None:

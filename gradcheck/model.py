@@ -131,6 +131,8 @@ class CheckOptions:
     eps: float | None = None
     rtol: float | None = None
     atol: float | None = None
+    mode: str | None = None  # "full" | "fast" | "sample:K"
+    method: str | None = None  # "central" | "richardson" | "complex-step"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .check import Comparison, ParamResult, RunResult, SpecResult
+from .check import KINK_LIST_LIMIT, Comparison, ParamResult, RunResult, SpecResult
 
 
 # ----------------------------------------------------------------------------- json
@@ -34,6 +34,10 @@ def comparison_json(c: Comparison | None, with_message: bool = False) -> dict | 
     return out
 
 
+def kink_json(k) -> dict:
+    return {"index": list(k.index), "status": k.status, "analytic": k.analytic, "left": k.left, "right": k.right}
+
+
 def param_json(p: ParamResult) -> dict:
     return {
         "name": p.name,
@@ -41,10 +45,15 @@ def param_json(p: ParamResult) -> dict:
         "status": p.status,
         "backprop": comparison_json(p.backprop),
         "expect": comparison_json(p.expect, with_message=True),
+        "kinks": p.kinks,
+        "kink_entries": [kink_json(k) for k in p.backprop.kinks[:KINK_LIST_LIMIT]],
+        "checked": p.backprop.checked,
+        "note": p.note,
     }
 
 
 def spec_json(s: SpecResult) -> dict:
+    st = s.settings
     return {
         "path": s.path,
         "name": s.name,
@@ -52,6 +61,8 @@ def spec_json(s: SpecResult) -> dict:
         "message": s.message,
         "objective": s.objective,
         "params": [param_json(p) for p in s.params],
+        "settings": None if st is None else {"method": st.method, "mode": st.mode, "eps": st.eps,
+                                             "rtol": st.rtol, "atol": st.atol, "seed": st.seed},
     }
 
 
@@ -107,8 +118,11 @@ def spec_table(s: SpecResult) -> Table:
         expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None
                                                      else fmt_err(p.expect.max_rel_error))
         worst = fmt_index(c.worst_index) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+        status = Text(label, style=style)
+        if p.kinks:
+            status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
         table.add_row(p.name, "×".join(map(str, p.shape)), fmt_err(p.backprop.max_rel_error), expect_err,
-                      worst, fmt_num(c.analytic), fmt_num(c.numeric), Text(label, style=style))
+                      worst, fmt_num(c.analytic), fmt_num(c.numeric), status)
     return table
 
 
@@ -129,6 +143,21 @@ def failure_lines(s: SpecResult) -> list[Text]:
     return lines
 
 
+def note_lines(s: SpecResult) -> list[Text]:
+    """Kinks and mode notes: visible, but not failures."""
+    lines = []
+    for p in s.params:
+        if p.kinks:
+            first = next(k for k in p.backprop.kinks if k.status == "kink")
+            lines.append(Text(f"  note: {p.name} has {p.kinks} entr{'y' if p.kinks == 1 else 'ies'} at a kink "
+                              f"(non-differentiable point), e.g. {fmt_index(first.index)}: analytic "
+                              f"{fmt_num(first.analytic)} lies between the one-sided slopes {fmt_num(first.left)} "
+                              f"and {fmt_num(first.right)}; not counted as failures", style="yellow"))
+        if p.note and p.status == "fail":
+            lines.append(Text(f"  note: {p.name}: {p.note}", style="yellow"))
+    return lines
+
+
 def render_spec(console: Console, s: SpecResult) -> None:
     label, style = STATUS_STYLE[s.status]
     head = Text()
@@ -141,10 +170,11 @@ def render_spec(console: Console, s: SpecResult) -> None:
         console.print()
         return
     st = s.settings
-    console.print(Text(f"  J = {s.objective:.12g}   method {st.method}, step {st.step_label}, "
+    mode = "" if st.mode == "full" else f", mode {st.mode}"
+    console.print(Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
                        f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"), soft_wrap=True)
     console.print(spec_table(s))
-    for line in failure_lines(s):
+    for line in failure_lines(s) + note_lines(s):
         console.print(line, soft_wrap=True)
     console.print()
 

@@ -28,7 +28,8 @@ TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", 
             "terms", "define", "expect", "check")
 TERM_KEYS = ("input", "layers", "objective", "coef")
 LAYER_KEYS = ("weight", "bias", "activation")
-CHECK_KEYS = ("eps", "rtol", "atol")
+CHECK_KEYS = ("eps", "rtol", "atol", "mode", "method")
+METHODS = ("central", "richardson", "complex-step")
 INIT_OPTIONS = {
     "normal": {"mean": 0.0, "std": 1.0},
     "uniform": {"low": 0.0, "high": 1.0},
@@ -577,7 +578,28 @@ class _Builder:
             return CheckOptions()
         mapping = expect_mapping(self.top["check"], "check")
         check_keys(mapping, CHECK_KEYS, "check")
-        return CheckOptions(**{k: number(v, f"check.{k}", positive=k != "atol") for k, v in mapping.items()})
+        options = {k: number(v, f"check.{k}", positive=k != "atol")
+                   for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
+        if "mode" in mapping:
+            options["mode"] = parse_mode(self.text(mapping["mode"], "check.mode"), mapping["mode"])
+        if "method" in mapping:
+            method = self.text(mapping["method"], "check.method")
+            if method not in METHODS:
+                hint = difflib.get_close_matches(method, list(METHODS), n=1)
+                extra = f' (did you mean "{hint[0]}"?)' if hint else ""
+                raise mapping["method"].error(f'no such method: "{method}"{extra}; valid: {", ".join(METHODS)}')
+            options["method"] = method
+        return CheckOptions(**options)
+
+
+def parse_mode(text: str, where) -> str:
+    """`full`, `fast` or `sample:K` (K a positive whole number), normalized."""
+    text = text.strip()
+    if text in ("full", "fast"):
+        return text
+    if text.startswith("sample:") and text[7:].strip().isdigit() and int(text[7:]) > 0:
+        return f"sample:{int(text[7:])}"
+    raise where.error(f'no such mode: "{text}"; valid: full, fast, sample:K (K entries per param)')
 
 
 def expression_where(node: Node) -> Where:

@@ -127,14 +127,14 @@ def networks(draw):
             bound = zb
         else:
             keys.append(f"activation: {act}")
-            bound = {
-                "sigmoid": 1.0,
-                "tanh": 1.0,
-                "softmax": 1.0,
-                "softplus": zb + 1.0,
-                "exp": float(np.exp(zb)),
-                "square": zb * zb,
-            }[act]
+            if act == "exp":
+                bound = float(np.exp(zb))  # only offered for zb <= 4
+            elif act == "square":
+                bound = zb * zb
+            elif act == "softplus":
+                bound = zb + 1.0
+            else:  # sigmoid, tanh, softmax
+                bound = 1.0
         layers.append("  - {" + ", ".join(keys) + "}")
 
     if not params:
