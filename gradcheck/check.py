@@ -28,8 +28,10 @@ from .model import Model
 from .perturb import Perturber
 from .spec import Spec, load, parse_mode
 
-DEFAULT_RTOL = 1e-6
-ATOL_PER_J = 1e-8  # atol = ATOL_PER_J · max(1, |J|) unless given
+# Default (rtol, atol per unit of max(1, |J|)) by method, each ~100× above what the method achieves
+# on correct smooth specs (central ~1e-9, Richardson ~1e-11, complex step ~1e-15 relative).
+DEFAULT_TOLERANCES = {"central": (1e-6, 1e-8), "richardson": (1e-8, 1e-10), "complex-step": (1e-11, 1e-13)}
+DEFAULT_RTOL, ATOL_PER_J = DEFAULT_TOLERANCES["central"]
 MEMORY_BUDGET = 256 * 2**20  # bytes for one batch of perturbed evaluations
 FAST_DIRECTIONS = 2
 KINK_LIST_LIMIT = 20
@@ -197,11 +199,13 @@ def settings_for(spec: Spec, objective: float, rtol=None, atol=None, eps=None, s
                  mode=None, memory=None) -> Settings:
     """Overrides beat the spec's `check:` section, which beats the defaults."""
     opts = spec.model.check
-    rtol = rtol if rtol is not None else opts.rtol if opts.rtol is not None else DEFAULT_RTOL
+    method = method or opts.method or "central"
+    default_rtol, atol_per_j = DEFAULT_TOLERANCES[method]
+    rtol = rtol if rtol is not None else opts.rtol if opts.rtol is not None else default_rtol
     if atol is None:
-        atol = opts.atol if opts.atol is not None else ATOL_PER_J * max(1.0, abs(objective))
+        atol = opts.atol if opts.atol is not None else atol_per_j * max(1.0, abs(objective))
     return Settings(
-        method=method or opts.method or "central",
+        method=method,
         mode=parse_mode(mode, _ArgumentPlace()) if mode else opts.mode or "full",
         eps=eps if eps is not None else opts.eps,
         rtol=float(rtol), atol=float(atol),
