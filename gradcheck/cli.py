@@ -73,6 +73,31 @@ def run(paths, fmt, rtol, atol, eps, seed, method, mode, memory):
     sys.exit(result.exit_code)
 
 
+@main.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--method", type=click.Choice(["central", "richardson", "complex-step"]), default="central",
+              show_default=True, help="Finite-difference method to sweep.")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
+def sweep(spec, method, fmt, seed):
+    """Plot error against step size (1e-1 … 1e-14) at each param's worst entry.
+
+    Shows the V of truncation error (large steps) against round-off (small steps), with the step
+    the check uses marked.
+    """
+    from .errors import SpecError
+    from .report import render_sweep
+    from .spec import load
+    from .sweep import sweep as run_sweep
+
+    try:
+        curves = run_sweep(load(spec), method=method, seed=seed)
+    except SpecError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    render_sweep(curves, sys.stdout, fmt, spec)
+
+
 def _mode(value):
     """Validate --mode early, so a typo is a usage error (exit 2)."""
     if value is None:

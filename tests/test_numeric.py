@@ -215,3 +215,23 @@ def test_cli_method_mode_and_memory_options(tmp_path):
         assert result.exit_code == 0, result.output
     bad = CliRunner().invoke(main, ["run", "--mode", "sometimes", ica])
     assert bad.exit_code == 2 and "no such mode" in bad.output
+
+
+def test_sweep_draws_the_v_with_the_chosen_step_near_its_bottom():
+    from gradcheck.sweep import sweep
+
+    for curve in sweep(gradcheck.load("specs/two_layer_network.yaml")):
+        errors = np.array(curve.errors)
+        at_chosen = errors[np.argmin(np.abs(np.log10(curve.steps) - np.log10(curve.chosen_step)))]
+        assert errors[0] > 100 * at_chosen and errors[-1] > 100 * at_chosen  # both arms of the V
+        assert at_chosen < 100 * errors.min()
+
+
+def test_sweep_cli_human_and_json():
+    human = CliRunner().invoke(main, ["sweep", "specs/ufldl_ica_reconstruction.yaml"])
+    assert human.exit_code == 0 and "┊ = the step the check uses" in human.output and "●" in human.output
+    data = json.loads(CliRunner().invoke(main, ["sweep", "--format", "json", "specs/ufldl_ica_reconstruction.yaml"]).output)
+    curve = data["params"][0]
+    assert curve["param"] == "W" and len(curve["steps"]) == len(curve["errors"]) == 27
+    refused = CliRunner().invoke(main, ["sweep", "--method", "complex-step", "specs/max_pooling.yaml"])
+    assert refused.exit_code == 1 and "analytic" in refused.output
