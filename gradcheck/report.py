@@ -92,7 +92,7 @@ def fmt_err(value: float | None) -> str:
 
 
 def fmt_num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.10g}"
+    return "—" if value is None else f"{value + 0.0:.10g}"  # + 0.0 turns -0.0 into 0
 
 
 def fmt_index(index) -> str:
