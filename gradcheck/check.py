@@ -54,6 +54,7 @@ class Comparison:
     numeric: float | None
     passed: bool
     message: str | None = None
+    worst_entry: tuple[tuple[str, int], ...] | None = None  # e.g. (("filter", 1), ("channel", 0), ...)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class ParamResult:
     status: str  # "pass" | "fail"
     backprop: Comparison
     expect: Comparison | None
+    kernel: bool = False  # a conv kernel: its worst entries are also named (filter, channel, row, column)
 
 
 @dataclass(frozen=True)
@@ -178,12 +180,21 @@ def _check(spec: Spec, rtol, atol, eps, memory) -> SpecResult:
     params = []
     for name in model.param_names:
         numeric_grad = _numeric(model, values, name, settings.eps, batch)
-        backprop = compare(grads[name], numeric_grad, settings.rtol, settings.atol)
-        expect = _compare_expect(name, expected, values[name].shape, numeric_grad, settings)
+        backprop = _named(model, name, compare(grads[name], numeric_grad, settings.rtol, settings.atol))
+        expect = _named(model, name, _compare_expect(name, expected, values[name].shape, numeric_grad, settings))
         ok = backprop.passed and (expect is None or expect.passed)
-        params.append(ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect))
+        params.append(ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect,
+                                  kernel=model.is_kernel(name)))
     status = "pass" if all(p.status == "pass" for p in params) else "fail"
     return SpecResult(spec.path, spec.name, status, None, objective, tuple(params), settings)
+
+
+def _named(model: Model, name: str, c: Comparison | None) -> Comparison | None:
+    """The comparison with its worst entry's structured coordinates, when the param has them (kernels)."""
+    if c is None or c.worst_index is None:
+        return c
+    coords = model.entry_coordinates(name, c.worst_index)
+    return c if coords is None else replace(c, worst_entry=coords)
 
 
 def _finite_objective(model: Model, values) -> float:

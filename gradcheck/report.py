@@ -18,8 +18,8 @@ from .check import Comparison, ParamResult, RunResult, SpecResult
 # ----------------------------------------------------------------------------- json
 
 
-def comparison_json(c: Comparison | None, with_message: bool = False) -> dict | None:
-    """The `backprop` / `expect` object of the JSON report."""
+def comparison_json(c: Comparison | None, with_message: bool = False, kernel: bool = False) -> dict | None:
+    """The `backprop` / `expect` object of the JSON report (kernels add `worst_entry`)."""
     if c is None:
         return None
     out = {
@@ -31,6 +31,8 @@ def comparison_json(c: Comparison | None, with_message: bool = False) -> dict | 
     }
     if with_message:
         out["message"] = c.message
+    if kernel:
+        out["worst_entry"] = dict(c.worst_entry) if c.worst_entry is not None else None
     return out
 
 
@@ -39,8 +41,8 @@ def param_json(p: ParamResult) -> dict:
         "name": p.name,
         "shape": list(p.shape),
         "status": p.status,
-        "backprop": comparison_json(p.backprop),
-        "expect": comparison_json(p.expect, with_message=True),
+        "backprop": comparison_json(p.backprop, kernel=p.kernel),
+        "expect": comparison_json(p.expect, with_message=True, kernel=p.kernel),
     }
 
 
@@ -86,6 +88,14 @@ def fmt_index(index) -> str:
     return "—" if index is None else "[" + ", ".join(map(str, index)) + "]"
 
 
+def fmt_entry(c: Comparison) -> str:
+    """The worst index, and for a kernel what it means: '[1, 5] (filter 1, channel 0, row 1, column 2)'."""
+    text = fmt_index(c.worst_index)
+    if c.worst_entry:
+        text += " (" + ", ".join(f"{name} {value}" for name, value in c.worst_entry) + ")"
+    return text
+
+
 def worse_side(p: ParamResult) -> tuple[str, Comparison]:
     """The comparison that explains the verdict: a failing one first, else the larger error."""
     sides = [("backprop", p.backprop)] + ([("expect", p.expect)] if p.expect else [])
@@ -106,7 +116,7 @@ def spec_table(s: SpecResult) -> Table:
         label, style = STATUS_STYLE[p.status]
         expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None
                                                      else fmt_err(p.expect.max_rel_error))
-        worst = fmt_index(c.worst_index) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+        worst = fmt_entry(c) + (f" ({side})" if p.expect is not None and c.worst_index else "")
         table.add_row(p.name, "×".join(map(str, p.shape)), fmt_err(p.backprop.max_rel_error), expect_err,
                       worst, fmt_num(c.analytic), fmt_num(c.numeric), Text(label, style=style))
     return table
@@ -123,7 +133,7 @@ def failure_lines(s: SpecResult) -> list[Text]:
                 lines.append(Text(f"  ✗ {p.name} {side}: {c.message}", style="red"))
                 continue
             lines.append(Text(
-                f"  ✗ {p.name} {side} vs numeric at {fmt_index(c.worst_index)}: analytic {fmt_num(c.analytic)}"
+                f"  ✗ {p.name} {side} vs numeric at {fmt_entry(c)}: analytic {fmt_num(c.analytic)}"
                 f"  numeric {fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs "
                 f"{fmt_err(c.max_abs_error)})", style="red"))
     return lines
