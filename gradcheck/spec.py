@@ -24,7 +24,8 @@ MAX_ELEMENTS = 1_000_000  # per matrix
 MAX_TOTAL_ELEMENTS = 5_000_000
 MAX_LAYERS = 256
 MAX_TERMS = 64
-MAX_UNFOLDED = 10_000_000  # numbers a convolution's im2col may hold for one evaluation
+MAX_UNFOLDED = 10_000_000  # numbers a structured layer may hold for one evaluation (im2col, outputs)
+MAX_STEPS = 1000  # a recurrent layer unrolls into this many steps at most, like MAX_LAYERS for dense ones
 
 TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "objective",
             "terms", "define", "expect", "check")
@@ -509,11 +510,10 @@ class _Builder:
                     f"{fmt_shape(self.ref_shape(bias))}; it must be (filters, 1) = ({k_shape[0]}, 1), "
                     f"one number per filter shared over positions")
         options = ConvOptions(kernel, bias, image, size, stride, padding, k_shape[0])
-        unfolded = taps * int(np.prod(options.out_spatial)) * in_shape[1]
-        if unfolded > MAX_UNFOLDED:
-            raise spec_node.error(f"the convolution of layer {index} unfolds into {unfolded:,} numbers (im2col); "
-                                  f"the limit is {MAX_UNFOLDED:,}")
         out_shape = (int(np.prod(options.out_image)), in_shape[1])
+        self.check_work(spec_node, f"the convolution of layer {index} unfolds into",
+                        taps * int(np.prod(options.out_spatial)) * in_shape[1], "numbers (im2col)")
+        self.check_work(spec_node, f"the convolution of layer {index} outputs", out_shape[0] * out_shape[1], "numbers")
         activation = self.activation(mapping.get("activation"), index, out_shape)
         return Layer(index, None, None, activation, in_shape, out_shape, place_of(node), "conv", options)
 
@@ -561,6 +561,8 @@ class _Builder:
                 f"hidden_weight {wh.label} has shape {fmt_shape(wh_shape)} ({wx_shape[0]} rows against "
                 f"{wh_shape[0]})")
         steps = number(rec["steps"], f"steps of layer {index}", positive=True, integer=True)
+        if steps > MAX_STEPS:
+            raise rec["steps"].error(f"{steps} steps in layer {index}; the limit is {MAX_STEPS}")
         if steps * wx_shape[1] != in_shape[0]:
             raise rec["steps"].error(
                 f"shape mismatch in layer {index}: {steps} steps of input_weight {wx.label} {fmt_shape(wx_shape)} "
@@ -584,8 +586,16 @@ class _Builder:
             activation = self.activation(activation_node, index, hidden_shape)
         options = RecurrentOptions(wh, wx, bias, init, steps, wh_shape[0], wx_shape[1], output)
         rows = wh_shape[0] * (steps if output == "all" else 1)
+        self.check_work(spec_node, f"the recurrent layer {index} holds", 2 * steps * hidden_shape[0] * in_shape[1],
+                        "numbers (z and h of every step)")
         return Layer(index, None, None, activation, in_shape, (rows, in_shape[1]), place_of(node), "recurrent",
                      options)
+
+    @staticmethod
+    def check_work(node: Node, what: str, count: int, unit: str) -> None:
+        """Refuse a layer whose one evaluation would hold too many numbers, before numpy runs out of memory."""
+        if count > MAX_UNFOLDED:
+            raise node.error(f"{what} {count:,} {unit}; the limit is {MAX_UNFOLDED:,}")
 
     def layer_image(self, index: int, kind: str, node: Node | None, spec_node: Node, in_shape: Shape,
                     up: "_Upstream") -> tuple[int, ...]:

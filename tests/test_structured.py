@@ -527,3 +527,20 @@ def test_recurrent_load_errors_are_located(layers, line, col, fragment):
     e = info.value
     assert fragment in e.message, e.message
     assert (e.file, e.line, e.col) == ("t.yaml", line, col), e.message
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("params: {K: {shape: [1000, 1]}}\ndata: {x: {shape: [1000000, 1]}}\ninput: x\n"
+     "layers: [{conv: {kernel: K, image: [1, 1000, 1000], size: [1, 1]}}]\n",
+     "the convolution of layer 1 outputs 1,000,000,000 numbers; the limit is 10,000,000"),
+    ("params: {K: {shape: [1, 121]}}\ndata: {x: {shape: [1000000, 1]}}\ninput: x\n"
+     "layers: [{conv: {kernel: K, image: [1, 1000, 1000], size: [11, 11]}}]\n",
+     "unfolds into 118,592,100 numbers (im2col)"),
+    ("params: {Wh: {shape: [2, 2]}, Wx: {shape: [2, 1]}}\ndata: {x: {shape: [5000, 1]}}\ninput: x\n"
+     "layers: [{recurrent: {hidden_weight: Wh, input_weight: Wx, steps: 5000}}]\n",
+     "5000 steps in layer 1; the limit is 1000"),
+])
+def test_oversized_structured_layers_are_refused_at_load(text, fragment):
+    with pytest.raises(gradcheck.SpecError) as info:
+        gradcheck.loads(text, "t.yaml")
+    assert fragment in info.value.message and info.value.line == 4
