@@ -485,7 +485,7 @@ class _Builder:
                 raise spec_node.error(f'conv of layer {index} needs "{key}"')
         image = self.layer_image(index, "conv", conv.get("image"), spec_node, in_shape, up)
         dims = len(image) - 1
-        size = self.int_list(conv["size"], f"conv size of layer {index}", dims, minimum=1)
+        size = self.int_or_list(conv["size"], f"conv size of layer {index}", dims, None, minimum=1)
         stride = self.int_or_list(conv.get("stride"), f"conv stride of layer {index}", dims, 1, minimum=1)
         padding = self.int_or_list(conv.get("padding"), f"conv padding of layer {index}", dims, 0, minimum=0)
         for n, p, k in zip(image[1:], padding, size):
@@ -527,7 +527,7 @@ class _Builder:
             raise spec_node.error(f'maxpool of layer {index} needs "size", e.g. {{size: [2, 2]}}')
         image = self.layer_image(index, "maxpool", pool.get("image"), spec_node, in_shape, up)
         dims = len(image) - 1
-        size = self.int_list(pool["size"], f"maxpool size of layer {index}", dims, minimum=1)
+        size = self.int_or_list(pool["size"], f"maxpool size of layer {index}", dims, None, minimum=1)
         stride = self.int_or_list(pool.get("stride"), f"maxpool stride of layer {index}", dims, size, minimum=1)
         for n, k in zip(image[1:], size):
             if k > n:
@@ -628,11 +628,11 @@ class _Builder:
         return self.ref(node, f"the kernel of layer {index}")
 
     def int_list(self, node: Node, what: str, dims: int, minimum: int) -> tuple[int, ...]:
-        """[kh, kw] for a 2-D image, [k] for a 1-D one; a bare number is accepted for 1-D."""
-        items = [node] if dims == 1 and not isinstance(node.value, list) else expect_list(node, what)
+        """[kh, kw] for a 2-D image, [k] for a 1-D one."""
+        items = expect_list(node, what)
         if len(items) != dims:
             want = "[kh, kw] for a [C, H, W] image" if dims == 2 else "[k] for a [C, L] signal"
-            raise node.error(f"{what} must be {want}, got {len(items)} numbers")
+            raise node.error(f"{what} must be {want}, got {len(items)} number{'s' * (len(items) != 1)}")
         out = tuple(number(d, what, integer=True) for d in items)
         for d, n in zip(items, out):
             if n < minimum:
