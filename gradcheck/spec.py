@@ -493,24 +493,12 @@ class _Builder:
                 raise conv["size"].error(
                     f"conv size {fmt_image(size)} of layer {index} does not fit the image {fmt_image(image)}"
                     f" padded by {fmt_image(padding)}")
-        kernel = self.kernel_ref(conv["kernel"], index)
-        k_shape = self.ref_shape(kernel)
-        taps = image[0] * int(np.prod(size))
-        if k_shape[1] != taps:
-            raise conv["kernel"].error(
-                f"shape mismatch in layer {index}: kernel {kernel.label} has shape {fmt_shape(k_shape)} but image "
-                f"{fmt_image(image)} with size {fmt_image(size)} needs (filters, {taps}) "
-                f"({'C·k' if dims == 1 else 'C·kh·kw'} = {image[0]}·{'·'.join(map(str, size))})")
-        bias = None
-        if "bias" in mapping:
-            bias = self.ref(mapping["bias"], f"the bias of layer {index}", allow_transpose=True)
-            if self.ref_shape(bias) != (k_shape[0], 1):
-                raise mapping["bias"].error(
-                    f"shape mismatch in layer {index}: conv bias {bias.label} has shape "
-                    f"{fmt_shape(self.ref_shape(bias))}; it must be (filters, 1) = ({k_shape[0]}, 1), "
-                    f"one number per filter shared over positions")
-        options = ConvOptions(kernel, bias, image, size, stride, padding, k_shape[0])
+        kernel = self.conv_kernel(conv["kernel"], index, image, size)
+        filters = self.ref_shape(kernel)[0]
+        bias = self.conv_bias(mapping["bias"], index, filters) if "bias" in mapping else None
+        options = ConvOptions(kernel, bias, image, size, stride, padding, filters)
         out_shape = (int(np.prod(options.out_image)), in_shape[1])
+        taps = image[0] * int(np.prod(size))
         self.check_work(spec_node, f"the convolution of layer {index} unfolds into",
                         taps * int(np.prod(options.out_spatial)) * in_shape[1], "numbers (im2col)")
         self.check_work(spec_node, f"the convolution of layer {index} outputs", out_shape[0] * out_shape[1], "numbers")
@@ -549,33 +537,12 @@ class _Builder:
         for key in ("hidden_weight", "input_weight", "steps"):
             if key not in rec:
                 raise spec_node.error(f'recurrent of layer {index} needs "{key}"')
-        wh = self.ref(rec["hidden_weight"], f"the hidden_weight of layer {index}", allow_transpose=True)
-        wx = self.ref(rec["input_weight"], f"the input_weight of layer {index}", allow_transpose=True)
+        wh, wx = self.recurrent_weights(rec, index)
         wh_shape, wx_shape = self.ref_shape(wh), self.ref_shape(wx)
-        if wh_shape[0] != wh_shape[1]:
-            raise rec["hidden_weight"].error(f"shape mismatch in layer {index}: hidden_weight {wh.label} has shape "
-                                             f"{fmt_shape(wh_shape)}; it must be square (hidden, hidden)")
-        if wx_shape[0] != wh_shape[0]:
-            raise rec["input_weight"].error(
-                f"shape mismatch in layer {index}: input_weight {wx.label} has shape {fmt_shape(wx_shape)} but "
-                f"hidden_weight {wh.label} has shape {fmt_shape(wh_shape)} ({wx_shape[0]} rows against "
-                f"{wh_shape[0]})")
-        steps = number(rec["steps"], f"steps of layer {index}", positive=True, integer=True)
-        if steps > MAX_STEPS:
-            raise rec["steps"].error(f"{steps} steps in layer {index}; the limit is {MAX_STEPS}")
-        if steps * wx_shape[1] != in_shape[0]:
-            raise rec["steps"].error(
-                f"shape mismatch in layer {index}: {steps} steps of input_weight {wx.label} {fmt_shape(wx_shape)} "
-                f"read {steps}·{wx_shape[1]} = {steps * wx_shape[1]} rows, but the layer's input has shape "
-                f"{fmt_shape(in_shape)}")
+        steps = self.recurrent_steps(rec["steps"], index, wx, in_shape)
         hidden_shape = (wh_shape[0], in_shape[1])
-        bias = init = None
-        if "bias" in rec:
-            bias = self.ref(rec["bias"], f"the bias of layer {index}", allow_transpose=True)
-            self.require_fits(rec["bias"], f"bias {bias.label} of layer {index}", self.ref_shape(bias), hidden_shape)
-        if "init" in rec:
-            init = self.ref(rec["init"], f"the init of layer {index}", allow_transpose=True)
-            self.require_fits(rec["init"], f"init {init.label} of layer {index}", self.ref_shape(init), hidden_shape)
+        bias = self.fitting_ref(rec.get("bias"), "bias", index, hidden_shape)
+        init = self.fitting_ref(rec.get("init"), "init", index, hidden_shape)
         output = self.text(rec["output"], "output") if "output" in rec else "last"
         if output not in ("last", "all"):
             raise rec["output"].error(f'output must be "last" (h_T) or "all" (h_1..h_T stacked), not "{output}"')
@@ -590,6 +557,42 @@ class _Builder:
                         "numbers (z and h of every step)")
         return Layer(index, None, None, activation, in_shape, (rows, in_shape[1]), place_of(node), "recurrent",
                      options)
+
+    def recurrent_weights(self, rec: dict[str, Node], index: int) -> tuple[Ref, Ref]:
+        """Wh, square (n, n), and Wx, (n, d)."""
+        wh = self.ref(rec["hidden_weight"], f"the hidden_weight of layer {index}", allow_transpose=True)
+        wx = self.ref(rec["input_weight"], f"the input_weight of layer {index}", allow_transpose=True)
+        wh_shape, wx_shape = self.ref_shape(wh), self.ref_shape(wx)
+        if wh_shape[0] != wh_shape[1]:
+            raise rec["hidden_weight"].error(f"shape mismatch in layer {index}: hidden_weight {wh.label} has shape "
+                                             f"{fmt_shape(wh_shape)}; it must be square (hidden, hidden)")
+        if wx_shape[0] != wh_shape[0]:
+            raise rec["input_weight"].error(
+                f"shape mismatch in layer {index}: input_weight {wx.label} has shape {fmt_shape(wx_shape)} but "
+                f"hidden_weight {wh.label} has shape {fmt_shape(wh_shape)} ({wx_shape[0]} rows against "
+                f"{wh_shape[0]})")
+        return wh, wx
+
+    def recurrent_steps(self, node: Node, index: int, wx: Ref, in_shape: Shape) -> int:
+        """T, such that T blocks of d rows (d the columns of Wx) make the layer's input."""
+        steps = number(node, f"steps of layer {index}", positive=True, integer=True)
+        if steps > MAX_STEPS:
+            raise node.error(f"{steps} steps in layer {index}; the limit is {MAX_STEPS}")
+        wx_shape = self.ref_shape(wx)
+        if steps * wx_shape[1] != in_shape[0]:
+            raise node.error(
+                f"shape mismatch in layer {index}: {steps} steps of input_weight {wx.label} {fmt_shape(wx_shape)} "
+                f"read {steps}·{wx_shape[1]} = {steps * wx_shape[1]} rows, but the layer's input has shape "
+                f"{fmt_shape(in_shape)}")
+        return steps
+
+    def fitting_ref(self, node: Node | None, role: str, index: int, target: Shape) -> Ref | None:
+        """An optional name that must broadcast onto `target` (a recurrent bias or h_0)."""
+        if node is None:
+            return None
+        ref = self.ref(node, f"the {role} of layer {index}", allow_transpose=True)
+        self.require_fits(node, f"{role} {ref.label} of layer {index}", self.ref_shape(ref), target)
+        return ref
 
     @staticmethod
     def check_work(node: Node, what: str, count: int, unit: str) -> None:
@@ -621,11 +624,29 @@ class _Builder:
                 f"has shape {fmt_shape(in_shape)} ({in_shape[0]} rows)")
         return image
 
-    def kernel_ref(self, node: Node, index: int) -> Ref:
+    def conv_kernel(self, node: Node, index: int, image: tuple[int, ...], size: tuple[int, ...]) -> Ref:
+        """The kernel name: (filters, C·kh·kw), one flattened C×kh×kw block per filter."""
         if isinstance(node.value, str) and node.value.strip().endswith(".T"):
             raise node.error(f"the kernel of layer {index} must be a name of shape (filters, C·kh·kw); "
                              f"a transposed kernel is not supported")
-        return self.ref(node, f"the kernel of layer {index}")
+        kernel = self.ref(node, f"the kernel of layer {index}")
+        k_shape, taps = self.ref_shape(kernel), image[0] * int(np.prod(size))
+        if k_shape[1] != taps:
+            raise node.error(
+                f"shape mismatch in layer {index}: kernel {kernel.label} has shape {fmt_shape(k_shape)} but image "
+                f"{fmt_image(image)} with size {fmt_image(size)} needs (filters, {taps}) "
+                f"({'C·k' if len(size) == 1 else 'C·kh·kw'} = {image[0]}·{'·'.join(map(str, size))})")
+        return kernel
+
+    def conv_bias(self, node: Node, index: int, filters: int) -> Ref:
+        """One bias per filter, (filters, 1), shared over every position."""
+        bias = self.ref(node, f"the bias of layer {index}", allow_transpose=True)
+        if self.ref_shape(bias) != (filters, 1):
+            raise node.error(
+                f"shape mismatch in layer {index}: conv bias {bias.label} has shape "
+                f"{fmt_shape(self.ref_shape(bias))}; it must be (filters, 1) = ({filters}, 1), "
+                f"one number per filter shared over positions")
+        return bias
 
     def int_list(self, node: Node, what: str, dims: int, minimum: int) -> tuple[int, ...]:
         """[kh, kw] for a 2-D image, [k] for a 1-D one."""
