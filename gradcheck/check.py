@@ -78,6 +78,7 @@ class Comparison:
     passed: bool
     message: str | None = None
     kinks: tuple[Kink, ...] = ()
+    worst_entry: tuple[tuple[str, int], ...] | None = None  # e.g. (("filter", 1), ("channel", 0), ...)
     checked: int = 0  # entries (or directions, in fast mode) compared
 
     @property
@@ -95,6 +96,7 @@ class ParamResult:
     backprop: Comparison
     expect: Comparison | None
     note: str | None = None  # e.g. how fast mode localized a mismatch
+    kernel: bool = False  # a conv kernel: its worst entries are also named (filter, channel, row, column)
 
     @property
     def kinks(self) -> int:
@@ -175,7 +177,7 @@ def judge(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float)
     ordinary = ~at_kink
     if not ordinary.any():
         ok = all(k.status == "kink" for k in kinks)
-        return Comparison(0.0, 0.0, None, None, None, ok, None, kinks, int(a.size))
+        return Comparison(0.0, 0.0, None, None, None, ok, None, kinks=kinks, checked=int(a.size))
     rel = np.where(ordinary, relative_errors(a, est.values, rtol, atol), -1.0)
     worst = int(np.argmax(rel))
     max_rel = float(rel[worst])
@@ -189,7 +191,7 @@ def judge(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float)
         message = (f"at the kink {list(k.index)} the analytic value {k.analytic:.10g} lies outside the one-sided "
                    f"slopes [{min(k.left, k.right):.10g}, {max(k.left, k.right):.10g}]")
     return Comparison(max_rel, abs_err, index, float(a[worst]), float(est.values[worst]), bool(passed),
-                      message, kinks, int(a.size))
+                      message, kinks=kinks, checked=int(a.size))
 
 
 # ----------------------------------------------------------------------------- settings and entry points
@@ -295,13 +297,15 @@ def _entrywise_param(perturber, name, grad, expected, values, settings, entries)
     batch = max(2, settings.memory // perturber.per_sample_bytes())
     est = numeric.estimate(perturber, values[name], entries, settings.method, settings.eps, batch)
     _require_finite_estimate(perturber.model, name, values[name].shape, est)
-    backprop = judge(grad, est, settings.rtol, settings.atol)
+    model = perturber.model
+    backprop = _named(model, name, judge(grad, est, settings.rtol, settings.atol))
     expect = None
     if name in expected:
         expect = _expect_problem(name, expected[name], values[name].shape) or \
-            judge(expected[name], est, settings.rtol, settings.atol)
+            _named(model, name, judge(expected[name], est, settings.rtol, settings.atol))
     ok = backprop.passed and (expect is None or expect.passed)
-    return ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect)
+    return ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect,
+                       kernel=model.is_kernel(name))
 
 
 def _fast_param(perturber, name, grad, expected, values, settings) -> ParamResult:
@@ -330,7 +334,7 @@ def _fast_param(perturber, name, grad, expected, values, settings) -> ParamResul
     expect = exp_problem or comps.get("expect")
     ok = comps["backprop"].passed and (expect is None or expect.passed)
     return ParamResult(name, tuple(theta.shape), "pass" if ok else "fail", comps["backprop"], expect,
-                       note=f"fast mode: {FAST_DIRECTIONS} random directions")
+                       note=f"fast mode: {FAST_DIRECTIONS} random directions", kernel=perturber.model.is_kernel(name))
 
 
 def _fast_summary(result: ParamResult) -> str:
@@ -370,6 +374,14 @@ def _refuse_non_analytic(model: Model) -> None:
                 place = layer.activation.place or layer.place
                 raise place.error(f"complex-step needs every operation to be analytic; {what} in {layer.label} "
                                   f"is not: use --method central or richardson")
+
+
+def _named(model: Model, name: str, c: Comparison | None) -> Comparison | None:
+    """The comparison with its worst entry's structured coordinates, when the param has them (kernels)."""
+    if c is None or c.worst_index is None:
+        return c
+    coords = model.entry_coordinates(name, c.worst_index)
+    return c if coords is None else replace(c, worst_entry=coords)
 
 
 def _finite_objective(model: Model, values) -> float:

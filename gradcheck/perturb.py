@@ -65,6 +65,7 @@ class Perturber:
         with np.errstate(all="ignore"):
             self.traces = [network.forward_term(t, values) for t in model.terms]
         self.states = [[_discrete_state(lt.layer, lt.z) for lt in tr.layers] for tr in self.traces]
+        self.kind_states = [[_kind_state(lt) for lt in tr.layers] for tr in self.traces]
 
     def per_sample_bytes(self) -> int:
         """A generous bound on memory per perturbation, to size chunks."""
@@ -194,7 +195,15 @@ class _TermRun:
         values = self.batched_values() if uses(layer, self.o.name) else self.o.values
         lt = network.LAYER_KINDS[layer.kind].forward(layer, a_in, values)
         self.note_kinks(index, layer, lt.z)
+        self.note_kind_state(index, lt)
         return lt.a
+
+    def note_kind_state(self, index: int, lt) -> None:
+        """Flag perturbations that change a layer's discrete choice (max pooling's winner)."""
+        base = self.o.kind_states[self.term.index - 1][index]
+        if base is not None:
+            moved = np.broadcast_to(_kind_state(lt) != base, (self.B,) + base.shape)
+            self.crossed |= moved.reshape(self.B, -1).any(axis=1)
 
     def activate_rows(self, index: int, layer: Layer, z: RowPatch) -> RowPatch:
         """Apply an elementwise activation to the changed rows only; softmax mixes rows: go dense."""
@@ -271,6 +280,12 @@ def _entry_loss(obj, a, y):
     if obj.kind == "binary_cross_entropy":
         return -y * np.log(a) - (1.0 - y) * np.log1p(-a)
     return -y * np.log(a)
+
+
+def _kind_state(lt):
+    """A layer kind's discrete choices in a trace (None for kinds without any)."""
+    state = getattr(network.LAYER_KINDS[lt.layer.kind], "state", None)
+    return None if state is None else state(lt)
 
 
 def _discrete_state(layer: Layer, z):

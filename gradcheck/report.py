@@ -20,8 +20,8 @@ from .check import KINK_LIST_LIMIT, Comparison, ParamResult, RunResult, SpecResu
 # ----------------------------------------------------------------------------- json
 
 
-def comparison_json(c: Comparison | None, with_message: bool = False) -> dict | None:
-    """The `backprop` / `expect` object of the JSON report."""
+def comparison_json(c: Comparison | None, with_message: bool = False, kernel: bool = False) -> dict | None:
+    """The `backprop` / `expect` object of the JSON report (kernels add `worst_entry`)."""
     if c is None:
         return None
     out = {
@@ -33,6 +33,8 @@ def comparison_json(c: Comparison | None, with_message: bool = False) -> dict | 
     }
     if with_message:
         out["message"] = c.message
+    if kernel:
+        out["worst_entry"] = dict(c.worst_entry) if c.worst_entry is not None else None
     return out
 
 
@@ -45,8 +47,8 @@ def param_json(p: ParamResult) -> dict:
         "name": p.name,
         "shape": list(p.shape),
         "status": p.status,
-        "backprop": comparison_json(p.backprop),
-        "expect": comparison_json(p.expect, with_message=True),
+        "backprop": comparison_json(p.backprop, kernel=p.kernel),
+        "expect": comparison_json(p.expect, with_message=True, kernel=p.kernel),
         "kinks": p.kinks,
         "kink_entries": [kink_json(k) for k in p.backprop.kinks[:KINK_LIST_LIMIT]],
         "checked": p.backprop.checked,
@@ -99,6 +101,14 @@ def fmt_index(index) -> str:
     return "—" if index is None else "[" + ", ".join(map(str, index)) + "]"
 
 
+def fmt_entry(c: Comparison) -> str:
+    """The worst index, and for a kernel what it means: '[1, 5] (filter 1, channel 0, row 1, column 2)'."""
+    text = fmt_index(c.worst_index)
+    if c.worst_entry:
+        text += " (" + ", ".join(f"{name} {value}" for name, value in c.worst_entry) + ")"
+    return text
+
+
 def worse_side(p: ParamResult) -> tuple[str, Comparison]:
     """The comparison that explains the verdict: a failing one first, else the larger error."""
     sides = [("backprop", p.backprop)] + ([("expect", p.expect)] if p.expect else [])
@@ -119,7 +129,7 @@ def spec_table(s: SpecResult) -> Table:
         label, style = STATUS_STYLE[p.status]
         expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None
                                                      else fmt_err(p.expect.max_rel_error))
-        worst = fmt_index(c.worst_index) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+        worst = fmt_entry(c) + (f" ({side})" if p.expect is not None and c.worst_index else "")
         status = Text(label, style=style)
         if p.kinks:
             status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
@@ -139,7 +149,7 @@ def failure_lines(s: SpecResult) -> list[Text]:
                 lines.append(Text(f"  ✗ {p.name} {side}: {c.message}", style="red"))
                 continue
             lines.append(Text(
-                f"  ✗ {p.name} {side} vs numeric at {fmt_index(c.worst_index)}: analytic {fmt_num(c.analytic)}"
+                f"  ✗ {p.name} {side} vs numeric at {fmt_entry(c)}: analytic {fmt_num(c.analytic)}"
                 f"  numeric {fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs "
                 f"{fmt_err(c.max_abs_error)})", style="red"))
     return lines

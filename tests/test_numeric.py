@@ -53,6 +53,37 @@ data:
 """
 
 
+STRUCTURED_DECLS = """\
+seed: 5
+params:
+  K: {shape: [2, 8], std: 0.5}     # 2 filters over 2 channels × 2×2
+  cb: {shape: [2, 1], std: 0.1}
+  img: {shape: [18, 3]}            # three 2×3×3 images
+  Wh: {shape: [3, 3], std: 0.5}
+  Wx: {shape: [3, 2]}
+  rb: {shape: [3, 1], std: 0.2}
+  h0: {shape: [3, 1], std: 0.5}
+  seq: {shape: [6, 4]}             # 3 steps of 2 inputs, 4 sequences
+data:
+  U: {shape: [2, 8]}
+"""
+STRUCTURED = {
+    "conv_all": "input: img\nlayers:\n  - conv: {kernel: K, image: [2, 3, 3], size: [2, 2]}\n    bias: cb\n"
+                "    activation: tanh\n  - maxpool: {size: [2, 2]}\n  - {weight: U.T, activation: sigmoid}",
+    "conv_stride_pad": "input: img\nlayers:\n  - conv: {kernel: K, image: [2, 3, 3], size: [2, 2], stride: 2, padding: 1}\n"
+                       "    activation: softplus\nobjective: mean",
+    "recurrent_last": "input: seq\nlayers:\n  - recurrent: {hidden_weight: Wh, input_weight: Wx, bias: rb, steps: 3, "
+                      "activation: tanh, init: h0, output: last}\n  - activation: square",
+    "recurrent_all": "input: seq\nlayers:\n  - recurrent: {hidden_weight: Wh, input_weight: Wx, bias: rb, steps: 3, "
+                     "activation: sigmoid, output: all}",
+}
+
+
+@pytest.mark.parametrize("placement", list(STRUCTURED))
+def test_structured_layer_kinds_equal_the_plain_loop(placement):
+    test_structured_perturbations_equal_the_plain_loop(placement, STRUCTURED_DECLS + STRUCTURED[placement])
+
+
 def plain_loop(spec, name, delta):
     """J(θ + δ e_k) − J(θ) by re-evaluating the whole network for each entry: the oracle."""
     values = dict(spec.values)
@@ -66,8 +97,8 @@ def plain_loop(spec, name, delta):
 
 
 @pytest.mark.parametrize("placement", list(PLACEMENTS))
-def test_structured_perturbations_equal_the_plain_loop(placement):
-    spec = gradcheck.loads(DECLS + PLACEMENTS[placement])
+def test_structured_perturbations_equal_the_plain_loop(placement, text=None):
+    spec = gradcheck.loads(text or DECLS + PLACEMENTS[placement])
     used = [n for n in spec.param_names if any(term_uses(t, n) for t in spec.model.terms)]
     assert used
     for name in used:
@@ -235,3 +266,28 @@ def test_sweep_cli_human_and_json():
     assert curve["param"] == "W" and len(curve["steps"]) == len(curve["errors"]) == 27
     refused = CliRunner().invoke(main, ["sweep", "--method", "complex-step", "specs/max_pooling.yaml"])
     assert refused.exit_code == 1 and "analytic" in refused.output
+
+
+TIE_SPEC = """\
+params:
+  x: [1.0, 1.0, 0.5, 0.2]     # one 2×2 window whose maximum is tied
+input: x
+layers:
+  - maxpool: {size: [2, 2], image: [1, 2, 2]}
+    activation: {scale: 2}
+objective: sum
+"""
+
+
+def test_maxpool_tie_is_a_kink_and_a_wrong_gradient_there_still_fails():
+    result = gradcheck.check(gradcheck.loads(TIE_SPEC, "tie.yaml"))
+    x = result.params[0]
+    assert result.status == "pass" and x.kinks == 2
+    assert sorted(k.index for k in x.backprop.kinks) == [(0, 0), (1, 0)]
+    wrong = gradcheck.check(gradcheck.loads(TIE_SPEC + "expect:\n  x: 3 * ones_like(x)\n", "tie.yaml"))
+    assert wrong.status == "fail" and any(k.status == "fail" for k in wrong.params[0].expect.kinks)
+
+
+def test_complex_step_refuses_maxpool():
+    result = gradcheck.check(gradcheck.loads(TIE_SPEC, "tie.yaml"), method="complex-step")
+    assert result.status == "error" and "maxpool layer" in result.message
