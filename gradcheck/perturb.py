@@ -68,13 +68,33 @@ class Perturber:
         self.kind_states = [[_kind_state(lt) for lt in tr.layers] for tr in self.traces]
 
     def per_sample_bytes(self) -> int:
-        """A generous bound on memory per perturbation, to size chunks."""
-        total = 0
+        """Memory one perturbation needs, following the representation a run will use."""
+        peak = 0
         for term in self.model.terms:
             if term_uses(term, self.name):
-                total += sum(l.out_shape[0] * l.out_shape[1] for l in term.layers) + self.shape[0] * self.shape[1]
-                total += term.layers[0].in_shape[0] * term.layers[0].in_shape[1] if term.layers else 0
-        return 8 * 6 * max(total, 1)
+                peak = max(peak, self._term_peak(term))
+        return 8 * 8 * max(peak, 1)  # ~8 temporaries of that size alive at once
+
+    def _term_peak(self, term: Term) -> int:
+        """Largest per-perturbation array along one term: a row while a patch lasts, else a matrix."""
+        size = self.shape[0] * self.shape[1]  # a dense stack of the param, if one is made
+        rows_only = started = term.input.name == self.name
+        peak = (term.layers[0].in_shape[1] if term.layers else size) if started else 1
+        for layer in term.layers:
+            n, m = layer.out_shape
+            refs = uses(layer, self.name)
+            if not started and not refs:
+                continue
+            if not started and layer.kind == "dense" and len(refs) == 1 and refs[0] is not layer.bias:
+                current, rows_only = m, True  # a row patch starts here
+            elif rows_only and layer.kind == "dense" and not refs and layer.weight is None \
+                    and layer.activation.row.vjp is None:
+                current = m
+            else:
+                current, rows_only = n * m + (size if refs else 0), False
+            started = True
+            peak = max(peak, current)
+        return peak
 
     def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ΔJ per perturbation, crossed-a-kink per perturbation) for entry flat[b] moved by delta[b]."""
