@@ -19,7 +19,7 @@ import numpy as np
 
 from . import network, numeric
 from .errors import SpecError
-from .model import Model
+from .model import Model, Place
 from .spec import Spec, load
 
 DEFAULT_RTOL = 1e-6
@@ -57,6 +57,36 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class Entries:
+    """The per-entry arrays behind a ParamResult, for verbose reports and assertion messages (not JSON)."""
+
+    backprop: np.ndarray
+    numeric: np.ndarray
+    expect: np.ndarray | None
+    rtol: float
+    atol: float
+
+    def analytic(self, side: str) -> np.ndarray | None:
+        """The analytic array of a side: "backprop" or "expect"."""
+        return self.backprop if side == "backprop" else self.expect
+
+    def errors(self, side: str) -> np.ndarray:
+        """Per-entry relative error of a side against the numeric gradient (the metric above)."""
+        return relative_errors(self.analytic(side), self.numeric, self.rtol, self.atol)
+
+    def worst(self, side: str, count: int = 10) -> list[tuple[tuple[int, ...], float, float, float]]:
+        """The `count` entries with the largest error: (index, analytic, numeric, relative error)."""
+        errors = self.errors(side)
+        order = np.argsort(-errors, axis=None, kind="stable")[:count]
+        analytic = self.analytic(side)
+        out = []
+        for flat in order:
+            index = tuple(int(i) for i in np.unravel_index(int(flat), errors.shape))
+            out.append((index, float(analytic[index]), float(self.numeric[index]), float(errors[index])))
+        return out
+
+
+@dataclass(frozen=True)
 class ParamResult:
     """The verdict on one param."""
 
@@ -65,6 +95,9 @@ class ParamResult:
     status: str  # "pass" | "fail"
     backprop: Comparison
     expect: Comparison | None
+    entries: Entries | None = field(default=None, compare=False, repr=False)
+    place: Place | None = None  # where the param is declared
+    expect_place: Place | None = None  # where its `expect` formula stands
 
 
 @dataclass(frozen=True)
@@ -115,6 +148,15 @@ def compare(analytic: np.ndarray, numeric_grad: np.ndarray, rtol: float, atol: f
         numeric=float(numeric_grad[worst]),
         passed=bool(max_rel <= rtol),
     )
+
+
+def relative_errors(analytic: np.ndarray, numeric_grad: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """Per-entry |a − n| / max(|a|, |n|, atol / rtol), 0 where a == n: the metric `compare` maximises."""
+    diff = np.abs(analytic - numeric_grad)
+    floor = atol / rtol if rtol > 0 else np.inf
+    scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric_grad)), floor)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(diff == 0, 0.0, diff / scale)
 
 
 def settings_for(spec: Spec, objective: float, rtol=None, atol=None, eps=None, seed=None) -> Settings:
@@ -181,7 +223,10 @@ def _check(spec: Spec, rtol, atol, eps, memory) -> SpecResult:
         backprop = compare(grads[name], numeric_grad, settings.rtol, settings.atol)
         expect = _compare_expect(name, expected, values[name].shape, numeric_grad, settings)
         ok = backprop.passed and (expect is None or expect.passed)
-        params.append(ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect))
+        entries = Entries(grads[name], numeric_grad, _expect_value(name, expected, values[name].shape),
+                          settings.rtol, settings.atol)
+        params.append(ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect,
+                                  entries, *_places(model, name, expected)))
     status = "pass" if all(p.status == "pass" for p in params) else "fail"
     return SpecResult(spec.path, spec.name, status, None, objective, tuple(params), settings)
 
@@ -232,6 +277,18 @@ def _compare_expect(name, expected, shape, numeric_grad, settings: Settings) -> 
     if not np.all(np.isfinite(value)):
         return Comparison(None, None, None, None, None, False, f"expect for {name} is not finite (NaN or Inf)")
     return compare(value, numeric_grad, settings.rtol, settings.atol)
+
+
+def _expect_value(name, expected, shape) -> np.ndarray | None:
+    """The evaluated `expect` array when it can be compared entry by entry."""
+    value = expected[name][2] if name in expected else None
+    return value if value is not None and value.shape == shape else None
+
+
+def _places(model: Model, name: str, expected) -> tuple[Place | None, Place | None]:
+    """(declaration, expect formula) places of a param, for annotations that point into the file."""
+    decl = next((d.place for d in model.decls if d.name == name), None)
+    return decl, expected[name][1] if name in expected else None
 
 
 def _numeric(model: Model, values, name: str, eps, batch: int) -> np.ndarray:

@@ -53,7 +53,8 @@ def test_json_keys_exactly(tmp_path):
     assert set(data) == {"version", "specs", "summary"}
     assert data["summary"] == {"total": 3, "pass": 1, "fail": 1, "error": 1}
     ok, bad, invalid = data["specs"]
-    assert set(ok) == {"path", "name", "status", "message", "objective", "params"}
+    assert set(ok) == {"path", "name", "status", "message", "objective", "params", "seconds"}
+    assert all(isinstance(s["seconds"], float) and s["seconds"] >= 0 for s in data["specs"])
     param = ok["params"][0]
     assert set(param) == {"name", "shape", "status", "backprop", "expect"}
     assert param["shape"] == [4, 6] and param["status"] == "pass"
