@@ -295,7 +295,8 @@ def _numeric(model: Model, values, name: str, eps, batch: int) -> np.ndarray:
     """Central differences of J in one param, the other values held fixed."""
 
     def f(stack):
-        return network.objective(model, {**values, name: stack})
+        # J as one value per perturbed copy, even when J does not depend on this param at all
+        return np.broadcast_to(network.objective(model, {**values, name: stack}), stack.shape[:-2])
 
     numeric_grad, _ = numeric.central_differences(f, values[name], eps, batch)
     if not np.all(np.isfinite(numeric_grad)):

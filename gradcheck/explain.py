@@ -648,10 +648,12 @@ class PythonEmitter(Walker):
     def __init__(self, model: Model):
         super().__init__(model)
         self.lines: list[str] = []
-        self.taken = {d.name for d in model.decls} | {"np", "sigmoid", "softmax", "values", "J", "grads"}
+        reserved = {"np", "sigmoid", "softmax", "values", "J", "float"}  # names the generated code uses
+        self.taken = {d.name for d in model.decls} | reserved
         self.local = {}
         for d in model.decls:
-            self.local[d.name] = self.fresh(d.name + "_") if keyword.iskeyword(d.name) else d.name
+            clash = keyword.iskeyword(d.name) or d.name in reserved
+            self.local[d.name] = self.fresh(d.name + "_") if clash else d.name
         self.grad = {name: self.fresh(f"grad_{name}") for name in model.param_names}
         self.prefix = ""
 

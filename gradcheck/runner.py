@@ -86,8 +86,11 @@ def limit_blas_threads() -> None:
         os.environ[var] = "1"
 
 
-def worker_environment() -> dict:
-    """What a worker sees: the BLAS variables, and whether numpy was loaded before they were set."""
+def worker_environment(_path: str | None = None) -> dict:
+    """What a worker sees: the BLAS variables, and whether numpy was loaded before they were set.
+
+    Takes (and ignores) a path so that it can run as a task: tests/test_runner.py uses it.
+    """
     return {"numpy_loaded_before_limits": _numpy_loaded_before_limits,
             **{var: os.environ.get(var) for var in BLAS_THREAD_VARS}}
 
