@@ -143,7 +143,7 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
     head.append(f"  {s.path}  ", style="dim")
     head.append(label, style=style)
     if verbose:
-        head.append(f"  {s.seconds:.2f} s", style="dim")
+        head.append(f"  {s.seconds:.3f} s", style="dim")
     console.print(head, soft_wrap=True)
     if s.status == "error":
         console.print(Text(f"  {s.message}", style="red"), soft_wrap=True)
