@@ -21,7 +21,7 @@ from . import expr
 from .expr import MAX_DEPTH, MAX_LENGTH
 from .model import ActivationUse, Layer, Model, Objective, Ref, Term
 from .symbolic import (Num, NoClosedForm, Ones, Sym, Var, add, div, fn, matmul, mul, neg, num, power,
-                       reduce_to, size, sub, t)
+                       reduce_to, sub, t)
 
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 

@@ -248,14 +248,6 @@ def reduce_to(x: Sym, shape: Shape) -> Sym:
     return fn("sum", x, axis=1)
 
 
-def size(x: Sym) -> int:
-    """Number of nodes: used to pick the shortest of equivalent expressions."""
-    children = {Neg: ("operand",), Transpose: ("operand",), Bin: ("left", "right"), Pow: ("base",),
-                Ones: ("like",)}.get(type(x), ())
-    total = 1 + sum(size(getattr(x, c)) for c in children)
-    return total + sum(size(a) for a in getattr(x, "args", ()))
-
-
 # ----------------------------------------------------------------------------- printing
 
 

@@ -261,3 +261,20 @@ def test_json_shape():
     assert list(data["params"]) == ["W1", "b1", "W2", "b2"]
     assert set(data["terms"][0]["layers"][0]) == {"layer", "kind", "weight", "bias", "f", "df", "delta", "z"}
     assert data["terms"][0]["layers"][0]["delta"] == "(a⁽³⁾ - Y) / 5"  # sigmoid′ cancels the cross-entropy's
+
+
+def test_expect_block_quotes_what_yaml_would_misread_and_comments_out_what_expect_refuses(tmp_path):
+    negative = tmp_path / "negative.yaml"
+    negative.write_text("params: {W: {shape: [2, 3]}}\ninput: W\nlayers: [{activation: {scale: -2}}]\n")
+    out = CliRunner().invoke(cli.main, ["explain", str(negative)]).stdout
+    assert '  W: "-2 * ones_like(W)"' in out
+    pasted = yaml.safe_load(out[out.index("\nexpect:\n") + 1:])["expect"]
+    assert gradcheck.check(gradcheck.load(with_expect(negative, pasted, tmp_path / "p.yaml"))).status == "pass"
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("params: {W: {shape: [3, 3], std: 0.5}}\ndata: {x: {shape: [3, 2]}}\ninput: x\nlayers:\n"
+                    + "  - {weight: W, activation: tanh}\n" * 8)
+    data = explain_json(deep)
+    assert len(data["params"]["W"]) > 2000 and "expect takes at most 2,000" in data["notes"]["W"]
+    out = CliRunner().invoke(cli.main, ["explain", str(deep)]).stdout
+    assert yaml.safe_load(out[out.index("\nexpect:\n") + 1:])["expect"] is None  # all commented out
+    assert_emitted_matches_backprop(gradcheck.load(deep))  # --emit python has no length limit

@@ -1,7 +1,6 @@
 """Report formats and output options through the CLI: junit, github, -o, --color, --width, -q, -v."""
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 
 import numpy as np

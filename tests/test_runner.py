@@ -3,7 +3,6 @@
 import io
 import json
 import re
-import xml.etree.ElementTree as ET
 
 import pytest
 from click.testing import CliRunner

@@ -29,10 +29,11 @@ def expect_block(ex: Explanation) -> list[str]:
     for name, text in ex.params.items():
         if text is None:
             lines.append(f"  # {name}: {ex.notes.get(name, 'no closed form')}")
+        elif name in ex.notes:  # printed, but commented out: expect would refuse it
+            lines.append(f"  # {name}: {ex.notes[name]}")
+            lines.append(f"  # {name}: {text}")
         else:
             lines.append(f"  {name}: {yaml_scalar(text)}")
-            if name in ex.notes:
-                lines.append(f"  # {name}: {ex.notes[name]}")
     return lines
 
 
