@@ -60,3 +60,17 @@ def test_help_imports_neither_numpy_nor_yaml_nor_rich(argv):
             "print(','.join(m for m in ('numpy', 'yaml', 'rich') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("path", [ICA, PAGE_TYPO, FIXTURES / "wrong" / "two_layer_db2_typo_square.yaml"],
+                         ids=lambda p: p.name)
+def test_per_entry_errors_agree_with_the_comparison(path):
+    """The verbose heatmap and worst entries use the same metric as the verdict."""
+    result = gradcheck.check(gradcheck.load(path))
+    for p in result.params:
+        for side, c in (("backprop", p.backprop), ("expect", p.expect)):
+            if c is None:
+                continue
+            (index, analytic, numeric, error), *_ = p.entries.worst(side, 1)
+            assert (index, analytic, numeric, error) == (c.worst_index, c.analytic, c.numeric, c.max_rel_error)
+            assert p.entries.errors(side).max() == c.max_rel_error
