@@ -143,6 +143,17 @@ class Case:
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(self.size, size=min(k, self.size), replace=False))
 
+    def entries_of(self, names) -> np.ndarray:
+        """The flat entries of whole params."""
+        return np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1])
+                               for i, n in enumerate(self.names) if n in names])
+
+    def whole_params(self, entries: np.ndarray) -> tuple[str, ...] | None:
+        """The params whose entries are exactly `entries`, if they are whole params."""
+        names = tuple(n for i, n in enumerate(self.names) if entries.size and
+                      np.isin(np.arange(self.offsets[i], self.offsets[i + 1]), entries).all())
+        return names if names and len(self.entries_of(names)) == entries.size else None
+
 
 def make_case(function: Function) -> Case:
     spec = gradcheck.loads(function.spec_text, path=f"<{function.label}>")
@@ -198,7 +209,9 @@ class Method:
     name: str
     peer: str | None  # the module it needs, if any
     run: Callable[[Case, np.ndarray | None], Outcome]
-    per_entry: bool = False  # cost grows with N, so a big case may be estimated from a subset
+    # For methods whose cost grows with N: the entries a subset run uses (None: always run in full).
+    # Called with the predicted full-run time (None for the pilot run that predicts it).
+    subset: Callable[[Case, float | None], np.ndarray] | None = None
     backend: str | None = None  # the objective it needs
     # (numeric gradient at the entries run, or None when the method gives none; a note)
     numeric_of: Callable[[Case, Outcome, np.ndarray | None], tuple[np.ndarray | None, str]] | None = None
@@ -278,8 +291,10 @@ def _torch_callable(case: Case, entries):
     import torch
     f = case.function.objective_for("torch")
     data = {n: torch.tensor(v, dtype=torch.float64) for n, v in case.data.items()}
-    if entries is None:
-        inputs = tuple(torch.tensor(case.params[n], dtype=torch.float64, requires_grad=True) for n in case.names)
+    varied = case.names if entries is None else case.whole_params(entries)
+    if varied is not None:  # params outside `varied` are inputs that do not require grad: not perturbed
+        inputs = tuple(torch.tensor(case.params[n], dtype=torch.float64, requires_grad=n in varied)
+                       for n in case.names)
         return (lambda *ps: f(dict(zip(case.names, ps)), data)), inputs
     base = torch.tensor(case.flat(case.params), dtype=torch.float64)
     index = torch.as_tensor(entries, dtype=torch.long)
@@ -366,18 +381,35 @@ def _check_grad_default_epsilon(so) -> float:
     return float(inspect.signature(so.check_grad).parameters["epsilon"].default)
 
 
+def random_entries(case: Case, predicted: float | None) -> np.ndarray:
+    """A few random entries for the pilot; then enough for a run of about SUBSET_SECONDS."""
+    if predicted is None:
+        return case.sample(PILOT_ENTRIES, seed=1)
+    return case.sample(int(max(PILOT_ENTRIES, case.size * SUBSET_SECONDS / predicted)), seed=2)
+
+
+def smaller_params(case: Case, predicted: float | None) -> np.ndarray:
+    """Every param but the largest, which is held constant: no wrapper around the peer's own loop."""
+    largest = max(case.names, key=lambda n: case.params[n].size)
+    rest = [n for n in case.names if n != largest]
+    entries = case.entries_of(rest) if rest else np.zeros(0, dtype=int)
+    if not 0 < entries.size <= case.size // 2:
+        return random_entries(case, predicted)
+    return entries
+
+
 METHODS = [
     Method("gradcheck full (central)", None, gradcheck_run("full", "central"), numeric_of=gradcheck_numeric("central")),
     Method("gradcheck full (richardson)", None, gradcheck_run("full", "richardson"), numeric_of=gradcheck_numeric("richardson")),
     Method("gradcheck full (complex-step)", None, gradcheck_run("full", "complex-step"),
            numeric_of=gradcheck_numeric("complex-step")),
     Method("gradcheck fast", None, gradcheck_run("fast", "central"), numeric_of=directional),
-    Method("naive numpy loop (central)", None, naive_run, per_entry=True, backend="numpy", numeric_of=own_numeric),
-    Method("torch.autograd.gradcheck", "torch", torch_run(False), per_entry=True, backend="torch",
+    Method("naive numpy loop (central)", None, naive_run, subset=random_entries, backend="numpy", numeric_of=own_numeric),
+    Method("torch.autograd.gradcheck", "torch", torch_run(False), subset=smaller_params, backend="torch",
            numeric_of=verdict_only),
     Method("torch.autograd.gradcheck fast_mode", "torch", torch_run(True), backend="torch", numeric_of=verdict_only),
     Method("jax check_grads (rev, order 1)", "jax", jax_run, backend="jax", numeric_of=verdict_only),
-    Method("scipy.optimize.check_grad", "scipy", scipy_run, per_entry=True, backend="numpy", numeric_of=scipy_numeric),
+    Method("scipy.optimize.check_grad", "scipy", scipy_run, backend="numpy", numeric_of=scipy_numeric),
 ]
 REFERENCE = METHODS[0].name
 
@@ -415,20 +447,23 @@ def repeats_for(seconds: float, quick: bool) -> int:
 
 def measure(method: Method, case: Case, budget: float, quick: bool) -> Row:
     """Median time of `method` on `case`, extrapolated from a subset of entries when a full run is too long."""
-    entries, warm = None, None
-    if method.per_entry and case.size > PILOT_ENTRIES:
-        # The pilot predicts the full run's time (and warms up, like the first call below).
-        pilot, _ = timed(lambda: method.run(case, case.sample(PILOT_ENTRIES, seed=1)))
-        predicted = pilot * case.size / PILOT_ENTRIES
-        k = int(max(PILOT_ENTRIES, case.size * SUBSET_SECONDS / predicted))
-        if predicted > budget and k < case.size:
-            entries = case.sample(k, seed=2)
+    entries, times, outcome = None, [], None
+    pilot_entries = method.subset(case, None) if method.subset else None
+    if pilot_entries is not None and pilot_entries.size < case.size:
+        # The pilot predicts a full run's time (and warms up, as the first call below does).
+        pilot, _ = timed(lambda: method.run(case, pilot_entries))
+        predicted = pilot * case.size / pilot_entries.size
+        if predicted > budget:
+            entries = method.subset(case, predicted)
         repeats = (1 if quick else 3) if entries is not None else repeats_for(predicted, quick)
+        warm = None
     else:
-        # First calls pay one-off costs (jax tracing, caches); timed runs start after this one.
-        warm, _ = timed(lambda: method.run(case, None))
+        # First calls pay one-off costs (jax tracing, caches): timed runs start after this one,
+        # unless it is slow enough to be the only run.
+        warm, outcome = timed(lambda: method.run(case, None))
         repeats = repeats_for(warm, quick)
-    times, outcome = [], None
+        if repeats == 1:
+            times, repeats, warm = [warm], 0, None
     for _ in range(repeats):
         seconds, outcome = timed(lambda: method.run(case, entries))
         times.append(seconds)
@@ -448,8 +483,10 @@ def _row(method: Method, case: Case, entries, times, outcome: Outcome, warm) -> 
     if entries is None:
         return Row(method.name, median, f"{len(times)}", False, rel, abs_, _join(*notes), outcome.verdict)
     k = len(entries)
+    fixed = sorted(set(case.names) - set(case.whole_params(entries) or case.names))
+    which = f"the entries of every param but {', '.join(fixed)} (held constant)" if fixed else "random entries"
     over = "; errors over those entries" if rel is not None else ""
-    notes.insert(0, f"timed on {k:,} random entries, × N/{k:,}{over}")
+    notes.insert(0, f"timed on {k:,} {which}, × N/{k:,}{over}")
     return Row(method.name, median * case.size / k, f"{len(times)} × {k:,} entries", True, rel, abs_,
                _join(*notes), outcome.verdict)
 
@@ -545,10 +582,19 @@ def _err(value: float | None) -> str:
     return f"{value:.1e}" if value is not None else "—"
 
 
-def table(case: Case, rows: list[Row], cross: str) -> str:
+def load_average() -> str:
+    """The 1-minute load average: other work on a shared machine slows every row, torch's threads most."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "n/a"
+
+
+def table(case: Case, rows: list[Row], cross: str, loads: tuple[str, str]) -> str:
     ref = next((r.seconds for r in rows if r.method == REFERENCE and r.seconds), None)
     lines = [f"### {case.function.label}", "",
-             f"J = {case.objective:.10g}; reference gradient = gradcheck backprop, {cross}.", "",
+             f"J = {case.objective:.10g}; reference gradient = gradcheck backprop, {cross}. "
+             f"1-min load average {loads[0]} before these rows, {loads[1]} after.", "",
              "| method | median time | × gradcheck full | runs | max rel error | max abs error | verdict | notes |",
              "|---|---:|---:|---|---:|---:|---|---|"]
     for r in rows:
@@ -604,8 +650,9 @@ def main(argv=None) -> int:
         log(function.label)
         case = make_case(function)
         cross = cross_check(case, peers)
+        before = load_average()
         rows = benchmark(case, peers, args.budget, args.quick, log)
-        sections.append(table(case, rows, cross))
+        sections.append(table(case, rows, cross, (before, load_average())))
     text = report(sections, peers, command, args.budget)
     print(text)
     if out:

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import network, numeric
 from .errors import SpecError
-from .model import Model
+from .model import Model, Place
 from .perturb import Perturber
 from .spec import Spec, load, parse_mode
 
@@ -87,6 +87,36 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class Entries:
+    """The per-entry arrays behind a ParamResult, for verbose reports and assertion messages (not JSON)."""
+
+    backprop: np.ndarray
+    numeric: np.ndarray
+    expect: np.ndarray | None
+    rtol: float
+    atol: float
+
+    def analytic(self, side: str) -> np.ndarray | None:
+        """The analytic array of a side: "backprop" or "expect"."""
+        return self.backprop if side == "backprop" else self.expect
+
+    def errors(self, side: str) -> np.ndarray:
+        """Per-entry relative error of a side against the numeric gradient (the metric above)."""
+        return relative_errors(self.analytic(side), self.numeric, self.rtol, self.atol)
+
+    def worst(self, side: str, count: int = 10) -> list[tuple[tuple[int, ...], float, float, float]]:
+        """The `count` entries with the largest error: (index, analytic, numeric, relative error)."""
+        errors = self.errors(side)
+        order = np.argsort(-errors, axis=None, kind="stable")[:count]
+        analytic = self.analytic(side)
+        out = []
+        for flat in order:
+            index = tuple(int(i) for i in np.unravel_index(int(flat), errors.shape))
+            out.append((index, float(analytic[index]), float(self.numeric[index]), float(errors[index])))
+        return out
+
+
+@dataclass(frozen=True)
 class ParamResult:
     """The verdict on one param."""
 
@@ -101,6 +131,9 @@ class ParamResult:
     @property
     def kinks(self) -> int:
         return self.backprop.kink_count
+    entries: Entries | None = field(default=None, compare=False, repr=False)
+    place: Place | None = None  # where the param is declared
+    expect_place: Place | None = None  # where its `expect` formula stands
 
 
 @dataclass(frozen=True)
@@ -304,8 +337,12 @@ def _entrywise_param(perturber, name, grad, expected, values, settings, entries)
         expect = _expect_problem(name, expected[name], values[name].shape) or \
             _named(model, name, judge(expected[name], est, settings.rtol, settings.atol))
     ok = backprop.passed and (expect is None or expect.passed)
+    per_entry = None
+    if entries is None:  # a full check: keep the arrays for verbose reports and assertion messages
+        per_entry = Entries(grad, est.values.reshape(grad.shape), _comparable(name, expected, grad.shape),
+                            settings.rtol, settings.atol)
     return ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect,
-                       kernel=model.is_kernel(name))
+                       kernel=model.is_kernel(name), entries=per_entry, **_places(model, name))
 
 
 def _fast_param(perturber, name, grad, expected, values, settings) -> ParamResult:
@@ -334,13 +371,27 @@ def _fast_param(perturber, name, grad, expected, values, settings) -> ParamResul
     expect = exp_problem or comps.get("expect")
     ok = comps["backprop"].passed and (expect is None or expect.passed)
     return ParamResult(name, tuple(theta.shape), "pass" if ok else "fail", comps["backprop"], expect,
-                       note=f"fast mode: {FAST_DIRECTIONS} random directions", kernel=perturber.model.is_kernel(name))
+                       note=f"fast mode: {FAST_DIRECTIONS} random directions", kernel=perturber.model.is_kernel(name),
+                       **_places(perturber.model, name))
 
 
 def _fast_summary(result: ParamResult) -> str:
     side = result.backprop if not result.backprop.passed else result.expect
     which = "backprop" if side is result.backprop else "expect"
     return f"{which} {side.analytic:.6g} vs numeric {side.numeric:.6g}"
+
+
+def _comparable(name: str, expected: dict, shape) -> np.ndarray | None:
+    """The evaluated `expect` array when it can be compared entry by entry."""
+    value = expected.get(name)
+    return value if value is not None and value.shape == shape else None
+
+
+def _places(model: Model, name: str) -> dict:
+    """Where a param is declared and where its `expect` stands, for annotations into the file."""
+    decl = next((d.place for d in model.decls if d.name == name), None)
+    expect = next((place for n, _, place in model.expects if n == name), None)
+    return {"place": decl, "expect_place": expect}
 
 
 def _sample_entries(size: int, k: int, seed: int, name: str) -> np.ndarray:

@@ -1,15 +1,24 @@
-"""The command line: click parses options and hands them to `execute`; reporters render."""
+"""The command line: click parses options and hands them to `execute`; reporters render.
+
+Nothing heavy is imported at module level (numpy, yaml and rich load inside the commands), so
+`gradcheck --help` starts fast; benchmarks/startup.py measures it.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Iterator
 
 import click
 
 from . import __version__
+from .formats import FORMAT_NAMES
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+COLOR_CHOICES = {"auto": None, "always": True, "never": False}
 
 
 def collect(paths) -> list[str]:
@@ -25,23 +34,140 @@ def collect(paths) -> list[str]:
     return found
 
 
-def execute(paths, overrides: dict):
-    """Check every spec under `paths`; one bad file costs only its own row."""
-    from .check import check_path, summarize
+def execute(paths, overrides: dict, jobs: int = 1, keep_entries: bool = False, on_done=None):
+    """Check every spec under `paths`, in `jobs` processes; one bad file costs only its own row."""
+    from .check import summarize
+    from .runner import check_task, run_all
 
-    return summarize(check_path(p, **overrides) for p in collect(paths))
+    return summarize(run_all(check_task(overrides, keep_entries), collect(paths), jobs, on_done))
+
+
+def execute_validate(paths, jobs: int = 1, on_done=None):
+    """Validate every spec under `paths` (structure, names, shapes, expressions; no numbers)."""
+    from .check import summarize
+    from .runner import run_all, validate_file
+
+    return summarize(run_all(validate_file, collect(paths), jobs, on_done))
+
+
+# ----------------------------------------------------------------------------- output options
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and how a report is written."""
+
+    fmt: str | None = None
+    path: str | None = None
+    color: str = "auto"
+    width: int | None = None
+    quiet: bool = False
+    verbose: bool = False
+
+    @property
+    def format(self) -> str:
+        """The format asked for; else github inside GitHub Actions, else human."""
+        if self.fmt:
+            return self.fmt
+        return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "human"
+
+    def render_options(self, command: str) -> dict:
+        return {"color": COLOR_CHOICES[self.color], "width": self.width, "quiet": self.quiet,
+                "verbose": self.verbose, "command": command}
+
+    @contextmanager
+    def stream(self) -> Iterator[IO[str]]:
+        """stdout, or the -o file (opened at once, so a bad path is a usage error before any work)."""
+        if self.path in (None, "-"):
+            yield sys.stdout
+            return
+        try:
+            handle = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {self.path}: {exc.strerror or exc}",
+                                     param_hint="'-o' / '--output'") from None
+        with handle:
+            yield handle
+
+
+def output_options(formats=FORMAT_NAMES, levels: bool = True):
+    """--format, -o, --color, --width (and -q/-v): shared by the commands that print reports."""
+
+    def decorate(command):
+        options = [
+            click.option("--format", "fmt", type=click.Choice(formats),
+                         help=f"Report format: {', '.join(formats)} (default human; github when "
+                              f"GITHUB_ACTIONS=true)." if "github" in formats else "Output format (default human)."),
+            click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout."),
+            click.option("--color", type=click.Choice(list(COLOR_CHOICES)), default="auto", show_default=True,
+                         help="Colour in human output; auto means on a terminal, unless NO_COLOR is set."),
+            click.option("--width", type=click.IntRange(min=40), metavar="N",
+                         help="Line width of human output (default: the terminal's; 200 off a terminal)."),
+        ]
+        if levels:
+            options += [
+                click.option("-q", "--quiet", is_flag=True, help="Only failures, errors and the summary."),
+                click.option("-v", "--verbose", is_flag=True,
+                             help="Also each param's 10 worst entries, and a heatmap of the per-entry error "
+                                  "of a failing param."),
+            ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def jobs_option(command):
+    return click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
+                        help="Work in N processes (0: one per CPU); results stay in path order.")(command)
+
+
+def make_output(fmt, output, color, width, quiet=False, verbose=False) -> Output:
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose cannot be used together")
+    return Output(fmt, output, color, width, quiet, verbose)
+
+
+def require_specs(paths) -> list[str]:
+    files = collect(paths)
+    if not files:
+        raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
+    return files
+
+
+def report(run_specs, out: Output, command: str, total: int) -> None:
+    """Run (with a progress bar on a terminal's stderr), render through the chosen format, exit."""
+    from .report import reporter
+    from .runner import progress
+
+    with out.stream() as stream:
+        try:
+            with progress(0 if out.quiet else total) as on_done:
+                result = run_specs(on_done)
+            reporter(out.format)(result, stream, **out.render_options(command))
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
+            click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+            sys.exit(2)
+    sys.exit(result.exit_code)
+
+
+# ----------------------------------------------------------------------------- commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gradcheck")
 def main():
-    """Check hand-derived gradients of matrix functions written as YAML specs."""
+    """Check hand-derived gradients of matrix functions written as YAML specs.
+
+    Exit status: 0 all specs pass, 1 a spec failed or is invalid, 2 usage or internal error.
+    """
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True,
-              help="Report format.")
+@output_options()
+@jobs_option
 @click.option("--rtol", type=click.FloatRange(min=0, min_open=True), help="Relative tolerance (default 1e-6).")
 @click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default 1e-8·max(1,|J|)).")
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True),
@@ -53,24 +179,107 @@ def main():
               help="Check every entry (full, default), K random entries per param, or random directions (fast).")
 @click.option("--memory", type=click.IntRange(min=1), metavar="MB", default=256, show_default=True,
               help="Memory budget for one batch of perturbed evaluations.")
-def run(paths, fmt, rtol, atol, eps, seed, method, mode, memory):
+def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, method, mode,
+        memory):
     """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
 
     Exit status: 0 all specs pass, 1 a spec failed or is invalid, 2 usage or internal error.
     """
-    from .report import reporter
-
-    if not collect(paths):
-        raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
+    out = make_output(fmt, output, color, width, quiet, verbose)
+    files = require_specs(paths)
     overrides = {"rtol": rtol, "atol": atol, "eps": eps, "seed": seed, "method": method, "mode": mode,
                  "memory": memory * 2**20}
-    try:
-        result = execute(paths, overrides)
-        reporter(fmt)(result, sys.stdout)
-    except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
-        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)
-    sys.exit(result.exit_code)
+    keep = out.verbose and out.format == "human"  # per-entry arrays are only drawn by verbose human output
+    report(lambda on_done: execute(paths, overrides, jobs=jobs, keep_entries=keep, on_done=on_done),
+           out, "run", len(files))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@output_options()
+@jobs_option
+def validate(paths, fmt, output, color, width, quiet, verbose, jobs):
+    """Validate the specs in PATHS without computing anything.
+
+    Loads each spec and checks its keys, names, layer shapes and expressions (and that every expect
+    has its param's shape); draws no numbers and evaluates nothing. Same formats and exit status
+    as run: 0 all valid, 1 a spec is invalid, 2 usage or internal error.
+    """
+    out = make_output(fmt, output, color, width, quiet, verbose)
+    files = require_specs(paths)
+    report(lambda on_done: execute_validate(paths, jobs=jobs, on_done=on_done), out, "validate", len(files))
+
+
+@main.command(name="explain")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@output_options(formats=("human", "json"), levels=False)
+@click.option("--emit", type=click.Choice(["python"]),
+              help="Instead, print a standalone numpy function computing J and every gradient.")
+def explain_command(spec, fmt, output, color, width, emit):
+    """Derive the gradients of SPEC symbolically, as UFLDL's backpropagation tables.
+
+    Per term, a table with each layer's weight, f, f′, error signal δ and input z, in the spec's own
+    names; then, per param, the gradient as one expression of the expression language, ready to
+    paste under expect:. Exit status: 0 done, 1 invalid spec (or no closed form for --emit), 2 usage.
+    """
+    out = make_output(fmt or "human", output, color, width)
+    from .errors import SpecError
+
+    with out.stream() as stream:
+        try:
+            status = explain_spec(spec, out, emit, stream)
+        except SpecError as exc:
+            status = explain_error(out, stream, spec, str(exc))
+    sys.exit(status)
+
+
+def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> int:
+    """Render the explanation (or the emitted code) of one spec; the exit status."""
+    from .explain import emit_python, explain
+    from .spec import build_model, read
+    from .symbolic import NoClosedForm
+    from .yamlsrc import parse_yaml
+
+    model = build_model(parse_yaml(read(path), path))
+    if emit == "python":
+        try:
+            stream.write(emit_python(model))
+        except NoClosedForm as exc:
+            click.echo(f"gradcheck: {path}: cannot emit python: {exc}", err=True)
+            return 1
+        return 0
+    explanation = explain(model)
+    if out.fmt == "json":
+        from .formats.explanation import render_explanation_json
+
+        render_explanation_json(explanation, stream)
+    else:
+        from .formats.explanation import render_explanation
+
+        render_explanation(explanation, stream, COLOR_CHOICES[out.color], out.width)
+    return 0
+
+
+def explain_error(out: Output, stream: IO[str], path: str, message: str) -> int:
+    """An invalid spec, through the chosen format: exit status 1."""
+    if out.fmt == "json":
+        import json
+
+        json.dump({"path": path, "error": message}, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+    else:
+        click.echo(message, err=True)
+    return 1
+
+
+@main.command()
+@click.option("-o", "--output", metavar="FILE", help="Write the schema to FILE instead of stdout.")
+def schema(output):
+    """Print the JSON Schema (draft 2020-12) of the spec format, for editors and CI validators."""
+    from .schema import schema_text
+
+    with Output(path=output).stream() as stream:
+        stream.write(schema_text())
 
 
 @main.command()
@@ -104,10 +313,7 @@ def _mode(value):
         return None
     from .spec import parse_mode
 
-    try:
-        return parse_mode(value, _UsagePlace())
-    except click.BadParameter:
-        raise
+    return parse_mode(value, _UsagePlace())
 
 
 class _UsagePlace:

@@ -13,6 +13,10 @@ class SpecError(Exception):
         self.line = line
         self.col = col
 
+    def __reduce__(self):
+        # Exceptions pickle only `args`; keep the place too (results cross process boundaries with -j).
+        return (SpecError, (self.message, self.file, self.line, self.col))
+
     @property
     def location(self) -> str:
         """The `file:line:col` prefix editors and CI annotations understand."""

@@ -99,20 +99,23 @@ class Perturber:
     def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ΔJ per perturbation, crossed-a-kink per perturbation) for entry flat[b] moved by delta[b]."""
         rows, cols = np.unravel_index(np.asarray(flat), self.shape)
-        return self._sum_terms(lambda term, trace, states: _TermRun(self, term, trace, states, rows, cols, delta))
+        return self._sum_terms(lambda term, trace, states: _TermRun(self, term, trace, states, rows, cols, delta),
+                               len(rows))
 
     def along(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ΔJ, crossed) with the param replaced by each matrix of `stack` (B, rows, cols)."""
-        return self._sum_terms(lambda term, trace, states: _TermRun(self, term, trace, states, stack=stack))
+        return self._sum_terms(lambda term, trace, states: _TermRun(self, term, trace, states, stack=stack),
+                               len(stack))
 
-    def _sum_terms(self, make_run):
+    def _sum_terms(self, make_run, batch: int):
         total, crossed = 0.0, False
         with np.errstate(all="ignore"):
             for term, trace, states in zip(self.model.terms, self.traces, self.states):
                 if term_uses(term, self.name):
                     d, c = make_run(term, trace, states).run()
                     total, crossed = total + d, crossed | c
-        return np.asarray(total), np.asarray(crossed)
+        # A param no term reads leaves J where it was: zeros, one per perturbation.
+        return np.broadcast_to(total, (batch,)).copy(), np.broadcast_to(crossed, (batch,)).copy()
 
 
 class _TermRun:

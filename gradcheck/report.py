@@ -67,6 +67,7 @@ def spec_json(s: SpecResult) -> dict:
         "params": [param_json(p) for p in s.params],
         "settings": None if st is None else {"method": st.method, "mode": st.mode, "eps": st.eps,
                                              "rtol": st.rtol, "atol": st.atol, "seed": st.seed},
+        "seconds": round(s.seconds, 6),
     }
 
 
@@ -76,6 +77,7 @@ def run_json(run: RunResult) -> dict:
 
 
 def render_json(run: RunResult, out: IO[str], **_) -> None:
+    """The JSON report (-q and -v do not change it: it is for programs)."""
     json.dump(run_json(run), out, indent=2, allow_nan=False, default=_json_default)
     out.write("\n")
 
@@ -170,30 +172,52 @@ def note_lines(s: SpecResult) -> list[Text]:
     return lines
 
 
-def render_spec(console: Console, s: SpecResult) -> None:
-    label, style = STATUS_STYLE[s.status]
+VALIDATE_STYLE = {"pass": ("VALID", "bold green"), "error": ("INVALID", "bold red")}
+
+
+def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: bool = False,
+                command: str = "run") -> None:
+    """One spec: header, settings, table, failures (quiet: only the header and the failures)."""
+    label, style = (VALIDATE_STYLE if command == "validate" else STATUS_STYLE)[s.status]
     head = Text()
     head.append(s.name, style="bold")
     head.append(f"  {s.path}  ", style="dim")
     head.append(label, style=style)
+    if verbose:
+        head.append(f"  {s.seconds:.3f} s", style="dim")
     console.print(head, soft_wrap=True)
     if s.status == "error":
         console.print(Text(f"  {s.message}", style="red"), soft_wrap=True)
         console.print()
         return
-    st = s.settings
-    mode = "" if st.mode == "full" else f", mode {st.mode}"
-    console.print(Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
-                       f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"), soft_wrap=True)
-    console.print(spec_table(s))
+    if s.settings is None:  # validated only: there are no numbers to show
+        return
+    if not quiet:
+        st = s.settings
+        mode = "" if st.mode == "full" else f", mode {st.mode}"
+        console.print(Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
+                           f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"), soft_wrap=True)
+        console.print(spec_table(s))
     for line in failure_lines(s) + note_lines(s):
         console.print(line, soft_wrap=True)
-    console.print()
+    if verbose:
+        from .formats.detail import render_param_detail
+
+        console.print()
+        for p in s.params:
+            render_param_detail(console, p, console.width)
+    else:
+        console.print()
 
 
-def summary_text(run: RunResult) -> Text:
+def summary_text(run: RunResult, command: str = "run") -> Text:
     sm = run.summary
     text = Text(f"{sm['total']} spec{'s' * (sm['total'] != 1)}: ")
+    if command == "validate":
+        text.append(f"{sm['pass']} valid", style="green" if sm["pass"] else "")
+        text.append(", ")
+        text.append(f"{sm['error']} invalid", style="bold red" if sm["error"] else "")
+        return text
     text.append(f"{sm['pass']} passed", style="green" if sm["pass"] else "")
     text.append(", ")
     text.append(f"{sm['fail']} failed", style="bold red" if sm["fail"] else "")
@@ -202,12 +226,19 @@ def summary_text(run: RunResult) -> Text:
     return text
 
 
-def render_human(run: RunResult, out: IO[str], color: bool | None = None, width: int | None = None) -> None:
-    """Per spec a header and a table; a summary line last. Plain text off a terminal or with NO_COLOR."""
+def render_human(run: RunResult, out: IO[str], color: bool | None = None, width: int | None = None,
+                 quiet: bool = False, verbose: bool = False, command: str = "run") -> None:
+    """Per spec a header and a table; a summary line last. Plain text off a terminal or with NO_COLOR.
+
+    quiet: only the specs that failed or are invalid (header and failures), then the summary.
+    verbose: also each param's worst entries, and a heatmap of the per-entry error of a failing one.
+    """
     console = make_console(out, color, width)
     for s in run.specs:
-        render_spec(console, s)
-    console.print(summary_text(run))
+        if quiet and s.status == "pass":
+            continue
+        render_spec(console, s, quiet=quiet, verbose=verbose, command=command)
+    console.print(summary_text(run, command))
 
 
 def make_console(out: IO[str], color: bool | None, width: int | None) -> Console:
@@ -220,7 +251,22 @@ def make_console(out: IO[str], color: bool | None, width: int | None) -> Console
                    emoji=False)
 
 
-REPORTERS: dict[str, Callable] = {"human": render_human, "json": render_json}
+def render_junit(run: RunResult, out: IO[str], **options) -> None:
+    """JUnit XML (gradcheck/formats/junit.py)."""
+    from .formats.junit import render_junit as render
+
+    render(run, out, **options)
+
+
+def render_github(run: RunResult, out: IO[str], **options) -> None:
+    """GitHub Actions annotations (gradcheck/formats/github.py)."""
+    from .formats.github import render_github as render
+
+    render(run, out, **options)
+
+
+REPORTERS: dict[str, Callable] = {"human": render_human, "json": render_json, "junit": render_junit,
+                                  "github": render_github}
 
 
 # ----------------------------------------------------------------------------- sweep plots

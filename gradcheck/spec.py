@@ -99,6 +99,11 @@ class Spec:
 def load(path: str | os.PathLike) -> Spec:
     """Read, validate and build the spec in `path`."""
     path = os.fspath(path)
+    return loads(read(path), path)
+
+
+def read(path: str) -> str:
+    """The text of a spec file, or a SpecError (too large, unreadable, not UTF-8)."""
     try:
         size = os.path.getsize(path)
         if size > MAX_FILE_BYTES:
@@ -107,7 +112,7 @@ def load(path: str | os.PathLike) -> Spec:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc.strerror or exc}", path) from None
-    return loads(decode(raw, path), path)
+    return decode(raw, path)
 
 
 def loads(text: str, path: str = "<string>") -> Spec:

@@ -54,8 +54,9 @@ def test_json_keys_exactly(tmp_path):
     assert data["summary"] == {"total": 3, "pass": 1, "fail": 1, "error": 1}
     ok, bad, invalid = data["specs"]
     # The core keys exactly, plus the documented extensions (settings; kinks and mode details).
-    assert set(ok) == {"path", "name", "status", "message", "objective", "params", "settings"}
+    assert set(ok) == {"path", "name", "status", "message", "objective", "params", "settings", "seconds"}
     assert set(ok["settings"]) == {"method", "mode", "eps", "rtol", "atol", "seed"}
+    assert all(isinstance(s["seconds"], float) and s["seconds"] >= 0 for s in data["specs"])
     param = ok["params"][0]
     assert set(param) == {"name", "shape", "status", "backprop", "expect", "kinks", "kink_entries", "checked", "note"}
     assert param["shape"] == [4, 6] and param["status"] == "pass"
