@@ -95,14 +95,18 @@ class Entries:
     expect: np.ndarray | None
     rtol: float
     atol: float
+    kinks: frozenset = frozenset()  # indices at a kink: reported as kinks, not as errors
 
     def analytic(self, side: str) -> np.ndarray | None:
         """The analytic array of a side: "backprop" or "expect"."""
         return self.backprop if side == "backprop" else self.expect
 
     def errors(self, side: str) -> np.ndarray:
-        """Per-entry relative error of a side against the numeric gradient (the metric above)."""
-        return relative_errors(self.analytic(side), self.numeric, self.rtol, self.atol)
+        """Per-entry relative error of a side against the numeric gradient (the metric above); 0 at kinks."""
+        errors = relative_errors(self.analytic(side), self.numeric, self.rtol, self.atol)
+        for index in self.kinks:
+            errors[index] = 0.0
+        return errors
 
     def worst(self, side: str, count: int = 10) -> list[tuple[tuple[int, ...], float, float, float]]:
         """The `count` entries with the largest error: (index, analytic, numeric, relative error)."""
@@ -339,8 +343,9 @@ def _entrywise_param(perturber, name, grad, expected, values, settings, entries)
     ok = backprop.passed and (expect is None or expect.passed)
     per_entry = None
     if entries is None:  # a full check: keep the arrays for verbose reports and assertion messages
+        kinks = frozenset(k.index for k in backprop.kinks if k.status == "kink")
         per_entry = Entries(grad, est.values.reshape(grad.shape), _comparable(name, expected, grad.shape),
-                            settings.rtol, settings.atol)
+                            settings.rtol, settings.atol, kinks)
     return ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect,
                        kernel=model.is_kernel(name), entries=per_entry, **_places(model, name))
 
