@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .expr import sigmoid, softmax_columns
+from .expr import NON_ANALYTIC, sigmoid, softmax_columns
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Activation:
     kinks: tuple[float, ...] = ()  # points of z where f is not differentiable
     domain: str | None = None  # a boundary of f's domain, for messages ("z > 0")
     takes_argument: bool = False
+    analytic: bool = True  # holomorphic where defined: the complex step may pass through it
 
     def forward(self, z, c=None):
         """a = f(z) (or f(z, c))."""
@@ -42,6 +43,12 @@ class Activation:
     def argument_grad(self, g, z, a, c):
         """g · ∂a/∂c, before reducing to c's shape."""
         return g * self.dc(z, a, c)
+
+
+def softplus(z):
+    """log(1 + e^z), stable for large |z| and holomorphic (so it takes a complex step)."""
+    positive = np.real(z) > 0
+    return np.where(positive, z + np.log1p(np.exp(-np.where(positive, z, 0))), np.log1p(np.exp(np.where(positive, 0, z))))
 
 
 def _softmax_vjp(g, z, a):
@@ -65,9 +72,9 @@ ACTIVATIONS: dict[str, Activation] = dict([
     _row("log", np.log, lambda z, a: 1.0 / z, domain="z > 0"),
     _row("sigmoid", sigmoid, lambda z, a: a * (1.0 - a)),
     _row("tanh", np.tanh, lambda z, a: 1.0 - a * a),
-    _row("relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(float), kinks=(0.0,)),
-    _row("softplus", lambda z: np.logaddexp(0.0, z), lambda z, a: sigmoid(z)),
-    _row("abs", np.abs, lambda z, a: np.sign(z), kinks=(0.0,)),
+    _row("relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(float), kinks=(0.0,), analytic=False),
+    _row("softplus", softplus, lambda z, a: sigmoid(z)),
+    _row("abs", np.abs, lambda z, a: np.sign(z), kinks=(0.0,), analytic=False),
     ("softmax", Activation("softmax", softmax_columns, vjp=_softmax_vjp)),
 ])
 
@@ -104,4 +111,5 @@ def custom(f_expr, df_expr) -> Activation:
         f=lambda z, env: f_expr.evaluate({**env, "z": z}),
         df=lambda z, a, env: df_expr.evaluate({**env, "z": z}),
         takes_argument=True,
+        analytic=not (f_expr.functions & NON_ANALYTIC),
     )

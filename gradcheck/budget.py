@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import network
+from . import network, numeric
 from .errors import SpecError
 from .expr import Name, Num
 from .limits import DEFAULT, Limits, count, hint, size
 from .model import Model
 
 BYTES = 8  # float64
-TEMPORARIES = 4  # live arrays per number in a vectorized forward pass (the checker sizes batches alike)
+TEMPORARIES = 8  # arrays of one perturbation's size alive at once (as perturb.Perturber sizes its batches)
 BATCH_MEMORY = 256 * 2**20  # bytes the checker gives one batch of perturbed evaluations, at most
 OVERHEAD = 2**20  # bytes of Python objects around the arrays (the model, results, small temporaries)
 
@@ -27,7 +27,7 @@ class Estimate:
     """Estimated bytes of one spec's check, by part."""
 
     declared: int  # the values under params and data
-    once: int  # one forward and backward pass at the spec's values, and the gradients
+    once: int  # the forward and backward passes at the spec's values, the gradients, the base traces
     expressions: int  # define and expect intermediates
     batch: int  # one batch of perturbed evaluations
     evaluation_numbers: int  # numbers one evaluation of J holds
@@ -42,13 +42,24 @@ class Estimate:
         return OVERHEAD + self.declared + self.once + self.expressions
 
 
+def _method(model: Model) -> str:
+    return getattr(model.check, "method", None) or "central"
+
+
+def entries_checked(model: Model, size: int) -> int:
+    """Entries of a param the spec's own mode evaluates (fast mode may fall back to all of them)."""
+    mode = getattr(model.check, "mode", None) or "full"
+    return min(size, int(mode[7:])) if mode.startswith("sample:") else size
+
+
 def steps(model: Model) -> int:
-    """Evaluations of J the central differences need: two per param entry."""
-    return sum(2 * _numbers(d.shape) for d in model.decls if d.kind == "param")
+    """Evaluations of J the finite differences need, with the spec's own method and mode."""
+    per_entry = numeric.evaluations_per_entry(_method(model))
+    return sum(per_entry * entries_checked(model, _numbers(d.shape)) for d in model.decls if d.kind == "param")
 
 
 def evaluation_numbers(model: Model) -> int:
-    """Numbers one forward evaluation holds: layer outputs and custom activations' intermediates."""
+    """Numbers one forward evaluation holds: layer outputs (and kind-specific work), custom intermediates."""
     shapes = {d.name: d.shape for d in model.decls}
     total = network.footprint(model)
     for term in model.terms:
@@ -64,13 +75,15 @@ def expression_numbers(expression, shapes) -> int:
                if not isinstance(node, (Name, Num)))
 
 
-def batch_size(model: Model, memory: int) -> int:
-    """Perturbed evaluations per batch for a memory budget (the checker's own rule)."""
-    return max(2, memory // max(1, BYTES * TEMPORARIES * network.footprint(model)))
+def per_perturbation_bytes(model: Model, param_size: int) -> int:
+    """An upper bound on what one perturbed evaluation holds: the largest layer's work plus the param."""
+    largest = max((network.LAYER_KINDS[layer.kind].footprint(layer) for term in model.terms
+                   for layer in term.layers), default=1)
+    return BYTES * TEMPORARIES * (largest + param_size)
 
 
 def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
-    """Bytes the check needs when batches get `batch_memory`."""
+    """Bytes the check needs when batches get `batch_memory` (never fewer than two evaluations a batch)."""
     declared = sum(_numbers(d.shape) for d in model.decls)
     params = sum(_numbers(d.shape) for d in model.decls if d.kind == "param")
     per_eval = evaluation_numbers(model)
@@ -81,31 +94,27 @@ def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
         shapes[name] = expression.shape(shapes)
     for _, expression, _ in model.expects:
         expr_numbers += expression_numbers(expression, shapes)
+    per_entry = numeric.evaluations_per_entry(_method(model))
     batch = 0
-    evaluations = batch_size(model, batch_memory)
     for d in model.decls:
         if d.kind == "param":
             n = _numbers(d.shape)
-            batch = max(batch, min(2 * n, evaluations) * (per_eval + n) * TEMPORARIES)
+            each = per_perturbation_bytes(model, n)
+            needed = per_entry * entries_checked(model, n) * each
+            batch = max(batch, 2 * each if batch_memory < 2 * each else min(batch_memory, needed))
     return Estimate(
         declared=BYTES * declared,
         once=BYTES * (3 * per_eval + 2 * params),
         expressions=BYTES * expr_numbers,
-        batch=BYTES * batch,
+        batch=batch,
         evaluation_numbers=per_eval,
     )
 
 
-def batch_memory(model: Model, limits: Limits = DEFAULT) -> int:
-    """The batch budget that keeps the whole check under the memory limit (never below two evaluations).
-
-    The checker sizes batches by the layer outputs alone; an evaluation also holds the perturbed
-    param and custom intermediates, so the budget handed over is scaled down by that ratio.
-    """
+def batch_memory(model: Model, limits: Limits = DEFAULT, wanted: int | None = None) -> int:
+    """The batch budget (at most `wanted`, by default 256 MiB) that keeps the check under the memory limit."""
     base = estimate(model, 0).base
-    params = [_numbers(d.shape) for d in model.decls if d.kind == "param"]
-    ratio = (evaluation_numbers(model) + max(params, default=0)) / max(1, network.footprint(model))
-    return max(0, min(BATCH_MEMORY, int((limits.memory - base) / ratio)))
+    return max(0, min(wanted or BATCH_MEMORY, limits.memory - base))
 
 
 def require(model: Model, limits: Limits = DEFAULT) -> Estimate:
@@ -114,8 +123,9 @@ def require(model: Model, limits: Limits = DEFAULT) -> Estimate:
     needed = steps(model)
     if needed > limits.steps and params:
         biggest = max(params, key=lambda d: _numbers(d.shape))
+        per_entry = numeric.evaluations_per_entry(_method(model))
         raise _at(biggest.place, model).error(
-            f"checking needs {count(needed)} evaluations of J (two per param entry; {biggest.name} alone has "
+            f"checking needs {count(needed)} evaluations of J ({per_entry} per param entry; {biggest.name} alone has "
             f"{count(_numbers(biggest.shape))} entries); the limit is {count(limits.steps)} ({hint('steps')})")
     found = estimate(model, batch_memory(model, limits))
     if found.total > limits.memory:

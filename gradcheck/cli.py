@@ -1,29 +1,29 @@
-"""The command line: click parses options and hands them to `execute`; reporters render."""
+"""The command line: click parses options and hands them to `execute`; reporters render.
+
+Nothing heavy is imported at module level (numpy, yaml and rich load inside the commands), so
+`gradcheck --help` starts fast; benchmarks/startup.py measures it.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Iterator
 
 import click
 
 from . import __version__
+from .formats import FORMAT_NAMES
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import EXPRESSION_DEPTH_CEILING, HELP, OPTIONS, parse_size
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+COLOR_CHOICES = {"auto": None, "always": True, "never": False}
 EXIT_INTERNAL = 2  # a usage error, or a bug of ours
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run specs/ | head`)
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a batch, carrying the results of the specs checked before it."""
-
-    def __init__(self, partial, total: int):
-        super().__init__()
-        self.partial = partial
-        self.total = total
 
 
 def collect(paths) -> list[str]:
@@ -43,19 +43,92 @@ def collect(paths) -> list[str]:
     return found
 
 
-def execute(paths, overrides: dict, limits=None):
-    """Check every spec under `paths`; one bad file costs only its own row."""
-    from .check import summarize
-    from .guard import check_one
+def execute(paths, overrides: dict, jobs: int = 1, keep_entries: bool = False, on_done=None, limits=None):
+    """Check every spec under `paths`, in `jobs` processes; one bad file costs only its own row.
 
-    results = []
-    found = collect(paths)
-    try:
-        for p in found:
-            results.append(check_one(p, limits, **overrides))
-    except KeyboardInterrupt:
-        raise Interrupted(summarize(results), len(found)) from None
-    return summarize(results)
+    Each spec is checked within `limits` (gradcheck.limits; its time limit included). Ctrl-C raises
+    runner.Interrupted carrying the rows finished before it.
+    """
+    from .check import summarize
+    from .runner import check_task, run_all
+
+    return summarize(run_all(check_task(overrides, keep_entries, limits), collect(paths), jobs, on_done))
+
+
+def execute_validate(paths, jobs: int = 1, on_done=None, limits=None):
+    """Validate every spec under `paths` (structure, names, shapes, expressions; no numbers)."""
+    from .check import summarize
+    from .runner import run_all, validate_task
+
+    return summarize(run_all(validate_task(limits), collect(paths), jobs, on_done))
+
+
+# ----------------------------------------------------------------------------- output options
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and how a report is written."""
+
+    fmt: str | None = None
+    path: str | None = None
+    color: str = "auto"
+    width: int | None = None
+    quiet: bool = False
+    verbose: bool = False
+
+    @property
+    def format(self) -> str:
+        """The format asked for; else github inside GitHub Actions, else human."""
+        if self.fmt:
+            return self.fmt
+        return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "human"
+
+    def render_options(self, command: str) -> dict:
+        return {"color": COLOR_CHOICES[self.color], "width": self.width, "quiet": self.quiet,
+                "verbose": self.verbose, "command": command}
+
+    @contextmanager
+    def stream(self) -> Iterator[IO[str]]:
+        """stdout, or the -o file (opened at once, so a bad path is a usage error before any work)."""
+        if self.path in (None, "-"):
+            yield sys.stdout
+            return
+        try:
+            handle = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {self.path}: {exc.strerror or exc}",
+                                     param_hint="'-o' / '--output'") from None
+        with handle:
+            yield handle
+
+
+def output_options(formats=FORMAT_NAMES, levels: bool = True):
+    """--format, -o, --color, --width (and -q/-v): shared by the commands that print reports."""
+
+    def decorate(command):
+        options = [
+            click.option("--format", "fmt", type=click.Choice(formats),
+                         help=f"Report format: {', '.join(formats)} (default human; github when "
+                              f"GITHUB_ACTIONS=true)." if "github" in formats else "Output format (default human)."),
+            click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout."),
+            click.option("--color", type=click.Choice(list(COLOR_CHOICES)), default="auto", show_default=True,
+                         help="Colour in human output; auto means on a terminal, unless NO_COLOR is set."),
+            click.option("--width", type=click.IntRange(min=40), metavar="N",
+                         help="Line width of human output (default: the terminal's; 200 off a terminal)."),
+        ]
+        if levels:
+            options += [
+                click.option("-q", "--quiet", is_flag=True, help="Only failures, errors and the summary."),
+                click.option("-v", "--verbose", is_flag=True,
+                             help="Also each param's 10 worst entries, and a heatmap of the per-entry error "
+                                  "of a failing param."),
+            ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 class SizeType(click.ParamType):
@@ -85,78 +158,92 @@ def _limit_type(field: str):
     return click.IntRange(min=1)
 
 
-def limit_options(command):
-    """Add one option per resource limit (see gradcheck.limits); each refusal names its option."""
-    for field, (option, metavar) in reversed(OPTIONS.items()):
-        default = getattr(DEFAULT_LIMITS, field)
-        shown = f"{default:g}" if isinstance(default, float) else f"{default:,}"
-        command = click.option(option, field, type=_limit_type(field), default=None, metavar=metavar,
-                               help=f"{HELP[field]} [default: {shown}]")(command)
-    return command
+def limit_options(fields=tuple(OPTIONS)):
+    """One option per resource limit (gradcheck.limits); every refusal names its option."""
+
+    def decorate(command):
+        for field in reversed(fields):
+            option, metavar = OPTIONS[field]
+            default = getattr(DEFAULT_LIMITS, field)
+            shown = f"{default:g}" if isinstance(default, float) else f"{default:,}"
+            command = click.option(option, f"limit_{field}", type=_limit_type(field), default=None, metavar=metavar,
+                                   help=f"{HELP[field]} [default: {shown}]")(command)
+        return command
+
+    return decorate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="gradcheck")
-def main():
-    """Check hand-derived gradients of matrix functions written as YAML specs."""
+def limits_from(values: dict):
+    """The Limits the command-line options ask for (None keeps a default)."""
+    return DEFAULT_LIMITS.raised(**{k[len("limit_"):]: v for k, v in values.items()})
 
 
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True,
-              help="Report format.")
-@click.option("--rtol", type=click.FloatRange(min=0, min_open=True), help="Relative tolerance (default 1e-6).")
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default 1e-8·max(1,|J|)).")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True),
-              help="Finite-difference step base; the step is eps·max(1,|θ|) (default cbrt(machine eps)).")
-@click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
-@limit_options
-def run(paths, fmt, rtol, atol, eps, seed, **limit_values):
-    """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
+def jobs_option(command):
+    return click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
+                        help="Work in N processes (0: one per CPU); results stay in path order.")(command)
 
-    Exit status: 0 all specs pass, 1 a spec failed or is invalid, 2 usage or internal error,
-    130 interrupted (Ctrl-C; the specs checked so far are reported), 141 output pipe closed.
-    """
-    from .report import reporter
 
-    if not collect(paths):
+def make_output(fmt, output, color, width, quiet=False, verbose=False) -> Output:
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose cannot be used together")
+    return Output(fmt, output, color, width, quiet, verbose)
+
+
+def require_specs(paths) -> list[str]:
+    files = collect(paths)
+    if not files:
         raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
-    overrides = {"rtol": rtol, "atol": atol, "eps": eps, "seed": seed}
-    limits = DEFAULT_LIMITS.raised(**limit_values)
-    try:
-        result = execute(paths, overrides, limits)
-    except Interrupted as stop:
-        emit(reporter(fmt), stop.partial)
-        click.echo(f"gradcheck: interrupted after {len(stop.partial.specs)} of {stop.total} specs", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
-        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)
-    emit(reporter(fmt), result)
+    return files
+
+
+def report(run_specs, out: Output, command: str, total: int) -> None:
+    """Run (with a progress bar on a terminal's stderr), render through the chosen format, exit.
+
+    Ctrl-C renders the rows finished so far and exits 130; a closed stdout exits 141 quietly; a row
+    where gradcheck itself failed (an internal error) is reported with the others, then exits 2.
+    """
+    from .check import summarize
+    from .report import reporter
+    from .runner import Interrupted, progress
+
+    render = reporter(out.format)
+    options = out.render_options(command)
+    with out.stream() as stream:
+        try:
+            with progress(0 if out.quiet else total) as on_done:
+                result = run_specs(on_done)
+        except Interrupted as stop:
+            emit(render, summarize(stop.done), stream, options)
+            click.echo(f"gradcheck: interrupted after {len(stop.done)} of {stop.total} specs", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
+            click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+            sys.exit(EXIT_INTERNAL)
+        emit(render, result, stream, options)
     sys.exit(EXIT_INTERNAL if internal_errors(result) else result.exit_code)
 
 
+def emit(render, result, stream: IO[str], options: dict) -> None:
+    """Render; if the reader has gone (a closed pipe), stop quietly with 141."""
+    try:
+        render(result, stream, **options)
+        stream.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours in a reporter
+        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
 def internal_errors(result) -> list:
-    """Rows where gradcheck itself failed (reported, then the run exits 2)."""
+    """Rows where gradcheck itself failed (reported with the others; then the run exits 2)."""
     from .guard import InternalError
 
     bugs = [s for s in result.specs if isinstance(s.error, InternalError)]
     for s in bugs:
         click.echo(f"gradcheck: {s.message}", err=True)
     return bugs
-
-
-def emit(render, result) -> None:
-    """Render to stdout; if the reader has gone (a closed pipe), stop quietly with 141."""
-    try:
-        render(result, sys.stdout)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        silence_stdout()
-        sys.exit(EXIT_BROKEN_PIPE)
-    except Exception as exc:  # noqa: BLE001 - a bug of ours in a reporter
-        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)
 
 
 def silence_stdout() -> None:
@@ -167,6 +254,183 @@ def silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):  # not a real file (tests capture stdout)
         pass
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gradcheck")
+def main():
+    """Check hand-derived gradients of matrix functions written as YAML specs.
+
+    Exit status: 0 all specs pass, 1 a spec failed or is invalid, 2 usage or internal error,
+    130 interrupted (Ctrl-C; the specs checked so far are reported), 141 output pipe closed.
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@output_options()
+@jobs_option
+@click.option("--rtol", type=click.FloatRange(min=0, min_open=True), help="Relative tolerance (default 1e-6).")
+@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default 1e-8·max(1,|J|)).")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True),
+              help="Finite-difference step base; the step is eps·max(1,|θ|) (default cbrt(machine eps)).")
+@click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
+@click.option("--method", type=click.Choice(["central", "richardson", "complex-step"]),
+              help="Finite-difference method (default central, or the spec's check.method).")
+@click.option("--mode", callback=lambda ctx, p, v: _mode(v), metavar="full|fast|sample:K",
+              help="Check every entry (full, default), K random entries per param, or random directions (fast).")
+@click.option("--memory", type=click.IntRange(min=1), metavar="MB", default=256, show_default=True,
+              help="Memory budget for one batch of perturbed evaluations (less if --max-memory needs it).")
+@limit_options()
+def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, method, mode,
+        memory, **limit_values):
+    """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
+
+    Exit status: 0 all specs pass, 1 a spec failed or is invalid (or over a limit), 2 usage or
+    internal error, 130 interrupted (Ctrl-C; the specs checked so far are reported), 141 output
+    pipe closed.
+    """
+    out = make_output(fmt, output, color, width, quiet, verbose)
+    files = require_specs(paths)
+    limits = limits_from(limit_values)
+    overrides = {"rtol": rtol, "atol": atol, "eps": eps, "seed": seed, "method": method, "mode": mode,
+                 "memory": memory * 2**20}
+    keep = out.verbose and out.format == "human"  # per-entry arrays are only drawn by verbose human output
+    report(lambda on_done: execute(paths, overrides, jobs=jobs, keep_entries=keep, on_done=on_done, limits=limits),
+           out, "run", len(files))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@output_options()
+@jobs_option
+@limit_options(tuple(f for f in OPTIONS if f != "timeout"))
+def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_values):
+    """Validate the specs in PATHS without computing anything.
+
+    Loads each spec and checks its keys, names, layer shapes and expressions (and that every expect
+    has its param's shape); draws no numbers and evaluates nothing. Same formats and exit status
+    as run: 0 all valid, 1 a spec is invalid, 2 usage or internal error.
+    """
+    out = make_output(fmt, output, color, width, quiet, verbose)
+    files = require_specs(paths)
+    limits = limits_from(limit_values)
+    report(lambda on_done: execute_validate(paths, jobs=jobs, on_done=on_done, limits=limits), out, "validate",
+           len(files))
+
+
+@main.command(name="explain")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@output_options(formats=("human", "json"), levels=False)
+@click.option("--emit", type=click.Choice(["python"]),
+              help="Instead, print a standalone numpy function computing J and every gradient.")
+def explain_command(spec, fmt, output, color, width, emit):
+    """Derive the gradients of SPEC symbolically, as UFLDL's backpropagation tables.
+
+    Per term, a table with each layer's weight, f, f′, error signal δ and input z, in the spec's own
+    names; then, per param, the gradient as one expression of the expression language, ready to
+    paste under expect:. Exit status: 0 done, 1 invalid spec (or no closed form for --emit), 2 usage.
+    """
+    out = make_output(fmt or "human", output, color, width)
+    from .errors import SpecError
+
+    with out.stream() as stream:
+        try:
+            status = explain_spec(spec, out, emit, stream)
+        except SpecError as exc:
+            status = explain_error(out, stream, spec, str(exc))
+    sys.exit(status)
+
+
+def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> int:
+    """Render the explanation (or the emitted code) of one spec; the exit status."""
+    from .explain import emit_python, explain
+    from .spec import build_model, read
+    from .symbolic import NoClosedForm
+    from .yamlsrc import parse_yaml
+
+    model = build_model(parse_yaml(read(path), path))
+    if emit == "python":
+        try:
+            stream.write(emit_python(model))
+        except NoClosedForm as exc:
+            click.echo(f"gradcheck: {path}: cannot emit python: {exc}", err=True)
+            return 1
+        return 0
+    explanation = explain(model)
+    if out.fmt == "json":
+        from .formats.explanation import render_explanation_json
+
+        render_explanation_json(explanation, stream)
+    else:
+        from .formats.explanation import render_explanation
+
+        render_explanation(explanation, stream, COLOR_CHOICES[out.color], out.width)
+    return 0
+
+
+def explain_error(out: Output, stream: IO[str], path: str, message: str) -> int:
+    """An invalid spec, through the chosen format: exit status 1."""
+    if out.fmt == "json":
+        import json
+
+        json.dump({"path": path, "error": message}, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+    else:
+        click.echo(message, err=True)
+    return 1
+
+
+@main.command()
+@click.option("-o", "--output", metavar="FILE", help="Write the schema to FILE instead of stdout.")
+def schema(output):
+    """Print the JSON Schema (draft 2020-12) of the spec format, for editors and CI validators."""
+    from .schema import schema_text
+
+    with Output(path=output).stream() as stream:
+        stream.write(schema_text())
+
+
+@main.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--method", type=click.Choice(["central", "richardson", "complex-step"]), default="central",
+              show_default=True, help="Finite-difference method to sweep.")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
+def sweep(spec, method, fmt, seed):
+    """Plot error against step size (1e-1 … 1e-14) at each param's worst entry.
+
+    Shows the V of truncation error (large steps) against round-off (small steps), with the step
+    the check uses marked.
+    """
+    from .errors import SpecError
+    from .report import render_sweep
+    from .spec import load
+    from .sweep import sweep as run_sweep
+
+    try:
+        curves = run_sweep(load(spec), method=method, seed=seed)
+    except SpecError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    render_sweep(curves, sys.stdout, fmt, spec)
+
+
+def _mode(value):
+    """Validate --mode early, so a typo is a usage error (exit 2)."""
+    if value is None:
+        return None
+    from .spec import parse_mode
+
+    return parse_mode(value, _UsagePlace())
+
+
+class _UsagePlace:
+    def error(self, message: str) -> click.BadParameter:
+        return click.BadParameter(message, param_hint="--mode")
 
 
 def entry() -> None:

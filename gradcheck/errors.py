@@ -15,7 +15,8 @@ class SpecError(Exception):
         self.col = col
 
     def __reduce__(self):
-        """Pickle with the place (worker processes send results back to the parent)."""
+        # Exceptions pickle only `args`; keep the place too (results cross process boundaries with -j),
+        # and the subclass (an internal-error row must stay one).
         return (type(self), (self.message, self.file, self.line, self.col))
 
     @property

@@ -32,7 +32,7 @@ def sigmoid(z):
 
 def softmax_columns(z):
     """Softmax over each column (axis -2), shifted by the column max for stability."""
-    e = np.exp(z - np.max(z, axis=-2, keepdims=True))
+    e = np.exp(z - np.max(np.real(z), axis=-2, keepdims=True))  # the shift cancels; real keeps it analytic
     return e / np.sum(e, axis=-2, keepdims=True)
 
 
@@ -45,7 +45,7 @@ def _reduce(fn):
     """sum/mean over the whole matrix, or over axis 0 (rows) / 1 (columns) keeping dims."""
 
     def apply(x, axis=None):
-        x = np.asarray(x, dtype=float)
+        x = np.asarray(x)
         if x.ndim < 2:
             x = np.reshape(x, x.shape + (1, 1)[x.ndim:])
         axes = (-2, -1) if axis is None else (-2 if axis == 0 else -1)
@@ -64,8 +64,8 @@ FUNCTIONS: dict[str, tuple[Callable, int, str]] = {
     "abs": (np.abs, 1, "same"),
     "sign": (np.sign, 1, "same"),
     "softmax": (softmax_columns, 1, "same"),
-    "ones_like": (lambda x: np.ones_like(np.asarray(x, dtype=float)), 1, "same"),
-    "zeros_like": (lambda x: np.zeros_like(np.asarray(x, dtype=float)), 1, "same"),
+    "ones_like": (lambda x: np.ones(np.shape(x)), 1, "same"),
+    "zeros_like": (lambda x: np.zeros(np.shape(x)), 1, "same"),
     "maximum": (np.maximum, 2, "broadcast"),
     "minimum": (np.minimum, 2, "broadcast"),
     "sum": (_reduce(np.sum), 1, "reduce"),
@@ -290,9 +290,16 @@ class Expression:
         """Every name the expression reads."""
         return self.root.names()
 
+    @property
+    def functions(self) -> set[str]:
+        """Every function the expression calls."""
+        return _functions(self.root)
+
     def evaluate(self, env: Mapping[str, np.ndarray]) -> np.ndarray:
         """The value as a float array (batch axes preserved; numbers become 1×1)."""
-        value = np.asarray(self.root.evaluate(env), dtype=float)
+        value = np.asarray(self.root.evaluate(env))
+        if value.dtype.kind not in "fc":  # keep complex values: the complex step passes through here
+            value = value.astype(float)
         return value.reshape(1, 1) if value.ndim == 0 else value
 
     def shape(self, shapes: Mapping[str, Shape]) -> Shape:
@@ -325,8 +332,17 @@ class Expression:
 
 def _children(node: Expr) -> list[Expr]:
     """A node's operands, left to right."""
-    children = [getattr(node, a) for a in ("operand", "left", "right", "base") if hasattr(node, a)]
-    return children + list(getattr(node, "args", []))
+    kids = [getattr(node, a) for a in ("operand", "left", "right", "base") if hasattr(node, a)]
+    return kids + list(getattr(node, "args", []))
+
+
+def _functions(node: Expr) -> set[str]:
+    own = {node.func} if isinstance(node, Call) else set()
+    return own.union(*(_functions(c) for c in _children(node)))
+
+
+# Functions whose derivative jumps somewhere: no complex step through them.
+NON_ANALYTIC = {"abs", "sign", "maximum", "minimum"}
 
 
 def _first_name(node: Expr, name: str) -> Name | None:

@@ -126,7 +126,7 @@ def objective_boundaries(obj: Objective) -> list[Boundary]:
 
 
 def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float | None,
-            rtol: float) -> str | None:
+            rtol: float, method: str = "central") -> str | None:
     """Why the central difference at values[name][index] cannot be trusted, or None.
 
     The three points θ, θ + h, θ − h go through the network as one batch. A layer is named, with
@@ -134,8 +134,10 @@ def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float 
     comes so close to a domain edge that the function curves within the step (closer than
     step/√rtol), or turns NaN or Inf at an end while finite in the middle.
     """
+    if method == "complex-step":  # an imaginary step stays off the real line: no stencil to straddle
+        return None
     theta = np.asarray(values[name], dtype=float)
-    h = float(numeric.steps(theta, eps)[index])
+    h = float(numeric.steps(theta, eps, method)[index])  # the widest step of the method
     stack = np.repeat(theta[None], 3, axis=0)
     stack[1][index] += h
     stack[2][index] -= h

@@ -27,7 +27,9 @@ class Limits:
     expression_depth: int = 40  # nesting levels of one expression
     layers: int = 256  # layers in one term
     terms: int = 64  # terms in one spec
-    steps: int = 200_000  # finite-difference evaluations of J (two per param entry)
+    steps: int = 200_000  # finite-difference evaluations of J (two per param entry, central differences)
+    recurrent_steps: int = 1000  # time steps one recurrent layer unrolls into
+    unfolded: int = 10_000_000  # numbers a structured layer holds for one evaluation (im2col, outputs)
     memory: int = 1 * GB  # estimated peak bytes of the whole check
     timeout: float | None = 120.0  # seconds per spec in a batch run; None or 0: no limit
 
@@ -60,6 +62,8 @@ OPTIONS = {
     "layers": ("--max-layers", "N"),
     "terms": ("--max-terms", "N"),
     "steps": ("--max-steps", "N"),
+    "recurrent_steps": ("--max-recurrent-steps", "N"),
+    "unfolded": ("--max-unfolded", "N"),
     "memory": ("--max-memory", "SIZE"),
     "timeout": ("--timeout", "SECONDS"),
 }
@@ -72,7 +76,9 @@ HELP = {
     "expression_depth": f"Deepest nesting of an expression (at most {EXPRESSION_DEPTH_CEILING}).",
     "layers": "Most layers in one term.",
     "terms": "Most terms in one spec.",
-    "steps": "Most finite-difference evaluations of J per spec (two per param entry).",
+    "steps": "Most finite-difference evaluations of J per spec (two per param entry for central differences).",
+    "recurrent_steps": "Most time steps in one recurrent layer.",
+    "unfolded": "Most numbers a conv, maxpool or recurrent layer holds for one evaluation (im2col, outputs).",
     "memory": "Largest estimated memory of one spec's check, in bytes (suffixes K, M, G allowed).",
     "timeout": "Seconds one spec may take (loading and checking); 0 means no limit.",
 }

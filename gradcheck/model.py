@@ -87,13 +87,109 @@ class Layer:
 
     @property
     def label(self) -> str:
-        """Human name: 'layer 2 (W.T, tanh)'."""
+        """Human name: 'layer 2 (W.T, tanh)', 'layer 1 (conv, K, + c, relu)'."""
         parts = [self.kind] if self.kind != "dense" else []
-        parts.append(self.weight.label if self.weight else "I")
-        if self.bias:
-            parts.append("+ " + self.bias.label)
+        if hasattr(self.options, "label_parts"):
+            parts.extend(self.options.label_parts)
+        else:
+            parts.append(self.weight.label if self.weight else "I")
+            if self.bias:
+                parts.append("+ " + self.bias.label)
         parts.append(self.activation.label)
         return f"layer {self.index} ({', '.join(parts)})"
+
+    @property
+    def image(self) -> tuple[int, ...] | None:
+        """The (channels, *spatial) image each output column holds, when the kind tracks one."""
+        return getattr(self.options, "out_image", None)
+
+
+def fmt_image(image: tuple[int, ...]) -> str:
+    """An image shape as specs write it: [1, 8, 8]."""
+    return "[" + ", ".join(map(str, image)) + "]"
+
+
+def _spatial_names(dims: int) -> tuple[str, ...]:
+    return ("row", "column") if dims == 2 else ("tap",)
+
+
+@dataclass(frozen=True)
+class ConvOptions:
+    """A convolution's geometry: "valid" cross-correlation of each (C, *spatial) column image.
+
+    The kernel is (F, C·kh·kw), one flattened C×kh×kw block per filter (the im2col view); the
+    bias, if any, is (F, 1): one number per filter, shared over every position.
+    """
+
+    kernel: Ref
+    bias: Ref | None
+    image: tuple[int, ...]  # (C, H, W) or (C, L)
+    size: tuple[int, ...]  # (kh, kw) or (k,)
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    filters: int
+
+    @property
+    def channels(self) -> int:
+        return self.image[0]
+
+    @property
+    def out_spatial(self) -> tuple[int, ...]:
+        """H', W' (or L'): positions of the window along each spatial axis."""
+        return tuple((n + 2 * p - k) // s + 1
+                     for n, p, k, s in zip(self.image[1:], self.padding, self.size, self.stride))
+
+    @property
+    def out_image(self) -> tuple[int, ...]:
+        return (self.filters, *self.out_spatial)
+
+    @property
+    def label_parts(self) -> list[str]:
+        return [self.kernel.label] + (["+ " + self.bias.label] if self.bias else [])
+
+    def entry_coordinates(self, param: str, index) -> tuple[tuple[str, int], ...] | None:
+        """(filter, channel, row, column) of a kernel entry given by its matrix index."""
+        if self.kernel.name != param or index is None:
+            return None
+        f, j = index
+        channel, *offsets = (int(i) for i in np.unravel_index(j, (self.channels, *self.size)))
+        return (("filter", int(f)), ("channel", channel), *zip(_spatial_names(len(self.size)), offsets))
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """Max pooling windows over each channel of a (C, *spatial) column image."""
+
+    image: tuple[int, ...]
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    @property
+    def out_image(self) -> tuple[int, ...]:
+        return (self.image[0], *((n - k) // s + 1 for n, k, s in zip(self.image[1:], self.size, self.stride)))
+
+    @property
+    def label_parts(self) -> list[str]:
+        return ["×".join(map(str, self.size))]
+
+
+@dataclass(frozen=True)
+class RecurrentOptions:
+    """h_t = f(Wh h_{t-1} + Wx x_t + b) over `steps` blocks of the input column; f is the layer's activation."""
+
+    hidden_weight: Ref
+    input_weight: Ref
+    bias: Ref | None
+    init: Ref | None  # h_0; None means zeros
+    steps: int
+    hidden: int  # n, rows of h
+    inputs: int  # d, rows of each x_t
+    output: str  # "last" | "all"
+
+    @property
+    def label_parts(self) -> list[str]:
+        parts = [self.hidden_weight.label, self.input_weight.label]
+        return parts + (["+ " + self.bias.label] if self.bias else []) + [f"{self.steps} steps"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +228,8 @@ class CheckOptions:
     eps: float | None = None
     rtol: float | None = None
     atol: float | None = None
+    mode: str | None = None  # "full" | "fast" | "sample:K"
+    method: str | None = None  # "central" | "richardson" | "complex-step"
 
 
 @dataclass(frozen=True)
@@ -153,3 +251,24 @@ class Model:
     def param_names(self) -> tuple[str, ...]:
         """Params in declaration order."""
         return tuple(d.name for d in self.decls if d.kind == "param")
+
+    def entry_coordinates(self, param: str, index) -> tuple[tuple[str, int], ...] | None:
+        """What a matrix index of `param` means to a layer, e.g. a kernel's (filter, channel, row, column).
+
+        None unless some layer gives the param a structured meaning (only conv kernels do). A kernel
+        used by several conv layers with different geometry has no single meaning: None then too.
+        """
+        found = {layer.options.entry_coordinates(param, index)
+                 for term in self.terms for layer in term.layers
+                 if hasattr(layer.options, "entry_coordinates")} - {None}
+        return found.pop() if len(found) == 1 else None
+
+    def is_kernel(self, param: str) -> bool:
+        """Whether some conv layer uses `param` as its kernel."""
+        return any(getattr(layer.options, "kernel", None) is not None and layer.options.kernel.name == param
+                   for term in self.terms for layer in term.layers)
+
+    def describe_index(self, param: str, index) -> str | None:
+        """'filter 1, channel 0, row 2, column 1' for a kernel entry; None for an ordinary matrix."""
+        coords = self.entry_coordinates(param, index)
+        return None if coords is None else ", ".join(f"{name} {value}" for name, value in coords)

@@ -14,6 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
+from . import structured
 from .model import Layer, Model, Objective, Ref, Term
 
 
@@ -126,35 +127,177 @@ class Dense:
         _accumulate(grads, layer.weight, delta @ np.swapaxes(lt.a_in, -1, -2))
         return np.swapaxes(layer.weight.value(values), -1, -2) @ delta, delta
 
+    @staticmethod
+    def footprint(layer: Layer) -> int:
+        """Numbers one forward evaluation of this layer holds: z and a."""
+        return 2 * layer.out_shape[0] * layer.out_shape[1]
+
+
+class Conv:
+    """z = K ⊛ a (+ c per filter): a dense layer whose matrix repeats the kernel, computed by im2col.
+
+    Each column of a is one (C, *spatial) image. K is (F, C·kh·kw); im2col turns the input into
+    one column per (position, example), so z = K @ cols, and backward sums δ·colsᵀ over every
+    position: the tied weight's gradient is the sum over the places it is used.
+    """
+
+    @staticmethod
+    def forward(layer: Layer, a_in, values) -> LayerTrace:
+        opt = layer.options
+        cols = structured.im2col(a_in, opt.image, opt.size, opt.stride, opt.padding)
+        z = np.matmul(opt.kernel.value(values), cols)  # (..., F, positions·m)
+        if opt.bias is not None:
+            z = z + opt.bias.value(values)
+        z = z.reshape(z.shape[:-2] + (-1, a_in.shape[-1]))  # rows in (filter, position) order
+        return _activate(layer, a_in, z, values, cols=cols)
+
+    @staticmethod
+    def backward(lt: LayerTrace, g, values, grads):
+        opt = lt.layer.options
+        delta = _activation_backward(lt, g, grads)
+        per_filter = delta.reshape(opt.filters, -1)  # (F, positions·m)
+        _accumulate(grads, opt.bias, per_filter.sum(axis=1, keepdims=True))
+        _accumulate(grads, opt.kernel, per_filter @ lt.cache["cols"].T)
+        dcols = opt.kernel.value(values).T @ per_filter
+        return structured.col2im(dcols, opt.image, opt.size, opt.stride, opt.padding, opt.out_spatial), delta
+
+    @staticmethod
+    def footprint(layer: Layer) -> int:
+        """z and a, the unfolded columns, and the padded input."""
+        opt, m = layer.options, layer.in_shape[1]
+        unfolded = opt.channels * int(np.prod(opt.size)) * int(np.prod(opt.out_spatial)) * m
+        padded = opt.channels * int(np.prod([n + 2 * p for n, p in zip(opt.image[1:], opt.padding)])) * m
+        return Dense.footprint(layer) + unfolded + padded
+
+
+class MaxPool:
+    """z = the maximum of each window; backward routes δ to the first maximum of each window.
+
+    The trace's cache holds "margin": per output entry, the gap between the window's largest and
+    second-largest value (0 at a tie, where max is not differentiable), for kink detection.
+    """
+
+    @staticmethod
+    def forward(layer: Layer, a_in, values) -> LayerTrace:
+        opt = layer.options
+        z, argmax, margin = structured.max_pool(a_in, opt.image, opt.size, opt.stride)
+        return _activate(layer, a_in, z, values, argmax=argmax, margin=margin)
+
+    analytic = False  # max has kinks at ties: no complex step through it
+
+    @staticmethod
+    def state(lt: LayerTrace) -> np.ndarray:
+        """Which entry won each window: a perturbation that changes it crossed a tie (a kink)."""
+        return lt.cache["argmax"]
+
+    @staticmethod
+    def backward(lt: LayerTrace, g, values, grads):
+        opt = lt.layer.options
+        delta = _activation_backward(lt, g, grads)
+        return structured.max_unpool(delta, lt.cache["argmax"], opt.image, opt.size, opt.stride), delta
+
+    @staticmethod
+    def footprint(layer: Layer) -> int:
+        """z, a, margin and the copied windows (about three times the input)."""
+        return 3 * layer.out_shape[0] * layer.out_shape[1] + 3 * layer.in_shape[0] * layer.in_shape[1]
+
+
+class Recurrent:
+    """h_t = f(Wh h_{t-1} + Wx x_t + b) for t = 1..T: an unrolled deep network sharing Wh, Wx, b.
+
+    The input column stacks x_1..x_T (x_1 on top). Backward is backpropagation through time:
+    the error signal at h_t is the one from the output (if h_t is output) plus Wᵀh δ_{t+1}, and
+    every step adds its own contribution to the shared Wh, Wx, b (and to h_0 and the inputs).
+    """
+
+    @staticmethod
+    def forward(layer: Layer, a_in, values) -> LayerTrace:
+        opt = layer.options
+        wh, wx = opt.hidden_weight.value(values), opt.input_weight.value(values)
+        bias = 0.0 if opt.bias is None else opt.bias.value(values)
+        h0 = np.zeros((opt.hidden, a_in.shape[-1])) if opt.init is None else opt.init.value(values)
+        argument = _argument(layer, values)
+        zs, hs, h = [], [], h0
+        for x in _steps(a_in, opt):
+            z = np.matmul(wh, h) + np.matmul(wx, x) + bias
+            h = _apply(layer, z, argument)
+            zs.append(z)
+            hs.append(h)
+        zs, hs = np.broadcast_arrays(*zs), np.broadcast_arrays(*hs)
+        out = hs[-1] if opt.output == "last" else np.concatenate(hs, axis=-2)
+        cache = {"z_steps": zs, "h_steps": hs, "h0": h0}
+        return LayerTrace(layer, a_in, np.concatenate(zs, axis=-2), out, argument, cache)
+
+    @staticmethod
+    def backward(lt: LayerTrace, g, values, grads):
+        layer, opt = lt.layer, lt.layer.options
+        wh, wx = opt.hidden_weight.value(values), opt.input_weight.value(values)
+        xs, zs, hs = _steps(lt.a_in, opt), lt.cache["z_steps"], lt.cache["h_steps"]
+        from_output = np.split(g, opt.steps, axis=-2) if opt.output == "all" else [0.0] * (opt.steps - 1) + [g]
+        carried = 0.0
+        deltas, dxs = [None] * opt.steps, [None] * opt.steps
+        for t in reversed(range(opt.steps)):
+            delta = _activation_step(layer, from_output[t] + carried, zs[t], hs[t], lt.argument, grads)
+            h_prev = hs[t - 1] if t > 0 else np.broadcast_to(lt.cache["h0"], np.shape(delta))  # h0 may be (n, 1)
+            _accumulate(grads, opt.bias, delta)
+            _accumulate(grads, opt.hidden_weight, delta @ np.swapaxes(h_prev, -1, -2))
+            _accumulate(grads, opt.input_weight, delta @ np.swapaxes(xs[t], -1, -2))
+            dxs[t] = np.swapaxes(wx, -1, -2) @ delta
+            carried = np.swapaxes(wh, -1, -2) @ delta
+            deltas[t] = delta
+        _accumulate(grads, opt.init, carried)
+        return np.concatenate(dxs, axis=-2), np.concatenate(deltas, axis=-2)
+
+    @staticmethod
+    def footprint(layer: Layer) -> int:
+        """z and h of every step, and the output."""
+        opt, m = layer.options, layer.in_shape[1]
+        return 2 * opt.steps * opt.hidden * m + layer.out_shape[0] * m
+
+
+def _steps(a_in, opt) -> list:
+    """x_1..x_T: the T blocks of d rows of the recurrent layer's input."""
+    return [a_in[..., t * opt.inputs:(t + 1) * opt.inputs, :] for t in range(opt.steps)]
+
+
+def _apply(layer: Layer, z, argument):
+    """a = f(z), broadcast to z's shape at least."""
+    out = layer.activation.row.forward(z, argument)
+    if np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
+        out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
+    return out
+
 
 def _activate(layer: Layer, a_in, z, values, **cache) -> LayerTrace:
     """Apply the layer's activation to z and record the trace."""
     argument = _argument(layer, values)
-    out = layer.activation.row.forward(z, argument)
-    if np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
-        out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
-    return LayerTrace(layer, a_in, z, out, argument, cache)
+    return LayerTrace(layer, a_in, z, _apply(layer, z, argument), argument, cache)
 
 
 def _activation_backward(lt: LayerTrace, g, grads):
     """δ = g·f′(z); a param used as the activation's argument collects g·∂a/∂c."""
-    row, arg = lt.layer.activation.row, lt.layer.activation.argument
+    return _activation_step(lt.layer, g, lt.z, lt.a, lt.argument, grads)
+
+
+def _activation_step(layer: Layer, g, z, a, argument, grads):
+    """δ = g·f′(z) at one application of the layer's activation (one time step of a recurrent layer)."""
+    row, arg = layer.activation.row, layer.activation.argument
     if arg is not None and arg.name in grads:
-        _accumulate(grads, arg, row.argument_grad(g, lt.z, lt.a, lt.argument))
-    return row.backward(g, lt.z, lt.a, lt.argument)
+        _accumulate(grads, arg, row.argument_grad(g, z, a, argument))
+    return row.backward(g, z, a, argument)
 
 
-# Layer kinds by name: each has forward(layer, a_in, values) -> LayerTrace and
-# backward(trace, g, values, grads) -> (∂J/∂a_in, δ at z).
-LAYER_KINDS = {"dense": Dense}
+# Layer kinds by name: each has forward(layer, a_in, values) -> LayerTrace,
+# backward(trace, g, values, grads) -> (∂J/∂a_in, δ at z) and footprint(layer) -> numbers held.
+LAYER_KINDS = {"dense": Dense, "conv": Conv, "maxpool": MaxPool, "recurrent": Recurrent}
 
 
 def footprint(model: Model) -> int:
-    """Numbers one forward evaluation holds (every layer's z and a), to size batches by memory."""
+    """Numbers one forward evaluation holds (every layer's z and a, and kind-specific work), to size batches."""
     total = 0
     for term in model.terms:
         for layer in term.layers:
-            total += 2 * layer.out_shape[0] * layer.out_shape[1]
+            total += LAYER_KINDS[layer.kind].footprint(layer)
         total += term.layers[0].in_shape[0] * term.layers[0].in_shape[1] if term.layers else 1
     return max(total, 1)
 

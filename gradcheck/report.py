@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+
+import numpy as np
 from typing import IO, Callable
 
 from rich import box
@@ -12,14 +14,14 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .check import Comparison, ParamResult, RunResult, SpecResult
+from .check import KINK_LIST_LIMIT, Comparison, ParamResult, RunResult, SpecResult
 
 
 # ----------------------------------------------------------------------------- json
 
 
-def comparison_json(c: Comparison | None, with_message: bool = False) -> dict | None:
-    """The `backprop` / `expect` object of the JSON report."""
+def comparison_json(c: Comparison | None, with_message: bool = False, kernel: bool = False) -> dict | None:
+    """The `backprop` / `expect` object of the JSON report (kernels add `worst_entry`)."""
     if c is None:
         return None
     out = {
@@ -31,7 +33,13 @@ def comparison_json(c: Comparison | None, with_message: bool = False) -> dict | 
     }
     if with_message:
         out["message"] = c.message
+    if kernel:
+        out["worst_entry"] = dict(c.worst_entry) if c.worst_entry is not None else None
     return out
+
+
+def kink_json(k) -> dict:
+    return {"index": list(k.index), "status": k.status, "analytic": k.analytic, "left": k.left, "right": k.right}
 
 
 def param_json(p: ParamResult) -> dict:
@@ -39,12 +47,17 @@ def param_json(p: ParamResult) -> dict:
         "name": p.name,
         "shape": list(p.shape),
         "status": p.status,
-        "backprop": comparison_json(p.backprop),
-        "expect": comparison_json(p.expect, with_message=True),
+        "backprop": comparison_json(p.backprop, kernel=p.kernel),
+        "expect": comparison_json(p.expect, with_message=True, kernel=p.kernel),
+        "kinks": p.kinks,
+        "kink_entries": [kink_json(k) for k in p.backprop.kinks[:KINK_LIST_LIMIT]],
+        "checked": p.backprop.checked,
+        "note": p.note,
     }
 
 
 def spec_json(s: SpecResult) -> dict:
+    st = s.settings
     return {
         "path": s.path,
         "name": s.name,
@@ -52,6 +65,9 @@ def spec_json(s: SpecResult) -> dict:
         "message": s.message,
         "objective": s.objective,
         "params": [param_json(p) for p in s.params],
+        "settings": None if st is None else {"method": st.method, "mode": st.mode, "eps": st.eps,
+                                             "rtol": st.rtol, "atol": st.atol, "seed": st.seed},
+        "seconds": round(s.seconds, 6),
     }
 
 
@@ -61,6 +77,7 @@ def run_json(run: RunResult) -> dict:
 
 
 def render_json(run: RunResult, out: IO[str], **_) -> None:
+    """The JSON report (-q and -v do not change it: it is for programs)."""
     json.dump(run_json(run), out, indent=2, allow_nan=False, default=_json_default)
     out.write("\n")
 
@@ -79,11 +96,19 @@ def fmt_err(value: float | None) -> str:
 
 
 def fmt_num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.10g}"
+    return "—" if value is None else f"{value + 0.0:.10g}"  # + 0.0 turns -0.0 into 0
 
 
 def fmt_index(index) -> str:
     return "—" if index is None else "[" + ", ".join(map(str, index)) + "]"
+
+
+def fmt_entry(c: Comparison) -> str:
+    """The worst index, and for a kernel what it means: '[1, 5] (filter 1, channel 0, row 1, column 2)'."""
+    text = fmt_index(c.worst_index)
+    if c.worst_entry:
+        text += " (" + ", ".join(f"{name} {value}" for name, value in c.worst_entry) + ")"
+    return text
 
 
 def worse_side(p: ParamResult) -> tuple[str, Comparison]:
@@ -106,9 +131,12 @@ def spec_table(s: SpecResult) -> Table:
         label, style = STATUS_STYLE[p.status]
         expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None
                                                      else fmt_err(p.expect.max_rel_error))
-        worst = fmt_index(c.worst_index) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+        worst = fmt_entry(c) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+        status = Text(label, style=style)
+        if p.kinks:
+            status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
         table.add_row(p.name, "×".join(map(str, p.shape)), fmt_err(p.backprop.max_rel_error), expect_err,
-                      worst, fmt_num(c.analytic), fmt_num(c.numeric), Text(label, style=style))
+                      worst, fmt_num(c.analytic), fmt_num(c.numeric), status)
     return table
 
 
@@ -123,7 +151,7 @@ def failure_lines(s: SpecResult) -> list[Text]:
                 lines.append(Text(f"  ✗ {p.name} {side}: {c.message}", style="red"))
                 continue
             lines.append(Text(
-                f"  ✗ {p.name} {side} vs numeric at {fmt_index(c.worst_index)}: analytic {fmt_num(c.analytic)}"
+                f"  ✗ {p.name} {side} vs numeric at {fmt_entry(c)}: analytic {fmt_num(c.analytic)}"
                 f"  numeric {fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs "
                 f"{fmt_err(c.max_abs_error)})", style="red"))
     return lines
@@ -137,29 +165,67 @@ def printable(text: str) -> str:
                    for ch in text)
 
 
-def render_spec(console: Console, s: SpecResult) -> None:
-    label, style = STATUS_STYLE[s.status]
+def note_lines(s: SpecResult) -> list[Text]:
+    """Kinks and mode notes: visible, but not failures."""
+    lines = []
+    for p in s.params:
+        if p.kinks:
+            first = next(k for k in p.backprop.kinks if k.status == "kink")
+            lines.append(Text(f"  note: {p.name} has {p.kinks} entr{'y' if p.kinks == 1 else 'ies'} at a kink "
+                              f"(non-differentiable point), e.g. {fmt_index(first.index)}: analytic "
+                              f"{fmt_num(first.analytic)} lies between the one-sided slopes {fmt_num(first.left)} "
+                              f"and {fmt_num(first.right)}; not counted as failures", style="yellow"))
+        if p.note and p.status == "fail":
+            lines.append(Text(f"  note: {p.name}: {p.note}", style="yellow"))
+    return lines
+
+
+VALIDATE_STYLE = {"pass": ("VALID", "bold green"), "error": ("INVALID", "bold red")}
+
+
+def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: bool = False,
+                command: str = "run") -> None:
+    """One spec: header, settings, table, failures (quiet: only the header and the failures)."""
+    label, style = (VALIDATE_STYLE if command == "validate" else STATUS_STYLE)[s.status]
     head = Text()
     head.append(printable(s.name), style="bold")
     head.append(f"  {printable(s.path)}  ", style="dim")
     head.append(label, style=style)
+    if verbose:
+        head.append(f"  {s.seconds:.3f} s", style="dim")
     console.print(head, soft_wrap=True)
     if s.status == "error":
         console.print(Text(f"  {printable(s.message)}", style="red"), soft_wrap=True)
         console.print()
         return
-    st = s.settings
-    console.print(Text(f"  J = {s.objective:.12g}   method {st.method}, step {st.step_label}, "
-                       f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"), soft_wrap=True)
-    console.print(spec_table(s))
-    for line in failure_lines(s):
+    if s.settings is None:  # validated only: there are no numbers to show
+        return
+    if not quiet:
+        st = s.settings
+        mode = "" if st.mode == "full" else f", mode {st.mode}"
+        console.print(Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
+                           f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"), soft_wrap=True)
+        console.print(spec_table(s))
+    for line in failure_lines(s) + note_lines(s):
         console.print(line, soft_wrap=True)
-    console.print()
+    if verbose:
+        from .formats.detail import render_param_detail
+
+        console.print()
+        for p in s.params:
+            render_param_detail(console, p, console.width)
+    else:
+        console.print()
 
 
-def summary_text(run: RunResult) -> Text:
+def summary_text(run: RunResult, command: str = "run") -> Text:
     sm = run.summary
     text = Text(f"{sm['total']} spec{'s' * (sm['total'] != 1)}: ")
+    if command == "validate":
+        text.append(f"{sm['pass']} valid", style="green" if sm["pass"] else "")
+        text.append(", ")
+        text.append(f"{sm['error']} invalid", style="bold red" if sm["error"] else "")
+        return text
     text.append(f"{sm['pass']} passed", style="green" if sm["pass"] else "")
     text.append(", ")
     text.append(f"{sm['fail']} failed", style="bold red" if sm["fail"] else "")
@@ -168,12 +234,19 @@ def summary_text(run: RunResult) -> Text:
     return text
 
 
-def render_human(run: RunResult, out: IO[str], color: bool | None = None, width: int | None = None) -> None:
-    """Per spec a header and a table; a summary line last. Plain text off a terminal or with NO_COLOR."""
+def render_human(run: RunResult, out: IO[str], color: bool | None = None, width: int | None = None,
+                 quiet: bool = False, verbose: bool = False, command: str = "run") -> None:
+    """Per spec a header and a table; a summary line last. Plain text off a terminal or with NO_COLOR.
+
+    quiet: only the specs that failed or are invalid (header and failures), then the summary.
+    verbose: also each param's worst entries, and a heatmap of the per-entry error of a failing one.
+    """
     console = make_console(out, color, width)
     for s in run.specs:
-        render_spec(console, s)
-    console.print(summary_text(run))
+        if quiet and s.status == "pass":
+            continue
+        render_spec(console, s, quiet=quiet, verbose=verbose, command=command)
+    console.print(summary_text(run, command))
 
 
 class _Console(Console):
@@ -194,7 +267,77 @@ def make_console(out: IO[str], color: bool | None, width: int | None) -> Console
                    emoji=False)
 
 
-REPORTERS: dict[str, Callable] = {"human": render_human, "json": render_json}
+def render_junit(run: RunResult, out: IO[str], **options) -> None:
+    """JUnit XML (gradcheck/formats/junit.py)."""
+    from .formats.junit import render_junit as render
+
+    render(run, out, **options)
+
+
+def render_github(run: RunResult, out: IO[str], **options) -> None:
+    """GitHub Actions annotations (gradcheck/formats/github.py)."""
+    from .formats.github import render_github as render
+
+    render(run, out, **options)
+
+
+REPORTERS: dict[str, Callable] = {"human": render_human, "json": render_json, "junit": render_junit,
+                                  "github": render_github}
+
+
+# ----------------------------------------------------------------------------- sweep plots
+
+PLOT_ROWS = 14
+ERROR_FLOOR = 1e-17  # exact agreement is drawn at the bottom row
+
+
+def sweep_plot(curve, width: int = 56) -> list[str]:
+    """A log-log plot of error against step, as text: x = log10 step, y = log10 error."""
+    xs = np.log10(np.array(curve.steps))
+    ys = np.log10(np.maximum(np.array(curve.errors), ERROR_FLOOR))
+    top, bottom = max(0.0, float(np.ceil(ys.max()))), float(np.floor(ys.min()))
+    left, right = float(xs.max()), float(xs.min())  # large steps on the left, as the V is usually drawn
+    grid = [[" "] * width for _ in range(PLOT_ROWS)]
+
+    def col(x):
+        return int(round((left - x) / (left - right) * (width - 1))) if left != right else 0
+
+    def row(y):
+        return int(round((top - y) / (top - bottom) * (PLOT_ROWS - 1))) if top != bottom else 0
+
+    chosen = col(np.log10(curve.chosen_step))
+    for r in range(PLOT_ROWS):
+        if 0 <= chosen < width:
+            grid[r][chosen] = "┊"
+    for x, y in zip(xs, ys):
+        grid[row(y)][col(x)] = "●"
+    lines = []
+    for r, cells in enumerate(grid):
+        exponent = int(round(top - r * (top - bottom) / (PLOT_ROWS - 1)))
+        label = f"1e{exponent}" if r % 3 == 0 or r == PLOT_ROWS - 1 else ""
+        lines.append(f"{label:>7} │{''.join(cells)}")
+    lines.append(" " * 8 + "└" + "─" * width)
+    lines.append(" " * 9 + f"step 1e{int(round(left))}".ljust(width - 6) + f"1e{int(round(right))}")
+    lines.append(" " * 9 + f"┊ = the step the check uses ({curve.chosen_step:.2e})")
+    return lines
+
+
+def render_sweep(curves, out: IO[str], fmt: str = "human", path: str = "", color: bool | None = None) -> None:
+    """Each param's curve as a plot (human) or as data (json)."""
+    if fmt == "json":
+        json.dump({"path": path, "params": [curve.__dict__ | {"index": list(curve.index)} for curve in curves]},
+                  out, indent=2, allow_nan=False)
+        out.write("\n")
+        return
+    console = make_console(out, color, None)
+    for curve in curves:
+        best = int(np.argmin(curve.errors))
+        console.print(Text(f"{curve.param} at {fmt_index(curve.index)}: analytic {fmt_num(curve.analytic)}; "
+                           f"smallest error {curve.errors[best]:.1e} at step {curve.steps[best]:.1e}", style="bold"),
+                      soft_wrap=True)
+        for line in sweep_plot(curve):
+            console.print(Text(line), soft_wrap=True)
+        console.print()
 
 
 def reporter(name: str) -> Callable:

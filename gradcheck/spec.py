@@ -20,7 +20,8 @@ from .errors import SpecError
 from .expr import Expression, Shape, Where, broadcast, fmt_shape
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, count, hint
-from .model import (ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Place, Ref, Term)
+from .model import (ActivationUse, CheckOptions, ConvOptions, Decl, Layer, Model, Objective, Place, PoolOptions,
+                    RecurrentOptions, Ref, Term, fmt_image)
 from .yamlsrc import Node, parse_yaml
 
 # The default figures (gradcheck.limits.Limits holds them, with the options that raise them).
@@ -29,13 +30,20 @@ MAX_ELEMENTS = DEFAULT_LIMITS.elements  # per matrix
 MAX_TOTAL_ELEMENTS = DEFAULT_LIMITS.total_elements
 MAX_LAYERS = DEFAULT_LIMITS.layers
 MAX_TERMS = DEFAULT_LIMITS.terms
+MAX_UNFOLDED = DEFAULT_LIMITS.unfolded  # numbers a structured layer may hold for one evaluation (im2col, outputs)
+MAX_STEPS = DEFAULT_LIMITS.recurrent_steps  # a recurrent layer unrolls into this many steps at most
 MAX_SEED = 2**128
 
 TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "objective",
             "terms", "define", "expect", "check")
 TERM_KEYS = ("input", "layers", "objective", "coef")
-LAYER_KEYS = ("weight", "bias", "activation")
-CHECK_KEYS = ("eps", "rtol", "atol")
+LAYER_KEYS = ("weight", "bias", "activation", "conv", "maxpool", "recurrent")
+STRUCTURED = ("conv", "maxpool", "recurrent")  # layer kinds named by their key
+CONV_KEYS = ("kernel", "image", "size", "stride", "padding")
+POOL_KEYS = ("size", "stride", "image")
+RECURRENT_KEYS = ("hidden_weight", "input_weight", "bias", "steps", "activation", "init", "output")
+CHECK_KEYS = ("eps", "rtol", "atol", "mode", "method")
+METHODS = ("central", "richardson", "complex-step")
 INIT_OPTIONS = {
     "normal": {"mean": 0.0, "std": 1.0},
     "uniform": {"low": 0.0, "high": 1.0},
@@ -99,7 +107,12 @@ def load(path: str | os.PathLike, limits: Limits | None = None) -> Spec:
     """Read, validate and build the spec in `path`."""
     limits = limits or DEFAULT_LIMITS
     path = os.fspath(path)
-    return loads(decode(read_bytes(path, limits.file_size), path), path, limits)
+    return loads(read(path, limits), path, limits)
+
+
+def read(path: str, limits: Limits | None = None) -> str:
+    """The text of a spec file, or a SpecError (too large, unreadable, not a regular file, not UTF-8)."""
+    return decode(read_bytes(path, (limits or DEFAULT_LIMITS).file_size), path)
 
 
 def loads(text: str, path: str = "<string>", limits: Limits | None = None) -> Spec:
@@ -533,16 +546,18 @@ class _Builder:
         input_ref = self.ref(mapping["input"], "input", allow_transpose=True)
         layers = []
         shape = self.ref_shape(input_ref)
+        image = None  # the (C, *spatial) image each column holds, while a conv/maxpool's output flows
         layer_nodes = expect_list(mapping["layers"], "layers") if "layers" in mapping else []
         if len(layer_nodes) > self.limits.layers:
             raise mapping["layers"].error(f"{count(len(layer_nodes))} layers; the limit is "
                                           f"{count(self.limits.layers)} per term ({hint('layers')})")
         for i, layer_node in enumerate(layer_nodes, 1):
-            layer = self.layer(i, layer_node, shape)
+            layer = self.layer(i, layer_node, shape, image, layers[-1] if layers else None)
             self.check_size(layer_node, f"the output of layer {i}, shape {fmt_shape(layer.out_shape)},",
                             layer.out_shape)
             layers.append(layer)
             shape = layer.out_shape
+            image = layer.image if layer.kind != "dense" else (image if layer.weight is None else None)
         objective = self.objective(mapping.get("objective"), shape, node)
         coef = self.coef(mapping["coef"]) if "coef" in mapping else None
         return Term(index, input_ref, tuple(layers), objective, coef, place_of(node))
@@ -554,9 +569,17 @@ class _Builder:
                              f"{fmt_shape(self.ref_shape(ref))}")
         return ref
 
-    def layer(self, index: int, node: Node, in_shape: Shape) -> Layer:
+    def layer(self, index: int, node: Node, in_shape: Shape, image=None, before: Layer | None = None) -> Layer:
         mapping = expect_mapping(node, f"layer {index}")
         check_keys(mapping, LAYER_KEYS, f"layer {index}")
+        kinds = [k for k in ("weight", *STRUCTURED) if k in mapping]
+        if len(kinds) > 1:
+            raise mapping[kinds[1]].key_error(
+                f'layer {index} has both "{kinds[0]}" and "{kinds[1]}": a layer is one of weight (dense), '
+                f'{", ".join(STRUCTURED)}')
+        if kinds and kinds[0] in STRUCTURED:
+            build = {"conv": self.conv_layer, "maxpool": self.pool_layer, "recurrent": self.recurrent_layer}
+            return build[kinds[0]](index, node, mapping, in_shape, _Upstream(image, before))
         weight = None
         z_shape = in_shape
         if "weight" in mapping and mapping["weight"].value != "I":
@@ -574,6 +597,204 @@ class _Builder:
             self.require_fits(mapping["bias"], f"bias {bias.label} of layer {index}", self.ref_shape(bias), z_shape)
         activation = self.activation(mapping.get("activation"), index, z_shape)
         return Layer(index, weight, bias, activation, in_shape, z_shape, place_of(node))
+
+    # -- structured layers: conv, maxpool, recurrent
+
+    def conv_layer(self, index: int, node: Node, mapping: dict[str, Node], in_shape: Shape, up: "_Upstream") -> Layer:
+        spec_node = mapping["conv"]
+        conv = expect_mapping(spec_node, f"conv of layer {index}")
+        check_keys(conv, CONV_KEYS, f"conv of layer {index}")
+        for key in ("kernel", "size"):
+            if key not in conv:
+                raise spec_node.error(f'conv of layer {index} needs "{key}"')
+        image = self.layer_image(index, "conv", conv.get("image"), spec_node, in_shape, up)
+        dims = len(image) - 1
+        size = self.int_or_list(conv["size"], f"conv size of layer {index}", dims, None, minimum=1)
+        stride = self.int_or_list(conv.get("stride"), f"conv stride of layer {index}", dims, 1, minimum=1)
+        padding = self.int_or_list(conv.get("padding"), f"conv padding of layer {index}", dims, 0, minimum=0)
+        for n, p, k in zip(image[1:], padding, size):
+            if k > n + 2 * p:
+                raise conv["size"].error(
+                    f"conv size {fmt_image(size)} of layer {index} does not fit the image {fmt_image(image)}"
+                    f" padded by {fmt_image(padding)}")
+        kernel = self.conv_kernel(conv["kernel"], index, image, size)
+        filters = self.ref_shape(kernel)[0]
+        bias = self.conv_bias(mapping["bias"], index, filters) if "bias" in mapping else None
+        options = ConvOptions(kernel, bias, image, size, stride, padding, filters)
+        out_shape = (int(np.prod(options.out_image)), in_shape[1])
+        taps = image[0] * int(np.prod(size))
+        self.check_work(spec_node, f"the convolution of layer {index} unfolds into",
+                        taps * int(np.prod(options.out_spatial)) * in_shape[1], "numbers (im2col)")
+        self.check_work(spec_node, f"the convolution of layer {index} outputs", out_shape[0] * out_shape[1], "numbers")
+        activation = self.activation(mapping.get("activation"), index, out_shape)
+        return Layer(index, None, None, activation, in_shape, out_shape, place_of(node), "conv", options)
+
+    def pool_layer(self, index: int, node: Node, mapping: dict[str, Node], in_shape: Shape, up: "_Upstream") -> Layer:
+        spec_node = mapping["maxpool"]
+        if "bias" in mapping:
+            raise mapping["bias"].key_error(f"layer {index} (maxpool) takes no bias")
+        pool = expect_mapping(spec_node, f"maxpool of layer {index}")
+        check_keys(pool, POOL_KEYS, f"maxpool of layer {index}")
+        if "size" not in pool:
+            raise spec_node.error(f'maxpool of layer {index} needs "size", e.g. {{size: [2, 2]}}')
+        image = self.layer_image(index, "maxpool", pool.get("image"), spec_node, in_shape, up)
+        dims = len(image) - 1
+        size = self.int_or_list(pool["size"], f"maxpool size of layer {index}", dims, None, minimum=1)
+        stride = self.int_or_list(pool.get("stride"), f"maxpool stride of layer {index}", dims, size, minimum=1)
+        for n, k in zip(image[1:], size):
+            if k > n:
+                raise pool["size"].error(f"maxpool size {fmt_image(size)} of layer {index} does not fit the image "
+                                         f"{fmt_image(image)}")
+        options = PoolOptions(image, size, stride)
+        out_shape = (int(np.prod(options.out_image)), in_shape[1])
+        activation = self.activation(mapping.get("activation"), index, out_shape)
+        return Layer(index, None, None, activation, in_shape, out_shape, place_of(node), "maxpool", options)
+
+    def recurrent_layer(self, index: int, node: Node, mapping: dict[str, Node], in_shape: Shape, _up) -> Layer:
+        spec_node = mapping["recurrent"]
+        for key in ("bias", "activation"):
+            if key in mapping:
+                raise mapping[key].key_error(f'in a recurrent layer "{key}" goes inside recurrent: {{...}} '
+                                             f"(layer {index})")
+        rec = expect_mapping(spec_node, f"recurrent of layer {index}")
+        check_keys(rec, RECURRENT_KEYS, f"recurrent of layer {index}")
+        for key in ("hidden_weight", "input_weight", "steps"):
+            if key not in rec:
+                raise spec_node.error(f'recurrent of layer {index} needs "{key}"')
+        wh, wx = self.recurrent_weights(rec, index)
+        wh_shape, wx_shape = self.ref_shape(wh), self.ref_shape(wx)
+        steps = self.recurrent_steps(rec["steps"], index, wx, in_shape)
+        hidden_shape = (wh_shape[0], in_shape[1])
+        bias = self.fitting_ref(rec.get("bias"), "bias", index, hidden_shape)
+        init = self.fitting_ref(rec.get("init"), "init", index, hidden_shape)
+        output = self.text(rec["output"], "output") if "output" in rec else "last"
+        if output not in ("last", "all"):
+            raise rec["output"].error(f'output must be "last" (h_T) or "all" (h_1..h_T stacked), not "{output}"')
+        activation_node = rec.get("activation")
+        if activation_node is None:
+            activation = ActivationUse("tanh", ACTIVATIONS["tanh"])
+        else:
+            activation = self.activation(activation_node, index, hidden_shape)
+        options = RecurrentOptions(wh, wx, bias, init, steps, wh_shape[0], wx_shape[1], output)
+        rows = wh_shape[0] * (steps if output == "all" else 1)
+        self.check_work(spec_node, f"the recurrent layer {index} holds", 2 * steps * hidden_shape[0] * in_shape[1],
+                        "numbers (z and h of every step)")
+        return Layer(index, None, None, activation, in_shape, (rows, in_shape[1]), place_of(node), "recurrent",
+                     options)
+
+    def recurrent_weights(self, rec: dict[str, Node], index: int) -> tuple[Ref, Ref]:
+        """Wh, square (n, n), and Wx, (n, d)."""
+        wh = self.ref(rec["hidden_weight"], f"the hidden_weight of layer {index}", allow_transpose=True)
+        wx = self.ref(rec["input_weight"], f"the input_weight of layer {index}", allow_transpose=True)
+        wh_shape, wx_shape = self.ref_shape(wh), self.ref_shape(wx)
+        if wh_shape[0] != wh_shape[1]:
+            raise rec["hidden_weight"].error(f"shape mismatch in layer {index}: hidden_weight {wh.label} has shape "
+                                             f"{fmt_shape(wh_shape)}; it must be square (hidden, hidden)")
+        if wx_shape[0] != wh_shape[0]:
+            raise rec["input_weight"].error(
+                f"shape mismatch in layer {index}: input_weight {wx.label} has shape {fmt_shape(wx_shape)} but "
+                f"hidden_weight {wh.label} has shape {fmt_shape(wh_shape)} ({wx_shape[0]} rows against "
+                f"{wh_shape[0]})")
+        return wh, wx
+
+    def recurrent_steps(self, node: Node, index: int, wx: Ref, in_shape: Shape) -> int:
+        """T, such that T blocks of d rows (d the columns of Wx) make the layer's input."""
+        steps = number(node, f"steps of layer {index}", positive=True, integer=True)
+        if steps > self.limits.recurrent_steps:
+            raise node.error(f"{count(steps)} steps in layer {index}; the limit is {count(self.limits.recurrent_steps)} "
+                             f"({hint('recurrent_steps')})")
+        wx_shape = self.ref_shape(wx)
+        if steps * wx_shape[1] != in_shape[0]:
+            raise node.error(
+                f"shape mismatch in layer {index}: {steps} steps of input_weight {wx.label} {fmt_shape(wx_shape)} "
+                f"read {steps}·{wx_shape[1]} = {steps * wx_shape[1]} rows, but the layer's input has shape "
+                f"{fmt_shape(in_shape)}")
+        return steps
+
+    def fitting_ref(self, node: Node | None, role: str, index: int, target: Shape) -> Ref | None:
+        """An optional name that must broadcast onto `target` (a recurrent bias or h_0)."""
+        if node is None:
+            return None
+        ref = self.ref(node, f"the {role} of layer {index}", allow_transpose=True)
+        self.require_fits(node, f"{role} {ref.label} of layer {index}", self.ref_shape(ref), target)
+        return ref
+
+    def check_work(self, node: Node, what: str, amount: int, unit: str) -> None:
+        """Refuse a layer whose one evaluation would hold too many numbers, before numpy runs out of memory."""
+        if amount > self.limits.unfolded:
+            raise node.error(f"{what} {count(amount)} {unit}; the limit is {count(self.limits.unfolded)} "
+                             f"({hint('unfolded')})")
+
+    def layer_image(self, index: int, kind: str, node: Node | None, spec_node: Node, in_shape: Shape,
+                    up: "_Upstream") -> tuple[int, ...]:
+        """The image of a conv/maxpool input: as written, or from the layer before; both must agree."""
+        if node is None:
+            if up.image is None:
+                raise spec_node.error(
+                    f"{kind} of layer {index} needs image: [C, H, W] (or [C, L]): the layer before it "
+                    f"({up.label}) does not output images")
+            return up.image
+        dims = expect_list(node, f"the image of layer {index}")
+        if len(dims) not in (2, 3):
+            raise node.error(f"image of layer {index} must be [C, H, W] or, for signals, [C, L]; got {len(dims)} "
+                             f"numbers")
+        image = tuple(number(d, f"an image dimension of layer {index}", positive=True, integer=True) for d in dims)
+        if up.image is not None and up.image != image:
+            raise node.error(f"shape mismatch in layer {index}: {kind} image {fmt_image(image)} but {up.label} "
+                             f"outputs images {fmt_image(up.image)}")
+        if int(np.prod(image)) != in_shape[0]:
+            raise node.error(
+                f"shape mismatch in layer {index}: {kind} image {fmt_image(image)} holds "
+                f"{'·'.join(map(str, image))} = {int(np.prod(image))} numbers per column but the layer's input "
+                f"has shape {fmt_shape(in_shape)} ({in_shape[0]} rows)")
+        return image
+
+    def conv_kernel(self, node: Node, index: int, image: tuple[int, ...], size: tuple[int, ...]) -> Ref:
+        """The kernel name: (filters, C·kh·kw), one flattened C×kh×kw block per filter."""
+        if isinstance(node.value, str) and node.value.strip().endswith(".T"):
+            raise node.error(f"the kernel of layer {index} must be a name of shape (filters, C·kh·kw); "
+                             f"a transposed kernel is not supported")
+        kernel = self.ref(node, f"the kernel of layer {index}")
+        k_shape, taps = self.ref_shape(kernel), image[0] * int(np.prod(size))
+        if k_shape[1] != taps:
+            raise node.error(
+                f"shape mismatch in layer {index}: kernel {kernel.label} has shape {fmt_shape(k_shape)} but image "
+                f"{fmt_image(image)} with size {fmt_image(size)} needs (filters, {taps}) "
+                f"({'C·k' if len(size) == 1 else 'C·kh·kw'} = {image[0]}·{'·'.join(map(str, size))})")
+        return kernel
+
+    def conv_bias(self, node: Node, index: int, filters: int) -> Ref:
+        """One bias per filter, (filters, 1), shared over every position."""
+        bias = self.ref(node, f"the bias of layer {index}", allow_transpose=True)
+        if self.ref_shape(bias) != (filters, 1):
+            raise node.error(
+                f"shape mismatch in layer {index}: conv bias {bias.label} has shape "
+                f"{fmt_shape(self.ref_shape(bias))}; it must be (filters, 1) = ({filters}, 1), "
+                f"one number per filter shared over positions")
+        return bias
+
+    def int_list(self, node: Node, what: str, dims: int, minimum: int) -> tuple[int, ...]:
+        """[kh, kw] for a 2-D image, [k] for a 1-D one."""
+        items = expect_list(node, what)
+        if len(items) != dims:
+            want = "[kh, kw] for a [C, H, W] image" if dims == 2 else "[k] for a [C, L] signal"
+            raise node.error(f"{what} must be {want}, got {len(items)} number{'s' * (len(items) != 1)}")
+        out = tuple(number(d, what, integer=True) for d in items)
+        for d, n in zip(items, out):
+            if n < minimum:
+                raise d.error(f"{what} must be at least {minimum}, not {n}")
+        return out
+
+    def int_or_list(self, node: Node | None, what: str, dims: int, default, minimum: int) -> tuple[int, ...]:
+        """A number used along every spatial axis, or one per axis."""
+        if node is None:
+            return tuple(default) if isinstance(default, tuple) else (default,) * dims
+        if isinstance(node.value, list):
+            return self.int_list(node, what, dims, minimum)
+        value = number(node, what, integer=True)
+        if value < minimum:
+            raise node.error(f"{what} must be at least {minimum}, not {value}")
+        return (value,) * dims
 
     def require_fits(self, node: Node, what: str, shape: Shape, target: Shape) -> None:
         """A bias or argument must broadcast onto z without changing z's shape."""
@@ -696,7 +917,40 @@ class _Builder:
             return CheckOptions()
         mapping = expect_mapping(self.top["check"], "check")
         check_keys(mapping, CHECK_KEYS, "check")
-        return CheckOptions(**{k: number(v, f"check.{k}", positive=k != "atol") for k, v in mapping.items()})
+        options = {k: number(v, f"check.{k}", positive=k != "atol")
+                   for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
+        if "mode" in mapping:
+            options["mode"] = parse_mode(self.text(mapping["mode"], "check.mode"), mapping["mode"])
+        if "method" in mapping:
+            method = self.text(mapping["method"], "check.method")
+            if method not in METHODS:
+                hint = difflib.get_close_matches(method, list(METHODS), n=1)
+                extra = f' (did you mean "{hint[0]}"?)' if hint else ""
+                raise mapping["method"].error(f'no such method: "{method}"{extra}; valid: {", ".join(METHODS)}')
+            options["method"] = method
+        return CheckOptions(**options)
+
+
+def parse_mode(text: str, where) -> str:
+    """`full`, `fast` or `sample:K` (K a positive whole number), normalized."""
+    text = text.strip()
+    if text in ("full", "fast"):
+        return text
+    if text.startswith("sample:") and text[7:].strip().isdigit() and int(text[7:]) > 0:
+        return f"sample:{int(text[7:])}"
+    raise where.error(f'no such mode: "{text}"; valid: full, fast, sample:K (K entries per param)')
+
+
+@dataclass(frozen=True)
+class _Upstream:
+    """What a structured layer learns from the layer before it."""
+
+    image: tuple[int, ...] | None
+    layer: Layer | None
+
+    @property
+    def label(self) -> str:
+        return self.layer.label if self.layer is not None else "the term's input"
 
 
 def expression_where(node: Node) -> Where:

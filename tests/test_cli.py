@@ -53,9 +53,12 @@ def test_json_keys_exactly(tmp_path):
     assert set(data) == {"version", "specs", "summary"}
     assert data["summary"] == {"total": 3, "pass": 1, "fail": 1, "error": 1}
     ok, bad, invalid = data["specs"]
-    assert set(ok) == {"path", "name", "status", "message", "objective", "params"}
+    # The core keys exactly, plus the documented extensions (settings; kinks and mode details).
+    assert set(ok) == {"path", "name", "status", "message", "objective", "params", "settings", "seconds"}
+    assert set(ok["settings"]) == {"method", "mode", "eps", "rtol", "atol", "seed"}
+    assert all(isinstance(s["seconds"], float) and s["seconds"] >= 0 for s in data["specs"])
     param = ok["params"][0]
-    assert set(param) == {"name", "shape", "status", "backprop", "expect"}
+    assert set(param) == {"name", "shape", "status", "backprop", "expect", "kinks", "kink_entries", "checked", "note"}
     assert param["shape"] == [4, 6] and param["status"] == "pass"
     assert set(param["backprop"]) == {"max_rel_error", "max_abs_error", "worst_index", "analytic", "numeric"}
     assert set(param["expect"]) == set(param["backprop"]) | {"message"}

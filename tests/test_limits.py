@@ -122,9 +122,13 @@ def test_steps_count_two_evaluations_per_param_entry():
     text = "params:\n  W: {shape: [30, 20]}\n  b: {shape: [30, 1]}\ninput: W\n"
     e = refusal(text, Limits(steps=1000))
     assert (e.line, e.col) == (2, 3)
-    assert e.message == ("checking needs 1,260 evaluations of J (two per param entry; W alone has 600 entries); "
+    assert e.message == ("checking needs 1,260 evaluations of J (2 per param entry; W alone has 600 entries); "
                          "the limit is 1,000 (raise it with --max-steps)")
     loads(text, Limits(steps=1260))
+    richardson = text + "check: {method: richardson}\n"  # four evaluations per entry
+    assert refusal(richardson, Limits(steps=2000)).message.startswith("checking needs 2,520 evaluations of J (4 per")
+    sampled = text + "check: {mode: 'sample:10'}\n"  # ten entries per param
+    loads(sampled, Limits(steps=40))
     big = "params:\n  W: {shape: [400, 300]}\ninput: W\n"
     assert "--max-steps" in refusal(big).message  # 240,000 > 200,000 by default
 
@@ -143,15 +147,16 @@ def test_memory_estimate_refuses_before_allocating():
     text = MEMORY + "  - activation: {scale: s}\n" * 10
     tracemalloc.start()
     try:
-        e = refusal(text, Limits(memory=100 * 10**6))
+        e = refusal(text, Limits(memory=50 * 10**6))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 5 * 10**6, "refused only after allocating"
     assert (e.line, e.col) == (7, 5)
-    assert e.message.startswith("the check would need about 1")
+    assert e.message.startswith("the check would need about 70.2 MB of memory")
     assert "one evaluation of J holds 1,890,000 numbers; the largest output is layer 1 (I, {scale: s}), " \
-           "shape (300, 300)); the limit is 100 MB (raise it with --max-memory)" in e.message
+           "shape (300, 300)); the limit is 50 MB (raise it with --max-memory)" in e.message
+    loads(text, Limits(memory=80 * 10**6))
 
 
 def test_memory_estimate_bounds_the_measured_peak_and_a_lower_limit_shrinks_batches():
@@ -213,21 +218,23 @@ def test_limits_table():
 
 # ----------------------------------------------------------------------------- time limit
 
+# W used twice: every perturbation is a dense pass of two 200x150x800 products, 60,000 times.
 SLOW = """\
 params:
-  W: {shape: [150, 100]}
+  W: {shape: [200, 150]}
 data:
-  x: {shape: [100, 400]}
+  x: {shape: [150, 800]}
 input: x
 layers:
   - {weight: W, activation: tanh}
+  - {weight: W.T}
 """
 
 
 @pytest.mark.skipif(not can_time_out(), reason="no SIGALRM here")
 def test_a_runaway_spec_becomes_an_error_row_and_the_batch_goes_on(tmp_path):
     (tmp_path / "a.yaml").write_text(ICA.read_text())
-    (tmp_path / "b_slow.yaml").write_text(SLOW)  # 30,000 evaluations of a 150x100x400 product: minutes
+    (tmp_path / "b_slow.yaml").write_text(SLOW)  # minutes, unless stopped
     (tmp_path / "c.yaml").write_text(ICA.read_text())
     started = time.perf_counter()
     result = run("--timeout", "0.5", str(tmp_path))

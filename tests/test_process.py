@@ -20,29 +20,46 @@ from gradcheck.guard import check_one
 from conftest import FIXTURES, ROOT, SPECS
 
 ICA = SPECS / "ufldl_ica_reconstruction.yaml"
+# W used twice: every perturbation is a dense pass of two 200x150x800 products, 60,000 times (many minutes).
 SLOW = """\
 params:
-  W: {shape: [150, 100]}
+  W: {shape: [200, 150]}
 data:
-  x: {shape: [100, 400]}
+  x: {shape: [150, 800]}
 input: x
 layers:
   - {weight: W, activation: tanh}
+  - {weight: W.T}
 """
-# Runs the real CLI; only announces on stderr when it starts checking each spec, so the test knows
-# when the batch is under way (stdout is rendered at the end).
+# Runs the real CLI; only announces on stderr when it starts checking a spec and when one is done,
+# so the test knows where the batch is (stdout is rendered at the end).
 ANNOUNCING = textwrap.dedent("""\
+    import contextlib
     import sys
-    sys.path.insert(0, sys.argv.pop(1))
-    import gradcheck.guard as guard
-    from gradcheck.cli import entry
-    real = guard.check_one
-    def announcing(path, *args, **kwargs):
-        print("checking", path, file=sys.stderr, flush=True)
-        return real(path, *args, **kwargs)
-    guard.check_one = announcing
-    sys.argv[0] = "gradcheck"
-    entry()
+
+    def main():
+        sys.path.insert(0, sys.argv.pop(1))
+        import gradcheck.guard as guard
+        import gradcheck.runner as runner
+        from gradcheck.cli import entry
+
+        real = guard.check_one
+
+        def announcing(path, *args, **kwargs):  # serial runs: the spec about to be checked
+            print("checking", path, file=sys.stderr, flush=True)
+            return real(path, *args, **kwargs)
+
+        @contextlib.contextmanager
+        def announced_progress(total, stream=None):  # every run: each spec done, in the parent
+            yield lambda path: print("done", path, file=sys.stderr, flush=True)
+
+        guard.check_one = announcing
+        runner.progress = announced_progress
+        sys.argv[0] = "gradcheck"
+        entry()
+
+    if __name__ == "__main__":  # spawned workers import this file too, and must stay quiet
+        main()
 """)
 
 
@@ -89,6 +106,32 @@ def test_ctrl_c_during_a_batch_reports_the_specs_done_and_exits_130(tmp_path, fm
     else:
         assert out.rstrip().endswith("2 specs: 2 passed, 0 failed, 0 errors")
         assert "c_slow" not in out
+
+
+def test_ctrl_c_with_workers_reports_the_specs_done_stops_the_workers_and_exits_130(tmp_path):
+    script = tmp_path / "announcing.py"
+    script.write_text(ANNOUNCING)
+    folder = batch(tmp_path)
+    proc = subprocess.Popen([sys.executable, str(script), str(ROOT), "run", "--format", "json", "-j", "2",
+                             "--timeout", "0", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env())
+    try:
+        finished = []
+        for line in proc.stderr:  # a, b and d finish; c_slow keeps a worker busy
+            if line.startswith("done"):
+                finished.append(os.path.basename(line.split()[-1]))
+                if len(finished) == 3:
+                    break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert sorted(finished) == ["a.yaml", "b.yaml", "d.yaml"]
+    assert proc.returncode == 130
+    assert "gradcheck: interrupted after 3 of 4 specs" in err and "Traceback" not in err
+    data = json.loads(out)
+    assert [os.path.basename(s["path"]) for s in data["specs"]] == ["a.yaml", "b.yaml", "d.yaml"]
+    assert data["summary"] == {"total": 3, "pass": 3, "fail": 0, "error": 0}
 
 
 @pytest.mark.parametrize("fmt", ["human", "json"])

@@ -22,7 +22,11 @@ def test_there_are_bundled_specs_and_fixtures():
 def test_bundled_spec_passes_with_expect_for_every_param(path):
     result = check_path(str(path))
     assert result.status == "pass", result.message or [(p.name, p.backprop, p.expect) for p in result.params]
-    assert result.params and all(p.expect is not None for p in result.params), "every param needs an expect"
+    missing = [p.name for p in result.params if p.expect is None]
+    description = gradcheck.load(path).model.description or ""
+    # an expect may be left out only where the expression language cannot write it, and the
+    # description must say so ("No expect formulas: ...")
+    assert result.params and (not missing or "no expect" in description.lower()), f"no expect for {missing}"
 
 
 @pytest.mark.parametrize("path", WRONG, ids=lambda p: p.name)

@@ -1,0 +1,666 @@
+"""Time gradcheck against its peers on the same functions, in one run on one machine.
+
+For every benchmark function (a spec plus the same objective written for each peer, built from the
+spec's own numbers) this times gradcheck's full and fast checks, a naive per-entry numpy loop,
+torch.autograd.gradcheck (slow and fast mode), jax's check_grads and scipy's check_grad, and
+reports medians, ratios to gradcheck's full check, and the max relative error each numeric gradient
+has against the same correct analytic gradient (see `max_rel_error`).
+
+Per-entry methods whose single run would exceed the budget (--budget, default 60 s) are timed on a
+random subset of entries and extrapolated linearly to all N; such rows are marked "est.".
+
+    python benchmarks/peers.py            # all sizes, writes benchmarks/results.md
+    python benchmarks/peers.py --quick    # smallest size, one repeat, prints only
+
+To benchmark another function, write a builder returning a `Function` (spec text plus an
+`objective_for(backend)` giving the objective in numpy, torch and jax) and add it to `FUNCTIONS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import importlib
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no accelerator probing noise; this is a CPU benchmark
+
+import numpy as np  # noqa: E402
+
+import gradcheck  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results.md")
+BUDGET_SECONDS = 60.0  # a per-entry method predicted to take longer is estimated from a subset
+SUBSET_SECONDS = 8.0  # aim for subset runs of about this long
+PILOT_ENTRIES = 48
+NAIVE_STEP = 1e-5  # cs231n's h
+FLOOR_PER_J = 1e-8  # the common metric's floor, per unit of max(1, |J|)
+
+
+# ----------------------------------------------------------------------------- benchmark functions
+
+
+@dataclass(frozen=True)
+class Function:
+    """One benchmark function: a spec, and the same objective for every backend."""
+
+    label: str
+    spec_text: str
+    # backend ("numpy" | "torch" | "jax") -> objective(params: dict, data: dict) -> scalar;
+    # raise KeyError for a backend the function has no version for (that peer's rows are skipped).
+    objective_for: Callable[[str], Callable[[dict, dict], Any]]
+
+
+def array_module(backend: str):
+    """The numpy-like namespace of a backend, for objectives written once for all three."""
+    return {"numpy": lambda: np, "torch": lambda: importlib.import_module("torch"),
+            "jax": lambda: importlib.import_module("jax.numpy")}[backend]()
+
+
+def mlp_objective(xp, p: dict, d: dict):
+    """Two-layer MLP: tanh hidden, sigmoid output, binary cross-entropy averaged over the M columns."""
+    a1 = xp.tanh(p["W1"] @ d["X"] + p["b1"])
+    a2 = 1.0 / (1.0 + xp.exp(-(p["W2"] @ a1 + p["b2"])))
+    y = d["Y"]
+    return xp.sum(-y * xp.log(a2) - (1.0 - y) * xp.log1p(-a2)) / y.shape[1]
+
+
+MLP_SPEC = """\
+name: reference MLP D={D} H={H} M={M}
+seed: 0
+params:
+  W1: {{shape: [{H}, {D}], std: 0.1}}
+  b1: {{shape: [{H}, 1], std: 0.1}}
+  W2: {{shape: [1, {H}], std: 0.1}}
+  b2: {{shape: [1, 1], std: 0.1}}
+data:
+  X: {{shape: [{D}, {M}]}}
+  Y: {{shape: [1, {M}], init: binary}}
+input: X
+layers:
+  - {{weight: W1, bias: b1, activation: tanh}}
+  - {{weight: W2, bias: b2, activation: sigmoid}}
+objective: {{loss: binary_cross_entropy, target: Y, reduce: mean}}
+"""
+
+
+def mlp(D: int, H: int, M: int) -> Function:
+    """The reference two-layer MLP at one size; N = H·D + 2H + 1."""
+    n = H * D + 2 * H + 1
+    return Function(f"MLP, N = {n:,} (D={D}, H={H}, M={M})", MLP_SPEC.format(D=D, H=H, M=M),
+                    lambda backend: functools.partial(mlp_objective, array_module(backend)))
+
+
+FUNCTIONS = [mlp(16, 56, 64), mlp(64, 128, 64), mlp(256, 384, 64)]  # N = 1,009; 8,449; 99,073
+
+
+# ----------------------------------------------------------------------------- one function, made concrete
+
+
+@dataclass
+class Case:
+    """A function with its spec loaded: values split into params and data, flattened param vector."""
+
+    function: Function
+    spec: Any
+    names: tuple[str, ...]
+    params: dict
+    data: dict
+    objective: float
+    analytic: np.ndarray  # gradcheck's backprop gradient, flattened in `names` order
+    offsets: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.offsets = np.cumsum([0] + [self.params[n].size for n in self.names])
+
+    @property
+    def size(self) -> int:
+        return int(self.offsets[-1])
+
+    def flat(self, params: dict) -> np.ndarray:
+        return np.concatenate([np.asarray(params[n], dtype=float).reshape(-1) for n in self.names])
+
+    def unflat(self, x) -> dict:
+        """Param views into a flat vector (numpy or torch)."""
+        return {n: x[self.offsets[i]:self.offsets[i + 1]].reshape(self.params[n].shape)
+                for i, n in enumerate(self.names)}
+
+    def locate(self, k: int) -> tuple[str, int]:
+        """(param name, flat index within it) of entry k of the flat vector."""
+        i = int(np.searchsorted(self.offsets, k, side="right")) - 1
+        return self.names[i], int(k - self.offsets[i])
+
+    def sample(self, k: int, seed: int = 0) -> np.ndarray:
+        """K distinct entries of the flat vector, sorted."""
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(self.size, size=min(k, self.size), replace=False))
+
+    def entries_of(self, names) -> np.ndarray:
+        """The flat entries of whole params."""
+        return np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1])
+                               for i, n in enumerate(self.names) if n in names])
+
+    def whole_params(self, entries: np.ndarray) -> tuple[str, ...] | None:
+        """The params whose entries are exactly `entries`, if they are whole params."""
+        names = tuple(n for i, n in enumerate(self.names) if entries.size and
+                      np.isin(np.arange(self.offsets[i], self.offsets[i + 1]), entries).all())
+        return names if names and len(self.entries_of(names)) == entries.size else None
+
+
+def make_case(function: Function) -> Case:
+    spec = gradcheck.loads(function.spec_text, path=f"<{function.label}>")
+    names = tuple(spec.param_names)
+    params = {n: np.array(spec.values[n], dtype=np.float64) for n in names}
+    data = {n: np.array(v, dtype=np.float64) for n, v in spec.values.items() if n not in params}
+    grads = spec.gradient()
+    analytic = np.concatenate([grads[n].reshape(-1) for n in names])
+    return Case(function, spec, names, params, data, float(spec.objective()), analytic)
+
+
+def max_rel_error(case: Case, numeric: np.ndarray, entries: np.ndarray | None = None) -> float:
+    """The common metric: max over entries of |a − n| / max(|a|, |n|, 1e-8·max(1, |J|))."""
+    a = case.analytic if entries is None else case.analytic[entries]
+    floor = FLOOR_PER_J * max(1.0, abs(case.objective))
+    scale = np.maximum(np.maximum(np.abs(a), np.abs(numeric)), floor)
+    return float(np.max(np.abs(a - numeric) / scale))
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def load_peers() -> dict:
+    """name -> module, or the reason it is unavailable (a string)."""
+    peers = {}
+    for name in ("torch", "jax", "scipy"):
+        try:
+            module = importlib.import_module(name)
+            if name == "jax":
+                module.config.update("jax_enable_x64", True)
+                importlib.import_module("jax.test_util")
+            if name == "scipy":
+                importlib.import_module("scipy.optimize")
+            peers[name] = module
+        except Exception as exc:  # noqa: BLE001 - any import failure means: skip this peer
+            peers[name] = f"{name} not available ({type(exc).__name__}: {exc})"
+    return peers
+
+
+@dataclass
+class Outcome:
+    """What one run of a method produced."""
+
+    verdict: str = "—"
+    numeric: np.ndarray | None = None  # the numeric gradient at the entries run (flat order)
+    note: str = ""
+
+
+@dataclass
+class Method:
+    """A way to check the gradient of a case; `run(case, entries)` does it (entries None = all)."""
+
+    name: str
+    peer: str | None  # the module it needs, if any
+    run: Callable[[Case, np.ndarray | None], Outcome]
+    # For methods whose cost grows with N: the entries a subset run uses (None: always run in full).
+    # Called with the predicted full-run time (None for the pilot run that predicts it).
+    subset: Callable[[Case, float | None], np.ndarray] | None = None
+    backend: str | None = None  # the objective it needs
+    # (numeric gradient at the entries run, or None when the method gives none; a note)
+    numeric_of: Callable[[Case, Outcome, np.ndarray | None], tuple[np.ndarray | None, str]] | None = None
+
+
+# gradcheck --------------------------------------------------------------------
+
+
+def gradcheck_run(mode: str, method: str):
+    def run(case: Case, entries):
+        result = gradcheck.check(case.spec, mode=mode, method=method)
+        return Outcome(result.status, note=f"tool's own max err {_tool_error(result)}")
+    return run
+
+
+def _tool_error(result) -> str:
+    errs = [p.backprop.max_rel_error for p in result.params if p.backprop.max_rel_error is not None]
+    return f"{max(errs):.1e}" if errs else "n/a"
+
+
+def gradcheck_numeric(method: str):
+    """gradcheck's own numeric gradient, recomputed untimed by its engine as its full check does."""
+    def numeric_of(case: Case, outcome: Outcome, entries) -> tuple[np.ndarray | None, str]:
+        try:
+            engine = importlib.import_module("gradcheck.check")  # the module; gradcheck.check is the function
+            numeric = importlib.import_module("gradcheck.numeric")
+            Perturber = importlib.import_module("gradcheck.perturb").Perturber
+        except (ImportError, AttributeError) as exc:
+            return None, f"engine internals unavailable ({exc})"
+        values = dict(case.spec.values)
+        parts = []
+        for name in case.names:
+            perturber = Perturber(case.spec.model, values, name)
+            batch = max(2, engine.MEMORY_BUDGET // perturber.per_sample_bytes())
+            with np.errstate(all="ignore"):
+                parts.append(numeric.estimate(perturber, values[name], None, method, None, batch).values)
+        return np.concatenate(parts), ""
+    return numeric_of
+
+
+def directional(case: Case, outcome: Outcome, entries) -> tuple[np.ndarray | None, str]:
+    return None, "directional (no per-entry gradient)"
+
+
+# naive numpy loop -------------------------------------------------------------------
+
+
+def naive_run(case: Case, entries):
+    """cs231n/UFLDL: for each entry, perturb by ±h, run the whole forward pass, restore."""
+    f = case.function.objective_for("numpy")
+    params = {n: v.copy() for n, v in case.params.items()}
+    flat_views = {n: v.reshape(-1) for n, v in params.items()}
+    entries = np.arange(case.size) if entries is None else entries
+    numeric = np.empty(len(entries))
+    for k, e in enumerate(entries):
+        name, i = case.locate(int(e))
+        x = flat_views[name]
+        old = x[i]
+        x[i] = old + NAIVE_STEP
+        plus = f(params, case.data)
+        x[i] = old - NAIVE_STEP
+        minus = f(params, case.data)
+        x[i] = old
+        numeric[k] = (plus - minus) / (2 * NAIVE_STEP)
+    return Outcome("—", numeric, f"h = {NAIVE_STEP:g}")
+
+
+def own_numeric(case: Case, outcome: Outcome, entries) -> tuple[np.ndarray | None, str]:
+    return outcome.numeric, ""
+
+
+# torch --------------------------------------------------------------------------
+
+
+def _torch_callable(case: Case, entries):
+    """(fn, inputs) for torch.autograd.gradcheck: all params, or only `entries` with the rest held fixed."""
+    import torch
+    f = case.function.objective_for("torch")
+    data = {n: torch.tensor(v, dtype=torch.float64) for n, v in case.data.items()}
+    varied = case.names if entries is None else case.whole_params(entries)
+    if varied is not None:  # params outside `varied` are inputs that do not require grad: not perturbed
+        inputs = tuple(torch.tensor(case.params[n], dtype=torch.float64, requires_grad=n in varied)
+                       for n in case.names)
+        return (lambda *ps: f(dict(zip(case.names, ps)), data)), inputs
+    base = torch.tensor(case.flat(case.params), dtype=torch.float64)
+    index = torch.as_tensor(entries, dtype=torch.long)
+    sub = base[index].clone().requires_grad_(True)
+    return (lambda s: f(case.unflat(base.index_put((index,), s)), data)), (sub,)
+
+
+def torch_run(fast: bool):
+    def run(case: Case, entries):
+        import torch
+        fn, inputs = _torch_callable(case, entries)
+        ok = torch.autograd.gradcheck(fn, inputs, raise_exception=False, fast_mode=fast)
+        return Outcome("pass" if ok else "fail")
+    return run
+
+
+def verdict_only(case: Case, outcome: Outcome, entries) -> tuple[np.ndarray | None, str]:
+    return None, "pass/fail only, at its default tolerances"
+
+
+# jax ------------------------------------------------------------------------------
+
+
+def jax_run(case: Case, entries):
+    import jax.numpy as jnp
+    from jax.test_util import check_grads
+    f = case.function.objective_for("jax")
+    data = {n: jnp.asarray(v) for n, v in case.data.items()}
+    args = tuple(jnp.asarray(case.params[n]) for n in case.names)
+    try:
+        check_grads(lambda *ps: f(dict(zip(case.names, ps)), data), args, order=1, modes=["rev"])
+    except AssertionError:
+        return Outcome("fail")
+    return Outcome("pass")
+
+
+# scipy --------------------------------------------------------------------------
+
+
+def _scipy_callables(case: Case, entries):
+    """(func, grad, x0) over the flat params, or over `entries` with the rest held fixed."""
+    f = case.function.objective_for("numpy")
+    buffer = case.flat(case.params)
+
+    def func(x):
+        if entries is None:
+            return float(f(case.unflat(x), case.data))
+        buffer[entries] = x
+        return float(f(case.unflat(buffer), case.data))
+
+    def grad(x):
+        full = x if entries is None else _put(buffer, entries, x)
+        g = case.spec.gradient(case.unflat(full))
+        flat = np.concatenate([g[n].reshape(-1) for n in case.names])
+        return flat if entries is None else flat[entries]
+
+    x0 = case.flat(case.params)
+    return func, grad, (x0 if entries is None else x0[entries])
+
+
+def _put(buffer, entries, x):
+    buffer[entries] = x
+    return buffer
+
+
+def scipy_run(case: Case, entries):
+    from scipy.optimize import check_grad
+    func, grad, x0 = _scipy_callables(case, entries)
+    return Outcome(f"‖Δ‖₂ = {check_grad(func, grad, x0):.1e}")
+
+
+def scipy_numeric(case: Case, outcome: Outcome, entries) -> tuple[np.ndarray | None, str]:
+    """check_grad returns only a norm; its numeric gradient is approx_fprime at its default step."""
+    import scipy.optimize as so
+    from scipy.optimize import approx_fprime
+    func, _, x0 = _scipy_callables(case, entries)
+    epsilon = _check_grad_default_epsilon(so)
+    numeric = approx_fprime(x0, func, epsilon)
+    return numeric, f"forward differences, step {epsilon:.2g}"
+
+
+def _check_grad_default_epsilon(so) -> float:
+    import inspect
+    return float(inspect.signature(so.check_grad).parameters["epsilon"].default)
+
+
+def random_entries(case: Case, predicted: float | None) -> np.ndarray:
+    """A few random entries for the pilot; then enough for a run of about SUBSET_SECONDS."""
+    if predicted is None:
+        return case.sample(PILOT_ENTRIES, seed=1)
+    return case.sample(int(max(PILOT_ENTRIES, case.size * SUBSET_SECONDS / predicted)), seed=2)
+
+
+def smaller_params(case: Case, predicted: float | None) -> np.ndarray:
+    """Every param but the largest, which is held constant: no wrapper around the peer's own loop."""
+    largest = max(case.names, key=lambda n: case.params[n].size)
+    rest = [n for n in case.names if n != largest]
+    entries = case.entries_of(rest) if rest else np.zeros(0, dtype=int)
+    if not 0 < entries.size <= case.size // 2:
+        return random_entries(case, predicted)
+    return entries
+
+
+METHODS = [
+    Method("gradcheck full (central)", None, gradcheck_run("full", "central"), numeric_of=gradcheck_numeric("central")),
+    Method("gradcheck full (richardson)", None, gradcheck_run("full", "richardson"), numeric_of=gradcheck_numeric("richardson")),
+    Method("gradcheck full (complex-step)", None, gradcheck_run("full", "complex-step"),
+           numeric_of=gradcheck_numeric("complex-step")),
+    Method("gradcheck fast", None, gradcheck_run("fast", "central"), numeric_of=directional),
+    Method("naive numpy loop (central)", None, naive_run, subset=random_entries, backend="numpy", numeric_of=own_numeric),
+    Method("torch.autograd.gradcheck", "torch", torch_run(False), subset=smaller_params, backend="torch",
+           numeric_of=verdict_only),
+    Method("torch.autograd.gradcheck fast_mode", "torch", torch_run(True), backend="torch", numeric_of=verdict_only),
+    Method("jax check_grads (rev, order 1)", "jax", jax_run, backend="jax", numeric_of=verdict_only),
+    Method("scipy.optimize.check_grad", "scipy", scipy_run, backend="numpy", numeric_of=scipy_numeric),
+]
+REFERENCE = METHODS[0].name
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Row:
+    """One method on one case, measured."""
+
+    method: str
+    seconds: float | None = None
+    runs: str = ""
+    estimated: bool = False
+    rel_error: float | None = None
+    abs_error: float | None = None
+    notes: str = ""
+    verdict: str = ""
+    skipped: str = ""
+
+
+def timed(run: Callable[[], Outcome]) -> tuple[float, Outcome]:
+    started = time.perf_counter()
+    outcome = run()
+    return time.perf_counter() - started, outcome
+
+
+def repeats_for(seconds: float, quick: bool) -> int:
+    """More repeats for quick methods, fewer for slow ones."""
+    if quick:
+        return 1
+    return 5 if seconds < 2 else 3 if seconds < 20 else 1
+
+
+def measure(method: Method, case: Case, budget: float, quick: bool) -> Row:
+    """Median time of `method` on `case`, extrapolated from a subset of entries when a full run is too long."""
+    entries, times, outcome = None, [], None
+    pilot_entries = method.subset(case, None) if method.subset else None
+    if pilot_entries is not None and pilot_entries.size < case.size:
+        # The pilot predicts a full run's time (and warms up, as the first call below does).
+        pilot, _ = timed(lambda: method.run(case, pilot_entries))
+        predicted = pilot * case.size / pilot_entries.size
+        if predicted > budget:
+            entries = method.subset(case, predicted)
+        repeats = (1 if quick else 3) if entries is not None else repeats_for(predicted, quick)
+        warm = None
+    else:
+        # First calls pay one-off costs (jax tracing, caches): timed runs start after this one,
+        # unless it is slow enough to be the only run.
+        warm, outcome = timed(lambda: method.run(case, None))
+        repeats = repeats_for(warm, quick)
+        if repeats == 1:
+            times, repeats, warm = [warm], 0, None
+    for _ in range(repeats):
+        seconds, outcome = timed(lambda: method.run(case, entries))
+        times.append(seconds)
+    return _row(method, case, entries, times, outcome, warm)
+
+
+def _row(method: Method, case: Case, entries, times, outcome: Outcome, warm) -> Row:
+    numeric, note = method.numeric_of(case, outcome, entries)
+    rel = abs_ = None
+    if numeric is not None:
+        rel = max_rel_error(case, numeric, entries)
+        abs_ = float(np.max(np.abs(numeric - (case.analytic if entries is None else case.analytic[entries]))))
+    median = statistics.median(times)
+    notes = [note, outcome.note]
+    if warm is not None and warm > 3 * median:
+        notes.append(f"first call {_seconds(warm)} not counted")
+    if entries is None:
+        return Row(method.name, median, f"{len(times)}", False, rel, abs_, _join(*notes), outcome.verdict)
+    k = len(entries)
+    fixed = sorted(set(case.names) - set(case.whole_params(entries) or case.names))
+    which = f"the entries of every param but {', '.join(fixed)} (held constant)" if fixed else "random entries"
+    over = "; errors over those entries" if rel is not None else ""
+    notes.insert(0, f"timed on {k:,} {which}, × N/{k:,}{over}")
+    return Row(method.name, median * case.size / k, f"{len(times)} × {k:,} entries", True, rel, abs_,
+               _join(*notes), outcome.verdict)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def benchmark(case: Case, peers: dict, budget: float, quick: bool, log) -> list[Row]:
+    rows = []
+    for method in METHODS:
+        missing = _missing(method, case, peers)
+        if missing:
+            rows.append(Row(method.name, skipped=missing))
+            log(f"  {method.name}: skipped ({missing})")
+            continue
+        row = measure(method, case, budget, quick)
+        rows.append(row)
+        log(f"  {method.name}: {_time(row)} {row.verdict} {_err(row.rel_error)}")
+    return rows
+
+
+def _missing(method: Method, case: Case, peers: dict) -> str:
+    if method.peer and not hasattr(peers.get(method.peer), "__name__"):
+        return peers.get(method.peer) or f"{method.peer} not available"
+    if method.backend:
+        try:
+            case.function.objective_for(method.backend)
+        except KeyError:
+            return f"no {method.backend} version of this function"
+    return ""
+
+
+def cross_check(case: Case, peers: dict) -> str:
+    """gradcheck's backprop gradient (the reference for every error) against an independent autodiff."""
+    torch = peers.get("torch")
+    if hasattr(torch, "__name__"):
+        fn, inputs = _torch_callable(case, None)
+        grads = torch.autograd.grad(fn(*inputs), inputs)
+        other = np.concatenate([g.detach().numpy().reshape(-1) for g in grads])
+        return f"agrees with torch autograd to max rel {max_rel_error(case, other):.1e}"
+    jax = peers.get("jax")
+    if hasattr(jax, "__name__"):
+        import jax.numpy as jnp
+        f = case.function.objective_for("jax")
+        data = {n: jnp.asarray(v) for n, v in case.data.items()}
+        g = jax.grad(lambda ps: f(ps, data))({n: jnp.asarray(v) for n, v in case.params.items()})
+        other = np.concatenate([np.asarray(g[n]).reshape(-1) for n in case.names])
+        return f"agrees with jax.grad to max rel {max_rel_error(case, other):.1e}"
+    return "not cross-checked (no torch or jax)"
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def machine(peers: dict) -> str:
+    cpu = platform.processor() or _cpu_model() or platform.machine()
+    versions = [f"Python {platform.python_version()}", f"numpy {np.__version__}", f"gradcheck {gradcheck.__version__}"]
+    for name in ("scipy", "torch", "jax"):
+        module = peers.get(name)
+        if hasattr(module, "__name__"):
+            extra = f" ({module.get_num_threads()} threads)" if name == "torch" else ""
+            versions.append(f"{name} {module.__version__}{extra}")
+        else:
+            versions.append(f"{name} not installed")
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()} ({platform.machine()}); "
+            f"{', '.join(versions)}; {date}")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _seconds(s: float) -> str:
+    return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
+
+
+def _time(row: Row) -> str:
+    if row.seconds is None:
+        return "—"
+    return f"≈ {_seconds(row.seconds)} (est.)" if row.estimated else _seconds(row.seconds)
+
+
+def _err(value: float | None) -> str:
+    return f"{value:.1e}" if value is not None else "—"
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on a shared machine slows every row, torch's threads most."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "n/a"
+
+
+def table(case: Case, rows: list[Row], cross: str, loads: tuple[str, str]) -> str:
+    ref = next((r.seconds for r in rows if r.method == REFERENCE and r.seconds), None)
+    lines = [f"### {case.function.label}", "",
+             f"J = {case.objective:.10g}; reference gradient = gradcheck backprop, {cross}. "
+             f"1-min load average {loads[0]} before these rows, {loads[1]} after.", "",
+             "| method | median time | × gradcheck full | runs | max rel error | max abs error | verdict | notes |",
+             "|---|---:|---:|---|---:|---:|---|---|"]
+    for r in rows:
+        if r.skipped:
+            lines.append(f"| {r.method} | — | — | — | — | — | skipped | {r.skipped} |")
+            continue
+        ratio = f"{r.seconds / ref:.3g}×" if ref else "—"
+        ratio = f"≈ {ratio}" if r.estimated else ratio
+        lines.append(f"| {r.method} | {_time(r)} | {ratio} | {r.runs} | {_err(r.rel_error)} | {_err(r.abs_error)} "
+                     f"| {r.verdict} | {r.notes} |")
+    return "\n".join(lines)
+
+
+def report(sections: list[str], peers: dict, command: str, budget: float) -> str:
+    head = ["# gradcheck against its peers", "",
+            f"Machine: {machine(peers)}.", "",
+            f"Command: `{command}` (one run; every time below is a median over `runs`).", "",
+            "Max rel error is one metric for all: max over entries of |a − n| / max(|a|, |n|, "
+            "1e-8·max(1, |J|)), a = gradcheck's backprop gradient, n = the method's numeric gradient. "
+            "torch and jax return only pass/fail (at their default tolerances), gradcheck fast compares "
+            "directional derivatives, so they have no per-entry error. gradcheck's error is computed on "
+            "its engine's numeric gradient, outside the timing; its own metric (floor 1e-2·max(1,|J|)) is "
+            "in the notes. scipy's is computed from approx_fprime at check_grad's default step, outside "
+            "the timing.", "",
+            f"Rows marked est.: a single run was predicted to exceed {budget:g} s, so the method was timed "
+            "on a random subset of entries (the same function, with the other entries held fixed) and "
+            "the median extrapolated linearly to all N; their errors are over that subset.", ""]
+    return "\n".join(head + [s + "\n" for s in sections])
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: smallest function, one repeat, print only")
+    parser.add_argument("--budget", type=float, default=BUDGET_SECONDS,
+                        help="seconds above which a per-entry method is estimated from a subset")
+    parser.add_argument("--out", default=None, help=f"write the report here (default {RESULTS}; none with --quick)")
+    args = parser.parse_args(argv)
+    out = args.out or (None if args.quick else RESULTS)
+    command = " ".join(["python", os.path.relpath(sys.argv[0])] + (argv if argv is not None else sys.argv[1:]))
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    peers = load_peers()
+    for name, module in peers.items():
+        if not hasattr(module, "__name__"):
+            log(f"skipping {module}")
+    sections = []
+    for function in FUNCTIONS[:1] if args.quick else FUNCTIONS:
+        log(function.label)
+        case = make_case(function)
+        cross = cross_check(case, peers)
+        before = load_average()
+        rows = benchmark(case, peers, args.budget, args.quick, log)
+        sections.append(table(case, rows, cross, (before, load_average())))
+    text = report(sections, peers, command, args.budget)
+    print(text)
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Render `gradcheck explain`: the UFLDL tables, each param's uses, and an `expect:` block to paste."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import IO
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from ..explain import Explanation, sup
+from ..report import make_console
+
+_PLAIN_START = re.compile(r"[A-Za-z_0-9(]")
+
+
+def yaml_scalar(text: str) -> str:
+    """The expression as a YAML value: plain when YAML reads it back unchanged, else double-quoted."""
+    if _PLAIN_START.match(text) and ": " not in text and " #" not in text and not text.endswith(":"):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def expect_block(ex: Explanation) -> list[str]:
+    """`expect:` with every param that has a closed form; a comment for the others."""
+    lines = ["expect:"]
+    for name, text in ex.params.items():
+        if text is None:
+            lines.append(f"  # {name}: {ex.notes.get(name, 'no closed form')}")
+        elif name in ex.notes:  # printed, but commented out: expect would refuse it
+            lines.append(f"  # {name}: {ex.notes[name]}")
+            lines.append(f"  # {name}: {text}")
+        else:
+            lines.append(f"  {name}: {yaml_scalar(text)}")
+    return lines
+
+
+def term_table(rows) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    has_bias = any(r.bias for r in rows)
+    headers = ["layer", "weight W⁽ˡ⁾"] + (["bias"] if has_bias else []) + ["f(z)", "f′(z)", "δ⁽ˡ⁾",
+                                                                          "z⁽ˡ⁾ (input to the layer)"]
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for r in rows:
+        cells = [str(r.layer), r.weight] + ([r.bias or ""] if has_bias else []) + [r.f, r.df, r.delta, r.z]
+        table.add_row(*cells)
+    return table
+
+
+def render_explanation(ex: Explanation, out: IO[str], color: bool | None = None, width: int | None = None) -> None:
+    """The derivation as UFLDL writes it, then the closed forms."""
+    console = make_console(out, color, width)
+    head = Text()
+    head.append(ex.name, style="bold")
+    head.append(f"  {ex.path}", style="dim")
+    console.print(head, soft_wrap=True)
+    console.print(Text("Layer 1 is the input; the spec's layer l is layer l + 1. δ⁽ⁿˡ⁾ = ∂J/∂a⁽ⁿˡ⁾ • f′(z⁽ⁿˡ⁾) "
+                       "(for J = sum: f′(z⁽ⁿˡ⁾)); δ⁽ˡ⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁺¹⁾) • f′(z⁽ˡ⁾).", style="dim"),
+                  soft_wrap=True)
+    for term in ex.terms:
+        console.print()
+        coef = f"{term.coef} · " if term.coef else ""
+        console.print(Text(f"Term {term.index}: J{_sub(term.index)} = {coef}{term.objective}, "
+                           f"a{sup(1)} = {term.input}", style="bold"), soft_wrap=True)
+        console.print(term_table(term.rows))
+        if term.note:
+            console.print(Text(f"  {term.note}", style="yellow"), soft_wrap=True)
+    console.print()
+    console.print(Text("Gradients: each use adds δ⁽ˡ⁺¹⁾ a⁽ˡ⁾ᵀ for a weight (transposed back for a use W.T), "
+                       "Σ over columns of δ⁽ˡ⁺¹⁾ for a bias, δ⁽¹⁾ for the input; the uses of a param are summed.",
+                       style="dim"), soft_wrap=True)
+    for name in ex.params:
+        uses = [u for u in ex.uses if u.param == name]
+        if not uses and ex.params[name] is None:  # read by a layer with no closed form
+            console.print(Text(f"  ∇{name}: {ex.notes.get(name, 'no closed form')}", style="yellow"), soft_wrap=True)
+        elif not uses:
+            console.print(Text(f"  ∇{name} = 0  (not used)"), soft_wrap=True)
+        pad = max((len(u.formula) for u in uses), default=0)
+        for i, use in enumerate(uses):
+            lead = f"  ∇{name} = " if i == 0 else " " * (len(name) + 4) + "+ "
+            term = f"term {use.term}, " if len(ex.terms) > 1 else ""
+            line = Text(lead + use.formula.ljust(pad) + "   ", style="bold")
+            console.print(line.append(f"{term}{use.where}", style="dim"), soft_wrap=True)
+    console.print()
+    console.print(Text("Closed form, in the expression language (paste under expect: to check it):", style="dim"),
+                  soft_wrap=True)
+    for line in expect_block(ex):
+        console.print(Text(line), soft_wrap=True)
+
+
+def render_explanation_json(ex: Explanation, out: IO[str], **_) -> None:
+    json.dump(ex.to_json(), out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def _sub(k: int) -> str:
+    return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+

@@ -1,0 +1,75 @@
+"""GitHub Actions workflow commands: one `::error` line per failing comparison or invalid spec.
+
+Each line points into the spec file: a failing `expect` at its formula, a failing backprop at the
+param's declaration, an invalid spec at the place of the problem. GitHub shows them as annotations
+on the pull request's diff.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+from ..check import Comparison, ParamResult, RunResult, SpecResult
+from ..report import fmt_err, fmt_index, fmt_num, summary_text
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow command's message (GitHub's toolkit: %, CR, LF)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a workflow command's property value (also ':' and ',')."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_command(kind: str, message: str, file: str, line: int | None = None, col: int | None = None,
+            title: str | None = None) -> str:
+    """`::kind file=…,line=…,col=…,title=…::message`, every part escaped."""
+    props = [("file", file)]
+    if line is not None:
+        props.append(("line", str(line)))
+    if col is not None:
+        props.append(("col", str(col)))
+    if title:
+        props.append(("title", title))
+    joined = ",".join(f"{key}={escape_property(value)}" for key, value in props)
+    return f"::{kind} {joined}::{escape_data(message)}"
+
+
+def comparison_message(p: ParamResult, side: str, c: Comparison, rtol: float | None) -> str:
+    if c.message:
+        return c.message
+    limit = f" > rtol {rtol:.1e}" if rtol is not None else ""
+    return (f"{side} gradient of {p.name} disagrees with finite differences at {fmt_index(c.worst_index)}: "
+            f"analytic {fmt_num(c.analytic)}, numeric {fmt_num(c.numeric)} "
+            f"(rel error {fmt_err(c.max_rel_error)}{limit})")
+
+
+def spec_annotations(s: SpecResult) -> list[str]:
+    """The annotation lines of one spec (none when it passed)."""
+    if s.status == "error":
+        e = s.error
+        if e is None:
+            return [workflow_command("error", s.message or "error", s.path, title="gradcheck: invalid spec")]
+        return [workflow_command("error", e.message, e.file, e.line, e.col, title="gradcheck: invalid spec")]
+    lines = []
+    rtol = s.settings.rtol if s.settings else None
+    for p in s.params:
+        for side, c in (("backprop", p.backprop), ("expect", p.expect)):
+            if c is None or c.passed:
+                continue
+            place = p.expect_place if side == "expect" and p.expect_place else p.place
+            where = (place.file, place.line, place.col) if place else (s.path, None, None)
+            lines.append(workflow_command("error", comparison_message(p, side, c, rtol), *where,
+                                 title=f"gradcheck: {p.name} {side}"))
+    return lines
+
+
+def render_github(run: RunResult, out: IO[str], quiet: bool = False, command: str = "run", **_) -> None:
+    """Annotation lines for every problem, then (unless quiet) the summary as a plain log line."""
+    for s in run.specs:
+        for line in spec_annotations(s):
+            out.write(line + "\n")
+    if not quiet:
+        out.write(summary_text(run, command).plain + "\n")

@@ -1,0 +1,81 @@
+"""JUnit XML: one <testcase> per spec, <failure> for failing params, <error> for invalid specs.
+
+The layout (testsuites > testsuite > testcase with classname, name, file, time) is the one pytest
+writes, which GitLab, Jenkins, Azure Pipelines and the common GitHub test-report actions read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from typing import IO
+
+from ..check import RunResult, SpecResult
+from ..report import failure_lines, fmt_err, fmt_index, fmt_num, worse_side
+
+# Characters XML 1.0 cannot carry at all, even escaped (a spec error may quote a control character).
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """Text with characters XML 1.0 forbids written as \\xNN."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def classname(path: str) -> str:
+    """A dotted class name from a spec's path, as pytest derives one from a test file."""
+    stem = os.path.splitext(os.path.normpath(path))[0]
+    parts = [p for p in re.split(r"[\\/]+", stem) if p not in ("", ".", "..")]
+    return ".".join(parts) or "spec"
+
+
+def failure_message(s: SpecResult) -> str:
+    """One line: which params failed, with the worst entry of each."""
+    parts = []
+    for p in s.params:
+        if p.status != "fail":
+            continue
+        side, c = worse_side(p)
+        if c.message:
+            parts.append(f"{p.name} ({side}): {c.message}")
+        else:
+            parts.append(f"{p.name} ({side}) at {fmt_index(c.worst_index)}: analytic {fmt_num(c.analytic)} "
+                         f"vs numeric {fmt_num(c.numeric)}, rel error {fmt_err(c.max_rel_error)}")
+    return "; ".join(parts)
+
+
+def failure_text(s: SpecResult) -> str:
+    """The failing comparisons, one per line, analytic and numeric side by side; then the settings."""
+    lines = [line.plain.strip() for line in failure_lines(s)]
+    if s.settings is not None:
+        st = s.settings
+        lines.append(f"J = {s.objective:.12g}; method {st.method}, step {st.step_label}, "
+                     f"rtol {st.rtol:.1e}, atol {st.atol:.1e}")
+    return "\n".join(lines)
+
+
+def testcase(suite: ET.Element, s: SpecResult) -> None:
+    case = ET.SubElement(suite, "testcase", classname=xml_text(classname(s.path)), name=xml_text(s.name),
+                         file=xml_text(s.path), time=f"{s.seconds:.3f}")
+    if s.status == "fail":
+        failure = ET.SubElement(case, "failure", message=xml_text(failure_message(s)), type="GradientMismatch")
+        failure.text = xml_text(failure_text(s))
+    elif s.status == "error":
+        error = ET.SubElement(case, "error", message=xml_text(s.message or "error"), type="SpecError")
+        error.text = xml_text(s.message or "")
+
+
+def render_junit(run: RunResult, out: IO[str], command: str = "run", **_) -> None:
+    """The whole run as one JUnit XML document."""
+    sm = run.summary
+    counts = {"tests": str(sm["total"]), "failures": str(sm["fail"]), "errors": str(sm["error"]), "skipped": "0",
+              "time": f"{sum(s.seconds for s in run.specs):.3f}"}
+    root = ET.Element("testsuites", name="gradcheck", **counts)
+    suite = ET.SubElement(root, "testsuite", name=f"gradcheck {command}", **counts)
+    for s in run.specs:
+        testcase(suite, s)
+    ET.indent(root)
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    out.write(ET.tostring(root, encoding="unicode"))
+    out.write("\n")

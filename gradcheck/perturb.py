@@ -1,0 +1,320 @@
+"""Evaluate J at many single-entry perturbations of one param, touching only what each one moves.
+
+For a param p and B perturbations (entry k_b moved by δ_b, real or imaginary), returns
+ΔJ_b = J(p + δ_b e_{k_b}) − J(p) and whether the move crossed a non-smooth point.
+
+Three ideas make this fast and exact:
+- Everything upstream of p's first use comes from one cached base pass.
+- At the first use, moving W[i, j] in z = W a changes only row i of z, by δ·a[j, :]; a bias,
+  activation argument or input entry likewise moves one row. Such a *row patch* stays one row
+  through biases and elementwise activations, and its effect on an elementwise objective is
+  summed over that row alone. Where no shortcut applies (a second use of p, softmax, structured
+  layers) the batch is made dense and the ordinary batched forward pass takes over.
+- ΔJ is summed entry-wise as Σ [L(new) − L(old)], so round-off scales with the entries that
+  changed, not with |J|.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import network
+from .model import Layer, Model, Ref, Term
+
+
+@dataclass
+class RowPatch:
+    """B variants of `base` (n, m): variant b has row rows[b] replaced by vals[b]."""
+
+    base: np.ndarray
+    rows: np.ndarray
+    vals: np.ndarray
+
+    def dense(self) -> np.ndarray:
+        out = np.repeat(self.base[None].astype(self.vals.dtype), len(self.rows), axis=0)
+        out[np.arange(len(self.rows)), self.rows] = self.vals
+        return out
+
+
+def layer_refs(layer: Layer) -> list[Ref]:
+    """Every name a layer reads (weight, bias, activation argument, refs inside kind options)."""
+    refs = [layer.weight, layer.bias, layer.activation.argument]
+    if layer.options is not None and dataclasses.is_dataclass(layer.options):
+        refs += [getattr(layer.options, f.name) for f in dataclasses.fields(layer.options)]
+    return [r for r in refs if isinstance(r, Ref) and r.name is not None]
+
+
+def uses(layer: Layer, name: str) -> list[Ref]:
+    return [r for r in layer_refs(layer) if r.name == name]
+
+
+def term_uses(term: Term, name: str) -> bool:
+    refs = [term.input, term.objective.target, term.coef] + [r for l in term.layers for r in layer_refs(l)]
+    return any(r is not None and r.name == name for r in refs)
+
+
+class Perturber:
+    """ΔJ for batches of single-entry perturbations of param `name` (see module docstring)."""
+
+    def __init__(self, model: Model, values: dict, name: str):
+        self.model, self.values, self.name = model, values, name
+        self.shape = values[name].shape
+        with np.errstate(all="ignore"):
+            self.traces = [network.forward_term(t, values) for t in model.terms]
+        self.states = [[_discrete_state(lt.layer, lt.z) for lt in tr.layers] for tr in self.traces]
+        self.kind_states = [[_kind_state(lt) for lt in tr.layers] for tr in self.traces]
+
+    def per_sample_bytes(self) -> int:
+        """Memory one perturbation needs, following the representation a run will use."""
+        peak = 0
+        for term in self.model.terms:
+            if term_uses(term, self.name):
+                peak = max(peak, self._term_peak(term))
+        return 8 * 8 * max(peak, 1)  # ~8 temporaries of that size alive at once
+
+    def _term_peak(self, term: Term) -> int:
+        """Largest per-perturbation array along one term: a row while a patch lasts, else a matrix."""
+        size = self.shape[0] * self.shape[1]  # a dense stack of the param, if one is made
+        rows_only = started = term.input.name == self.name
+        peak = (term.layers[0].in_shape[1] if term.layers else size) if started else 1
+        for layer in term.layers:
+            n, m = layer.out_shape
+            refs = uses(layer, self.name)
+            if not started and not refs:
+                continue
+            if not started and layer.kind == "dense" and len(refs) == 1 and refs[0] is not layer.bias:
+                current, rows_only = m, True  # a row patch starts here
+            elif rows_only and layer.kind == "dense" and not refs and layer.weight is None \
+                    and layer.activation.row.vjp is None:
+                current = m
+            else:
+                current, rows_only = n * m + (size if refs else 0), False
+            started = True
+            peak = max(peak, current)
+        return peak
+
+    def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ΔJ per perturbation, crossed-a-kink per perturbation) for entry flat[b] moved by delta[b]."""
+        rows, cols = np.unravel_index(np.asarray(flat), self.shape)
+        return self._sum_terms(lambda term, trace, states: _TermRun(self, term, trace, states, rows, cols, delta),
+                               len(rows))
+
+    def along(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ΔJ, crossed) with the param replaced by each matrix of `stack` (B, rows, cols)."""
+        return self._sum_terms(lambda term, trace, states: _TermRun(self, term, trace, states, stack=stack),
+                               len(stack))
+
+    def _sum_terms(self, make_run, batch: int):
+        total, crossed = 0.0, False
+        with np.errstate(all="ignore"):
+            for term, trace, states in zip(self.model.terms, self.traces, self.states):
+                if term_uses(term, self.name):
+                    d, c = make_run(term, trace, states).run()
+                    total, crossed = total + d, crossed | c
+        # A param no term reads leaves J where it was: zeros, one per perturbation.
+        return np.broadcast_to(total, (batch,)).copy(), np.broadcast_to(crossed, (batch,)).copy()
+
+
+class _TermRun:
+    """One term's perturbed evaluation."""
+
+    def __init__(self, owner: Perturber, term: Term, trace, states, rows=None, cols=None, delta=None, stack=None):
+        self.o, self.term, self.trace, self.states = owner, term, trace, states
+        self.rows, self.cols, self.delta = rows, cols, delta
+        self.shortcuts = stack is None  # row patches need single-entry moves
+        self.B = len(rows) if stack is None else len(stack)
+        self.crossed = np.zeros(self.B, dtype=bool)
+        self._stack = stack
+
+    # -- the perturbed param as a dense stack, made only when a shortcut does not apply
+    def stack(self) -> np.ndarray:
+        if self._stack is None:
+            base = self.o.values[self.o.name]
+            s = np.repeat(base[None].astype(np.result_type(self.delta, float)), self.B, axis=0)  # noqa
+            s[np.arange(self.B), self.rows, self.cols] += self.delta
+            self._stack = s
+        return self._stack
+
+    def batched_values(self) -> dict:
+        return {**self.o.values, self.o.name: self.stack()}
+
+    def run(self):
+        name, term = self.o.name, self.term
+        state = None  # None: still equal to the base pass
+        if term.input.name == name:
+            state = self.input_patch(term.input) if self.shortcuts else term.input.value(self.batched_values())
+        for index, layer in enumerate(term.layers):
+            refs = uses(layer, name)
+            if state is None and not refs:
+                continue
+            if state is None:
+                state = self.first_use(index, layer, refs)
+            else:
+                state = self.propagate(index, layer, state, refs)
+        return self.objective(state), self.crossed
+
+    # -- where the perturbation enters
+
+    def input_patch(self, ref: Ref) -> RowPatch:
+        """p is the term's input: entry (i, j) moves row i (row j of a `.T` input)."""
+        base = ref.value(self.o.values)
+        r, c = (self.cols, self.rows) if ref.transposed else (self.rows, self.cols)
+        vals = base[r].astype(np.result_type(self.delta, float))
+        vals[np.arange(self.B), c] += self.delta
+        return RowPatch(base, r, vals)
+
+    def first_use(self, index: int, layer: Layer, refs: list[Ref]):
+        """The layer where p first appears: a row patch if p has one row-local role here, else dense."""
+        lt = self.trace.layers[index]
+        if self.shortcuts and layer.kind == "dense" and len(refs) == 1:
+            ref = refs[0]
+            if ref is layer.weight:  # z = W a: moving W[i, j] adds δ·a[j, :] to row i of z
+                r, c = (self.cols, self.rows) if ref.transposed else (self.rows, self.cols)
+                vals = lt.z[r] + self.delta[:, None] * lt.a_in[c]
+                return self.activate_rows(index, layer, RowPatch(lt.z, r, vals))
+            if ref is layer.bias and self.row_local(ref, lt.z):
+                return self.activate_rows(index, layer, RowPatch(lt.z, *self.moved_rows(ref, lt.z)))
+            if ref is layer.activation.argument and self.row_local(ref, lt.z):
+                full = np.broadcast_to(ref.value(self.o.values), lt.z.shape)
+                r, arg_rows = self.moved_rows(ref, full)
+                return RowPatch(lt.a, r, layer.activation.row.forward(lt.z[r], arg_rows))
+        return self.dense_layer(index, layer, lt.a_in)
+
+    def row_local(self, ref: Ref, z: np.ndarray) -> bool:
+        """An operand with as many rows as z moves one row of z per entry; a (1, ·) one moves all."""
+        return ref.value(self.o.values).shape[-2] == z.shape[-2]
+
+    def moved_rows(self, ref: Ref, full: np.ndarray):
+        """(rows, new values of those rows of `full`) when an entry of operand `ref` moves by δ."""
+        r, c = (self.cols, self.rows) if ref.transposed else (self.rows, self.cols)
+        vals = full[r].astype(np.result_type(self.delta, float))
+        if ref.value(self.o.values).shape[-1] == 1:  # a column operand is broadcast along the row
+            return r, vals + self.delta[:, None]
+        vals[np.arange(self.B), c] += self.delta
+        return r, vals
+
+    # -- carrying the perturbation down the layers
+
+    def propagate(self, index: int, layer: Layer, state, refs: list[Ref]):
+        lt = self.trace.layers[index]
+        if isinstance(state, RowPatch) and layer.kind == "dense" and not refs:
+            if layer.weight is None:
+                bias = 0.0 if layer.bias is None else np.broadcast_to(layer.bias.value(self.o.values), lt.z.shape)
+                vals = state.vals + (bias[state.rows] if layer.bias is not None else 0.0)
+                return self.activate_rows(index, layer, RowPatch(lt.z, state.rows, vals))
+            # z = W a: only column rows[b] of W meets the changed row: a rank-1 change of z.
+            W = layer.weight.value(self.o.values)
+            diff = state.vals - state.base[state.rows]
+            z = lt.z[None] + W[:, state.rows].T[:, :, None] * diff[:, None, :]
+            return self.activate_dense(index, layer, z)
+        a_in = state.dense() if isinstance(state, RowPatch) else state
+        return self.dense_layer(index, layer, a_in)
+
+    def dense_layer(self, index: int, layer: Layer, a_in):
+        """No shortcut: the layer's own batched forward, with p as a stack if it reads p."""
+        values = self.batched_values() if uses(layer, self.o.name) else self.o.values
+        lt = network.LAYER_KINDS[layer.kind].forward(layer, a_in, values)
+        self.note_kinks(index, layer, lt.z)
+        self.note_kind_state(index, lt)
+        return lt.a
+
+    def note_kind_state(self, index: int, lt) -> None:
+        """Flag perturbations that change a layer's discrete choice (max pooling's winner)."""
+        base = self.o.kind_states[self.term.index - 1][index]
+        if base is not None:
+            moved = np.broadcast_to(_kind_state(lt) != base, (self.B,) + base.shape)
+            self.crossed |= moved.reshape(self.B, -1).any(axis=1)
+
+    def activate_rows(self, index: int, layer: Layer, z: RowPatch) -> RowPatch:
+        """Apply an elementwise activation to the changed rows only; softmax mixes rows: go dense."""
+        row = layer.activation.row
+        lt = self.trace.layers[index]
+        self.note_kinks(index, layer, z)
+        if row.vjp is not None:  # column-wise (softmax): every row of the column changes
+            return row.forward(z.dense(), None)
+        arg = lt.argument
+        if layer.activation.argument is not None and np.ndim(arg) == 2:
+            arg = np.broadcast_to(arg, lt.z.shape)[z.rows]
+        elif row.takes_argument and layer.activation.argument is None:  # custom: its env
+            return network._activate(layer, None, z.dense(), self.o.values).a
+        return RowPatch(lt.a, z.rows, row.forward(z.vals, arg))
+
+    def activate_dense(self, index: int, layer: Layer, z: np.ndarray):
+        self.note_kinks(index, layer, z)
+        return network._activate(layer, None, z, self.o.values).a
+
+    def note_kinks(self, index: int, layer: Layer, z) -> None:
+        """Flag perturbations whose z lands on the other side of a kink than the base pass."""
+        base_state = self.states[index]
+        if base_state is None:
+            return
+        if isinstance(z, RowPatch):
+            moved = _discrete_state(layer, z.vals) != base_state[z.rows]
+            self.crossed |= moved.reshape(self.B, -1).any(axis=1)
+        else:
+            moved = _discrete_state(layer, z) != base_state
+            self.crossed |= np.broadcast_to(moved, (self.B,) + base_state.shape).reshape(self.B, -1).any(axis=1)
+
+    # -- the objective
+
+    def objective(self, state):
+        """ΔJ of this term, weighted by its coef (which may itself be the perturbed param)."""
+        term, trace = self.term, self.trace
+        a_base = trace.layers[-1].a if trace.layers else term.input.value(self.o.values)
+        target_moves = term.objective.target is not None and term.objective.target.name == self.o.name
+        if state is None and not target_moves:
+            dJ_term = np.zeros(self.B)
+        else:
+            dJ_term = self.objective_change(a_base if state is None else state, a_base, target_moves)
+        coef_base = float(np.asarray(trace.coef).ravel()[0])
+        if term.coef is not None and term.coef.name == self.o.name:
+            coef = self.stack()[:, 0, 0]
+            return (coef - coef_base) * float(trace.value.ravel()[0]) + coef * dJ_term
+        return coef_base * dJ_term
+
+    def objective_change(self, state, a_base, target_moves: bool):
+        """Σ over entries of [L(new) − L(old)]: over the changed rows only, for a row patch."""
+        obj = self.term.objective
+        y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
+        if isinstance(state, RowPatch) and not target_moves:
+            y_rows = None if y_base is None else y_base[state.rows]
+            change = _entry_loss(obj, state.vals, y_rows) - _entry_loss(obj, a_base[state.rows], y_rows)
+        else:
+            a_new = state.dense() if isinstance(state, RowPatch) else state
+            y_new = obj.target.value(self.batched_values()) if target_moves else y_base
+            change = _entry_loss(obj, a_new, y_new) - _entry_loss(obj, a_base, y_base)
+            change = np.broadcast_to(change, (self.B,) + a_base.shape)
+        change = change.reshape(self.B, -1).sum(axis=1)
+        rows, cols = a_base.shape
+        if obj.kind == "mean":
+            return change / (rows * cols)
+        return change / cols if obj.reduce == "mean" and obj.kind != "sum" else change
+
+
+def _entry_loss(obj, a, y):
+    """The objective's per-entry summand (sum and mean objectives: the entry itself)."""
+    if obj.kind in ("sum", "mean"):
+        return a
+    if obj.kind == "squared_error":
+        return 0.5 * (a - y) ** 2
+    if obj.kind == "binary_cross_entropy":
+        return -y * np.log(a) - (1.0 - y) * np.log1p(-a)
+    return -y * np.log(a)
+
+
+def _kind_state(lt):
+    """A layer kind's discrete choices in a trace (None for kinds without any)."""
+    state = getattr(network.LAYER_KINDS[lt.layer.kind], "state", None)
+    return None if state is None else state(lt)
+
+
+def _discrete_state(layer: Layer, z):
+    """Which side of each kink every z lies on (None for smooth layers)."""
+    kinks = layer.activation.row.kinks
+    if not kinks:
+        return None
+    z = np.real(z)
+    return np.stack([z > k for k in kinks], axis=-1) if len(kinks) > 1 else (z > kinks[0])

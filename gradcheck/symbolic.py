@@ -1,0 +1,320 @@
+"""Symbolic matrix expressions for `explain`: built with light simplification, printed two ways.
+
+Every node knows its shape, so simplifications are safe (`ones * X` is `X` only when X already has
+the shape of the product). `text()` prints the spec expression language (what `expect` accepts);
+`python()` prints numpy code for `explain --emit python`.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from .expr import FUNCTIONS, Shape, broadcast
+
+# Precedence, as Python parses the text: + - < * / @ < unary minus < ** < atoms, calls and .T
+ADD, MUL, UNARY, POW, ATOM = 1, 2, 3, 4, 5
+_PRECEDENCE = {"+": ADD, "-": ADD, "*": MUL, "/": MUL, "@": MUL}
+ASSOCIATIVE = {"+", "*", "@"}  # a op (b op c) may be printed a op b op c
+PYTHON_ONLY = {"power"}  # numpy functions the expression language cannot write
+_NUMPY = {"exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt", "tanh": "np.tanh", "abs": "np.abs",
+          "sign": "np.sign", "maximum": "np.maximum", "minimum": "np.minimum", "sigmoid": "sigmoid",
+          "softmax": "softmax", "ones_like": "np.ones_like", "zeros_like": "np.zeros_like",
+          "power": "np.power"}
+
+
+class NoClosedForm(Exception):
+    """Something the expression language cannot write."""
+
+
+class Sym:
+    """A symbolic matrix of a known shape."""
+
+    shape: Shape
+    precedence = ATOM
+
+    def text(self) -> str:
+        """In the spec expression language."""
+        return _print(self, _text_leaf)
+
+    def python(self, names: Mapping[str, str] | None = None) -> str:
+        """As numpy code; `names` renames variables."""
+        names = names or {}
+        return _print(self, lambda node: _python_leaf(node, names))
+
+
+class Num(Sym):
+    def __init__(self, value: float):
+        self.value, self.shape = float(value), (1, 1)
+        self.precedence = UNARY if self.value < 0 else ATOM
+
+
+class Var(Sym):
+    def __init__(self, name: str, shape: Shape):
+        self.name, self.shape = name, shape
+
+
+class Ones(Sym):
+    """A matrix of ones, written ones_like(like) in the language and np.ones(shape) in numpy."""
+
+    def __init__(self, like: Sym):
+        self.like, self.shape = like, like.shape
+
+
+class Neg(Sym):
+    precedence = UNARY
+
+    def __init__(self, operand: Sym):
+        self.operand, self.shape = operand, operand.shape
+
+
+class Transpose(Sym):
+    def __init__(self, operand: Sym):
+        self.operand, self.shape = operand, (operand.shape[1], operand.shape[0])
+
+
+class Bin(Sym):
+    def __init__(self, op: str, left: Sym, right: Sym, shape: Shape):
+        self.op, self.left, self.right, self.shape = op, left, right, shape
+        self.precedence = _PRECEDENCE[op]
+
+
+class Pow(Sym):
+    precedence = POW
+
+    def __init__(self, base: Sym, exponent: float):
+        self.base, self.exponent, self.shape = base, float(exponent), base.shape
+
+
+class Fn(Sym):
+    def __init__(self, name: str, args: tuple[Sym, ...], axis: int | None, shape: Shape):
+        self.name, self.args, self.axis, self.shape = name, args, axis, shape
+
+
+# ----------------------------------------------------------------------------- builders
+
+
+def num(value: float) -> Num:
+    return Num(value)
+
+
+def _as_sym(x) -> Sym:
+    return x if isinstance(x, Sym) else Num(x)
+
+
+def _is(x: Sym, value: float) -> bool:
+    return isinstance(x, Num) and x.value == value
+
+
+def _elementwise_shape(a: Sym, b: Sym, op: str) -> Shape:
+    shape = broadcast(a.shape, b.shape)
+    if shape is None:
+        raise ValueError(f"shapes {a.shape} and {b.shape} do not broadcast in {op}")
+    return shape
+
+
+def add(a, b) -> Sym:
+    a, b = _as_sym(a), _as_sym(b)
+    shape = _elementwise_shape(a, b, "+")
+    if _is(a, 0) and b.shape == shape:
+        return b
+    if _is(b, 0) and a.shape == shape:
+        return a
+    if isinstance(a, Num) and isinstance(b, Num):
+        return Num(a.value + b.value)
+    if isinstance(b, Neg):
+        return sub(a, b.operand)
+    if isinstance(b, Num) and b.value < 0:
+        return sub(a, Num(-b.value))
+    return Bin("+", a, b, shape)
+
+
+def sub(a, b) -> Sym:
+    a, b = _as_sym(a), _as_sym(b)
+    shape = _elementwise_shape(a, b, "-")
+    if _is(b, 0) and a.shape == shape:
+        return a
+    if _is(a, 0) and b.shape == shape:
+        return neg(b)
+    if isinstance(a, Num) and isinstance(b, Num):
+        return Num(a.value - b.value)
+    if isinstance(b, Neg):
+        return add(a, b.operand)
+    return Bin("-", a, b, shape)
+
+
+def mul(a, b) -> Sym:
+    a, b = _as_sym(a), _as_sym(b)
+    shape = _elementwise_shape(a, b, "*")
+    if isinstance(a, Num) and isinstance(b, Num):
+        return Num(a.value * b.value)
+    if isinstance(b, Num):
+        a, b = b, a  # numbers first: 2 * z
+    if _is(a, 1) and b.shape == shape:
+        return b
+    if _is(a, -1) and b.shape == shape:
+        return neg(b)
+    if isinstance(a, Ones) and b.shape == shape:
+        return b
+    for scaled, other in ((a, b), (b, a)):  # (ones / N) * X = X / N
+        if (isinstance(scaled, Bin) and scaled.op == "/" and isinstance(scaled.left, Ones)
+                and isinstance(scaled.right, Num) and other.shape == shape):
+            return div(other, scaled.right)
+    if isinstance(b, Ones) and a.shape == shape:
+        return a
+    if isinstance(a, Neg):
+        return neg(mul(a.operand, b))
+    if isinstance(b, Neg):
+        return neg(mul(a, b.operand))
+    return Bin("*", a, b, shape)
+
+
+def div(a, b) -> Sym:
+    a, b = _as_sym(a), _as_sym(b)
+    shape = _elementwise_shape(a, b, "/")
+    if _is(b, 1) and a.shape == shape:
+        return a
+    if isinstance(a, Num) and isinstance(b, Num) and b.value != 0:
+        return Num(a.value / b.value)
+    if isinstance(a, Neg):
+        return neg(div(a.operand, b))
+    return Bin("/", a, b, shape)
+
+
+def matmul(a: Sym, b: Sym) -> Sym:
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"shapes {a.shape} @ {b.shape} do not multiply")
+    if isinstance(a, Neg):
+        return neg(matmul(a.operand, b))
+    if isinstance(b, Neg):
+        return neg(matmul(a, b.operand))
+    return Bin("@", a, b, (a.shape[0], b.shape[1]))
+
+
+def neg(x) -> Sym:
+    x = _as_sym(x)
+    if isinstance(x, Num):
+        return Num(-x.value)
+    if isinstance(x, Neg):
+        return x.operand
+    return Neg(x)
+
+
+def t(x: Sym) -> Sym:
+    """Transpose, pushed through products: (A @ B).T = B.T @ A.T."""
+    if isinstance(x, Num):
+        return x
+    if isinstance(x, Transpose):
+        return x.operand
+    if isinstance(x, Neg):
+        return neg(t(x.operand))
+    if isinstance(x, Ones):
+        return Ones(t(x.like))
+    if isinstance(x, Bin) and x.op == "@":
+        return matmul(t(x.right), t(x.left))
+    return Transpose(x)
+
+
+def power(x: Sym, exponent: float) -> Sym:
+    if exponent == 1:
+        return x
+    if exponent == 0:
+        return Ones(x)
+    return Pow(x, exponent)
+
+
+def fn(name: str, *args, axis: int | None = None) -> Sym:
+    """A call of a function of the expression language (or a python-only one)."""
+    args = tuple(_as_sym(a) for a in args)
+    rule = "broadcast" if name == "power" else FUNCTIONS[name][2]
+    if rule == "same":
+        shape = args[0].shape
+    elif rule == "broadcast":
+        shape = _elementwise_shape(args[0], args[1], name)
+    else:
+        rows, cols = args[0].shape
+        shape = {None: (1, 1), 0: (1, cols), 1: (rows, 1)}[axis]
+    return Fn(name, args, axis, shape)
+
+
+def reduce_to(x: Sym, shape: Shape) -> Sym:
+    """Sum x down to `shape` over broadcast axes (a bias (n, 1) used over m columns)."""
+    if x.shape == shape:
+        return x
+    rows, cols = shape
+    if rows == 1 and cols == 1:
+        return fn("sum", x)
+    if rows == 1:
+        return fn("sum", x, axis=0)
+    return fn("sum", x, axis=1)
+
+
+# ----------------------------------------------------------------------------- printing
+
+
+def format_number(value: float) -> str:
+    """Shortest text that reads back as the same float."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _print(node: Sym, leaf) -> str:
+    out = leaf(node)
+    if out is not None:
+        return out
+    if isinstance(node, Neg):
+        return "-" + _wrap(node.operand, UNARY, leaf)
+    if isinstance(node, Transpose):
+        return _wrap(node.operand, ATOM, leaf) + ".T"
+    if isinstance(node, Pow):
+        return f"{_wrap(node.base, ATOM, leaf)} ** {format_number(node.exponent)}"
+    if isinstance(node, Bin):
+        level = _PRECEDENCE[node.op]
+        left = _wrap(node.left, level + _mixed(node, node.left), leaf)
+        associative = isinstance(node.right, Bin) and node.right.op == node.op and node.op in ASSOCIATIVE
+        right = _wrap(node.right, level + (0 if associative else 1), leaf)
+        return f"{left} {node.op} {right}"
+    raise TypeError(f"cannot print {type(node).__name__}")
+
+
+def _mixed(parent: Bin, child: Sym) -> int:
+    """1 when a left operand mixes @ with * or / (same precedence, easily misread), else 0."""
+    if isinstance(child, Bin) and _PRECEDENCE[child.op] == _PRECEDENCE[parent.op] == MUL:
+        return int((child.op == "@") != (parent.op == "@"))
+    return 0
+
+
+def _wrap(node: Sym, at_least: int, leaf) -> str:
+    text = _print(node, leaf)
+    return text if node.precedence >= at_least else f"({text})"
+
+
+def _text_leaf(node: Sym) -> str | None:
+    if isinstance(node, Num):
+        return format_number(node.value)
+    if isinstance(node, Var):
+        return node.name
+    if isinstance(node, Ones):
+        return f"ones_like({_print(node.like, _text_leaf)})"
+    if isinstance(node, Fn):
+        if node.name in PYTHON_ONLY:
+            raise NoClosedForm(f"{node.name}() with a name as exponent has no form in the expression language")
+        args = ", ".join(_print(a, _text_leaf) for a in node.args)
+        return f"{node.name}({args}{'' if node.axis is None else f', axis={node.axis}'})"
+    return None
+
+
+def _python_leaf(node: Sym, names: Mapping[str, str]) -> str | None:
+    if isinstance(node, Num):
+        return format_number(node.value) if node.value == int(node.value) else repr(node.value)
+    if isinstance(node, Var):
+        return names.get(node.name, node.name)
+    if isinstance(node, Ones):
+        return f"np.ones({node.shape})"
+    if isinstance(node, Fn):
+        args = ", ".join(_print(a, lambda n: _python_leaf(n, names)) for a in node.args)
+        if node.name in ("sum", "mean"):
+            axis = "" if node.axis is None else f"axis={node.axis}, "
+            return f"np.{node.name}({args}, {axis}keepdims=True)"
+        return f"{_NUMPY[node.name]}({args})"
+    return None

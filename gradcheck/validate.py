@@ -1,0 +1,43 @@
+"""`gradcheck validate`: load a spec and check its structure, names, shapes and expressions; no numbers.
+
+Everything `run` would reject before computing anything is rejected here, at the same place with
+the same message; in addition an `expect` whose shape differs from its param (which `run` reports as
+a failure of that param) is an error here, located at the formula. Nothing is drawn or evaluated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from .check import SpecResult, error_result
+from .errors import SpecError
+from .expr import fmt_shape
+from .limits import Limits
+from .model import Model
+from .spec import build_model, read
+from .yamlsrc import parse_yaml
+
+
+def validate_model(model: Model) -> None:
+    """Raise a located SpecError for an `expect` whose shape is not its param's."""
+    shapes = {d.name: d.shape for d in model.decls}
+    for name, expression in model.defines:
+        shapes[name] = expression.shape(shapes)
+    for name, expression, place in model.expects:
+        got, want = expression.shape(shapes), shapes[name]
+        if got != want:
+            raise place.error(f"expect for {name} has shape {fmt_shape(got)} but {name} has shape {fmt_shape(want)}")
+
+
+def validate_path(path: str, limits: Limits | None = None) -> SpecResult:
+    """The validation verdict on one file: status "pass" or "error" (with the located message)."""
+    started = time.perf_counter()
+    try:
+        model = build_model(parse_yaml(read(path, limits), path), limits)
+        validate_model(model)
+    except SpecError as exc:
+        result = error_result(path, exc)
+    else:
+        result = SpecResult(path=path, name=model.name, status="pass")
+    return replace(result, seconds=time.perf_counter() - started)

@@ -1,0 +1,293 @@
+"""The finite-difference engine: structured/batched equals the plain loop; methods, modes, kinks."""
+
+import glob
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import gradcheck
+from gradcheck import network
+from gradcheck.cli import main
+from gradcheck.perturb import Perturber, term_uses
+
+BUNDLED = sorted(glob.glob("specs/*.yaml"))
+
+# Every place a param can stand, each with shortcuts and without: (id, yaml).
+PLACEMENTS = {
+    "input": "input: P\nlayers: [{weight: U, activation: tanh}, {activation: square}]",
+    "input_T": "input: P.T\nlayers: [{weight: V, activation: sigmoid}]",
+    "weight": "input: x\nlayers: [{weight: P, activation: tanh}, {weight: U, activation: sigmoid}]",
+    "weight_T": "input: y\nlayers: [{weight: P.T, bias: c4, activation: softplus}, {activation: square}]",
+    "tied": "input: x\nlayers: [{weight: P, activation: tanh}, {weight: P.T}, {activation: {sub: x}}, {activation: square}]",
+    "bias_column": "input: x\nlayers: [{weight: W, bias: Pc, activation: tanh}, {weight: U, activation: sigmoid}]",
+    "bias_full": "input: x\nlayers: [{weight: W, bias: Pf, activation: exp}]",
+    "bias_scalar": "input: x\nlayers: [{weight: W, bias: s, activation: tanh}]",
+    "argument_column": "input: x\nlayers: [{weight: W, activation: {scale: Pc}}, {activation: tanh}]",
+    "argument_scalar": "input: x\nlayers: [{weight: W, activation: exp}, {activation: {power: s2}}]",
+    "argument_full": "input: x\nlayers: [{weight: W, activation: {sub: Pf}}, {activation: square}]",
+    "softmax_after": "input: x\nlayers: [{weight: P, activation: softmax}]\nobjective: {loss: cross_entropy, target: Y, reduce: mean}",
+    "target": "input: x\nlayers: [{weight: W, activation: sigmoid}]\nobjective: {loss: squared_error, target: Pf, reduce: mean}",
+    "custom_after": "input: x\nlayers: [{weight: P, activation: {f: 'z**3 + z', df: '3*z**2 + 1'}}]\nobjective: mean",
+    "coef": "terms:\n  - {input: x, coef: s, layers: [{weight: P, activation: tanh}]}\n  - {input: s, layers: [{activation: exp}]}",
+    "identity_then_bias": "input: x\nlayers: [{weight: P}, {bias: c3, activation: relu}, {weight: U}]",
+}
+DECLS = """\
+seed: 3
+params:
+  P: {shape: [3, 4], std: 0.5}
+  Pc: {shape: [3, 1]}
+  Pf: {shape: [3, 5], init: uniform, low: 0.2, high: 0.8}
+  s: 0.7
+  s2: 2.0
+data:
+  x: {shape: [4, 5]}
+  y: {shape: [3, 5]}
+  W: {shape: [3, 4], std: 0.5}
+  V: {shape: [2, 4]}
+  U: {shape: [2, 3]}
+  c3: {shape: [3, 1]}
+  c4: {shape: [4, 1]}
+  Y: {shape: [3, 5], init: onehot}
+"""
+
+
+STRUCTURED_DECLS = """\
+seed: 5
+params:
+  K: {shape: [2, 8], std: 0.5}     # 2 filters over 2 channels × 2×2
+  cb: {shape: [2, 1], std: 0.1}
+  img: {shape: [18, 3]}            # three 2×3×3 images
+  Wh: {shape: [3, 3], std: 0.5}
+  Wx: {shape: [3, 2]}
+  rb: {shape: [3, 1], std: 0.2}
+  h0: {shape: [3, 1], std: 0.5}
+  seq: {shape: [6, 4]}             # 3 steps of 2 inputs, 4 sequences
+data:
+  U: {shape: [2, 8]}
+"""
+STRUCTURED = {
+    "conv_all": "input: img\nlayers:\n  - conv: {kernel: K, image: [2, 3, 3], size: [2, 2]}\n    bias: cb\n"
+                "    activation: tanh\n  - maxpool: {size: [2, 2]}\n  - {weight: U.T, activation: sigmoid}",
+    "conv_stride_pad": "input: img\nlayers:\n  - conv: {kernel: K, image: [2, 3, 3], size: [2, 2], stride: 2, padding: 1}\n"
+                       "    activation: softplus\nobjective: mean",
+    "recurrent_last": "input: seq\nlayers:\n  - recurrent: {hidden_weight: Wh, input_weight: Wx, bias: rb, steps: 3, "
+                      "activation: tanh, init: h0, output: last}\n  - activation: square",
+    "recurrent_all": "input: seq\nlayers:\n  - recurrent: {hidden_weight: Wh, input_weight: Wx, bias: rb, steps: 3, "
+                     "activation: sigmoid, output: all}",
+}
+
+
+@pytest.mark.parametrize("placement", list(STRUCTURED))
+def test_structured_layer_kinds_equal_the_plain_loop(placement):
+    test_structured_perturbations_equal_the_plain_loop(placement, STRUCTURED_DECLS + STRUCTURED[placement])
+
+
+def plain_loop(spec, name, delta):
+    """J(θ + δ e_k) − J(θ) by re-evaluating the whole network for each entry: the oracle."""
+    values = dict(spec.values)
+    base = float(network.objective(spec.model, values))
+    out = []
+    for k in range(values[name].size):
+        moved = values[name].copy()
+        moved.flat[k] += delta
+        out.append(float(network.objective(spec.model, {**values, name: moved})) - base)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("placement", list(PLACEMENTS))
+def test_structured_perturbations_equal_the_plain_loop(placement, text=None):
+    spec = gradcheck.loads(text or DECLS + PLACEMENTS[placement])
+    used = [n for n in spec.param_names if any(term_uses(t, n) for t in spec.model.terms)]
+    assert used
+    for name in used:
+        perturber = Perturber(spec.model, dict(spec.values), name)
+        n = spec.values[name].size
+        delta = 1e-3
+        got, _ = perturber(np.arange(n), np.full(n, delta))
+        want = plain_loop(spec, name, delta)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * max(1, abs(spec.objective())))
+        stack = spec.values[name][None] + delta * np.eye(n).reshape((n,) + spec.values[name].shape)
+        dense, _ = perturber.along(stack)  # the dense route, no shortcuts
+        np.testing.assert_allclose(dense, want, rtol=1e-9, atol=1e-12 * max(1, abs(spec.objective())))
+
+
+@pytest.mark.parametrize("method", ["central", "richardson", "complex-step"])
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.split("/")[-1])
+def test_every_method_on_every_bundled_spec(path, method):
+    result = gradcheck.check(gradcheck.load(path), method=method)
+    if result.status == "error":
+        assert method == "complex-step" and "needs every operation to be analytic" in result.message
+        return
+    assert result.status == "pass", [(p.name, p.backprop, p.expect) for p in result.params]
+    limit = {"central": 1e-8, "richardson": 1e-10, "complex-step": 1e-13}[method]
+    assert max(p.backprop.max_rel_error for p in result.params) <= limit
+
+
+@pytest.mark.parametrize("mode", ["fast", "sample:3"])
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.split("/")[-1])
+def test_every_mode_on_every_bundled_spec(path, mode):
+    result = gradcheck.check(gradcheck.load(path), mode=mode)
+    assert result.status == "pass"
+    for p in result.params:
+        expected = 2 if mode == "fast" else min(3, int(np.prod(p.shape)))
+        assert p.backprop.checked == expected
+
+
+def test_sample_mode_is_seeded_and_checks_k_entries():
+    spec = gradcheck.load("specs/two_layer_network.yaml")
+    one = gradcheck.check(spec, mode="sample:5")
+    two = gradcheck.check(spec, mode="sample:5")
+    assert [p.backprop.worst_index for p in one.params] == [p.backprop.worst_index for p in two.params]
+    assert one.params[0].backprop.checked == 5
+
+
+def test_fast_mode_localizes_a_wrong_gradient():
+    result = gradcheck.check(gradcheck.load("tests/fixtures/wrong/two_layer_db2_typo_square.yaml"), mode="fast")
+    b2 = next(p for p in result.params if p.name == "b2")
+    assert result.status == "fail" and b2.status == "fail"
+    assert "fast mode found a mismatch" in b2.note
+    assert b2.expect.checked == 3 and b2.expect.worst_index is not None  # the full check of b2
+    assert all(p.status == "pass" for p in result.params if p.name != "b2")
+
+
+def test_memory_budget_changes_chunking_not_results():
+    spec = gradcheck.load("specs/ufldl_ica_reconstruction.yaml")
+    roomy = gradcheck.check(spec)
+    tight = gradcheck.check(spec, memory=1)
+    assert roomy.params[0].backprop == tight.params[0].backprop
+
+
+def test_complex_step_flags_a_single_entry_off_by_1e9():
+    spec = gradcheck.load("specs/two_layer_network.yaml")
+    grads = spec.gradient()
+    result = gradcheck.check(spec, method="complex-step")
+    assert result.status == "pass"
+    from gradcheck.check import judge
+    from gradcheck import numeric
+
+    W1 = spec.values["W1"]
+    est = numeric.estimate(Perturber(spec.model, dict(spec.values), "W1"), W1, method="complex-step")
+    settings = result.settings
+    for k in range(W1.size):
+        bad = grads["W1"].copy()
+        bad.flat[k] *= 1 + 1e-9
+        if abs(bad.flat[k]) > settings.atol / settings.rtol:
+            assert not judge(bad, est, settings.rtol, settings.atol).passed, k
+
+
+KINK_SPEC = """\
+params:
+  W: [[1.0, -1.0], [2.0, 0.5]]
+data:
+  x: [[1.0, 2.0], [1.0, 3.0]]
+input: x
+layers:
+  - weight: W           # z[0, 0] = 1·1 − 1·1 = 0 exactly: relu's kink
+    activation: relu
+  - activation: {scale: 3}
+objective: sum
+"""
+
+
+def test_relu_exactly_at_zero_is_a_kink_not_a_failure():
+    result = gradcheck.check(gradcheck.loads(KINK_SPEC, "kink.yaml"))
+    W = result.params[0]
+    assert result.status == "pass" and W.status == "pass"
+    assert W.kinks == 2  # W[0,0] and W[0,1] both move z[0,0] across 0
+    kink = W.backprop.kinks[0]
+    assert kink.status == "kink" and min(kink.left, kink.right) <= kink.analytic <= max(kink.left, kink.right)
+
+
+def test_kinks_are_counted_in_json_and_noted_in_text(tmp_path):
+    path = tmp_path / "kink.yaml"
+    path.write_text(KINK_SPEC)
+    data = json.loads(CliRunner().invoke(main, ["run", "--format", "json", str(path)]).output)
+    param = data["specs"][0]["params"][0]
+    assert data["specs"][0]["status"] == "pass"
+    assert param["kinks"] == 2 and {e["status"] for e in param["kink_entries"]} == {"kink"}
+    text = CliRunner().invoke(main, ["run", str(path)]).output
+    assert "2 kinks" in text and "not counted as failures" in text
+
+
+def test_a_wrong_gradient_at_a_kink_still_fails():
+    wrong = KINK_SPEC + "expect:\n  W: 3 * ones_like(W) * 5\n"
+    result = gradcheck.check(gradcheck.loads(wrong, "kink.yaml"))
+    W = result.params[0]
+    assert W.status == "fail"
+    assert any(k.status == "fail" for k in W.expect.kinks)
+    assert "outside the one-sided slopes" in W.expect.message
+
+
+def test_abs_at_zero_is_a_kink():
+    spec = "params:\n  v: [0.0, 1.5, -2.0]\ninput: v\nlayers: [{activation: abs}]\n"
+    result = gradcheck.check(gradcheck.loads(spec))
+    assert result.status == "pass" and result.params[0].kinks == 1
+
+
+@pytest.mark.parametrize("layers, culprit", [
+    ("[{activation: relu}]", "relu"),
+    ("[{activation: abs}]", "abs"),
+    ("[{activation: {f: 'maximum(z, 0)', df: 'sign(z)'}}]", "custom f = maximum(z, 0)"),
+])
+def test_complex_step_refuses_non_analytic_specs(layers, culprit):
+    spec = gradcheck.loads(f"params:\n  v: [0.5, 1.5]\ninput: v\nlayers: {layers}\n", "na.yaml")
+    result = gradcheck.check(spec, method="complex-step")
+    assert result.status == "error"
+    assert result.message.startswith("na.yaml:4:23:")
+    assert f"{culprit} in layer 1" in result.message and "use --method central or richardson" in result.message
+
+
+def test_cli_method_mode_and_memory_options(tmp_path):
+    ica = "specs/ufldl_ica_reconstruction.yaml"
+    for args in (["--method", "richardson"], ["--mode", "fast"], ["--mode", "sample:4"], ["--memory", "1"]):
+        result = CliRunner().invoke(main, ["run", "--format", "json", *args, ica])
+        assert result.exit_code == 0, result.output
+    bad = CliRunner().invoke(main, ["run", "--mode", "sometimes", ica])
+    assert bad.exit_code == 2 and "no such mode" in bad.output
+
+
+def test_sweep_draws_the_v_with_the_chosen_step_near_its_bottom():
+    from gradcheck.sweep import sweep
+
+    for curve in sweep(gradcheck.load("specs/two_layer_network.yaml")):
+        errors = np.array(curve.errors)
+        at_chosen = errors[np.argmin(np.abs(np.log10(curve.steps) - np.log10(curve.chosen_step)))]
+        assert errors[0] > 100 * at_chosen and errors[-1] > 100 * at_chosen  # both arms of the V
+        assert at_chosen < 100 * errors.min()
+
+
+def test_sweep_cli_human_and_json():
+    human = CliRunner().invoke(main, ["sweep", "specs/ufldl_ica_reconstruction.yaml"])
+    assert human.exit_code == 0 and "┊ = the step the check uses" in human.output and "●" in human.output
+    data = json.loads(CliRunner().invoke(main, ["sweep", "--format", "json", "specs/ufldl_ica_reconstruction.yaml"]).output)
+    curve = data["params"][0]
+    assert curve["param"] == "W" and len(curve["steps"]) == len(curve["errors"]) == 27
+    refused = CliRunner().invoke(main, ["sweep", "--method", "complex-step", "specs/max_pooling.yaml"])
+    assert refused.exit_code == 1 and "analytic" in refused.output
+
+
+TIE_SPEC = """\
+params:
+  x: [1.0, 1.0, 0.5, 0.2]     # one 2×2 window whose maximum is tied
+input: x
+layers:
+  - maxpool: {size: [2, 2], image: [1, 2, 2]}
+    activation: {scale: 2}
+objective: sum
+"""
+
+
+def test_maxpool_tie_is_a_kink_and_a_wrong_gradient_there_still_fails():
+    result = gradcheck.check(gradcheck.loads(TIE_SPEC, "tie.yaml"))
+    x = result.params[0]
+    assert result.status == "pass" and x.kinks == 2
+    assert sorted(k.index for k in x.backprop.kinks) == [(0, 0), (1, 0)]
+    wrong = gradcheck.check(gradcheck.loads(TIE_SPEC + "expect:\n  x: 3 * ones_like(x)\n", "tie.yaml"))
+    assert wrong.status == "fail" and any(k.status == "fail" for k in wrong.params[0].expect.kinks)
+
+
+def test_complex_step_refuses_maxpool():
+    result = gradcheck.check(gradcheck.loads(TIE_SPEC, "tie.yaml"), method="complex-step")
+    assert result.status == "error" and "maxpool layer" in result.message
