@@ -25,12 +25,39 @@ import importlib
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no accelerator probing noise; this is a CPU benchmark
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def pin_threads(argv: list[str]) -> int:
+    """Apply --threads (default 1) through the environment, which numpy, torch and jax read once, on import.
+
+    One thread each by default: on a shared 2-core machine a library running 2 threads loses far more
+    to other load (a descheduled thread stalls its partner) than one running 1, which skews ratios.
+    """
+    threads = 1
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            threads = int(argv[i + 1])
+        elif arg.startswith("--threads="):
+            threads = int(arg.split("=", 1)[1])
+    if threads > 0:
+        for name in THREAD_VARIABLES:
+            os.environ[name] = str(threads)
+        eigen = " --xla_cpu_multi_thread_eigen=false" if threads == 1 else ""
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + eigen +
+                                   f" intra_op_parallelism_threads={threads}").strip()
+    return threads
+
+
+THREADS = pin_threads(sys.argv[1:]) if __name__ == "__main__" else 0
 
 import numpy as np  # noqa: E402
 
@@ -41,6 +68,7 @@ RESULTS = os.path.join(HERE, "results.md")
 BUDGET_SECONDS = 60.0  # a per-entry method predicted to take longer is estimated from a subset
 SUBSET_SECONDS = 8.0  # aim for subset runs of about this long
 PILOT_ENTRIES = 48
+SLOW_SECONDS = 20.0  # a run this long is timed once, and a first run this long is not repeated
 NAIVE_STEP = 1e-5  # cs231n's h
 FLOOR_PER_J = 1e-8  # the common metric's floor, per unit of max(1, |J|)
 
@@ -182,6 +210,8 @@ def load_peers() -> dict:
     for name in ("torch", "jax", "scipy"):
         try:
             module = importlib.import_module(name)
+            if name == "torch" and THREADS > 0:
+                module.set_num_threads(THREADS)
             if name == "jax":
                 module.config.update("jax_enable_x64", True)
                 importlib.import_module("jax.test_util")
@@ -223,8 +253,16 @@ class Method:
 def gradcheck_run(mode: str, method: str):
     def run(case: Case, entries):
         result = gradcheck.check(case.spec, mode=mode, method=method)
-        return Outcome(result.status, note=f"tool's own max err {_tool_error(result)}")
+        return Outcome(result.status, _returned_numeric(case, result), f"tool's own max err {_tool_error(result)}")
     return run
+
+
+def _returned_numeric(case: Case, result) -> np.ndarray | None:
+    """The numeric gradient a full check returns with its verdict (ParamResult.entries), flattened."""
+    by_name = {p.name: getattr(p, "entries", None) for p in result.params}
+    if any(by_name.get(n) is None for n in case.names):
+        return None
+    return np.concatenate([np.asarray(by_name[n].numeric).reshape(-1) for n in case.names])
 
 
 def _tool_error(result) -> str:
@@ -233,8 +271,10 @@ def _tool_error(result) -> str:
 
 
 def gradcheck_numeric(method: str):
-    """gradcheck's own numeric gradient, recomputed untimed by its engine as its full check does."""
+    """gradcheck's numeric gradient: the one its check returned, else recomputed (untimed) by its engine."""
     def numeric_of(case: Case, outcome: Outcome, entries) -> tuple[np.ndarray | None, str]:
+        if outcome.numeric is not None:
+            return outcome.numeric, ""
         try:
             engine = importlib.import_module("gradcheck.check")  # the module; gradcheck.check is the function
             numeric = importlib.import_module("gradcheck.numeric")
@@ -248,7 +288,7 @@ def gradcheck_numeric(method: str):
             batch = max(2, engine.MEMORY_BUDGET // perturber.per_sample_bytes())
             with np.errstate(all="ignore"):
                 parts.append(numeric.estimate(perturber, values[name], None, method, None, batch).values)
-        return np.concatenate(parts), ""
+        return np.concatenate(parts), "numeric gradient recomputed by the engine, untimed"
     return numeric_of
 
 
@@ -442,7 +482,7 @@ def repeats_for(seconds: float, quick: bool) -> int:
     """More repeats for quick methods, fewer for slow ones."""
     if quick:
         return 1
-    return 5 if seconds < 2 else 3 if seconds < 20 else 1
+    return 5 if seconds < 2 else 3 if seconds < SLOW_SECONDS else 1
 
 
 def measure(method: Method, case: Case, budget: float, quick: bool) -> Row:
@@ -462,7 +502,7 @@ def measure(method: Method, case: Case, budget: float, quick: bool) -> Row:
         # unless it is slow enough to be the only run.
         warm, outcome = timed(lambda: method.run(case, None))
         repeats = repeats_for(warm, quick)
-        if repeats == 1:
+        if warm > SLOW_SECONDS:
             times, repeats, warm = [warm], 0, None
     for _ in range(repeats):
         seconds, outcome = timed(lambda: method.run(case, entries))
@@ -484,9 +524,10 @@ def _row(method: Method, case: Case, entries, times, outcome: Outcome, warm) -> 
         return Row(method.name, median, f"{len(times)}", False, rel, abs_, _join(*notes), outcome.verdict)
     k = len(entries)
     fixed = sorted(set(case.names) - set(case.whole_params(entries) or case.names))
-    which = f"the entries of every param but {', '.join(fixed)} (held constant)" if fixed else "random entries"
+    which = (f"the {k:,} entries of every param but {', '.join(fixed)} (held constant)" if fixed
+             else f"{k:,} random entries")
     over = "; errors over those entries" if rel is not None else ""
-    notes.insert(0, f"timed on {k:,} {which}, × N/{k:,}{over}")
+    notes.insert(0, f"timed on {which}, × N/{k:,}{over}")
     return Row(method.name, median * case.size / k, f"{len(times)} × {k:,} entries", True, rel, abs_,
                _join(*notes), outcome.verdict)
 
@@ -509,8 +550,12 @@ def benchmark(case: Case, peers: dict, budget: float, quick: bool, log) -> list[
     return rows
 
 
+def installed(peers: dict, name: str) -> bool:
+    return isinstance(peers.get(name), types.ModuleType)
+
+
 def _missing(method: Method, case: Case, peers: dict) -> str:
-    if method.peer and not hasattr(peers.get(method.peer), "__name__"):
+    if method.peer and not installed(peers, method.peer):
         return peers.get(method.peer) or f"{method.peer} not available"
     if method.backend:
         try:
@@ -522,14 +567,14 @@ def _missing(method: Method, case: Case, peers: dict) -> str:
 
 def cross_check(case: Case, peers: dict) -> str:
     """gradcheck's backprop gradient (the reference for every error) against an independent autodiff."""
-    torch = peers.get("torch")
-    if hasattr(torch, "__name__"):
+    if installed(peers, "torch"):
+        torch = peers["torch"]
         fn, inputs = _torch_callable(case, None)
         grads = torch.autograd.grad(fn(*inputs), inputs)
         other = np.concatenate([g.detach().numpy().reshape(-1) for g in grads])
         return f"agrees with torch autograd to max rel {max_rel_error(case, other):.1e}"
-    jax = peers.get("jax")
-    if hasattr(jax, "__name__"):
+    if installed(peers, "jax"):
+        jax = peers["jax"]
         import jax.numpy as jnp
         f = case.function.objective_for("jax")
         data = {n: jnp.asarray(v) for n, v in case.data.items()}
@@ -544,17 +589,35 @@ def cross_check(case: Case, peers: dict) -> str:
 
 def machine(peers: dict) -> str:
     cpu = platform.processor() or _cpu_model() or platform.machine()
-    versions = [f"Python {platform.python_version()}", f"numpy {np.__version__}", f"gradcheck {gradcheck.__version__}"]
+    versions = [f"Python {platform.python_version()}", f"numpy {np.__version__}",
+                f"gradcheck {gradcheck.__version__}{source_revision()}"]
     for name in ("scipy", "torch", "jax"):
         module = peers.get(name)
-        if hasattr(module, "__name__"):
-            extra = f" ({module.get_num_threads()} threads)" if name == "torch" else ""
+        if installed(peers, name):
+            count = module.get_num_threads() if name == "torch" else 0
+            extra = f" ({count} intra-op thread{'s' if count != 1 else ''})" if name == "torch" else ""
             versions.append(f"{name} {module.__version__}{extra}")
         else:
             versions.append(f"{name} not installed")
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    threads = (f"{THREADS} thread per library ({', '.join(THREAD_VARIABLES)}, torch.set_num_threads, "
+               f"XLA intra-op)" if THREADS == 1 else f"{THREADS} threads per library" if THREADS > 1
+               else "each library's default thread count")
     return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()} ({platform.machine()}); "
-            f"{', '.join(versions)}; {date}")
+            f"{', '.join(versions)}; {threads}; {date}")
+
+
+def source_revision() -> str:
+    """ (git abc1234) for the checkout gradcheck was imported from, '+changes' if its package differs from it."""
+    package = os.path.dirname(os.path.abspath(gradcheck.__file__))
+    try:
+        head = subprocess.run(["git", "-C", package, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", package, "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f" (git {head}{'+changes' if dirty else ''})"
 
 
 def _cpu_model() -> str:
@@ -608,20 +671,23 @@ def table(case: Case, rows: list[Row], cross: str, loads: tuple[str, str]) -> st
     return "\n".join(lines)
 
 
-def report(sections: list[str], peers: dict, command: str, budget: float) -> str:
+def report(sections: list[str], peers: dict, command: str, budget: float, seconds: float) -> str:
     head = ["# gradcheck against its peers", "",
             f"Machine: {machine(peers)}.", "",
-            f"Command: `{command}` (one run; every time below is a median over `runs`).", "",
+            f"Command: `{command}` (one run, {seconds / 60:.1f} min in all; every time below is a median over "
+            f"`runs`).", "",
             "Max rel error is one metric for all: max over entries of |a − n| / max(|a|, |n|, "
             "1e-8·max(1, |J|)), a = gradcheck's backprop gradient, n = the method's numeric gradient. "
             "torch and jax return only pass/fail (at their default tolerances), gradcheck fast compares "
             "directional derivatives, so they have no per-entry error. gradcheck's error is computed on "
-            "its engine's numeric gradient, outside the timing; its own metric (floor 1e-2·max(1,|J|)) is "
-            "in the notes. scipy's is computed from approx_fprime at check_grad's default step, outside "
+            "the numeric gradient its full check returns (ParamResult.entries); its own metric (floor "
+            "atol/rtol, 1e-2·max(1,|J|) for central) is in the notes. scipy's is computed from approx_fprime at check_grad's default step, outside "
             "the timing.", "",
             f"Rows marked est.: a single run was predicted to exceed {budget:g} s, so the method was timed "
-            "on a random subset of entries (the same function, with the other entries held fixed) and "
-            "the median extrapolated linearly to all N; their errors are over that subset.", ""]
+            "on a subset of the entries (the same function, the other entries held fixed: random entries "
+            "for the naive loop; for torch, every param but the largest, which is passed with "
+            "requires_grad=False so that torch's own loop runs unchanged) and the median scaled by N/K; "
+            "their errors are over that subset.", ""]
     return "\n".join(head + [s + "\n" for s in sections])
 
 
@@ -633,6 +699,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: smallest function, one repeat, print only")
     parser.add_argument("--budget", type=float, default=BUDGET_SECONDS,
                         help="seconds above which a per-entry method is estimated from a subset")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per library, applied before they load (0: their defaults)")
     parser.add_argument("--out", default=None, help=f"write the report here (default {RESULTS}; none with --quick)")
     args = parser.parse_args(argv)
     out = args.out or (None if args.quick else RESULTS)
@@ -641,9 +709,10 @@ def main(argv=None) -> int:
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
+    started = time.perf_counter()
     peers = load_peers()
     for name, module in peers.items():
-        if not hasattr(module, "__name__"):
+        if not installed(peers, name):
             log(f"skipping {module}")
     sections = []
     for function in FUNCTIONS[:1] if args.quick else FUNCTIONS:
@@ -653,7 +722,7 @@ def main(argv=None) -> int:
         before = load_average()
         rows = benchmark(case, peers, args.budget, args.quick, log)
         sections.append(table(case, rows, cross, (before, load_average())))
-    text = report(sections, peers, command, args.budget)
+    text = report(sections, peers, command, args.budget, time.perf_counter() - started)
     print(text)
     if out:
         with open(out, "w", encoding="utf-8") as fh:
