@@ -127,7 +127,61 @@ def mlp(D: int, H: int, M: int) -> Function:
                     lambda backend: functools.partial(mlp_objective, array_module(backend)))
 
 
-FUNCTIONS = [mlp(16, 56, 64), mlp(64, 128, 64), mlp(256, 384, 64)]  # N = 1,009; 8,449; 99,073
+def im2col_index(height: int, width: int, k: int) -> np.ndarray:
+    """Rows of a flattened 1×H×W image under each k×k window: shape (k·k, H'·W'), valid positions."""
+    rows = np.arange(height - k + 1)[:, None] * width + np.arange(width - k + 1)[None, :]
+    taps = np.arange(k)[:, None] * width + np.arange(k)[None, :]
+    return (taps.reshape(-1, 1) + rows.reshape(1, -1)).astype(np.int64)
+
+
+def cnn_objective(xp, index, p: dict, d: dict):
+    """conv (shared kernel, bias per filter) → tanh → dense → sigmoid → BCE mean, for any backend."""
+    cols = d["X"][index]  # (k·k, P, M): every window of every image, gathered (im2col)
+    z = xp.einsum("fk,kpm->fpm", p["K"], cols) + p["c"][:, :, None]
+    a1 = xp.tanh(z).reshape(-1, cols.shape[-1])  # (F·P, M), filter-major as gradcheck lays it out
+    a2 = 1.0 / (1.0 + xp.exp(-(p["W"] @ a1 + p["b"])))
+    y = d["Y"]
+    return xp.sum(-y * xp.log(a2) - (1.0 - y) * xp.log1p(-a2)) / y.shape[1]
+
+
+CNN_SPEC = """\
+name: conv net F={F} on 1x{S}x{S} images, M={M}
+seed: 0
+params:
+  K: {{shape: [{F}, 9], std: 0.3}}
+  c: {{shape: [{F}, 1], std: 0.1}}
+  W: {{shape: [1, {flat}], std: 0.05}}
+  b: {{shape: [1, 1], std: 0.1}}
+data:
+  X: {{shape: [{pixels}, {M}]}}
+  Y: {{shape: [1, {M}], init: binary}}
+input: X
+layers:
+  - conv: {{kernel: K, image: [1, {S}, {S}], size: [3, 3]}}
+    bias: c
+    activation: tanh
+  - {{weight: W, bias: b, activation: sigmoid}}
+objective: {{loss: binary_cross_entropy, target: Y, reduce: mean}}
+"""
+
+
+def cnn(F: int, S: int, M: int) -> Function:
+    """A conv layer of F 3×3 filters on S×S images, then a dense sigmoid output."""
+    flat = F * (S - 2) ** 2
+    n = 9 * F + F + flat + 1
+    index = im2col_index(S, S, 3)
+
+    def objective_for(backend: str):
+        xp = array_module(backend)
+        idx = index if backend == "numpy" else xp.asarray(index)
+        return functools.partial(cnn_objective, xp, idx)
+
+    return Function(f"conv net, N = {n:,} (F={F}, 1×{S}×{S} images, M={M})",
+                    CNN_SPEC.format(F=F, S=S, M=M, flat=flat, pixels=S * S), objective_for)
+
+
+# N = 1,009; 8,449; 99,073; and a conv net with N = 1,649
+FUNCTIONS = [mlp(16, 56, 64), mlp(64, 128, 64), mlp(256, 384, 64), cnn(8, 16, 16)]
 
 
 # ----------------------------------------------------------------------------- one function, made concrete
