@@ -291,3 +291,9 @@ def test_maxpool_tie_is_a_kink_and_a_wrong_gradient_there_still_fails():
 def test_complex_step_refuses_maxpool():
     result = gradcheck.check(gradcheck.loads(TIE_SPEC, "tie.yaml"), method="complex-step")
     assert result.status == "error" and "maxpool layer" in result.message
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob("tests/fixtures/kinks/*.yaml")), ids=lambda p: p.split("/")[-1])
+def test_kink_fixtures_pass_with_their_kinks_counted(path):
+    result = gradcheck.check(gradcheck.load(path))
+    assert result.status == "pass" and result.kinks >= 1
