@@ -13,3 +13,17 @@ def first_line_tag(path: Path, tag: str) -> str:
     prefix = f"# {tag}:"
     assert first.startswith(prefix), f"{path} must start with '{prefix}'"
     return first[len(prefix):].strip()
+
+
+# W used twice: every perturbation is a dense pass of two 200x150x800 products, 60,000 times (many
+# minutes) -- a runaway spec for timeout and interrupt tests.
+SLOW = """\
+params:
+  W: {shape: [200, 150]}
+data:
+  x: {shape: [150, 800]}
+input: x
+layers:
+  - {weight: W, activation: tanh}
+  - {weight: W.T}
+"""

@@ -18,7 +18,7 @@ from gradcheck import budget
 from gradcheck.check import check
 from gradcheck.guard import can_time_out, check_one
 from gradcheck.limits import DEFAULT, Limits, parse_size
-from conftest import SPECS
+from conftest import SLOW, SPECS
 
 ICA = SPECS / "ufldl_ica_reconstruction.yaml"
 
@@ -219,16 +219,6 @@ def test_limits_table():
 # ----------------------------------------------------------------------------- time limit
 
 # W used twice: every perturbation is a dense pass of two 200x150x800 products, 60,000 times.
-SLOW = """\
-params:
-  W: {shape: [200, 150]}
-data:
-  x: {shape: [150, 800]}
-input: x
-layers:
-  - {weight: W, activation: tanh}
-  - {weight: W.T}
-"""
 
 
 @pytest.mark.skipif(not can_time_out(), reason="no SIGALRM here")

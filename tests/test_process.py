@@ -17,20 +17,9 @@ import pytest
 
 import gradcheck.spec
 from gradcheck.guard import check_one
-from conftest import FIXTURES, ROOT, SPECS
+from conftest import FIXTURES, ROOT, SLOW, SPECS
 
 ICA = SPECS / "ufldl_ica_reconstruction.yaml"
-# W used twice: every perturbation is a dense pass of two 200x150x800 products, 60,000 times (many minutes).
-SLOW = """\
-params:
-  W: {shape: [200, 150]}
-data:
-  x: {shape: [150, 800]}
-input: x
-layers:
-  - {weight: W, activation: tanh}
-  - {weight: W.T}
-"""
 # Runs the real CLI; only announces on stderr when it starts checking a spec and when one is done,
 # so the test knows where the batch is (stdout is rendered at the end).
 ANNOUNCING = textwrap.dedent("""\
