@@ -59,7 +59,7 @@ def contained(path, raw: bytes) -> None:
     assert "gave up after" not in error.message, "a fuzz case ran into the time limit"
     assert error.file == str(path)
     lines = raw.count(b"\n") + 1
-    assert 1 <= error.line <= lines + 1, (error.line, lines)
+    assert error.line in range(1, lines + 2), (error.line, lines)
     assert error.col >= 1
     assert result.message == f"{path}:{error.line}:{error.col}: {error.message}"
     assert error.message and "\n" not in result.message and "Traceback" not in result.message
