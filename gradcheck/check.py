@@ -27,7 +27,7 @@ from .errors import SpecError
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 from .model import Model, Place
-from .perturb import Perturber
+from .perturb import Perturber, base_traces
 from .spec import Spec, load, parse_mode
 
 # Default (rtol, atol per unit of max(1, |J|)) by method, each ~100× above what the method achieves
@@ -314,13 +314,15 @@ def _check(spec: Spec, overrides: dict) -> SpecResult:
         _refuse_non_analytic(model)
     grads = _finite_gradient(model, values)
     expected = _expectations(model, values)
-    params = tuple(_check_param(model, values, name, grads[name], expected, settings) for name in model.param_names)
+    traces = base_traces(model, values)  # one base pass, shared by every param's perturbations
+    params = tuple(_check_param(model, values, name, grads[name], expected, settings, traces)
+                   for name in model.param_names)
     status = "pass" if all(p.status == "pass" for p in params) else "fail"
     return SpecResult(spec.path, spec.name, status, None, objective, params, settings)
 
 
-def _check_param(model: Model, values: dict, name: str, grad, expected, settings: Settings) -> ParamResult:
-    perturber = Perturber(model, values, name)
+def _check_param(model: Model, values: dict, name: str, grad, expected, settings: Settings, traces) -> ParamResult:
+    perturber = Perturber(model, values, name, traces)
     if settings.mode == "fast":
         result = _fast_param(perturber, name, grad, expected, values, settings)
         if result.status == "pass":

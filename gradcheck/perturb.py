@@ -56,14 +56,20 @@ def term_uses(term: Term, name: str) -> bool:
     return any(r is not None and r.name == name for r in refs)
 
 
+def base_traces(model: Model, values: dict) -> list:
+    """The unperturbed forward pass of every term: what each param's perturbations start from."""
+    with np.errstate(all="ignore"):
+        return [network.forward_term(t, values) for t in model.terms]
+
+
 class Perturber:
     """ΔJ for batches of single-entry perturbations of param `name` (see module docstring)."""
 
-    def __init__(self, model: Model, values: dict, name: str):
+    def __init__(self, model: Model, values: dict, name: str, traces: list | None = None):
+        """`traces`: the base forward pass of every term, if the caller has it already (it is shared)."""
         self.model, self.values, self.name = model, values, name
         self.shape = values[name].shape
-        with np.errstate(all="ignore"):
-            self.traces = [network.forward_term(t, values) for t in model.terms]
+        self.traces = traces if traces is not None else base_traces(model, values)
         self.states = [[_discrete_state(lt.layer, lt.z) for lt in tr.layers] for tr in self.traces]
         self.kind_states = [[_kind_state(lt) for lt in tr.layers] for tr in self.traces]
 
