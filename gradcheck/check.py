@@ -28,12 +28,11 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 from .model import Model, Place
 from .perturb import Perturber, base_traces
-from .spec import Spec, load, parse_mode
+from .spec import MODE_HELP, Spec, load, normalize_mode
 
 # Default (rtol, atol per unit of max(1, |J|)) by method, each ~100× above what the method achieves
 # on correct smooth specs (central ~1e-9, Richardson ~1e-11, complex step ~1e-15 relative).
 DEFAULT_TOLERANCES = {"central": (1e-6, 1e-8), "richardson": (1e-8, 1e-10), "complex-step": (1e-11, 1e-13)}
-DEFAULT_RTOL, ATOL_PER_J = DEFAULT_TOLERANCES["central"]
 MEMORY_BUDGET = 256 * 2**20  # bytes for one batch of perturbed evaluations
 FAST_DIRECTIONS = 2
 KINK_LIST_LIMIT = 20
@@ -247,7 +246,7 @@ def settings_for(spec: Spec, objective: float, rtol=None, atol=None, eps=None, s
         atol = opts.atol if opts.atol is not None else atol_per_j * max(1.0, abs(objective))
     return Settings(
         method=method,
-        mode=parse_mode(mode, _ArgumentPlace()) if mode else opts.mode or "full",
+        mode=_mode_argument(mode) if mode else opts.mode or "full",
         eps=eps if eps is not None else opts.eps,
         rtol=float(rtol), atol=float(atol),
         seed=spec.model.seed if seed is None else seed,
@@ -255,11 +254,12 @@ def settings_for(spec: Spec, objective: float, rtol=None, atol=None, eps=None, s
     )
 
 
-class _ArgumentPlace:
-    """Errors in command-line values are usage errors, not spec errors."""
-
-    def error(self, message: str) -> ValueError:
-        return ValueError(message)
+def _mode_argument(text: str) -> str:
+    """A mode given by a caller (not a spec): a bad one is a ValueError, not a SpecError."""
+    mode = normalize_mode(text)
+    if mode is None:
+        raise ValueError(f'no such mode: "{text}"; {MODE_HELP}')
+    return mode
 
 
 def check(spec: Spec, rtol: float | None = None, atol: float | None = None, eps: float | None = None,

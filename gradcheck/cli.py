@@ -423,14 +423,12 @@ def _mode(value):
     """Validate --mode early, so a typo is a usage error (exit 2)."""
     if value is None:
         return None
-    from .spec import parse_mode
+    from .spec import MODE_HELP, normalize_mode
 
-    return parse_mode(value, _UsagePlace())
-
-
-class _UsagePlace:
-    def error(self, message: str) -> click.BadParameter:
-        return click.BadParameter(message, param_hint="--mode")
+    mode = normalize_mode(value)
+    if mode is None:
+        raise click.BadParameter(f'no such mode: "{value}"; {MODE_HELP}', param_hint="--mode")
+    return mode
 
 
 def entry() -> None:

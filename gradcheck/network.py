@@ -334,23 +334,31 @@ def _columns(a: np.ndarray) -> int:
     return a.shape[-1]
 
 
+def entry_loss(obj: Objective, a, y):
+    """The objective's summand at each entry: J_term = objective_scale · Σ entry_loss."""
+    if obj.kind in ("sum", "mean"):
+        return a
+    if obj.kind == "squared_error":
+        return 0.5 * np.square(a - y)
+    if obj.kind == "binary_cross_entropy":
+        return -y * np.log(a) - (1.0 - y) * np.log1p(-a)
+    return -y * np.log(a)  # cross_entropy
+
+
+def objective_scale(obj: Objective, shape) -> float:
+    """The factor before the sum: 1/(n·m) for `mean`, 1/m for a loss with `reduce: mean`, else 1."""
+    rows, cols = shape[-2:]
+    if obj.kind == "mean":
+        return 1.0 / (rows * cols)
+    return 1.0 / cols if obj.kind != "sum" and obj.reduce == "mean" else 1.0
+
+
 def _objective_value(obj: Objective, a: np.ndarray, values) -> np.ndarray:
     """J_term with keepdims (batch + (1, 1))."""
-    axes = (-2, -1)
-    if obj.kind == "sum":
-        return np.sum(a, axis=axes, keepdims=True)
-    if obj.kind == "mean":
-        return np.mean(a, axis=axes, keepdims=True)
-    y = obj.target.value(values)
-    if obj.kind == "squared_error":
-        per_entry = 0.5 * np.square(a - y)
-    elif obj.kind == "binary_cross_entropy":
-        per_entry = -y * np.log(a) - (1.0 - y) * np.log1p(-a)
-    else:  # cross_entropy
-        per_entry = -y * np.log(a)
-    total = np.sum(np.broadcast_to(per_entry, np.broadcast_shapes(np.shape(per_entry), np.shape(a))),
-                   axis=axes, keepdims=True)
-    return total / _columns(a) if obj.reduce == "mean" else total
+    y = None if obj.target is None else obj.target.value(values)
+    per_entry = entry_loss(obj, a, y)
+    per_entry = np.broadcast_to(per_entry, np.broadcast_shapes(np.shape(per_entry), np.shape(a)))
+    return objective_scale(obj, np.shape(a)) * np.sum(per_entry, axis=(-2, -1), keepdims=True)
 
 
 def _objective_grad(obj: Objective, a: np.ndarray, values):

@@ -105,22 +105,3 @@ def directional(evaluate_along: Callable[[np.ndarray], np.ndarray], scale: float
     p, m, p2, m2 = evaluate_along(np.array([h, -h, h / 2, -h / 2]))
     wide, narrow = (p - m) / (2 * h), (p2 - m2) / h
     return float(narrow + (narrow - wide) / 3.0)
-
-
-def central_differences(f: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, eps: float | None = None,
-                        batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(numeric gradient, steps) of f, which maps a stack (B,) + θ.shape to B values of J.
-
-    The plain re-evaluation route: every perturbation is a whole forward pass of a stacked θ.
-    """
-    theta = np.asarray(theta, dtype=float)
-    base = float(np.asarray(f(theta[None]), dtype=float).reshape(-1)[0])
-
-    def evaluate(idx, delta):
-        stack = np.repeat(theta.reshape(1, -1), idx.size, axis=0)
-        stack[np.arange(idx.size), idx] += delta
-        values = np.asarray(f(stack.reshape((idx.size,) + theta.shape)), dtype=float).reshape(-1)
-        return values - base, np.zeros(idx.size, dtype=bool)
-
-    result = estimate(evaluate, theta, None, "central", eps, batch)
-    return result.values.reshape(theta.shape), result.steps.reshape(theta.shape)

@@ -105,20 +105,21 @@ class Perturber:
     def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ΔJ per perturbation, crossed-a-kink per perturbation) for entry flat[b] moved by delta[b]."""
         rows, cols = np.unravel_index(np.asarray(flat), self.shape)
-        return self._sum_terms(lambda term, trace, states: _TermRun(self, term, trace, states, rows, cols, delta),
+        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, rows, cols, delta),
                                len(rows))
 
     def along(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ΔJ, crossed) with the param replaced by each matrix of `stack` (B, rows, cols)."""
-        return self._sum_terms(lambda term, trace, states: _TermRun(self, term, trace, states, stack=stack),
+        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, stack=stack),
                                len(stack))
 
     def _sum_terms(self, make_run, batch: int):
         total, crossed = 0.0, False
         with np.errstate(all="ignore"):
-            for term, trace, states in zip(self.model.terms, self.traces, self.states):
+            for term, trace, states, kind_states in zip(self.model.terms, self.traces, self.states,
+                                                         self.kind_states):
                 if term_uses(term, self.name):
-                    d, c = make_run(term, trace, states).run()
+                    d, c = make_run(term, trace, states, kind_states).run()
                     total, crossed = total + d, crossed | c
         # A param no term reads leaves J where it was: zeros, one per perturbation.
         return np.broadcast_to(total, (batch,)).copy(), np.broadcast_to(crossed, (batch,)).copy()
@@ -127,8 +128,10 @@ class Perturber:
 class _TermRun:
     """One term's perturbed evaluation."""
 
-    def __init__(self, owner: Perturber, term: Term, trace, states, rows=None, cols=None, delta=None, stack=None):
-        self.o, self.term, self.trace, self.states = owner, term, trace, states
+    def __init__(self, owner: Perturber, term: Term, trace, states, kind_states, rows=None, cols=None, delta=None,
+                 stack=None):
+        """`states`/`kind_states`: the base pass's side of every kink and each layer kind's choices."""
+        self.o, self.term, self.trace, self.states, self.kind_states = owner, term, trace, states, kind_states
         self.rows, self.cols, self.delta = rows, cols, delta
         self.shortcuts = stack is None  # row patches need single-entry moves
         self.B = len(rows) if stack is None else len(stack)
@@ -139,7 +142,7 @@ class _TermRun:
     def stack(self) -> np.ndarray:
         if self._stack is None:
             base = self.o.values[self.o.name]
-            s = np.repeat(base[None].astype(np.result_type(self.delta, float)), self.B, axis=0)  # noqa
+            s = np.repeat(base[None].astype(np.result_type(self.delta, float)), self.B, axis=0)
             s[np.arange(self.B), self.rows, self.cols] += self.delta
             self._stack = s
         return self._stack
@@ -229,7 +232,7 @@ class _TermRun:
 
     def note_kind_state(self, index: int, lt) -> None:
         """Flag perturbations that change a layer's discrete choice (max pooling's winner)."""
-        base = self.o.kind_states[self.term.index - 1][index]
+        base = self.kind_states[index]
         if base is not None:
             moved = np.broadcast_to(_kind_state(lt) != base, (self.B,) + base.shape)
             self.crossed |= moved.reshape(self.B, -1).any(axis=1)
@@ -287,28 +290,13 @@ class _TermRun:
         y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
         if isinstance(state, RowPatch) and not target_moves:
             y_rows = None if y_base is None else y_base[state.rows]
-            change = _entry_loss(obj, state.vals, y_rows) - _entry_loss(obj, a_base[state.rows], y_rows)
+            change = network.entry_loss(obj, state.vals, y_rows) - network.entry_loss(obj, a_base[state.rows], y_rows)
         else:
             a_new = state.dense() if isinstance(state, RowPatch) else state
             y_new = obj.target.value(self.batched_values()) if target_moves else y_base
-            change = _entry_loss(obj, a_new, y_new) - _entry_loss(obj, a_base, y_base)
+            change = network.entry_loss(obj, a_new, y_new) - network.entry_loss(obj, a_base, y_base)
             change = np.broadcast_to(change, (self.B,) + a_base.shape)
-        change = change.reshape(self.B, -1).sum(axis=1)
-        rows, cols = a_base.shape
-        if obj.kind == "mean":
-            return change / (rows * cols)
-        return change / cols if obj.reduce == "mean" and obj.kind != "sum" else change
-
-
-def _entry_loss(obj, a, y):
-    """The objective's per-entry summand (sum and mean objectives: the entry itself)."""
-    if obj.kind in ("sum", "mean"):
-        return a
-    if obj.kind == "squared_error":
-        return 0.5 * (a - y) ** 2
-    if obj.kind == "binary_cross_entropy":
-        return -y * np.log(a) - (1.0 - y) * np.log1p(-a)
-    return -y * np.log(a)
+        return network.objective_scale(obj, a_base.shape) * change.reshape(self.B, -1).sum(axis=1)
 
 
 def _kind_state(lt):

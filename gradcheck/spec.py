@@ -920,7 +920,10 @@ class _Builder:
         options = {k: number(v, f"check.{k}", positive=k != "atol")
                    for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
         if "mode" in mapping:
-            options["mode"] = parse_mode(self.text(mapping["mode"], "check.mode"), mapping["mode"])
+            text = self.text(mapping["mode"], "check.mode")
+            options["mode"] = normalize_mode(text)
+            if options["mode"] is None:
+                raise mapping["mode"].error(f'no such mode: "{text}"; {MODE_HELP}')
         if "method" in mapping:
             method = self.text(mapping["method"], "check.method")
             if method not in METHODS:
@@ -931,14 +934,17 @@ class _Builder:
         return CheckOptions(**options)
 
 
-def parse_mode(text: str, where) -> str:
-    """`full`, `fast` or `sample:K` (K a positive whole number), normalized."""
+MODE_HELP = "valid: full, fast, sample:K (K entries per param)"
+
+
+def normalize_mode(text: str) -> str | None:
+    """`full`, `fast` or `sample:K` (K a positive whole number), normalized; None if it is none of them."""
     text = text.strip()
     if text in ("full", "fast"):
         return text
     if text.startswith("sample:") and text[7:].strip().isdigit() and int(text[7:]) > 0:
         return f"sample:{int(text[7:])}"
-    raise where.error(f'no such mode: "{text}"; valid: full, fast, sample:K (K entries per param)')
+    return None
 
 
 @dataclass(frozen=True)
