@@ -8,7 +8,7 @@ import numpy as np
 
 from . import numeric
 from .check import check, relative_errors
-from .perturb import Perturber
+from .perturb import Perturber, base_traces
 from .spec import Spec
 
 
@@ -28,23 +28,23 @@ class SweepCurve:
 def sweep(spec: Spec, method: str = "central", steps: np.ndarray | None = None, **overrides) -> list[SweepCurve]:
     """For the worst entry of each param (from a full check), the error at every step in `steps`."""
     steps = np.logspace(-1, -14, 27) if steps is None else np.asarray(steps, dtype=float)
-    result = check(spec, method=method, **overrides)
+    result = check(spec, method=method, **{**overrides, "mode": "full"})  # full: it keeps per-entry arrays
     if result.status == "error":
         raise result.error
-    grads = spec.gradient()
     values = dict(spec.values)
+    traces = base_traces(spec.model, values)
     curves = []
     for p in result.params:
-        index = p.backprop.worst_index or (0,) * 2
+        index = p.backprop.worst_index or (0, 0)
         theta = values[p.name]
         flat = int(np.ravel_multi_index(index, theta.shape))
-        perturber = Perturber(spec.model, values, p.name)
-        analytic = float(grads[p.name][index])
+        perturber = Perturber(spec.model, values, p.name, traces)
+        analytic = float(p.entries.backprop[index])  # the full check kept its backprop gradient
         scale = max(1.0, abs(float(theta.flat[flat])))
         estimates = [numeric.estimate(perturber, theta, np.array([flat]), method, float(h)).values[0] for h in steps]
         errors = relative_errors(np.full(len(steps), analytic), np.array(estimates), 1.0, 0.0)
         chosen = numeric.steps(theta.flat[flat:flat + 1], result.settings.eps, method)[0]
-        curves.append(SweepCurve(p.name, tuple(index), analytic, float(chosen / scale * scale),
+        curves.append(SweepCurve(p.name, tuple(index), analytic, float(chosen),
                                  tuple(float(h * scale) for h in steps), tuple(map(float, estimates)),
                                  tuple(map(float, errors))))
     return curves
