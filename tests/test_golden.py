@@ -1,0 +1,84 @@
+"""Golden copies: every bundled spec and fixture gives the same JSON (and `explain`) as before the engine's
+reshaping. The copies under tests/golden/ were made by the CLI on the tree before the change; only the
+per-spec "seconds" differ from run to run, so they are dropped before comparing.
+
+To remake them after an intended change of output: `python tests/test_golden.py --remake`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gradcheck.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+RUNS = {  # golden file -> the `gradcheck run` arguments that made it
+    "specs.json": ["specs"],
+    "specs_richardson.json": ["--method", "richardson", "specs"],
+    "specs_complex-step.json": ["--method", "complex-step", "specs"],
+    "tests_fixtures_wrong.json": ["tests/fixtures/wrong"],
+    "tests_fixtures_kinks.json": ["tests/fixtures/kinks"],
+    "tests_fixtures_invalid.json": ["tests/fixtures/invalid"],
+}
+EXPLAINED = sorted([*ROOT.glob("specs/*.yaml"), *ROOT.glob("tests/fixtures/wrong/*.yaml"),
+                    *ROOT.glob("tests/fixtures/kinks/*.yaml")])
+
+
+def _without_seconds(report: dict) -> dict:
+    for spec in report["specs"]:
+        spec.pop("seconds", None)
+    return report
+
+
+def _run_json(args: list[str]) -> dict:
+    result = CliRunner().invoke(main, ["run", "--format", "json", *args], catch_exceptions=False)
+    return _without_seconds(json.loads(result.output))
+
+
+def _explained(path: Path, emit: bool) -> str:
+    args = ["explain", "--emit", "python"] if emit else ["explain", "--format", "json"]
+    result = CliRunner().invoke(main, [*args, str(path.relative_to(ROOT))], catch_exceptions=False)
+    return result.output
+
+
+def _explain_golden(path: Path, emit: bool) -> Path:
+    return GOLDEN / "explain" / f"{path.parent.name}_{path.stem}.{'py' if emit else 'json'}"
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.mark.parametrize("golden", sorted(RUNS))
+def test_run_json_is_unchanged(golden):
+    expected = _without_seconds(json.loads((GOLDEN / golden).read_text()))
+    assert _run_json(RUNS[golden]) == expected
+
+
+@pytest.mark.parametrize("emit", [False, True], ids=["json", "python"])
+@pytest.mark.parametrize("path", EXPLAINED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_explain_is_unchanged(path, emit):
+    assert _explained(path, emit) == _explain_golden(path, emit).read_text()
+
+
+def remake() -> None:
+    """Write every golden copy from the current tree."""
+    import os
+    os.chdir(ROOT)
+    for golden, args in RUNS.items():
+        result = CliRunner().invoke(main, ["run", "--format", "json", *args])
+        (GOLDEN / golden).write_text(result.output)
+    for path in EXPLAINED:
+        for emit in (False, True):
+            _explain_golden(path, emit).write_text(_explained(path, emit))
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--remake"]:
+    remake()
