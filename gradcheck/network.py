@@ -49,13 +49,22 @@ class TermTrace:
     coef: object
 
 
-def objective(model: Model, values: Mapping[str, np.ndarray], check_finite: bool = False) -> np.ndarray:
-    """J for the given values; batch axes of the values become the axes of the result."""
+def forward(model: Model, values: Mapping[str, np.ndarray], check_finite: bool = False) -> list[TermTrace]:
+    """The forward pass of every term: one base trace, shared by J, backprop and the perturbations."""
+    return [forward_term(term, values, check_finite) for term in model.terms]
+
+
+def value_of(traces: list[TermTrace]) -> np.ndarray:
+    """J from the traces of every term; batch axes of the values become the axes of the result."""
     total = 0.0
-    for term in model.terms:
-        trace = forward_term(term, values, check_finite)
+    for trace in traces:
         total = total + trace.coef * trace.value
     return np.asarray(total)[..., 0, 0]
+
+
+def objective(model: Model, values: Mapping[str, np.ndarray], check_finite: bool = False) -> np.ndarray:
+    """J for the given values; batch axes of the values become the axes of the result."""
+    return value_of(forward(model, values, check_finite))
 
 
 def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: bool = False) -> TermTrace:
@@ -78,9 +87,14 @@ def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: boo
 
 def gradient(model: Model, values: Mapping[str, np.ndarray], check_finite: bool = True) -> dict[str, np.ndarray]:
     """∂J/∂p for every param p by backpropagation, summing every use of each param."""
+    return backward(model, forward(model, values, check_finite), values, check_finite)
+
+
+def backward(model: Model, traces: list[TermTrace], values: Mapping[str, np.ndarray],
+             check_finite: bool = True) -> dict[str, np.ndarray]:
+    """∂J/∂p for every param p from the forward traces of every term."""
     grads = {name: np.zeros_like(values[name], dtype=float) for name in model.param_names}
-    for term in model.terms:
-        trace = forward_term(term, values, check_finite)
+    for trace in traces:
         backward_term(trace, values, grads)
     if check_finite:
         for name, g in grads.items():
