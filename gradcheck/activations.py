@@ -1,34 +1,79 @@
-"""The activation table: one row per activation, its forward beside its derivative.
+"""The activation table: one row per activation, with everything about it in that row.
 
-Derivatives take (z, a) so they can reuse the forward output, as HIPS autograd's VJPs do
-(sigmoid′ = a(1 − a), tanh′ = 1 − a²). Rows with an argument c also give ∂a/∂c, so a param used
-as an activation argument gets its gradient too.
+A row holds f and f′ for numbers (f′ takes (z, a) so it can reuse the forward output, as HIPS
+autograd's VJPs do: sigmoid′ = a(1 − a), tanh′ = 1 − a²), the same two as symbols for `explain`,
+the points where f has a kink, the edges of its domain (for hazards), whether it is analytic (for
+the complex step) and, for rows written {name: c}, the derivative with respect to the argument c
+in both forms. Every field is required: a row that leaves one out fails when this module is imported.
+
+Adding an activation is adding one row to ROWS below.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .expr import NON_ANALYTIC, sigmoid, softmax_columns
+from . import symbolic as s
+from .expr import NON_ANALYTIC, MAX_EXPONENT, sigmoid, softmax_columns
+from .suggest import did_you_mean
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A point of z where f is undefined or singular beyond (or at): the edge of its domain."""
+
+    at: float
+    text: str  # the domain, as messages say it: "z >= 0"
+    near: str | None = None  # how a stencil message names the point, {use} standing for the activation as written
+
+    def describe(self, name: str, use: str) -> str:
+        """The point, as a stencil message names it."""
+        if self.near is not None:
+            return self.near.format(use=use)
+        return f"the edge of the domain of {name} ({self.text}) at z = {self.at:g}"
+
+
+@dataclass(frozen=True)
+class Argument:
+    """∂a/∂c for a row written {name: c}: elementwise numbers, and a symbol given (g, z, a, c)."""
+
+    dc: Callable  # (z, a, c) -> ∂a/∂c
+    sym_grad: Callable  # (g, z, a, c) -> g • ∂a/∂c as a symbol
 
 
 @dataclass(frozen=True)
 class Activation:
-    """f and its derivative. Elementwise rows give df(z, a[, c]); softmax gives a column VJP."""
+    """One activation: f beside f′, as numbers and as symbols, and where f stops being smooth."""
 
     name: str
-    f: Callable
-    df: Callable | None = None  # elementwise ∂a/∂z
-    dc: Callable | None = None  # elementwise ∂a/∂c, for rows with an argument
-    vjp: Callable | None = None  # (g, z, a) -> g·∂a/∂z for non-elementwise rows
-    kinks: tuple[float, ...] = ()  # points of z where f is not differentiable
-    domain: str | None = None  # a boundary of f's domain, for messages ("z > 0")
-    takes_argument: bool = False
-    analytic: bool = True  # holomorphic where defined: the complex step may pass through it
+    f: Callable  # (z) -> a, or (z, c) for rows with an argument
+    df: Callable | None  # (z, a[, c]) -> ∂a/∂z elementwise; None for a column-wise row (give vjp)
+    vjp: Callable | None  # (g, z, a) -> g·∂a/∂z for a row that mixes entries (softmax)
+    sym_f: Callable  # (z, c) -> f(z) as a symbol
+    sym_df: Callable | None  # (z, c) -> f′(z) as a symbol; None where f′ is no elementwise symbol
+    df_text: str | None  # how the UFLDL table writes f′ when sym_df is None
+    kinks: tuple[float, ...]  # points of z where f is not differentiable
+    edges: Callable  # (argument value or None) -> tuple[Edge, ...]: where f's domain ends
+    analytic: bool  # holomorphic where defined: the complex step may pass through it
+    argument: Argument | None  # for rows written {name: c}
+
+    def __post_init__(self):
+        if (self.df is None) == (self.vjp is None):
+            raise TypeError(f"activation {self.name}: give exactly one of df (elementwise) and vjp")
+        if (self.sym_df is None) == (self.df_text is None):
+            raise TypeError(f"activation {self.name}: give exactly one of sym_df and df_text")
+
+    @property
+    def takes_argument(self) -> bool:
+        return self.argument is not None
+
+    @property
+    def elementwise(self) -> bool:
+        """Whether a_i depends on z_i alone (so one changed row of z changes one row of a)."""
+        return self.vjp is None
 
     def forward(self, z, c=None):
         """a = f(z) (or f(z, c))."""
@@ -42,7 +87,13 @@ class Activation:
 
     def argument_grad(self, g, z, a, c):
         """g · ∂a/∂c, before reducing to c's shape."""
-        return g * self.dc(z, a, c)
+        return g * self.argument.dc(z, a, c)
+
+    @property
+    def domain(self) -> str | None:
+        """The domain as messages say it ("z > 0"), or None where f is defined everywhere."""
+        found = self.edges(None)
+        return found[0].text if found else None
 
 
 def softplus(z):
@@ -56,35 +107,79 @@ def _softmax_vjp(g, z, a):
     return a * (g - np.sum(a * g, axis=-2, keepdims=True))
 
 
-def _row(name, f, df, **extra):
-    return name, Activation(name, f, df, **extra)
+def _sym_power(z, c):
+    """z^c as a symbol: a literal exponent prints as **, a name (or a huge exponent) as power(z, c)."""
+    if isinstance(c, s.Num) and abs(c.value) <= MAX_EXPONENT:
+        return s.power(z, c.value)
+    return s.fn("power", z, c)
 
 
-def _arg_row(name, f, df, dc, **extra):
-    return name, Activation(name, f, df, dc, takes_argument=True, **extra)
+def _sym_power_df(z, c):
+    if isinstance(c, s.Num):
+        return s.mul(c, s.power(z, c.value - 1))
+    return s.mul(c, s.fn("power", z, s.sub(c, 1)))
 
 
-ACTIVATIONS: dict[str, Activation] = dict([
-    _row("identity", lambda z: z, lambda z, a: np.ones_like(z)),
-    _row("square", np.square, lambda z, a: 2.0 * z),
-    _row("sqrt", np.sqrt, lambda z, a: 0.5 / a, domain="z >= 0"),
-    _row("exp", np.exp, lambda z, a: a),
-    _row("log", np.log, lambda z, a: 1.0 / z, domain="z > 0"),
-    _row("sigmoid", sigmoid, lambda z, a: a * (1.0 - a)),
-    _row("tanh", np.tanh, lambda z, a: 1.0 - a * a),
-    _row("relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(float), kinks=(0.0,), analytic=False),
-    _row("softplus", softplus, lambda z, a: sigmoid(z)),
-    _row("abs", np.abs, lambda z, a: np.sign(z), kinks=(0.0,), analytic=False),
-    ("softmax", Activation("softmax", softmax_columns, vjp=_softmax_vjp)),
-])
+def _power_edges(p):
+    """z = 0 is an edge unless every power is a whole number ≥ 0."""
+    edge = Edge(0.0, "z > 0 unless p is a whole number", "z = 0, where {use} is not smooth (a fractional or negative power)")
+    if p is None:
+        return (edge,)
+    p = np.asarray(p, dtype=float)
+    return (edge,) if p.size and not (np.all(p == np.round(p)) and np.all(p >= 0)) else ()
 
-WITH_ARGUMENT: dict[str, Activation] = dict([
-    _arg_row("add", lambda z, c: z + c, lambda z, a, c: 1.0, lambda z, a, c: 1.0),
-    _arg_row("sub", lambda z, c: z - c, lambda z, a, c: 1.0, lambda z, a, c: -1.0),
-    _arg_row("scale", lambda z, c: c * z, lambda z, a, c: c, lambda z, a, c: z),
-    _arg_row("power", lambda z, c: np.power(z, c), lambda z, a, c: c * np.power(z, c - 1.0),
-             lambda z, a, c: a * np.log(z), domain="z > 0 unless p is a whole number"),
-])
+
+def _smooth(_c=None):
+    return ()
+
+
+def _edge(text):
+    return lambda _c=None: (Edge(0.0, text),)
+
+
+def _row(name, f, df, sym_f, sym_df, kinks=(), edges=_smooth, analytic=True):
+    """An elementwise activation without an argument."""
+    return Activation(name, f, df, None, lambda z, c: sym_f(z), lambda z, c: sym_df(z), None, kinks, edges,
+                      analytic, None)
+
+
+def _arg_row(name, f, df, sym_f, sym_df, dc, sym_grad, edges=_smooth):
+    """An elementwise activation written {name: c}."""
+    return Activation(name, f, df, None, sym_f, sym_df, None, (), edges, True, Argument(dc, sym_grad))
+
+
+_SIG = lambda z: s.fn("sigmoid", z)  # noqa: E731 - a symbol used by two rows
+
+ROWS: tuple[Activation, ...] = (
+    _row("identity", lambda z: z, lambda z, a: np.ones_like(z), lambda z: z, lambda z: s.num(1)),
+    _row("square", np.square, lambda z, a: 2.0 * z, lambda z: s.power(z, 2), lambda z: s.mul(2, z)),
+    _row("sqrt", np.sqrt, lambda z, a: 0.5 / a, lambda z: s.fn("sqrt", z), lambda z: s.div(0.5, s.fn("sqrt", z)),
+         edges=_edge("z >= 0")),
+    _row("exp", np.exp, lambda z, a: a, lambda z: s.fn("exp", z), lambda z: s.fn("exp", z)),
+    _row("log", np.log, lambda z, a: 1.0 / z, lambda z: s.fn("log", z), lambda z: s.div(1, z), edges=_edge("z > 0")),
+    _row("sigmoid", sigmoid, lambda z, a: a * (1.0 - a), _SIG, lambda z: s.mul(_SIG(z), s.sub(1, _SIG(z)))),
+    _row("tanh", np.tanh, lambda z, a: 1.0 - a * a, lambda z: s.fn("tanh", z),
+         lambda z: s.sub(1, s.power(s.fn("tanh", z), 2))),
+    _row("relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(float), lambda z: s.fn("maximum", z, 0),
+         lambda z: s.fn("maximum", s.fn("sign", z), 0), kinks=(0.0,), analytic=False),
+    _row("softplus", softplus, lambda z, a: sigmoid(z), lambda z: s.fn("log", s.add(1, s.fn("exp", z))), _SIG),
+    _row("abs", np.abs, lambda z, a: np.sign(z), lambda z: s.fn("abs", z), lambda z: s.fn("sign", z), kinks=(0.0,),
+         analytic=False),
+    Activation("softmax", softmax_columns, None, _softmax_vjp, lambda z, c: s.fn("softmax", z), None,
+               "diag(a) − a aᵀ per column", (), _smooth, True, None),
+    _arg_row("add", lambda z, c: z + c, lambda z, a, c: 1.0, lambda z, c: s.add(z, c), lambda z, c: s.num(1),
+             lambda z, a, c: 1.0, lambda g, z, a, c: g),
+    _arg_row("sub", lambda z, c: z - c, lambda z, a, c: 1.0, lambda z, c: s.sub(z, c), lambda z, c: s.num(1),
+             lambda z, a, c: -1.0, lambda g, z, a, c: s.neg(g)),
+    _arg_row("scale", lambda z, c: c * z, lambda z, a, c: c, lambda z, c: s.mul(c, z), lambda z, c: c,
+             lambda z, a, c: z, lambda g, z, a, c: s.mul(g, z)),
+    _arg_row("power", lambda z, c: np.power(z, c), lambda z, a, c: c * np.power(z, c - 1.0), _sym_power, _sym_power_df,
+             lambda z, a, c: a * np.log(z), lambda g, z, a, c: s.mul(g, s.mul(a, s.fn("log", z))),
+             edges=_power_edges),
+)
+
+ACTIVATIONS: dict[str, Activation] = {row.name: row for row in ROWS if not row.takes_argument}
+WITH_ARGUMENT: dict[str, Activation] = {row.name: row for row in ROWS if row.takes_argument}
 
 
 def lookup(name: str, where) -> Activation:
@@ -93,23 +188,28 @@ def lookup(name: str, where) -> Activation:
         return ACTIVATIONS[name]
     if name in WITH_ARGUMENT:
         raise where.error(f'activation "{name}" needs an argument: write {{{name}: <number or name>}}')
-    hint = difflib.get_close_matches(name, [*ACTIVATIONS, *WITH_ARGUMENT], n=1)
-    extra = f' (did you mean "{hint[0]}"?)' if hint else ""
     raise where.error(
-        f'no such activation: "{name}"{extra}; valid: {", ".join(ACTIVATIONS)}, '
-        f'{", ".join("{" + k + ": c}" for k in WITH_ARGUMENT)}, or a custom {{f: ..., df: ...}}'
+        f'no such activation: "{name}"{did_you_mean(name, [*ACTIVATIONS, *WITH_ARGUMENT])}; valid: '
+        f'{", ".join(ACTIVATIONS)}, {", ".join("{" + k + ": c}" for k in WITH_ARGUMENT)}, or a custom {{f: ..., df: ...}}'
     )
 
 
 def custom(f_expr, df_expr) -> Activation:
-    """A user activation: f and df are expressions in z (and data names, bound through `env`).
+    """A user activation: f and df are expressions in z and data names.
 
-    Backprop uses the user's df as written, so a wrong df shows up as a failing check.
+    Where other rows take an argument c, a custom row takes the environment of names (numbers in the
+    network, symbols in `explain`). Backprop uses the user's df as written, so a wrong df shows up
+    as a failing check.
     """
     return Activation(
         "custom",
         f=lambda z, env: f_expr.evaluate({**env, "z": z}),
         df=lambda z, a, env: df_expr.evaluate({**env, "z": z}),
-        takes_argument=True,
+        vjp=None,
+        sym_f=lambda z, env: s.from_expr(f_expr.root, {**env, "z": z}),
+        sym_df=lambda z, env: s.from_expr(df_expr.root, {**env, "z": z}),
+        df_text=None,
+        kinks=(), edges=_smooth,
         analytic=not (f_expr.functions & NON_ANALYTIC),
+        argument=Argument(dc=None, sym_grad=None),  # the environment travels where an argument would
     )

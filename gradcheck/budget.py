@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import network, numeric
+from .kinds import KINDS
 from .errors import SpecError
 from .expr import Name, Num
 from .limits import DEFAULT, Limits, count, hint, size
@@ -77,7 +78,7 @@ def expression_numbers(expression, shapes) -> int:
 
 def per_perturbation_bytes(model: Model, param_size: int) -> int:
     """An upper bound on what one perturbed evaluation holds: the largest layer's work plus the param."""
-    largest = max((network.LAYER_KINDS[layer.kind].footprint(layer) for term in model.terms
+    largest = max((KINDS[layer.kind].footprint(layer) for term in model.terms
                    for layer in term.layers), default=1)
     return BYTES * TEMPORARIES * (largest + param_size)
 

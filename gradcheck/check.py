@@ -24,6 +24,7 @@ import numpy as np
 
 from . import budget, hazards, network, numeric
 from .errors import SpecError
+from .kinds import KINDS
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 from .model import Model, Place
@@ -430,8 +431,7 @@ def _refuse_non_analytic(model: Model) -> None:
     for term in model.terms:
         for layer in term.layers:
             row = layer.activation.row
-            kind = network.LAYER_KINDS.get(layer.kind)
-            if not getattr(kind, "analytic", True):
+            if not KINDS[layer.kind].analytic:
                 raise layer.place.error(f"complex-step needs every operation to be analytic; {layer.label} is a "
                                         f"{layer.kind} layer, which is not: use --method central or richardson")
             if not row.analytic:

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 from . import expr
 from .expr import MAX_DEPTH, MAX_LENGTH
+from . import network
+from .kinds import KINDS
 from .model import ActivationUse, Layer, Model, Objective, Ref, Term
 from .perturb import layer_refs
-from .symbolic import (Num, NoClosedForm, Ones, Sym, Var, add, div, fn, matmul, mul, neg, num, power,
+from .symbolic import (Num, NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num,
                        reduce_to, sub, t)
 
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -32,99 +34,22 @@ def sup(k: int) -> str:
     return f"⁽{str(k).translate(SUPERSCRIPTS)}⁾"
 
 
-# ----------------------------------------------------------------------------- activations as symbols
+# ----------------------------------------------------------------------------- rows as symbols
 
 
-def forward(use: ActivationUse, z: Sym, c: Sym | None, custom) -> Sym:
-    """a = f(z) as a symbol."""
-    name = use.row.name
-    simple = {"identity": lambda: z, "square": lambda: power(z, 2), "sqrt": lambda: fn("sqrt", z),
-              "exp": lambda: fn("exp", z), "log": lambda: fn("log", z), "sigmoid": lambda: fn("sigmoid", z),
-              "tanh": lambda: fn("tanh", z), "relu": lambda: fn("maximum", z, 0), "abs": lambda: fn("abs", z),
-              "softplus": lambda: fn("log", add(1, fn("exp", z))), "softmax": lambda: fn("softmax", z),
-              "add": lambda: add(z, c), "sub": lambda: sub(z, c), "scale": lambda: mul(c, z),
-              "power": lambda: _power(z, c)}
-    if name == "custom":
-        return custom(use.f_text, z)
-    return simple[name]()
+def forward(use: ActivationUse, z: Sym, c) -> Sym:
+    """a = f(z) as a symbol, from the activation's row (c: its argument, or the names of a custom row)."""
+    return use.row.sym_f(z, c)
 
 
-def derivative(use: ActivationUse, z: Sym, c: Sym | None, custom) -> Sym:
-    """f′(z) as a symbol, written in z as the UFLDL tables do (not used for softmax)."""
-    name = use.row.name
-    if name == "custom":
-        return custom(use.df_text, z)
-    if name == "power":
-        if isinstance(c, Num):
-            return mul(c, power(z, c.value - 1))
-        return mul(c, fn("power", z, sub(c, 1)))
-    sig = fn("sigmoid", z)
-    table = {"identity": lambda: num(1), "square": lambda: mul(2, z), "sqrt": lambda: div(0.5, fn("sqrt", z)),
-             "exp": lambda: fn("exp", z), "log": lambda: div(1, z), "sigmoid": lambda: mul(sig, sub(1, sig)),
-             "tanh": lambda: sub(1, power(fn("tanh", z), 2)), "relu": lambda: fn("maximum", fn("sign", z), 0),
-             "softplus": lambda: sig, "abs": lambda: fn("sign", z), "add": lambda: num(1),
-             "sub": lambda: num(1), "scale": lambda: c}
-    return table[name]()
-
-
-def argument_grad(use: ActivationUse, g: Sym, z: Sym, a: Sym) -> Sym:
-    """g • ∂a/∂c for a param used as an activation's argument c."""
-    name = use.row.name
-    if name == "add":
-        return g
-    if name == "sub":
-        return neg(g)
-    if name == "scale":
-        return mul(g, z)
-    return mul(g, mul(a, fn("log", z)))  # power: ∂(z^c)/∂c = z^c log z
-
-
-def _power(z: Sym, c: Sym) -> Sym:
-    if isinstance(c, Num):
-        if abs(c.value) > expr.MAX_EXPONENT:
-            return fn("power", z, c)
-        return power(z, c.value)
-    return fn("power", z, c)
-
-
-# ----------------------------------------------------------------------------- objectives as symbols
+def derivative(use: ActivationUse, z: Sym, c) -> Sym:
+    """f′(z) as a symbol, written in z as the UFLDL tables do (not for rows without one, like softmax)."""
+    return use.row.sym_df(z, c)
 
 
 def objective_value(obj: Objective, a: Sym, y: Sym | None) -> Sym:
     """J_term from the last activation."""
-    if obj.kind == "sum":
-        return fn("sum", a)
-    if obj.kind == "mean":
-        return fn("mean", a)
-    if obj.kind == "squared_error":
-        total = mul(0.5, fn("sum", power(sub(a, y), 2)))
-    elif obj.kind == "binary_cross_entropy":
-        total = fn("sum", sub(mul(neg(y), fn("log", a)), mul(sub(1, y), fn("log", sub(1, a)))))
-    else:
-        total = fn("sum", mul(neg(y), fn("log", a)))
-    return div(total, a.shape[1]) if obj.reduce == "mean" else total
-
-
-def objective_grad(obj: Objective, a: Sym, y: Sym | None, ones_like) -> Sym:
-    """∂J_term/∂a, before the mean's 1/m."""
-    if obj.kind == "sum":
-        return ones_like(a)
-    if obj.kind == "mean":
-        return div(ones_like(a), a.shape[0] * a.shape[1])
-    if obj.kind == "squared_error":
-        return sub(a, y)
-    if obj.kind == "binary_cross_entropy":
-        return div(sub(a, y), mul(a, sub(1, a)))
-    return div(neg(y), a)
-
-
-def target_grad(obj: Objective, a: Sym, y: Sym) -> Sym:
-    """∂J_term/∂y for a param used as the loss target, before the mean's 1/m."""
-    if obj.kind == "squared_error":
-        return sub(y, a)
-    if obj.kind == "binary_cross_entropy":
-        return sub(fn("log", sub(1, a)), fn("log", a))
-    return neg(fn("log", a))
+    return obj.row.sym_value(a, y, obj.reduce)
 
 
 # ----------------------------------------------------------------------------- the walk
@@ -205,6 +130,8 @@ class Walker:
         self.params = set(model.param_names)
         self.onehot = {d.name for d in model.decls if d.init == "onehot"}
 
+    sup = staticmethod(sup)  # for the layer kinds' symbolic rows
+
     # -- hooks
 
     def var(self, name: str) -> Sym:
@@ -235,14 +162,6 @@ class Walker:
                 return Ones(self.var(name))
         return Ones(like)
 
-    def custom(self, text: str, z: Sym) -> Sym:
-        """A custom activation's f or df (an expression in z and data names) at the symbol z."""
-        known = self.data | {"z"}
-        parsed = expr.parse(text, expr.Where(self.model.path, 1, 1), known, "custom activation")
-        env = {name: self.var(name) for name in self.data}
-        env["z"] = z
-        return from_expr(parsed.root, env)
-
     def uses_param(self, ref: Ref | None) -> bool:
         return ref is not None and ref.name in self.params
 
@@ -262,23 +181,11 @@ class Walker:
             self.walk_term(term)
 
     def walk_term(self, term: Term) -> None:
-        structured = [layer for layer in term.layers if layer.kind != "dense"]
+        structured = [layer for layer in term.layers if not KINDS[layer.kind].closed_form]
         if structured:
             raise NoClosedForm(f"{structured[0].label} is a {structured[0].kind} layer: no closed form in the "
                                f"expression language")
-        a = self.ref(term.input)
-        inputs, zs, activations, arguments = [], [], [], []
-        for layer in term.layers:
-            inputs.append(a)
-            z = a if layer.weight is None else matmul(self.ref(layer.weight), a)
-            if layer.bias is not None:
-                z = add(z, self.ref(layer.bias))
-            z = self.bind(f"z{layer.index + 1}", z)
-            c = self.ref(layer.activation.argument) if layer.activation.argument is not None else None
-            a = self.bind(f"a{layer.index + 1}", forward(layer.activation, z, c, self.custom))
-            zs.append(z)
-            activations.append(a)
-            arguments.append(c)
+        steps, a = network.walk_forward(term, self.ref(term.input), self.layer_forward)
         obj = term.objective
         y = self.ref(obj.target) if obj.target is not None else None
         coef = self.ref(term.coef) if term.coef is not None else None
@@ -293,82 +200,75 @@ class Walker:
 
         if self.uses_param(obj.target):
             self.give(obj.target, term, f"target {obj.target.label} of the objective",
-                      f"∂J/∂{obj.target.label}", scaled(target_grad(obj, a, y)))
-        g = None  # ∂J/∂a of the layer above, None for the top
-        for i in range(len(term.layers) - 1, -1, -1):
-            layer, z, a_l, c = term.layers[i], zs[i], activations[i], arguments[i]
-            level = layer.index + 1
-            top = g is None
-            g_here = objective_grad(obj, a_l, y, self.ones_like) if top else g
-            if top:  # δ and ∂a/∂c are linear in g: the coef and 1/m go outside, where they read best
-                delta = self.top_delta(layer, obj, z, a_l, c, y, scaled)
-            else:
-                delta = self.delta(layer, g, z, a_l, c)
-            delta = self.bind(f"delta{level}", delta)
-            use = layer.activation
+                      f"∂J/∂{obj.target.label}", scaled(obj.row.sym_grad_y(a, y)))
+
+        def layer_backward(step: SymStep, g, below: bool):
+            top = g is None  # δ and ∂a/∂c are linear in g: the coef and 1/m go outside, where they read best
+            g_here = obj.row.sym_grad_a(step.a, y, self.ones_like) if top else g
+            delta = self.top_delta(step, obj, y, scaled) if top else self.delta(step, g)
+            delta = self.bind(f"delta{step.layer.index + 1}", delta)
+            use = step.layer.activation
             if use.argument is not None and self.uses_param(use.argument):
-                grad = argument_grad(use, g_here, z, a_l)
-                self.give(use.argument, term, f"argument {use.argument.label} of f{sup(level)}",
-                          f"Σ ∂J/∂a{sup(level)} • ∂f/∂c", scaled(grad) if top else grad)
-            self.give(layer.bias, term, f"bias {layer.bias.label if layer.bias else ''} into layer {level}",
-                      f"Σ δ{sup(level)}", delta)
-            if layer.weight is not None:
-                formula = f"δ{sup(level)} a{sup(level - 1)}ᵀ"
-                formula = f"({formula})ᵀ" if layer.weight.transposed else formula
-                self.give(layer.weight, term, f"weight {layer.weight.label} of layer {level - 1}", formula,
-                          matmul(delta, t(inputs[i])))
-                g = matmul(t(self.ref(layer.weight)), delta)
-                if i > 0 or self.uses_param(term.input):  # bind only a signal something below uses
-                    g = self.bind(f"g{level - 1}", g)
-            else:
-                g = delta
+                grad = use.row.argument.sym_grad(g_here, step.z, step.a, step.c)
+                self.give(use.argument, term, f"argument {use.argument.label} of f{sup(step.layer.index + 1)}",
+                          f"Σ ∂J/∂a{sup(step.layer.index + 1)} • ∂f/∂c", scaled(grad) if top else grad)
+            return KINDS[step.layer.kind].sym_backward(self, term, step.layer, step.a_in, delta,
+                                                       below or self.uses_param(term.input))
+
+        g = network.walk_backward(steps, None, layer_backward)
         if g is None:  # no layers: J is the objective of the input itself
-            g = scaled(objective_grad(obj, a, y, self.ones_like))
+            g = scaled(obj.row.sym_grad_a(a, y, self.ones_like))
         formula = f"δ{sup(1)}" + ("ᵀ" if term.input.transposed else "")
         self.give(term.input, term, f"input {term.input.label}", formula, g)
 
-    def top_delta(self, layer: Layer, obj: Objective, z: Sym, a: Sym, c: Sym | None, y: Sym | None, scaled) -> Sym:
-        """δ⁽ⁿˡ⁾ = ∂J/∂a • f′(z), with the classic cancellations written out."""
-        name = layer.activation.row.name
-        if obj.kind == "binary_cross_entropy" and name == "sigmoid":
-            return scaled(sub(a, y))  # (a − y)/(a(1 − a)) • a(1 − a)
-        if obj.kind == "cross_entropy" and name == "softmax":
-            target = obj.target
-            if target.name in self.onehot and not target.transposed:
-                return scaled(sub(a, y))  # columns of Y sum to 1
-            return scaled(sub(mul(a, fn("sum", y, axis=0)), y))
-        return scaled(self.delta(layer, objective_grad(obj, a, y, self.ones_like), z, a, c))
+    def layer_forward(self, layer: Layer, a_in: Sym) -> "SymStep":
+        """One layer on symbols: z from its kind, a from its activation's row, each bound to a name."""
+        z = self.bind(f"z{layer.index + 1}", KINDS[layer.kind].sym_z(self, layer, a_in))
+        c = self.argument(layer.activation)
+        a = self.bind(f"a{layer.index + 1}", forward(layer.activation, z, c))
+        return SymStep(layer, a_in, z, a, c)
 
-    def delta(self, layer: Layer, g: Sym, z: Sym, a: Sym, c: Sym | None) -> Sym:
-        """δ = g • f′(z); softmax, not elementwise, gives a • (g − Σ_column a • g)."""
-        if layer.activation.row.name == "softmax":
-            return mul(a, sub(g, fn("sum", mul(a, g), axis=0)))
-        return mul(g, derivative(layer.activation, z, c, self.custom))
+    def argument(self, use: ActivationUse):
+        """The activation's argument as a symbol; for a custom row, the names its f and df may read."""
+        if use.argument is not None:
+            return self.ref(use.argument)
+        return self.custom_names() if use.row.takes_argument else None
+
+    def custom_names(self) -> dict:
+        """Data names as symbols: what a custom activation's expressions may read besides z."""
+        return {name: self.var(name) for name in self.data}
+
+    def top_delta(self, step: "SymStep", obj: Objective, y: Sym | None, scaled) -> Sym:
+        """δ⁽ⁿˡ⁾ = ∂J/∂a • f′(z), with the loss row's cancellation after this activation where it has one."""
+        fused = obj.row.fused.get(step.layer.activation.row.name)
+        if fused is not None:
+            return scaled(fused.sym_delta(step.a, y, self.is_onehot(obj.target)))
+        return scaled(self.delta(step, obj.row.sym_grad_a(step.a, y, self.ones_like)))
+
+    def is_onehot(self, target: Ref | None) -> bool:
+        """Whether the target's columns each sum to 1 (a one-hot init, not transposed)."""
+        return target is not None and target.name in self.onehot and not target.transposed
+
+    def delta(self, step: "SymStep", g: Sym) -> Sym:
+        """δ = g • f′(z); a row that mixes entries (softmax) gives a • (g − Σ_column a • g)."""
+        if not step.layer.activation.row.elementwise:
+            return mul(step.a, sub(g, fn("sum", mul(step.a, g), axis=0)))
+        return mul(g, derivative(step.layer.activation, step.z, step.c))
+
+
+@dataclass
+class SymStep:
+    """One layer of the symbolic walk: its input, z, a and the activation's argument."""
+
+    layer: Layer
+    a_in: Sym
+    z: Sym
+    a: Sym
+    c: object
 
 
 def _sub(k: int) -> str:
     return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
-
-
-def from_expr(node: expr.Expr, env: dict[str, Sym]) -> Sym:
-    """A parsed expression (expr.py's tree) as a symbol, names replaced from env."""
-    if isinstance(node, expr.Num):
-        return num(node.value)
-    if isinstance(node, expr.Name):
-        return env[node.id]
-    if isinstance(node, expr.Unary):
-        inner = from_expr(node.operand, env)
-        return neg(inner) if node.negate else inner
-    if isinstance(node, expr.Transpose):
-        return t(from_expr(node.operand, env))
-    if isinstance(node, expr.Power):
-        return power(from_expr(node.base, env), node.exponent)
-    if isinstance(node, expr.Binary):
-        left, right = from_expr(node.left, env), from_expr(node.right, env)
-        return {"+": add, "-": sub, "*": mul, "/": div, "@": matmul}[node.symbol](left, right)
-    if isinstance(node, expr.Call):
-        return fn(node.func, *(from_expr(a, env) for a in node.args), axis=node.axis)
-    raise TypeError(f"unknown expression node {type(node).__name__}")
 
 
 # ----------------------------------------------------------------------------- closed form
@@ -444,7 +344,7 @@ def table_rows(model: Model, term: Term) -> list[LayerRow]:
         leaving = term.layers[level - 1] if level <= len(term.layers) else None  # its weight is W⁽ˡᵉᵛᵉˡ⁾
         weight = "N/A" if leaving is None else (leaving.weight.label if leaving.weight else "I")
         bias = leaving.bias.label if leaving is not None and leaving.bias else None
-        if layer is not None and layer.kind != "dense":
+        if layer is not None and not KINDS[layer.kind].closed_form:
             rows.append(LayerRow(level, weight, bias, layer.kind, "—", "—", "—", layer.kind))
             continue
         z_text = safe_text(z_syms[level - 1]) or "—"
@@ -457,32 +357,39 @@ def table_rows(model: Model, term: Term) -> list[LayerRow]:
     return rows
 
 
+class _NoSymbols(Exception):
+    """The walk reached a layer kind without a closed form."""
+
+
 def _forward_symbols(walker: Walker, term: Term) -> list[Sym]:
-    """z⁽¹⁾ … z⁽ⁿˡ⁾ in closed form (z⁽¹⁾ is the input)."""
-    a = walker.ref(term.input)
-    zs = [a]
-    for layer in term.layers:
-        if layer.kind != "dense":
-            break
-        z = a if layer.weight is None else matmul(walker.ref(layer.weight), a)
-        z = add(z, walker.ref(layer.bias)) if layer.bias is not None else z
-        c = walker.ref(layer.activation.argument) if layer.activation.argument is not None else None
-        a = forward(layer.activation, z, c, walker.custom)
-        zs.append(z)
+    """z⁽¹⁾ … z⁽ⁿˡ⁾ in closed form (z⁽¹⁾ is the input); "—" from the first layer kind without one."""
+    zs = [walker.ref(term.input)]
+
+    def step(layer: Layer, a_in: Sym) -> SymStep:
+        if not KINDS[layer.kind].closed_form:
+            raise _NoSymbols
+        done = walker.layer_forward(layer, a_in)
+        zs.append(done.z)
+        return done
+
+    try:
+        network.walk_forward(term, zs[0], step)
+    except _NoSymbols:
+        pass
     return zs + [Var("—", (1, 1))] * (len(term.layers) + 1 - len(zs))
 
 
 def _f_texts(walker: Walker, layer: Layer | None) -> tuple[str, str, Sym | None]:
-    """f(z), f′(z) as text, and f′ as a symbol in the placeholder z (None for softmax)."""
+    """f(z), f′(z) as text, and f′ as a symbol in the placeholder z (None for a row without one, like softmax)."""
     if layer is None:
         return "z", "1", num(1)
     z = Var("z", layer.out_shape)
     use = layer.activation
-    c = walker.ref(use.argument) if use.argument is not None else None
-    f_text = safe_text(forward(use, z, c, walker.custom)) or "—"
-    if use.row.name == "softmax":
-        return f_text, "diag(a) − a aᵀ per column", None
-    fprime = derivative(use, z, c, walker.custom)
+    c = walker.argument(use)
+    f_text = safe_text(forward(use, z, c)) or "—"
+    if use.row.sym_df is None:
+        return f_text, use.row.df_text, None
+    fprime = derivative(use, z, c)
     return f_text, safe_text(fprime) or "—", fprime
 
 
@@ -529,14 +436,10 @@ def _top_delta_text(walker: Walker, term: Term, layer: Layer | None, level: int,
     name = layer.activation.row.name if layer is not None else "identity"
     scale = ("" if term.coef is None else f"{term.coef.label} • ")
     m = f" / {_columns(term)}" if obj.reduce == "mean" and obj.target is not None else ""
-    if obj.kind == "binary_cross_entropy" and name == "sigmoid":
-        return f"{scale}({a} - {y}){m}"
-    if obj.kind == "cross_entropy" and name == "softmax":
-        body = f"{a} - {y}" if obj.target.name in walker.onehot and not obj.target.transposed \
-            else f"{a} • sum({y}, axis=0) - {y}"
-        return f"{scale}({body}){m}"
-    dJda = {"sum": None, "mean": f"1 / {_size(term)}", "squared_error": f"{a} - {y}",
-            "binary_cross_entropy": f"({a} - {y}) / ({a} • (1 - {a}))", "cross_entropy": f"-{y} / {a}"}[obj.kind]
+    fused = obj.row.fused.get(name)
+    if fused is not None:
+        return f"{scale}({fused.text(a, y, walker.is_onehot(obj.target))}){m}"
+    dJda = obj.row.grad_text(a, y, _size(term))
     if fprime is None:  # softmax on top of another objective
         g = dJda or "1"
         return f"{scale}{a} • (g - sum({a} • g, axis=0)){m}, g = {g}"
@@ -613,7 +516,7 @@ def explain(model: Model) -> Explanation:
     for term in model.terms:
         table = TermTable(term.index, term.input.label, objective_text(term),
                           term.coef.label if term.coef is not None else None, table_rows(model, term))
-        structured = [layer for layer in term.layers if layer.kind != "dense"]
+        structured = [layer for layer in term.layers if not KINDS[layer.kind].closed_form]
         if structured:
             table.note = f"{structured[0].label} is a {structured[0].kind} layer: no closed form in the expression language"
         terms.append(table)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import network, numeric
+from .kinds import KINDS
 from .model import Layer, Model, Objective
 
 # numpy's floating-point errors, as the finding names them. Underflow (to 0) is never a hazard.
@@ -42,44 +43,74 @@ class Finding:
 
 def operation(model: Model, values, where) -> Finding | None:
     """The first floating-point error in `where` (a Layer or Objective of the forward pass; None for the
-    backward pass), re-running that piece with numpy errors raised; None if nothing raises."""
+    backward pass), re-running the walk with numpy errors raised at that piece; None if nothing raises."""
     try:
         with np.errstate(all="ignore"):
             if where is None:
                 return _backward_operation(model, values)
             for term in model.terms:
-                a = term.input.value(values)
-                for layer in term.layers:
-                    if layer is where:
-                        found = _raised(lambda: network.LAYER_KINDS[layer.kind].forward(layer, a, values))
-                        return Finding(found + _domain_note(layer), layer) if found else None
-                    a = network.LAYER_KINDS[layer.kind].forward(layer, a, values).a
-                if term.objective is where:
-                    found = _raised(lambda: network._objective_value(term.objective, a, values))
-                    return Finding(found, term.objective) if found else None
+                found = _forward_operation(term, values, where)
+                if found:
+                    return found
     except Exception:  # noqa: BLE001 - a diagnosis must never turn an error into a crash
         return None
     return None
 
 
-def _backward_operation(model: Model, values) -> Finding | None:
-    """The first layer whose backward step raises, walking each term's layers last to first."""
-    grads = {name: np.zeros_like(values[name], dtype=float) for name in model.param_names}
-    for term in model.terms:
-        trace = network.forward_term(term, values)
-        a_last = trace.layers[-1].a if trace.layers else term.input.value(values)
-        found = _raised(lambda: network._objective_grad(term.objective, a_last, values))
-        if found:
-            return Finding(f"{found}, in the derivative of the objective", term.objective)
-        g, _ = network._objective_grad(term.objective, a_last, values)
-        g = trace.coef * g
-        for lt in reversed(trace.layers):
-            step = network.LAYER_KINDS[lt.layer.kind].backward
-            found = _raised(lambda: step(lt, g, values, {k: v.copy() for k, v in grads.items()}))
-            if found:
-                return Finding(f"{found}, in the derivative of its activation{_domain_note(lt.layer)}", lt.layer)
-            g, _ = step(lt, g, values, grads)
+class _Raised(Exception):
+    """A step of the walk raised a floating-point error: numpy's words, and the piece that raised."""
+
+    def __init__(self, finding: Finding):
+        super().__init__(finding.text)
+        self.finding = finding
+
+
+def _forward_operation(term, values, where) -> Finding | None:
+    """Walk one term forward, raising at `where` (a layer of it, or its objective)."""
+    def step(layer, a_in):
+        compute = lambda: KINDS[layer.kind].forward(layer, a_in, values)  # noqa: E731
+        if layer is where:
+            found = _raised(compute)
+            raise _Raised(Finding(found + _domain_note(layer), layer) if found else None)
+        return compute()
+
+    try:
+        _, a = network.walk_forward(term, term.input.value(values), step)
+    except _Raised as exc:
+        return exc.finding
+    if term.objective is where:
+        found = _raised(lambda: network.objective_value(term.objective, a, values))
+        return Finding(found, term.objective) if found else None
     return None
+
+
+def _backward_operation(model: Model, values) -> Finding | None:
+    """The first step of the backward walk that raises, each term's objective first, then its layers last to first."""
+    grads = {name: np.zeros_like(values[name], dtype=float) for name in model.param_names}
+
+    def objective_step(compute, obj):
+        return _step_or_raise(compute, lambda found: Finding(f"{found}, in the derivative of the objective", obj))
+
+    def layer_step(lt, compute):
+        return _step_or_raise(compute, lambda found: Finding(
+            f"{found}, in the derivative of its activation{_domain_note(lt.layer)}", lt.layer))
+
+    try:
+        for trace in network.forward(model, values):
+            network.backward_term(trace, values, grads, lambda compute: objective_step(compute, trace.term.objective),
+                                  layer_step)
+    except _Raised as exc:
+        return exc.finding
+    return None
+
+
+def _step_or_raise(compute, finding):
+    """compute() with numpy errors raised; a FloatingPointError stops the walk with `finding(numpy's words)`."""
+    try:
+        with np.errstate(**RAISE):
+            return compute()
+    except FloatingPointError as exc:
+        raise _Raised(finding(str(exc))) from None
 
 
 def _domain_note(layer: Layer) -> str:
@@ -101,28 +132,19 @@ def _raised(compute) -> str | None:
 
 
 def boundaries(layer: Layer, values) -> list[Boundary]:
-    """Where this layer's activation is not smooth (kinks) or not defined (domain edges)."""
+    """Where this layer's activation is not smooth (kinks) or not defined (domain edges), from its row."""
     use = layer.activation
     row = use.row
     found = [Boundary(float(k), f"the kink of {row.name} at z = {k:g}", edge=False) for k in row.kinks]
-    if row.name in ("sqrt", "log"):
-        found.append(Boundary(0.0, f"the edge of the domain of {row.name} ({row.domain}) at z = 0", edge=True))
-    if row.name == "power" and use.argument is not None:
-        p = np.asarray(use.argument.value(values), dtype=float)
-        if p.size and not (np.all(p == np.round(p)) and np.all(p >= 0)):
-            found.append(Boundary(0.0, f"z = 0, where {{power: {use.argument.label}}} is not smooth "
-                                       f"(a fractional or negative power)", edge=True))
+    argument = None if use.argument is None else use.argument.value(values)
+    for edge in row.edges(argument):
+        found.append(Boundary(edge.at, edge.describe(row.name, use.label), edge=True))
     return found
 
 
 def objective_boundaries(obj: Objective) -> list[Boundary]:
-    """log in a loss: the last activation must stay inside (0, 1) or above 0."""
-    if obj.kind == "binary_cross_entropy":
-        return [Boundary(0.0, "a = 0, where log(a) in binary_cross_entropy is undefined", edge=True),
-                Boundary(1.0, "a = 1, where log(1 - a) in binary_cross_entropy is undefined", edge=True)]
-    if obj.kind == "cross_entropy":
-        return [Boundary(0.0, "a = 0, where log(a) in cross_entropy is undefined", edge=True)]
-    return []
+    """log in a loss: the last activation must stay inside the loss's domain (from its row)."""
+    return [Boundary(edge.at, edge.what, edge=True) for edge in obj.row.edges]
 
 
 def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float | None,

@@ -9,6 +9,7 @@ import numpy as np
 
 from .activations import Activation
 from .errors import Located
+from .losses import LOSSES, Loss
 from .expr import Expression, Shape
 
 
@@ -82,7 +83,7 @@ class Layer:
     in_shape: Shape
     out_shape: Shape
     place: Place
-    kind: str = "dense"  # a key of network.LAYER_KINDS
+    kind: str = "dense"  # a key of kinds.KINDS
     options: object = None  # kind-specific settings (frozen), e.g. a convolution's geometry
 
     @property
@@ -196,10 +197,15 @@ class RecurrentOptions:
 class Objective:
     """How a term turns its last activation into a number."""
 
-    kind: str  # "sum" | "mean" | "squared_error" | "binary_cross_entropy" | "cross_entropy"
+    kind: str  # a key of losses.LOSSES
     target: Ref | None = None
     reduce: str = "sum"
     place: Place | None = None
+
+    @property
+    def row(self) -> Loss:
+        """The objective's row in the loss table."""
+        return LOSSES[self.kind]
 
     @property
     def label(self) -> str:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import network
+from .kinds import KINDS
+from .trace import activate, discrete_state
 from .model import Layer, Model, Ref, Term
 
 
@@ -59,7 +61,7 @@ def term_uses(term: Term, name: str) -> bool:
 def base_traces(model: Model, values: dict) -> list:
     """The unperturbed forward pass of every term: what each param's perturbations start from."""
     with np.errstate(all="ignore"):
-        return [network.forward_term(t, values) for t in model.terms]
+        return network.forward(model, values)
 
 
 class Perturber:
@@ -70,7 +72,7 @@ class Perturber:
         self.model, self.values, self.name = model, values, name
         self.shape = values[name].shape
         self.traces = traces if traces is not None else base_traces(model, values)
-        self.states = [[_discrete_state(lt.layer, lt.z) for lt in tr.layers] for tr in self.traces]
+        self.states = [[discrete_state(lt.layer, lt.z) for lt in tr.layers] for tr in self.traces]
         self.kind_states = [[_kind_state(lt) for lt in tr.layers] for tr in self.traces]
 
     def per_sample_bytes(self) -> int:
@@ -91,10 +93,10 @@ class Perturber:
             refs = uses(layer, self.name)
             if not started and not refs:
                 continue
-            if not started and layer.kind == "dense" and len(refs) == 1 and refs[0] is not layer.bias:
+            if not started and KINDS[layer.kind].row_patch and len(refs) == 1 and refs[0] is not layer.bias:
                 current, rows_only = m, True  # a row patch starts here
-            elif rows_only and layer.kind == "dense" and not refs and layer.weight is None \
-                    and layer.activation.row.vjp is None:
+            elif rows_only and KINDS[layer.kind].row_patch and not refs and layer.weight is None \
+                    and layer.activation.row.elementwise:
                 current = m
             else:
                 current, rows_only = n * m + (size if refs else 0), False
@@ -178,7 +180,7 @@ class _TermRun:
     def first_use(self, index: int, layer: Layer, refs: list[Ref]):
         """The layer where p first appears: a row patch if p has one row-local role here, else dense."""
         lt = self.trace.layers[index]
-        if self.shortcuts and layer.kind == "dense" and len(refs) == 1:
+        if self.shortcuts and KINDS[layer.kind].row_patch and len(refs) == 1:
             ref = refs[0]
             if ref is layer.weight:  # z = W a: moving W[i, j] adds δ·a[j, :] to row i of z
                 r, c = (self.cols, self.rows) if ref.transposed else (self.rows, self.cols)
@@ -209,7 +211,7 @@ class _TermRun:
 
     def propagate(self, index: int, layer: Layer, state, refs: list[Ref]):
         lt = self.trace.layers[index]
-        if isinstance(state, RowPatch) and layer.kind == "dense" and not refs:
+        if isinstance(state, RowPatch) and KINDS[layer.kind].row_patch and not refs:
             if layer.weight is None:
                 bias = 0.0 if layer.bias is None else np.broadcast_to(layer.bias.value(self.o.values), lt.z.shape)
                 vals = state.vals + (bias[state.rows] if layer.bias is not None else 0.0)
@@ -225,7 +227,7 @@ class _TermRun:
     def dense_layer(self, index: int, layer: Layer, a_in):
         """No shortcut: the layer's own batched forward, with p as a stack if it reads p."""
         values = self.batched_values() if uses(layer, self.o.name) else self.o.values
-        lt = network.LAYER_KINDS[layer.kind].forward(layer, a_in, values)
+        lt = KINDS[layer.kind].forward(layer, a_in, values)
         self.note_kinks(index, layer, lt.z)
         self.note_kind_state(index, lt)
         return lt.a
@@ -242,18 +244,18 @@ class _TermRun:
         row = layer.activation.row
         lt = self.trace.layers[index]
         self.note_kinks(index, layer, z)
-        if row.vjp is not None:  # column-wise (softmax): every row of the column changes
+        if not row.elementwise:  # column-wise (softmax): every row of the column changes
             return row.forward(z.dense(), None)
         arg = lt.argument
         if layer.activation.argument is not None and np.ndim(arg) == 2:
             arg = np.broadcast_to(arg, lt.z.shape)[z.rows]
         elif row.takes_argument and layer.activation.argument is None:  # custom: its env
-            return network._activate(layer, None, z.dense(), self.o.values).a
+            return activate(layer, None, z.dense(), self.o.values).a
         return RowPatch(lt.a, z.rows, row.forward(z.vals, arg))
 
     def activate_dense(self, index: int, layer: Layer, z: np.ndarray):
         self.note_kinks(index, layer, z)
-        return network._activate(layer, None, z, self.o.values).a
+        return activate(layer, None, z, self.o.values).a
 
     def note_kinks(self, index: int, layer: Layer, z) -> None:
         """Flag perturbations whose z lands on the other side of a kink than the base pass."""
@@ -261,10 +263,10 @@ class _TermRun:
         if base_state is None:
             return
         if isinstance(z, RowPatch):
-            moved = _discrete_state(layer, z.vals) != base_state[z.rows]
+            moved = discrete_state(layer, z.vals) != base_state[z.rows]
             self.crossed |= moved.reshape(self.B, -1).any(axis=1)
         else:
-            moved = _discrete_state(layer, z) != base_state
+            moved = discrete_state(layer, z) != base_state
             self.crossed |= np.broadcast_to(moved, (self.B,) + base_state.shape).reshape(self.B, -1).any(axis=1)
 
     # -- the objective
@@ -290,25 +292,15 @@ class _TermRun:
         y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
         if isinstance(state, RowPatch) and not target_moves:
             y_rows = None if y_base is None else y_base[state.rows]
-            change = network.entry_loss(obj, state.vals, y_rows) - network.entry_loss(obj, a_base[state.rows], y_rows)
+            change = obj.row.entry(state.vals, y_rows) - obj.row.entry(a_base[state.rows], y_rows)
         else:
             a_new = state.dense() if isinstance(state, RowPatch) else state
             y_new = obj.target.value(self.batched_values()) if target_moves else y_base
-            change = network.entry_loss(obj, a_new, y_new) - network.entry_loss(obj, a_base, y_base)
+            change = obj.row.entry(a_new, y_new) - obj.row.entry(a_base, y_base)
             change = np.broadcast_to(change, (self.B,) + a_base.shape)
-        return network.objective_scale(obj, a_base.shape) * change.reshape(self.B, -1).sum(axis=1)
+        return obj.row.scale(a_base.shape, obj.reduce) * change.reshape(self.B, -1).sum(axis=1)
 
 
 def _kind_state(lt):
     """A layer kind's discrete choices in a trace (None for kinds without any)."""
-    state = getattr(network.LAYER_KINDS[lt.layer.kind], "state", None)
-    return None if state is None else state(lt)
-
-
-def _discrete_state(layer: Layer, z):
-    """Which side of each kink every z lies on (None for smooth layers)."""
-    kinks = layer.activation.row.kinks
-    if not kinks:
-        return None
-    z = np.real(z)
-    return np.stack([z > k for k in kinks], axis=-1) if len(kinks) > 1 else (z > kinks[0])
+    return KINDS[lt.layer.kind].state(lt)

@@ -1,22 +1,49 @@
-"""The JSON Schema (draft 2020-12) of the spec format, shipped as package data (schema.json).
+"""The JSON Schema (draft 2020-12) of the spec format, built from the rule tables.
 
 Editors use it for completion and validation through a first line such as
-`# yaml-language-server: $schema=gradcheck-spec.schema.json`. It describes structure (keys, kinds
-of values, names of activations, losses and inits); names, shapes and expressions are checked by
-the loader (`gradcheck validate`). tests/test_schema.py keeps the two in agreement.
+`# yaml-language-server: $schema=gradcheck-spec.schema.json` (write it with `gradcheck schema -o`).
+It describes structure (keys, kinds of values, names of activations, losses and inits); names, shapes
+and expressions are checked by the loader (`gradcheck validate`). The parts that name rules (the
+activations, the losses, the layer kinds and their keys) are filled in from the tables, so a new row
+appears here without touching this module; the rest is package data (schema_base.json).
+tests/test_schema.py keeps the schema and the loader in agreement.
 """
 
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from importlib import resources
+from itertools import combinations
+
+from .activations import ACTIVATIONS, WITH_ARGUMENT
+from .kinds import KEYED, KINDS
+from .losses import PLAIN, WITH_TARGET
 
 
 def schema_text() -> str:
-    """The schema file's text."""
-    return resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8")
+    """The schema as the file `gradcheck schema` writes."""
+    return json.dumps(load_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 def load_schema() -> dict:
-    """The schema as a dict."""
-    return json.loads(schema_text())
+    """The schema as a dict: the package's base with every table's names filled in."""
+    return json.loads(_built())
+
+
+@lru_cache(maxsize=1)
+def _built() -> str:
+    schema = json.loads(resources.files(__package__).joinpath("schema_base.json").read_text(encoding="utf-8"))
+    defs = schema["$defs"]
+    layer = defs["layer"]
+    for key in KEYED:
+        layer["properties"][key] = KINDS[key].schema
+    layer["not"]["anyOf"] = [{"required": list(pair)} for pair in combinations(["weight", *KEYED], 2)
+                             if pair[0] != "weight"] + [{"required": ["weight", key]} for key in KEYED]
+    simple, with_argument = defs["activation"]["oneOf"][1:3]
+    simple["enum"] = list(ACTIVATIONS)
+    with_argument["properties"] = {name: {"$ref": "#/$defs/nameOrNumber"} for name in WITH_ARGUMENT}
+    plain, loss = defs["objective"]["oneOf"]
+    plain["enum"] = list(PLAIN)
+    loss["properties"]["loss"]["enum"] = list(WITH_TARGET)
+    return json.dumps(schema)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .expr import FUNCTIONS, Shape, broadcast
+from .expr import FUNCTIONS, Binary, Call, Expr, Name, Power, Shape, Transpose as ExprTranspose, Unary, broadcast
+from .expr import Num as ExprNum
 
 # Precedence, as Python parses the text: + - < * / @ < unary minus < ** < atoms, calls and .T
 ADD, MUL, UNARY, POW, ATOM = 1, 2, 3, 4, 5
@@ -246,6 +247,27 @@ def reduce_to(x: Sym, shape: Shape) -> Sym:
     if rows == 1:
         return fn("sum", x, axis=0)
     return fn("sum", x, axis=1)
+
+
+def from_expr(node: Expr, env: dict[str, Sym]) -> Sym:
+    """A parsed expression (expr.py's tree) as a symbol, names replaced from env."""
+    if isinstance(node, ExprNum):
+        return num(node.value)
+    if isinstance(node, Name):
+        return env[node.id]
+    if isinstance(node, Unary):
+        inner = from_expr(node.operand, env)
+        return neg(inner) if node.negate else inner
+    if isinstance(node, ExprTranspose):
+        return t(from_expr(node.operand, env))
+    if isinstance(node, Power):
+        return power(from_expr(node.base, env), node.exponent)
+    if isinstance(node, Binary):
+        left, right = from_expr(node.left, env), from_expr(node.right, env)
+        return {"+": add, "-": sub, "*": mul, "/": div, "@": matmul}[node.symbol](left, right)
+    if isinstance(node, Call):
+        return fn(node.func, *(from_expr(a, env) for a in node.args), axis=node.axis)
+    raise TypeError(f"unknown expression node {type(node).__name__}")
 
 
 # ----------------------------------------------------------------------------- printing

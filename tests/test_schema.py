@@ -13,8 +13,11 @@ import gradcheck.cli as cli
 from conftest import FIXTURES, ROOT, SPECS
 from gradcheck.activations import ACTIVATIONS, WITH_ARGUMENT
 from gradcheck.schema import load_schema
-from gradcheck.spec import (CHECK_KEYS, CONV_KEYS, INIT_OPTIONS, LAYER_KEYS, LOSSES, METHODS, POOL_KEYS,
-                            RECURRENT_KEYS, TERM_KEYS, TOP_KEYS)
+from gradcheck.kinds.conv import KEYS as CONV_KEYS
+from gradcheck.kinds.maxpool import KEYS as POOL_KEYS
+from gradcheck.kinds.recurrent import KEYS as RECURRENT_KEYS
+from gradcheck.losses import WITH_TARGET as LOSSES
+from gradcheck.spec import CHECK_KEYS, INIT_OPTIONS, LAYER_KEYS, METHODS, TERM_KEYS, TOP_KEYS
 from gradcheck.yamlsrc import parse_yaml
 
 SCHEMA = load_schema()
@@ -60,7 +63,7 @@ def test_cli_prints_the_packaged_schema():
 
 def test_schema_ships_as_package_data():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "schema.json" in pyproject["tool"]["setuptools"]["package-data"]["gradcheck"]
+    assert "schema_base.json" in pyproject["tool"]["setuptools"]["package-data"]["gradcheck"]
     assert "jsonschema" not in " ".join(pyproject["project"]["dependencies"])  # test-only
 
 

@@ -1,0 +1,35 @@
+"""The layer kinds, one module each, with everything about the kind in that module: its spec parser,
+its schema fragment, forward and backward, its footprint, its discrete state (for kinks), whether the
+complex step may pass through it, whether the perturber may carry row patches through it, and its
+symbolic rows for `explain` (or `closed_form = False`).
+
+Adding a layer kind is one module beside these and one entry in KINDS below; a kind that lacks an
+attribute fails when this package is imported.
+"""
+
+from __future__ import annotations
+
+from .conv import Conv
+from .dense import Dense
+from .maxpool import MaxPool
+from .recurrent import Recurrent
+
+REQUIRED = ("key", "schema", "parse", "forward", "backward", "state", "footprint", "analytic", "row_patch",
+            "closed_form", "sym_z", "sym_backward")
+
+
+def _register(*kinds) -> dict:
+    """name -> kind, refusing a kind that leaves out something the engine, explain or the schema needs."""
+    table = {}
+    for kind in kinds:
+        missing = [name for name in REQUIRED if not hasattr(kind, name)]
+        if missing:
+            raise TypeError(f"layer kind {kind.__name__} lacks {', '.join(missing)}")
+        if kind.closed_form and (kind.sym_z is None or kind.sym_backward is None):
+            raise TypeError(f"layer kind {kind.__name__} says it has a closed form but gives no symbols")
+        table["dense" if kind.key is None else kind.key] = kind
+    return table
+
+
+KINDS = _register(Dense, Conv, MaxPool, Recurrent)
+KEYED = tuple(name for name, kind in KINDS.items() if kind.key is not None)  # kinds named by their key in a layer

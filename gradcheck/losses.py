@@ -1,0 +1,126 @@
+"""The objective table: one row per way a term turns its last activation a into a number.
+
+A row holds the per-entry loss L(a, y) with its gradients in a and in the target y, the factor
+before the sum, the same as symbols and table text for `explain`, the edges of a's domain (for
+hazards), and the fused forms after a given activation (the cancellations people write by hand:
+sigmoid then binary cross-entropy gives δ = a − y). Every field is required: a row that leaves one
+out fails when this module is imported.
+
+    J_term = scale(shape, reduce) · Σ_entries L(a, y)
+
+Adding an objective is adding one row to ROWS below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import symbolic as s
+from .suggest import did_you_mean
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A value of a where the loss is undefined (log(0)): stencils must not cross it."""
+
+    at: float
+    what: str  # "a = 0, where log(a) in cross_entropy is undefined"
+
+
+@dataclass(frozen=True)
+class Fused:
+    """δ at z for this loss right after a given activation, written with the cancellation done."""
+
+    sym_delta: Callable  # (a, y, onehot) -> δ as a symbol, before coef and 1/m
+    text: Callable  # (a, y, onehot) -> δ as the UFLDL table writes it, before coef and 1/m
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One objective: numbers, symbols, domain and fused forms together."""
+
+    name: str
+    needs_target: bool
+    entry: Callable  # (a, y) -> L per entry
+    grad_a: Callable  # (a, y) -> ∂L/∂a per entry
+    grad_y: Callable | None  # (a, y) -> ∂L/∂y per entry; None without a target
+    scale: Callable  # (shape, reduce) -> the factor before the sum
+    sym_value: Callable  # (a, y, reduce) -> J_term as a symbol
+    sym_grad_a: Callable  # (a, y, ones_like) -> ∂J_term/∂a as a symbol, before a loss's 1/m
+    sym_grad_y: Callable | None  # (a, y) -> ∂J_term/∂y as a symbol, before the 1/m
+    grad_text: Callable  # (a, y, size) -> ∂J/∂a as table text, or None where it is 1
+    edges: tuple[Edge, ...]
+    fused: dict  # activation name -> Fused
+
+    def __post_init__(self):
+        if self.needs_target != (self.grad_y is not None) or self.needs_target != (self.sym_grad_y is not None):
+            raise TypeError(f"loss {self.name}: a loss with a target gives grad_y and sym_grad_y, one without gives neither")
+
+
+def _per_column(shape, reduce: str) -> float:
+    """A loss's factor: 1/m (m columns, the examples) for reduce: mean, else 1."""
+    return 1.0 / shape[-1] if reduce == "mean" else 1.0
+
+
+def _loss(name, entry, grad_a, grad_y, sym_total, sym_grad_a, sym_grad_y, grad_text, edges=(), fused=None) -> Loss:
+    """A loss with a target; reduce: mean divides by the number of columns."""
+    def sym_value(a, y, reduce):
+        total = sym_total(a, y)
+        return s.div(total, a.shape[1]) if reduce == "mean" else total
+    return Loss(name, True, entry, grad_a, grad_y, _per_column, sym_value, sym_grad_a, sym_grad_y, grad_text,
+                tuple(edges), fused or {})
+
+
+def _bce(a, y):
+    return -y * np.log(a) - (1.0 - y) * np.log1p(-a)
+
+
+def _ce_softmax_delta(a, y, onehot):
+    """Columns of a one-hot Y sum to 1, so a • sum(Y, axis=0) − Y is a − Y."""
+    return s.sub(a, y) if onehot else s.sub(s.mul(a, s.fn("sum", y, axis=0)), y)
+
+
+ROWS: tuple[Loss, ...] = (
+    Loss("sum", False, lambda a, y: a, lambda a, y: np.ones_like(a), None, lambda shape, reduce: 1.0,
+         lambda a, y, reduce: s.fn("sum", a), lambda a, y, ones_like: ones_like(a), None,
+         lambda a, y, size: None, (), {}),
+    Loss("mean", False, lambda a, y: a, lambda a, y: np.ones_like(a), None,
+         lambda shape, reduce: 1.0 / (shape[-2] * shape[-1]),
+         lambda a, y, reduce: s.fn("mean", a), lambda a, y, ones_like: s.div(ones_like(a), a.shape[0] * a.shape[1]),
+         None, lambda a, y, size: f"1 / {size}", (), {}),
+    _loss("squared_error", lambda a, y: 0.5 * np.square(a - y), lambda a, y: a - y, lambda a, y: y - a,
+          lambda a, y: s.mul(0.5, s.fn("sum", s.power(s.sub(a, y), 2))), lambda a, y, ones_like: s.sub(a, y),
+          lambda a, y: s.sub(y, a), lambda a, y, size: f"{a} - {y}"),
+    _loss("binary_cross_entropy", _bce, lambda a, y: (a - y) / (a * (1.0 - a)), lambda a, y: np.log1p(-a) - np.log(a),
+          lambda a, y: s.fn("sum", s.sub(s.mul(s.neg(y), s.fn("log", a)), s.mul(s.sub(1, y), s.fn("log", s.sub(1, a))))),
+          lambda a, y, ones_like: s.div(s.sub(a, y), s.mul(a, s.sub(1, a))),
+          lambda a, y: s.sub(s.fn("log", s.sub(1, a)), s.fn("log", a)),
+          lambda a, y, size: f"({a} - {y}) / ({a} • (1 - {a}))",
+          edges=(Edge(0.0, "a = 0, where log(a) in binary_cross_entropy is undefined"),
+                 Edge(1.0, "a = 1, where log(1 - a) in binary_cross_entropy is undefined")),
+          fused={"sigmoid": Fused(lambda a, y, onehot: s.sub(a, y), lambda a, y, onehot: f"{a} - {y}")}),
+    _loss("cross_entropy", lambda a, y: -y * np.log(a), lambda a, y: -y / a, lambda a, y: -np.log(a),
+          lambda a, y: s.fn("sum", s.mul(s.neg(y), s.fn("log", a))), lambda a, y, ones_like: s.div(s.neg(y), a),
+          lambda a, y: s.neg(s.fn("log", a)), lambda a, y, size: f"-{y} / {a}",
+          edges=(Edge(0.0, "a = 0, where log(a) in cross_entropy is undefined"),),
+          fused={"softmax": Fused(_ce_softmax_delta,
+                                  lambda a, y, onehot: f"{a} - {y}" if onehot else f"{a} • sum({y}, axis=0) - {y}")}),
+)
+
+LOSSES: dict[str, Loss] = {row.name: row for row in ROWS}
+WITH_TARGET: tuple[str, ...] = tuple(row.name for row in ROWS if row.needs_target)
+PLAIN: tuple[str, ...] = tuple(row.name for row in ROWS if not row.needs_target)
+
+
+def unknown_loss(name: str) -> str:
+    """The message for a loss name that is not in the table."""
+    return f'no such loss: "{name}"{did_you_mean(name, WITH_TARGET)}; valid: {", ".join(WITH_TARGET)}'
+
+
+def unknown_objective(name: str) -> str:
+    """The message for an objective written as a bare word that is not in the table."""
+    return (f'no such objective: "{name}"{did_you_mean(name, [*PLAIN, *WITH_TARGET])}; valid: '
+            f'{", ".join(PLAIN)}, or {{loss: ..., target: ...}}')

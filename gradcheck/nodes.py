@@ -1,0 +1,81 @@
+"""Reading the located YAML tree: where a node stands, and what kind of value it must hold."""
+
+from __future__ import annotations
+
+import math
+
+from .model import Place
+from .suggest import did_you_mean
+from .yamlsrc import Node
+
+
+def place_of(node: Node) -> Place:
+    return Place(node.file, node.line, node.col)
+
+
+def key_place(node: Node) -> Place:
+    return Place(node.file, node.key_line or node.line, node.key_col or node.col)
+
+
+def expect_mapping(node: Node, what: str) -> dict[str, Node]:
+    if not isinstance(node.value, dict):
+        raise node.error(f"{what} must be a mapping, not {describe(node.value)}")
+    return node.value
+
+
+def expect_list(node: Node, what: str) -> list[Node]:
+    if not isinstance(node.value, list):
+        raise node.error(f"{what} must be a list, not {describe(node.value)}")
+    return node.value
+
+
+def describe(value) -> str:
+    """A value's kind as users say it."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f'the string "{value[:40]}"'
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def check_keys(mapping: dict[str, Node], allowed, where: str) -> None:
+    """Refuse unknown keys, suggesting the nearest allowed one."""
+    for key, node in mapping.items():
+        if key not in allowed:
+            extra = did_you_mean(key, allowed) or f"; allowed: {', '.join(allowed)}"
+            raise node.key_error(f'unknown key "{key}" in {where}{extra}')
+
+
+def number(node: Node, what: str, positive: bool = False, integer: bool = False) -> float:
+    """A finite number (YAML numbers, including `1e-6` that PyYAML leaves as a string)."""
+    value = node.value
+    if not positive and not integer:  # the common case, first: a literal matrix can hold 300,000 entries
+        if type(value) is float and math.isfinite(value):
+            return value
+        if type(value) is int and -2**53 <= value <= 2**53:
+            return float(value)
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise node.error(f"{what} must be a number, not {describe(node.value)}")
+    if isinstance(value, int) and not integer:
+        try:
+            value = float(value)
+        except OverflowError:
+            raise node.error(f"{what} is too large (a number of {len(str(abs(value)))} digits)") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise node.error(f"{what} must be finite, not {value}")
+    if integer and isinstance(value, float):
+        if value != int(value):
+            raise node.error(f"{what} must be a whole number, not {value}")
+        value = int(value)
+    if positive and value <= 0:
+        raise node.error(f"{what} must be positive, not {value}")
+    return value if integer else float(value)

@@ -1,0 +1,90 @@
+"""What a forward pass records per layer, and the steps every layer kind shares: apply the layer's
+activation, take its derivative, and add a contribution to a gradient (micrograd's `+=`).
+
+Arrays may carry leading batch axes: the finite-difference engine evaluates stacks of perturbed
+values in one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .model import Layer, Ref
+
+
+@dataclass
+class LayerTrace:
+    """What the forward pass computed in one layer (plus whatever its kind needs for backward)."""
+
+    layer: Layer
+    a_in: np.ndarray
+    z: np.ndarray
+    a: np.ndarray
+    argument: object
+    cache: dict = field(default_factory=dict)
+
+
+def argument_of(layer: Layer, values):
+    """The activation's argument: a value, the value env (custom rows), or None."""
+    use = layer.activation
+    if use.argument is not None:
+        return use.argument.value(values)
+    return values if use.row.takes_argument else None
+
+
+def apply(layer: Layer, z, argument):
+    """a = f(z), broadcast to z's shape at least."""
+    out = layer.activation.row.forward(z, argument)
+    if np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
+        out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
+    return out
+
+
+def activate(layer: Layer, a_in, z, values, **cache) -> LayerTrace:
+    """Apply the layer's activation to z and record the trace."""
+    argument = argument_of(layer, values)
+    return LayerTrace(layer, a_in, z, apply(layer, z, argument), argument, cache)
+
+
+def activation_backward(lt: LayerTrace, g, grads):
+    """δ = g·f′(z); a param used as the activation's argument collects g·∂a/∂c."""
+    return activation_step(lt.layer, g, lt.z, lt.a, lt.argument, grads)
+
+
+def activation_step(layer: Layer, g, z, a, argument, grads):
+    """δ = g·f′(z) at one application of the layer's activation (one time step of a recurrent layer)."""
+    row, arg = layer.activation.row, layer.activation.argument
+    if arg is not None and arg.name in grads:
+        accumulate(grads, arg, row.argument_grad(g, z, a, argument))
+    return row.backward(g, z, a, argument)
+
+
+def accumulate(grads: dict, ref: Ref | None, contribution) -> None:
+    """grads[name] += contribution, transposed back for `.T` uses and summed over broadcast axes."""
+    if ref is None or ref.name is None or ref.name not in grads:
+        return
+    contribution = np.asarray(contribution, dtype=float)
+    if ref.transposed:
+        contribution = np.swapaxes(contribution, -1, -2)
+    grads[ref.name] += unbroadcast(contribution, grads[ref.name].shape)
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum g down to `shape`, undoing numpy broadcasting (a bias (n, 1) used over m columns)."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and g.shape[axis] != 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g
+
+
+def discrete_state(layer: Layer, z):
+    """Which side of each kink of the layer's activation every z lies on (None for smooth rows)."""
+    kinks = layer.activation.row.kinks
+    if not kinks:
+        return None
+    z = np.real(z)
+    return np.stack([z > k for k in kinks], axis=-1) if len(kinks) > 1 else (z > kinks[0])
