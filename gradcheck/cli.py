@@ -347,7 +347,8 @@ def explain_command(spec, fmt, output, color, width, emit):
 
 def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> int:
     """Render the explanation (or the emitted code) of one spec; the exit status."""
-    from .explain import emit_python, explain
+    from .emit import emit_python
+    from .explain import explain
     from .spec import build_model, read
     from .symbolic import NoClosedForm
     from .yamlsrc import parse_yaml

@@ -14,6 +14,7 @@ from . import budget, expr, network
 from .activations import ACTIVATIONS, WITH_ARGUMENT, custom, lookup
 from .errors import SpecError
 from .expr import Expression, Shape, Where, broadcast, fmt_shape
+from .exprparse import parse
 from .kinds import KEYED, KINDS
 from .kinds.geometry import Upstream
 from .limits import DEFAULT as DEFAULT_LIMITS
@@ -463,7 +464,7 @@ class _Builder:
     # -- define, expect, check
 
     def expression(self, node: Node, known: set[str], what: str) -> Expression:
-        return expr.parse(node.value, expression_where(node), known, what, self.limits)
+        return parse(node.value, expression_where(node), known, what, self.limits)
 
     def defines(self) -> list[tuple[str, Expression]]:
         if "define" not in self.top:

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 import gradcheck
 import gradcheck.cli as cli
 from conftest import FIXTURES, SPECS
-from gradcheck.explain import emit_python, explain
+from gradcheck.emit import emit_python
+from gradcheck.explain import explain
 from gradcheck.symbolic import NoClosedForm
 
 BUNDLED = sorted(SPECS.glob("*.yaml"))
