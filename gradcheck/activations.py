@@ -178,19 +178,30 @@ ROWS: tuple[Activation, ...] = (
              edges=_power_edges),
 )
 
-ACTIVATIONS: dict[str, Activation] = {row.name: row for row in ROWS if not row.takes_argument}
-WITH_ARGUMENT: dict[str, Activation] = {row.name: row for row in ROWS if row.takes_argument}
+TABLE: dict[str, Activation] = {row.name: row for row in ROWS}  # the one registry every part reads
+
+
+def without_argument() -> dict[str, Activation]:
+    """The rows written by name alone ("tanh"), in table order."""
+    return {name: row for name, row in TABLE.items() if not row.takes_argument}
+
+
+def with_argument() -> dict[str, Activation]:
+    """The rows written with an argument ({scale: c}), in table order."""
+    return {name: row for name, row in TABLE.items() if row.takes_argument}
 
 
 def lookup(name: str, where) -> Activation:
     """The row for `name`, or a located error listing the valid names."""
-    if name in ACTIVATIONS:
-        return ACTIVATIONS[name]
-    if name in WITH_ARGUMENT:
+    row = TABLE.get(name)
+    if row is not None and not row.takes_argument:
+        return row
+    if row is not None:
         raise where.error(f'activation "{name}" needs an argument: write {{{name}: <number or name>}}')
     raise where.error(
-        f'no such activation: "{name}"{did_you_mean(name, [*ACTIVATIONS, *WITH_ARGUMENT])}; valid: '
-        f'{", ".join(ACTIVATIONS)}, {", ".join("{" + k + ": c}" for k in WITH_ARGUMENT)}, or a custom {{f: ..., df: ...}}'
+        f'no such activation: "{name}"{did_you_mean(name, [*without_argument(), *with_argument()])}; valid: '
+        f'{", ".join(without_argument())}, {", ".join("{" + k + ": c}" for k in with_argument())}, or a custom '
+        f'{{f: ..., df: ...}}'
     )
 
 

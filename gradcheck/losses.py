@@ -110,17 +110,25 @@ ROWS: tuple[Loss, ...] = (
                                   lambda a, y, onehot: f"{a} - {y}" if onehot else f"{a} • sum({y}, axis=0) - {y}")}),
 )
 
-LOSSES: dict[str, Loss] = {row.name: row for row in ROWS}
-WITH_TARGET: tuple[str, ...] = tuple(row.name for row in ROWS if row.needs_target)
-PLAIN: tuple[str, ...] = tuple(row.name for row in ROWS if not row.needs_target)
+LOSSES: dict[str, Loss] = {row.name: row for row in ROWS}  # the one registry every part reads
+
+
+def with_target() -> tuple[str, ...]:
+    """Losses written {loss: name, target: y}, in table order."""
+    return tuple(name for name, row in LOSSES.items() if row.needs_target)
+
+
+def plain() -> tuple[str, ...]:
+    """Objectives written as a bare word (sum, mean), in table order."""
+    return tuple(name for name, row in LOSSES.items() if not row.needs_target)
 
 
 def unknown_loss(name: str) -> str:
     """The message for a loss name that is not in the table."""
-    return f'no such loss: "{name}"{did_you_mean(name, WITH_TARGET)}; valid: {", ".join(WITH_TARGET)}'
+    return f'no such loss: "{name}"{did_you_mean(name, with_target())}; valid: {", ".join(with_target())}'
 
 
 def unknown_objective(name: str) -> str:
     """The message for an objective written as a bare word that is not in the table."""
-    return (f'no such objective: "{name}"{did_you_mean(name, [*PLAIN, *WITH_TARGET])}; valid: '
-            f'{", ".join(PLAIN)}, or {{loss: ..., target: ...}}')
+    return (f'no such objective: "{name}"{did_you_mean(name, [*plain(), *with_target()])}; valid: '
+            f'{", ".join(plain())}, or {{loss: ..., target: ...}}')

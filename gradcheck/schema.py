@@ -12,13 +12,12 @@ tests/test_schema.py keeps the schema and the loader in agreement.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from importlib import resources
 from itertools import combinations
 
-from .activations import ACTIVATIONS, WITH_ARGUMENT
+from .activations import with_argument, without_argument
 from .kinds import KEYED, KINDS
-from .losses import PLAIN, WITH_TARGET
+from .losses import plain, with_target
 
 
 def schema_text() -> str:
@@ -28,11 +27,10 @@ def schema_text() -> str:
 
 def load_schema() -> dict:
     """The schema as a dict: the package's base with every table's names filled in."""
-    return json.loads(_built())
+    return _built()
 
 
-@lru_cache(maxsize=1)
-def _built() -> str:
+def _built() -> dict:
     schema = json.loads(resources.files(__package__).joinpath("schema_base.json").read_text(encoding="utf-8"))
     defs = schema["$defs"]
     layer = defs["layer"]
@@ -40,10 +38,10 @@ def _built() -> str:
         layer["properties"][key] = KINDS[key].schema
     layer["not"]["anyOf"] = [{"required": list(pair)} for pair in combinations(["weight", *KEYED], 2)
                              if pair[0] != "weight"] + [{"required": ["weight", key]} for key in KEYED]
-    simple, with_argument = defs["activation"]["oneOf"][1:3]
-    simple["enum"] = list(ACTIVATIONS)
-    with_argument["properties"] = {name: {"$ref": "#/$defs/nameOrNumber"} for name in WITH_ARGUMENT}
-    plain, loss = defs["objective"]["oneOf"]
-    plain["enum"] = list(PLAIN)
-    loss["properties"]["loss"]["enum"] = list(WITH_TARGET)
-    return json.dumps(schema)
+    simple, by_argument = defs["activation"]["oneOf"][1:3]
+    simple["enum"] = list(without_argument())
+    by_argument["properties"] = {name: {"$ref": "#/$defs/nameOrNumber"} for name in with_argument()}
+    bare, loss = defs["objective"]["oneOf"]
+    bare["enum"] = list(plain())
+    loss["properties"]["loss"]["enum"] = list(with_target())
+    return schema

@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 
 from . import budget, expr, network
-from .activations import ACTIVATIONS, WITH_ARGUMENT, custom, lookup
+from .activations import TABLE, custom, lookup, with_argument
 from .errors import SpecError
 from .expr import Expression, Shape, Where, broadcast, fmt_shape
 from .exprparse import parse
@@ -19,7 +19,7 @@ from .kinds import KEYED, KINDS
 from .kinds.geometry import Upstream
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, count, hint
-from .losses import LOSSES, WITH_TARGET, unknown_loss, unknown_objective
+from .losses import LOSSES, unknown_loss, unknown_objective, with_target
 from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Place, Ref, Term
 from .nodes import check_keys, describe, expect_list, expect_mapping, key_place, number, place_of
 from .source import decode, read_bytes
@@ -395,23 +395,23 @@ class _Builder:
 
     def activation(self, node: Node | None, index: int, z_shape: Shape) -> ActivationUse:
         if node is None or node.value is None:
-            return ActivationUse("identity", ACTIVATIONS["identity"])
+            return ActivationUse("identity", TABLE["identity"])
         if isinstance(node.value, str):
             return ActivationUse(node.value, lookup(node.value.strip(), node), place=place_of(node))
         mapping = expect_mapping(node, f"the activation of layer {index}")
         if set(mapping) & {"f", "df"}:
             return self.custom_activation(node, mapping, index, z_shape)
         if len(mapping) != 1:
-            raise node.error(f"an activation with an argument has one key ({', '.join(WITH_ARGUMENT)}), "
+            raise node.error(f"an activation with an argument has one key ({', '.join(with_argument())}), "
                              f"or is custom with keys f and df")
         (name, arg_node), = mapping.items()
-        if name not in WITH_ARGUMENT:
-            takes = "takes no argument" if name in ACTIVATIONS else "is not an activation"
-            raise arg_node.key_error(f'"{name}" {takes}{did_you_mean(name, [*WITH_ARGUMENT, "f", "df"])}; activations '
-                                     f'with an argument: {", ".join(WITH_ARGUMENT)}; custom: {{f: ..., df: ...}}')
+        if name not in with_argument():
+            takes = "takes no argument" if name in TABLE else "is not an activation"
+            raise arg_node.key_error(f'"{name}" {takes}{did_you_mean(name, [*with_argument(), "f", "df"])}; activations '
+                                     f'with an argument: {", ".join(with_argument())}; custom: {{f: ..., df: ...}}')
         argument = self.ref(arg_node, f"the argument of {name}", allow_number=True, allow_transpose=True)
         self.require_fits(arg_node, f"the argument {argument.label} of {name}", self.ref_shape(argument), z_shape)
-        return ActivationUse(f"{{{name}: {argument.label}}}", WITH_ARGUMENT[name], argument, place=place_of(node))
+        return ActivationUse(f"{{{name}: {argument.label}}}", TABLE[name], argument, place=place_of(node))
 
     def custom_activation(self, node: Node, mapping: dict[str, Node], index: int, z_shape: Shape) -> ActivationUse:
         check_keys(mapping, ("f", "df"), f"the custom activation of layer {index}")
@@ -448,9 +448,9 @@ class _Builder:
         mapping = expect_mapping(node, "objective")
         check_keys(mapping, ("loss", "target", "reduce"), "objective")
         if "loss" not in mapping:
-            raise node.error(f"objective needs a loss: one of {', '.join(WITH_TARGET)}")
+            raise node.error(f"objective needs a loss: one of {', '.join(with_target())}")
         loss = self.text(mapping["loss"], "loss")
-        if loss not in WITH_TARGET:
+        if loss not in with_target():
             raise mapping["loss"].error(unknown_loss(loss))
         if "target" not in mapping:
             raise node.error(f'loss "{loss}" needs a target: name the matrix of labels')

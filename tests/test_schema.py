@@ -11,12 +11,12 @@ from click.testing import CliRunner
 import gradcheck
 import gradcheck.cli as cli
 from conftest import FIXTURES, ROOT, SPECS
-from gradcheck.activations import ACTIVATIONS, WITH_ARGUMENT
+from gradcheck.activations import with_argument, without_argument
 from gradcheck.schema import load_schema
 from gradcheck.kinds.conv import KEYS as CONV_KEYS
 from gradcheck.kinds.maxpool import KEYS as POOL_KEYS
 from gradcheck.kinds.recurrent import KEYS as RECURRENT_KEYS
-from gradcheck.losses import WITH_TARGET as LOSSES
+from gradcheck.losses import with_target
 from gradcheck.spec import CHECK_KEYS, INIT_OPTIONS, LAYER_KEYS, METHODS, TERM_KEYS, TOP_KEYS
 from gradcheck.yamlsrc import parse_yaml
 
@@ -156,12 +156,12 @@ def test_enumerations_follow_the_loader():
     assert set(layer["conv"]["properties"]) == set(CONV_KEYS)
     assert set(layer["maxpool"]["properties"]) == set(POOL_KEYS)
     assert set(layer["recurrent"]["properties"]) == set(RECURRENT_KEYS)
-    simple, with_argument, custom = defs["activation"]["oneOf"][1:]
-    assert simple["enum"] == list(ACTIVATIONS)
-    assert set(with_argument["properties"]) == set(WITH_ARGUMENT)
+    simple, by_argument, custom = defs["activation"]["oneOf"][1:]
+    assert simple["enum"] == list(without_argument())
+    assert set(by_argument["properties"]) == set(with_argument())
     assert set(custom["required"]) == {"f", "df"}
     loss = defs["objective"]["oneOf"][1]["properties"]["loss"]["enum"]
-    assert loss == list(LOSSES)
+    assert loss == list(with_target())
     inits = {v["properties"]["init"]["const"] for v in defs["value"]["oneOf"][3]["oneOf"] if "init" in v["properties"]}
     assert inits == set(INIT_OPTIONS)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import ACTIVATIONS
+from ..activations import TABLE
 from ..expr import Shape, fmt_shape
 from ..limits import count, hint
 from ..model import ActivationUse, Layer, RecurrentOptions, Ref
@@ -63,7 +63,7 @@ class Recurrent:
             raise rec["output"].error(f'output must be "last" (h_T) or "all" (h_1..h_T stacked), not "{output}"')
         activation_node = rec.get("activation")
         if activation_node is None:
-            activation = ActivationUse("tanh", ACTIVATIONS["tanh"])  # the classic RNN
+            activation = ActivationUse("tanh", TABLE["tanh"])  # the classic RNN
         else:
             activation = b.activation(activation_node, index, hidden_shape)
         options = RecurrentOptions(wh, wx, bias, init, steps, wh_shape[0], wx_shape[1], output)
