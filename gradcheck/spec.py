@@ -141,7 +141,7 @@ class _Builder:
             raise where.error("the spec declares no params: list at least one under params:")
         terms = self.terms()
         defines = self.defines()
-        expects = self.expects(defines)
+        expects = self.expects()
         name = self.top.get("name")
         model = Model(
             path=self.file,
@@ -330,9 +330,9 @@ class _Builder:
             return out
         if "input" not in self.top:
             raise self.root.error('the spec needs "input" and "layers" (or a list of "terms")')
-        return [self.term(1, self.top, self.root, coef_allowed=False)]
+        return [self.term(1, self.top, self.root)]
 
-    def term(self, index: int, mapping: dict[str, Node], node: Node, coef_allowed: bool = True) -> Term:
+    def term(self, index: int, mapping: dict[str, Node], node: Node) -> Term:
         if "input" not in mapping:
             raise node.error(f'term {index} needs an "input"')
         input_ref = self.ref(mapping["input"], "input", allow_transpose=True)
@@ -350,7 +350,7 @@ class _Builder:
             layers.append(layer)
             shape = layer.out_shape
             image = layer.image if layer.kind != "dense" else (image if layer.weight is None else None)
-        objective = self.objective(mapping.get("objective"), shape, node)
+        objective = self.objective(mapping.get("objective"), shape)
         coef = self.coef(mapping["coef"]) if "coef" in mapping else None
         return Term(index, input_ref, tuple(layers), objective, coef, place_of(node))
 
@@ -435,7 +435,7 @@ class _Builder:
                              df_text=parsed["df"].text, place=place_of(node),
                              expressions=(parsed["f"], parsed["df"]))
 
-    def objective(self, node: Node | None, shape: Shape, term_node: Node) -> Objective:
+    def objective(self, node: Node | None, shape: Shape) -> Objective:
         if node is None:
             return Objective("sum")
         if isinstance(node.value, str):
@@ -481,7 +481,7 @@ class _Builder:
             out.append((name, e))
         return out
 
-    def expects(self, defines) -> list:
+    def expects(self) -> list:
         if "expect" not in self.top:
             return []
         out = []
