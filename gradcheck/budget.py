@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import network, numeric
-from .errors import SpecError
+from .errors import TopOfFile
 from .expr import Name, Num
 from .limits import DEFAULT, Limits, count, hint, size
 from .model import Model
+from .options import BATCH_MEMORY, FULL
 
 BYTES = 8  # float64
 TEMPORARIES = 8  # arrays of one perturbation's size alive at once (as perturb.Perturber sizes its batches)
-BATCH_MEMORY = 256 * 2**20  # bytes the checker gives one batch of perturbed evaluations, at most
 OVERHEAD = 2**20  # bytes of Python objects around the arrays (the model, results, small temporaries)
 
 
@@ -43,13 +43,12 @@ class Estimate:
 
 
 def _method(model: Model) -> str:
-    return getattr(model.check, "method", None) or "central"
+    return model.check.method or "central"
 
 
 def entries_checked(model: Model, size: int) -> int:
     """Entries of a param the spec's own mode evaluates (fast mode may fall back to all of them)."""
-    mode = getattr(model.check, "mode", None) or "full"
-    return min(size, int(mode[7:])) if mode.startswith("sample:") else size
+    return (model.check.mode or FULL).entries(size)
 
 
 def steps(model: Model) -> int:
@@ -166,12 +165,4 @@ def _largest_place(model: Model):
 
 def _at(place, model: Model):
     """Something with `.error()`: the place, or the top of the file."""
-    return place if place is not None else _Top(model.path)
-
-
-class _Top:
-    def __init__(self, path: str):
-        self.path = path
-
-    def error(self, message: str) -> SpecError:
-        return SpecError(message, self.path, 1, 1)
+    return place if place is not None else TopOfFile(model.path)

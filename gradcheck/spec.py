@@ -22,6 +22,7 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, count, hint
 from .model import (ActivationUse, CheckOptions, ConvOptions, Decl, Layer, Model, Objective, Place, PoolOptions,
                     RecurrentOptions, Ref, Term, fmt_image)
+from .options import Mode
 from .yamlsrc import Node, parse_yaml
 
 # The default figures (gradcheck.limits.Limits holds them, with the options that raise them).
@@ -921,9 +922,10 @@ class _Builder:
                    for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
         if "mode" in mapping:
             text = self.text(mapping["mode"], "check.mode")
-            options["mode"] = normalize_mode(text)
-            if options["mode"] is None:
-                raise mapping["mode"].error(f'no such mode: "{text}"; {MODE_HELP}')
+            try:
+                options["mode"] = Mode.parse(text)
+            except ValueError as exc:
+                raise mapping["mode"].error(str(exc)) from None
         if "method" in mapping:
             method = self.text(mapping["method"], "check.method")
             if method not in METHODS:
@@ -932,19 +934,6 @@ class _Builder:
                 raise mapping["method"].error(f'no such method: "{method}"{extra}; valid: {", ".join(METHODS)}')
             options["method"] = method
         return CheckOptions(**options)
-
-
-MODE_HELP = "valid: full, fast, sample:K (K entries per param)"
-
-
-def normalize_mode(text: str) -> str | None:
-    """`full`, `fast` or `sample:K` (K a positive whole number), normalized; None if it is none of them."""
-    text = text.strip()
-    if text in ("full", "fast"):
-        return text
-    if text.startswith("sample:") and text[7:].strip().isdigit() and int(text[7:]) > 0:
-        return f"sample:{int(text[7:])}"
-    return None
 
 
 @dataclass(frozen=True)

@@ -114,17 +114,16 @@ def test_no_color_and_color_flags():
 
 
 def test_a_bug_met_in_one_spec_costs_its_row_and_the_run_exits_2(monkeypatch, tmp_path):
-    import sys
+    import gradcheck.guard as guard
 
-    check_module = sys.modules["gradcheck.check"]  # the package re-exports a function of the same name
-    real = check_module.check
+    real = guard.check  # the check as guard.check_path calls it
 
-    def buggy(spec, **kwargs):
+    def buggy(spec, options=None):
         if spec.path.endswith("b_buggy.yaml"):
             raise ZeroDivisionError("simulated bug")
-        return real(spec, **kwargs)
+        return real(spec, options)
 
-    monkeypatch.setattr(check_module, "check", buggy)
+    monkeypatch.setattr(guard, "check", buggy)
     for name in ("a.yaml", "b_buggy.yaml", "c.yaml"):
         shutil.copy(ICA, tmp_path / name)
     result = CliRunner().invoke(cli.main, ["run", "--format", "json", str(tmp_path)])

@@ -9,10 +9,9 @@ from click.testing import CliRunner
 
 import gradcheck.cli as cli
 from conftest import FIXTURES, SPECS
-from gradcheck.formats import FORMAT_NAMES
+from gradcheck.formats import FORMAT_NAMES, reporter
 from gradcheck.formats.detail import heatmap
 from gradcheck.formats.github import escape_data, escape_property
-from gradcheck.report import REPORTERS
 
 ICA = str(SPECS / "ufldl_ica_reconstruction.yaml")
 WRONG = str(FIXTURES / "wrong" / "two_layer_db2_typo_square.yaml")
@@ -35,7 +34,12 @@ def run(*args, env=None):
 
 
 def test_every_format_name_has_a_reporter():
-    assert set(FORMAT_NAMES) == set(REPORTERS)
+    assert all(callable(reporter(name)) for name in FORMAT_NAMES)
+
+
+def test_an_unknown_format_name_is_refused_by_name():
+    with pytest.raises(ValueError, match='no such format: "x"'):
+        reporter("x")
 
 
 # ----------------------------------------------------------------------------- junit

@@ -74,7 +74,7 @@ AUDIT = textwrap.dedent("""\
     sys.path.insert(0, sys.argv[1])
     from gradcheck.guard import check_one
     from gradcheck.report import render_human, render_json
-    from gradcheck.check import summarize
+    from gradcheck.results import summarize
     import io
     warm = [check_one(p) for p in sys.argv[3:5]]  # lazy imports happen here, before the hook
     render_human(summarize(warm), io.StringIO()); render_json(summarize(warm), io.StringIO())

@@ -164,7 +164,7 @@ def test_complex_step_flags_a_single_entry_off_by_1e9():
     grads = spec.gradient()
     result = gradcheck.check(spec, method="complex-step")
     assert result.status == "pass"
-    from gradcheck.check import judge
+    from gradcheck.verdict import judge
     from gradcheck import numeric
 
     W1 = spec.values["W1"]

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 import gradcheck.cli as cli
 from conftest import FIXTURES, SPECS
 from gradcheck import runner
-from gradcheck.report import REPORTERS
+from gradcheck.batch import collect, execute
+from gradcheck.formats import FORMAT_NAMES, reporter
+from gradcheck.options import RunOptions
 
 PATHS = [str(SPECS), str(FIXTURES / "wrong"), str(FIXTURES / "invalid")]
 
@@ -32,10 +34,10 @@ def reports():
     one, two = run("-j", "1", "--format", "json", *PATHS), run("-j", "2", "--format", "json", *PATHS)
     rendered = {}
     for jobs in (1, 2):
-        result = cli.execute(PATHS, {}, jobs=jobs)
-        for fmt, render in REPORTERS.items():
+        result = execute(PATHS, RunOptions(jobs=jobs))
+        for fmt in FORMAT_NAMES:
             out = io.StringIO()
-            render(result, out)
+            reporter(fmt)(result, out)
             rendered[fmt, jobs] = out.getvalue()
     return one, two, rendered
 
@@ -45,7 +47,7 @@ def test_jobs_2_gives_the_same_report_as_jobs_1(reports):
     assert one.exit_code == two.exit_code == 1
     assert without_seconds(one.stdout) == without_seconds(two.stdout)
     specs = json.loads(two.stdout)["specs"]
-    assert [s["path"] for s in specs] == cli.collect(PATHS) and len(specs) > 40  # path order, whatever finished first
+    assert [s["path"] for s in specs] == collect(PATHS) and len(specs) > 40  # path order, whatever finished first
     assert {s["status"] for s in specs} == {"pass", "fail", "error"}  # bad files cost only their own row
 
 

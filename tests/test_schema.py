@@ -73,7 +73,7 @@ def test_every_loadable_spec_validates(path):
 
 
 def _message(path) -> str:
-    from gradcheck.check import check_path
+    from gradcheck.guard import check_path
 
     return check_path(str(path)).message
 

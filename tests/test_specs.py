@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.check import check_path, compare
+from gradcheck.guard import check_path
+from gradcheck.verdict import compare
 from conftest import FIXTURES, SPECS, first_line_tag
 
 BUNDLED = sorted(SPECS.glob("*.yaml"))
