@@ -24,13 +24,12 @@ from hypothesis import strategies as st
 import gradcheck
 from gradcheck.guard import InternalError, check_one
 from gradcheck.limits import Limits
-from conftest import SPECS
+from conftest import BUNDLED
 
 FUZZ_EXAMPLES = int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "0"))
 # Tight limits keep every accepted case cheap to check; the fuzz is about robustness, not size.
 LIMITS = Limits(elements=20_000, total_elements=60_000, steps=4_000, memory=200 * 10**6, timeout=10)
 SECONDS = 5.0  # "within a few seconds", per case
-BUNDLED = sorted(SPECS.glob("*.yaml"))
 BUNDLED_TREES = {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in BUNDLED}
 
 

@@ -17,13 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-import gradcheck.cli as cli
 from gradcheck.guard import check_one
-from conftest import FIXTURES, ROOT, SPECS
+from conftest import FIXTURES, HOSTILE, ROOT, SPECS, invoke
 
-HOSTILE = Path(__file__).resolve().parent / "hostile"
 CORPUS = sorted(HOSTILE.iterdir())
 WITHOUT_COMMENT = {"utf16_bom.yaml": "1:1: file is UTF-16 encoded; specs must be UTF-8 (save it as UTF-8)"}
 QUICK = 2.0  # seconds: refusals happen before any real work
@@ -195,7 +192,7 @@ def test_a_folder_mixing_hostile_broken_wrong_and_valid_specs_reports_every_vali
 
 
 def _json_run(*paths: str) -> dict:
-    result = CliRunner().invoke(cli.main, ["run", "--format", "json", *paths])
+    result = invoke("run", "--format", "json", *paths)
     assert result.exit_code in (0, 1), result.output
     return json.loads(result.output)
 
@@ -208,7 +205,7 @@ def _env() -> dict:
 def test_control_characters_in_a_file_name_are_escaped_in_the_report(tmp_path):
     spoof = tmp_path / "x\x1b[2J\x1b[32m all PASS\u202e.yaml"
     spoof.write_text((SPECS / "ufldl_ica_reconstruction.yaml").read_text())
-    result = CliRunner().invoke(cli.main, ["run", str(tmp_path)])
+    result = invoke("run", str(tmp_path))
     assert result.exit_code == 0
     assert "\x1b" not in result.output and "\u202e" not in result.output
     assert "x\\x1b[2J\\x1b[32m all PASS\\u202e.yaml" in result.output

@@ -5,11 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import gradcheck
+from conftest import invoke
 from gradcheck import network
-from gradcheck.cli import main
 from gradcheck.perturb import Perturber, term_uses
 
 BUNDLED = sorted(glob.glob("specs/*.yaml"))
@@ -203,11 +202,11 @@ def test_relu_exactly_at_zero_is_a_kink_not_a_failure():
 def test_kinks_are_counted_in_json_and_noted_in_text(tmp_path):
     path = tmp_path / "kink.yaml"
     path.write_text(KINK_SPEC)
-    data = json.loads(CliRunner().invoke(main, ["run", "--format", "json", str(path)]).output)
+    data = json.loads(invoke("run", "--format", "json", str(path)).output)
     param = data["specs"][0]["params"][0]
     assert data["specs"][0]["status"] == "pass"
     assert param["kinks"] == 2 and {e["status"] for e in param["kink_entries"]} == {"kink"}
-    text = CliRunner().invoke(main, ["run", str(path)]).output
+    text = invoke("run", str(path)).output
     assert "2 kinks" in text and "not counted as failures" in text
 
 
@@ -242,9 +241,9 @@ def test_complex_step_refuses_non_analytic_specs(layers, culprit):
 def test_cli_method_mode_and_memory_options(tmp_path):
     ica = "specs/ufldl_ica_reconstruction.yaml"
     for args in (["--method", "richardson"], ["--mode", "fast"], ["--mode", "sample:4"], ["--memory", "1"]):
-        result = CliRunner().invoke(main, ["run", "--format", "json", *args, ica])
+        result = invoke("run", "--format", "json", *args, ica)
         assert result.exit_code == 0, result.output
-    bad = CliRunner().invoke(main, ["run", "--mode", "sometimes", ica])
+    bad = invoke("run", "--mode", "sometimes", ica)
     assert bad.exit_code == 2 and "no such mode" in bad.output
 
 
@@ -259,12 +258,12 @@ def test_sweep_draws_the_v_with_the_chosen_step_near_its_bottom():
 
 
 def test_sweep_cli_human_and_json():
-    human = CliRunner().invoke(main, ["sweep", "specs/ufldl_ica_reconstruction.yaml"])
+    human = invoke("sweep", "specs/ufldl_ica_reconstruction.yaml")
     assert human.exit_code == 0 and "┊ = the step the check uses" in human.output and "●" in human.output
-    data = json.loads(CliRunner().invoke(main, ["sweep", "--format", "json", "specs/ufldl_ica_reconstruction.yaml"]).output)
+    data = json.loads(invoke("sweep", "--format", "json", "specs/ufldl_ica_reconstruction.yaml").output)
     curve = data["params"][0]
     assert curve["param"] == "W" and len(curve["steps"]) == len(curve["errors"]) == 27
-    refused = CliRunner().invoke(main, ["sweep", "--method", "complex-step", "specs/max_pooling.yaml"])
+    refused = invoke("sweep", "--method", "complex-step", "specs/max_pooling.yaml")
     assert refused.exit_code == 1 and "analytic" in refused.output
 
 

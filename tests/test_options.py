@@ -3,11 +3,10 @@
 import pytest
 
 import gradcheck
-from conftest import SPECS
+from conftest import ICA
 from gradcheck import network
 from gradcheck.options import BATCH_MEMORY, FULL, MODE_HELP, Mode, RunOptions
 
-ICA = SPECS / "ufldl_ica_reconstruction.yaml"
 
 
 @pytest.mark.parametrize("text, mode", [("full", FULL), (" fast ", Mode("fast")), ("sample:5", Mode("sample", 5)),

@@ -5,20 +5,14 @@ import json
 import re
 
 import pytest
-from click.testing import CliRunner
 
-import gradcheck.cli as cli
-from conftest import FIXTURES, SPECS
+from conftest import FIXTURES, SPECS, invoke
 from gradcheck import runner
 from gradcheck.batch import collect, execute
 from gradcheck.formats import FORMAT_NAMES, reporter
 from gradcheck.options import RunOptions
 
 PATHS = [str(SPECS), str(FIXTURES / "wrong"), str(FIXTURES / "invalid")]
-
-
-def run(*args):
-    return CliRunner().invoke(cli.main, ["run", *args])
 
 
 def without_seconds(report: str) -> dict:
@@ -31,7 +25,7 @@ def without_seconds(report: str) -> dict:
 @pytest.fixture(scope="module")
 def reports():
     """The CLI's JSON report of PATHS with -j 1 and with -j 2, and both results rendered in every format."""
-    one, two = run("-j", "1", "--format", "json", *PATHS), run("-j", "2", "--format", "json", *PATHS)
+    one, two = invoke("run", "-j", "1", "--format", "json", *PATHS), invoke("run", "-j", "2", "--format", "json", *PATHS)
     rendered = {}
     for jobs in (1, 2):
         result = execute(PATHS, RunOptions(jobs=jobs))
@@ -94,5 +88,5 @@ def test_progress_bar_only_on_a_terminal():
 
 
 def test_cli_progress_stays_off_stdout_and_off_a_non_terminal_stderr():
-    result = run("-j", "1", str(SPECS / "ufldl_ica_reconstruction.yaml"))
+    result = invoke("run", "-j", "1", str(SPECS / "ufldl_ica_reconstruction.yaml"))
     assert result.stderr == "" and "checking" not in result.stdout

@@ -6,11 +6,9 @@ import tomllib
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
 import gradcheck
-import gradcheck.cli as cli
-from conftest import FIXTURES, ROOT, SPECS
+from conftest import FIXTURES, ROOT, SPECS, invoke
 from gradcheck.activations import ACTIVATIONS, WITH_ARGUMENT
 from gradcheck.schema import load_schema
 from gradcheck.spec import (CHECK_KEYS, CONV_KEYS, INIT_OPTIONS, LAYER_KEYS, LOSSES, METHODS, POOL_KEYS,
@@ -54,7 +52,7 @@ def test_schema_is_a_valid_draft_2020_12_schema():
 
 
 def test_cli_prints_the_packaged_schema():
-    result = CliRunner().invoke(cli.main, ["schema"])
+    result = invoke("schema")
     assert result.exit_code == 0 and json.loads(result.stdout) == SCHEMA
 
 
