@@ -66,7 +66,7 @@ def test_elements_per_computed_matrix_a_layer_output_and_an_expression_part():
     e = refusal(layer, Limits(elements=1000))
     assert (e.line, e.col) == (7, 5)
     assert e.message.startswith("the output of layer 1, shape (40, 40), would hold 1,600 numbers; the limit is 1,000")
-    assert loads(layer, Limits(elements=1600)).objective() is not None
+    assert loads(layer, Limits(elements=1600)).model.terms[0].layers[0].out_shape == (40, 40)  # at the limit: loads
     expression = "params:\n  W: {shape: [40, 1]}\ninput: W\ndefine:\n  big: 2 * (W @ W.T) + 1\n"
     e = refusal(expression, Limits(elements=1000))
     assert (e.line, e.col) == (5, 13)  # the @, not the whole expression
