@@ -50,6 +50,7 @@ def test_spec_error_keeps_its_place_across_processes():
     assert (error.file, error.line, error.col, str(error)) == ("f.yaml", 3, 7, "f.yaml:3:7: bad")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["explain", "--help"], ["validate", "--help"]])
 def test_help_imports_neither_numpy_nor_yaml_nor_rich(argv):
     code = ("import sys, contextlib, io\nfrom gradcheck.cli import main\n"

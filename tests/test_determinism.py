@@ -13,6 +13,8 @@ import pytest
 
 from conftest import FIXTURES, HOSTILE, ROOT, SPECS
 
+pytestmark = pytest.mark.slow  # whole runs, repeated in fresh processes
+
 EVERYTHING = [SPECS, FIXTURES / "wrong", FIXTURES / "invalid", HOSTILE]
 TIMING_KEYS = {"seconds", "duration", "elapsed", "time", "timing"}
 

@@ -17,6 +17,7 @@ import os
 import time
 import warnings
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
@@ -25,6 +26,8 @@ import gradcheck
 from gradcheck.guard import InternalError, check_one
 from gradcheck.limits import Limits
 from conftest import BUNDLED
+
+pytestmark = pytest.mark.slow  # fuzzing: many generated cases
 
 FUZZ_EXAMPLES = int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "0"))
 # Tight limits keep every accepted case cheap to check; the fuzz is about robustness, not size.

@@ -93,6 +93,7 @@ AUDIT = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_checking_the_corpus_runs_no_code_imports_nothing_and_opens_only_the_specs(tmp_path):
     """An audit hook watches the whole corpus being checked: no exec, import, process, socket or foreign open."""
     script = tmp_path / "audit.py"
@@ -135,6 +136,7 @@ def test_a_100_mb_file_is_refused_before_reading(tmp_path):
                               f"(raise it with --max-file-size)")
 
 
+@pytest.mark.slow
 def test_a_1_mb_flow_list_is_parsed_quickly(tmp_path):
     """Just under the size limit, the worst shape for a YAML parser: 330,000 tiny flow items."""
     wide = tmp_path / "wide.yaml"
@@ -147,6 +149,7 @@ def test_a_1_mb_flow_list_is_parsed_quickly(tmp_path):
     assert elapsed < 6, f"took {elapsed:.1f} s"
 
 
+@pytest.mark.slow
 def test_symlink_loops_and_a_fifo_in_a_folder_cost_their_own_rows(tmp_path):
     folder = tmp_path / "specs"
     (folder / "sub").mkdir(parents=True)
@@ -167,6 +170,7 @@ def test_symlink_loops_and_a_fifo_in_a_folder_cost_their_own_rows(tmp_path):
         ":1:1: not a regular file (a FIFO); specs are read from regular files only")
 
 
+@pytest.mark.slow
 def test_a_folder_mixing_hostile_broken_wrong_and_valid_specs_reports_every_valid_one_correctly(tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()

@@ -214,6 +214,7 @@ def test_limits_table():
 # W used twice: every perturbation is a dense pass of two 200x150x800 products, 60,000 times.
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not can_time_out(), reason="no SIGALRM here")
 def test_a_runaway_spec_becomes_an_error_row_and_the_batch_goes_on(tmp_path):
     (tmp_path / "a.yaml").write_text(ICA.read_text())
@@ -233,6 +234,7 @@ def _check_in_worker(path: str, seconds: float):
     return check_one(path, Limits(timeout=seconds))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not can_time_out(), reason="no SIGALRM here")
 def test_the_time_limit_works_inside_a_worker_process(tmp_path):
     slow = tmp_path / "slow.yaml"

@@ -19,6 +19,8 @@ import gradcheck.spec
 from gradcheck.guard import check_one
 from conftest import FIXTURES, ICA, ROOT, SLOW, SPECS
 
+pytestmark = pytest.mark.slow  # real processes: signals, pipes, exit codes
+
 # Runs the real CLI; only announces on stderr when it starts checking a spec and when one is done,
 # so the test knows where the batch is (stdout is rendered at the end).
 ANNOUNCING = textwrap.dedent("""\

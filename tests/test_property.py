@@ -10,6 +10,7 @@ differences over ``spec.objective(values=...)``.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, example, given, note, settings
 from hypothesis import strategies as st
 
@@ -194,6 +195,7 @@ objective: {loss: squared_error, target: y, reduce: mean}
 """
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(networks())
 @example(TIED)
@@ -329,6 +331,7 @@ def _min_pool_margin(spec) -> float:
     return min(margins, default=np.inf)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(structured_networks())
 def test_structured_backprop_matches_finite_differences(text):

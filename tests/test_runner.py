@@ -36,6 +36,7 @@ def reports():
     return one, two, rendered
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_same_report_as_jobs_1(reports):
     one, two, _ = reports
     assert one.exit_code == two.exit_code == 1
@@ -45,6 +46,7 @@ def test_jobs_2_gives_the_same_report_as_jobs_1(reports):
     assert {s["status"] for s in specs} == {"pass", "fail", "error"}  # bad files cost only their own row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["human", "junit", "github"])
 def test_jobs_2_renders_identically_in_every_format(reports, fmt):
     _, _, rendered = reports
@@ -52,6 +54,7 @@ def test_jobs_2_renders_identically_in_every_format(reports, fmt):
     assert strip(rendered[fmt, 1]) == strip(rendered[fmt, 2]) and rendered[fmt, 2]
 
 
+@pytest.mark.slow
 def test_workers_limit_blas_threads_before_numpy_loads():
     seen = runner.run_all(runner.worker_environment, ["a", "b", "c"], jobs=2)
     assert len(seen) == 3

@@ -81,6 +81,7 @@ def test_formats():
     assert invoke("validate", "-q", good, bad).stdout.count("VALID") == 1  # quiet: only the invalid one
 
 
+@pytest.mark.slow
 def test_jobs():
     one = json.loads(invoke("validate", "--format", "json", str(FIXTURES / "invalid")).stdout)
     two = json.loads(invoke("validate", "-j", "2", "--format", "json", str(FIXTURES / "invalid")).stdout)
