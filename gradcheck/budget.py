@@ -111,7 +111,7 @@ def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
 
 
 def batch_memory(model: Model, limits: Limits = DEFAULT, wanted: int | None = None) -> int:
-    """The batch budget (at most `wanted`, by default 256 MiB) that keeps the check under the memory limit."""
+    """The batch budget (at most `wanted`, by default options.BATCH_MEMORY) that keeps the check under the memory limit."""
     base = estimate(model, 0).base
     return max(0, min(wanted or BATCH_MEMORY, limits.memory - base))
 

@@ -42,6 +42,12 @@ def test_options_beat_the_spec_which_beats_the_defaults(tmp_path):
     assert overridden.rtol == 1e-4 and overridden.mode == FULL
 
 
+def test_run_options_are_part_of_the_api():
+    assert gradcheck.RunOptions is RunOptions
+    result = gradcheck.check(gradcheck.load(ICA), gradcheck.RunOptions(mode=Mode.parse("fast")))
+    assert result.status == "pass" and str(result.settings.mode) == "fast"
+
+
 def test_options_and_keywords_together_are_refused():
     with pytest.raises(TypeError):
         gradcheck.check(gradcheck.load(ICA), RunOptions(), rtol=1e-5)
