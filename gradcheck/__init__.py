@@ -14,9 +14,10 @@ __version__ = "0.1.0"
 
 from .errors import SpecError  # noqa: E402  (no heavy imports)
 
-__all__ = ["__version__", "assert_gradients", "check", "load", "loads", "Limits", "Spec", "SpecError"]
+__all__ = ["__version__", "assert_gradients", "check", "load", "loads", "Limits", "RunOptions", "Spec", "SpecError"]
 
-_LAZY = {"load": "spec", "loads": "spec", "Spec": "spec", "assert_gradients": "testing", "Limits": "limits"}
+_LAZY = {"load": "spec", "loads": "spec", "Spec": "spec", "assert_gradients": "testing", "Limits": "limits",
+         "RunOptions": "options"}
 
 
 def __getattr__(name: str):

@@ -11,15 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import network, numeric
+from .errors import TopOfFile
 from .kinds import KINDS
-from .errors import SpecError
 from .expr import Name, Num
 from .limits import DEFAULT, Limits, count, hint, size
 from .model import Model
+from .options import BATCH_MEMORY, FULL
 
 BYTES = 8  # float64
 TEMPORARIES = 8  # arrays of one perturbation's size alive at once (as perturb.Perturber sizes its batches)
-BATCH_MEMORY = 256 * 2**20  # bytes the checker gives one batch of perturbed evaluations, at most
 OVERHEAD = 2**20  # bytes of Python objects around the arrays (the model, results, small temporaries)
 
 
@@ -44,13 +44,12 @@ class Estimate:
 
 
 def _method(model: Model) -> str:
-    return getattr(model.check, "method", None) or "central"
+    return model.check.method or "central"
 
 
 def entries_checked(model: Model, size: int) -> int:
     """Entries of a param the spec's own mode evaluates (fast mode may fall back to all of them)."""
-    mode = getattr(model.check, "mode", None) or "full"
-    return min(size, int(mode[7:])) if mode.startswith("sample:") else size
+    return (model.check.mode or FULL).entries(size)
 
 
 def steps(model: Model) -> int:
@@ -113,7 +112,7 @@ def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
 
 
 def batch_memory(model: Model, limits: Limits = DEFAULT, wanted: int | None = None) -> int:
-    """The batch budget (at most `wanted`, by default 256 MiB) that keeps the check under the memory limit."""
+    """The batch budget (at most `wanted`, by default options.BATCH_MEMORY) that keeps the check under the memory limit."""
     base = estimate(model, 0).base
     return max(0, min(wanted or BATCH_MEMORY, limits.memory - base))
 
@@ -167,12 +166,4 @@ def _largest_place(model: Model):
 
 def _at(place, model: Model):
     """Something with `.error()`: the place, or the top of the file."""
-    return place if place is not None else _Top(model.path)
-
-
-class _Top:
-    def __init__(self, path: str):
-        self.path = path
-
-    def error(self, message: str) -> SpecError:
-        return SpecError(message, self.path, 1, 1)
+    return place if place is not None else TopOfFile(model.path)

@@ -1,4 +1,4 @@
-"""The command line: click parses options and hands them to `execute`; reporters render.
+"""The command line: a command parses its flags into one RunOptions, calls `execute`, renders by format name.
 
 Nothing heavy is imported at module level (numpy, yaml and rich load inside the commands), so
 `gradcheck --help` starts fast; benchmarks/startup.py measures it.
@@ -8,188 +8,25 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO
 
 import click
 
 from . import __version__
-from .formats import FORMAT_NAMES
-from .limits import DEFAULT as DEFAULT_LIMITS
-from .limits import EXPRESSION_DEPTH_CEILING, HELP, OPTIONS, parse_size
+from .batch import collect, execute, execute_validate
+from .cli_options import (COLOR_CHOICES, Output, jobs_option, limit_options, limits_from, make_output,
+                          output_options, parse_mode)
+from .formats import reporter
+from .limits import OPTIONS
+from .options import BATCH_MEMORY, METHODS, RunOptions
 
-SPEC_SUFFIXES = (".yaml", ".yml")
-COLOR_CHOICES = {"auto": None, "always": True, "never": False}
 EXIT_INTERNAL = 2  # a usage error, or a bug of ours
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run specs/ | head`)
 
 
-def collect(paths) -> list[str]:
-    """Spec files from files and folders (folders recursively, *.yaml/*.yml, in path order).
-
-    Symlinked folders inside a folder are not followed (no loops); a folder that cannot be listed
-    is returned as a path of its own, so that it gets an error row instead of vanishing.
-    """
-    found: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            for root, dirs, files in os.walk(path, followlinks=False, onerror=lambda e: found.append(e.filename)):
-                dirs.sort()
-                found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(SPEC_SUFFIXES))
-        else:
-            found.append(path)
-    return found
-
-
-def execute(paths, overrides: dict, jobs: int = 1, keep_entries: bool = False, on_done=None, limits=None):
-    """Check every spec under `paths`, in `jobs` processes; one bad file costs only its own row.
-
-    Each spec is checked within `limits` (gradcheck.limits; its time limit included). Ctrl-C raises
-    runner.Interrupted carrying the rows finished before it.
-    """
-    from .check import summarize
-    from .runner import check_task, run_all
-
-    return summarize(run_all(check_task(overrides, keep_entries, limits), collect(paths), jobs, on_done))
-
-
-def execute_validate(paths, jobs: int = 1, on_done=None, limits=None):
-    """Validate every spec under `paths` (structure, names, shapes, expressions; no numbers)."""
-    from .check import summarize
-    from .runner import run_all, validate_task
-
-    return summarize(run_all(validate_task(limits), collect(paths), jobs, on_done))
-
-
-# ----------------------------------------------------------------------------- output options
-
-
-@dataclass(frozen=True)
-class Output:
-    """Where and how a report is written."""
-
-    fmt: str | None = None
-    path: str | None = None
-    color: str = "auto"
-    width: int | None = None
-    quiet: bool = False
-    verbose: bool = False
-
-    @property
-    def format(self) -> str:
-        """The format asked for; else github inside GitHub Actions, else human."""
-        if self.fmt:
-            return self.fmt
-        return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "human"
-
-    def render_options(self, command: str) -> dict:
-        return {"color": COLOR_CHOICES[self.color], "width": self.width, "quiet": self.quiet,
-                "verbose": self.verbose, "command": command}
-
-    @contextmanager
-    def stream(self) -> Iterator[IO[str]]:
-        """stdout, or the -o file (opened at once, so a bad path is a usage error before any work)."""
-        if self.path in (None, "-"):
-            yield sys.stdout
-            return
-        try:
-            handle = open(self.path, "w", encoding="utf-8")
-        except OSError as exc:
-            raise click.BadParameter(f"cannot write {self.path}: {exc.strerror or exc}",
-                                     param_hint="'-o' / '--output'") from None
-        with handle:
-            yield handle
-
-
-def output_options(formats=FORMAT_NAMES, levels: bool = True):
-    """--format, -o, --color, --width (and -q/-v): shared by the commands that print reports."""
-
-    def decorate(command):
-        options = [
-            click.option("--format", "fmt", type=click.Choice(formats),
-                         help=f"Report format: {', '.join(formats)} (default human; github when "
-                              f"GITHUB_ACTIONS=true)." if "github" in formats else "Output format (default human)."),
-            click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout."),
-            click.option("--color", type=click.Choice(list(COLOR_CHOICES)), default="auto", show_default=True,
-                         help="Colour in human output; auto means on a terminal, unless NO_COLOR is set."),
-            click.option("--width", type=click.IntRange(min=40), metavar="N",
-                         help="Line width of human output (default: the terminal's; 200 off a terminal)."),
-        ]
-        if levels:
-            options += [
-                click.option("-q", "--quiet", is_flag=True, help="Only failures, errors and the summary."),
-                click.option("-v", "--verbose", is_flag=True,
-                             help="Also each param's 10 worst entries, and a heatmap of the per-entry error "
-                                  "of a failing param."),
-            ]
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
-
-
-class SizeType(click.ParamType):
-    """A number of bytes, optionally with a K, M or G suffix (decimal)."""
-
-    name = "size"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        try:
-            found = parse_size(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        if found < 1:
-            self.fail("must be at least 1 byte", param, ctx)
-        return found
-
-
-def _limit_type(field: str):
-    if field in ("file_size", "memory"):
-        return SizeType()
-    if field == "timeout":
-        return click.FloatRange(min=0)
-    if field == "expression_depth":
-        return click.IntRange(1, EXPRESSION_DEPTH_CEILING)
-    return click.IntRange(min=1)
-
-
-def limit_options(fields=tuple(OPTIONS)):
-    """One option per resource limit (gradcheck.limits); every refusal names its option."""
-
-    def decorate(command):
-        for field in reversed(fields):
-            option, metavar = OPTIONS[field]
-            default = getattr(DEFAULT_LIMITS, field)
-            shown = f"{default:g}" if isinstance(default, float) else f"{default:,}"
-            command = click.option(option, f"limit_{field}", type=_limit_type(field), default=None, metavar=metavar,
-                                   help=f"{HELP[field]} [default: {shown}]")(command)
-        return command
-
-    return decorate
-
-
-def limits_from(values: dict):
-    """The Limits the command-line options ask for (None keeps a default)."""
-    return DEFAULT_LIMITS.raised(**{k[len("limit_"):]: v for k, v in values.items()})
-
-
-def jobs_option(command):
-    return click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
-                        help="Work in N processes (0: one per CPU); results stay in path order.")(command)
-
-
-def make_output(fmt, output, color, width, quiet=False, verbose=False) -> Output:
-    if quiet and verbose:
-        raise click.UsageError("-q/--quiet and -v/--verbose cannot be used together")
-    return Output(fmt, output, color, width, quiet, verbose)
-
-
 def require_specs(paths) -> list[str]:
+    """The spec files under `paths`; none at all is a usage error."""
     files = collect(paths)
     if not files:
         raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
@@ -202,8 +39,7 @@ def report(run_specs, out: Output, command: str, total: int) -> None:
     Ctrl-C renders the rows finished so far and exits 130; a closed stdout exits 141 quietly; a row
     where gradcheck itself failed (an internal error) is reported with the others, then exits 2.
     """
-    from .check import summarize
-    from .report import reporter
+    from .results import summarize
     from .runner import Interrupted, progress
 
     render = reporter(out.format)
@@ -278,11 +114,12 @@ def main():
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True),
               help="Finite-difference step base; the step is eps·max(1,|θ|) (default cbrt(machine eps)).")
 @click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
-@click.option("--method", type=click.Choice(["central", "richardson", "complex-step"]),
+@click.option("--method", type=click.Choice(METHODS),
               help="Finite-difference method (default central, or the spec's check.method).")
-@click.option("--mode", callback=lambda ctx, p, v: _mode(v), metavar="full|fast|sample:K",
+@click.option("--mode", callback=parse_mode, metavar="full|fast|sample:K",
               help="Check every entry (full, default), K random entries per param, or random directions (fast).")
-@click.option("--memory", type=click.IntRange(min=1), metavar="MB", default=256, show_default=True,
+@click.option("--memory", type=click.IntRange(min=1), metavar="MB", default=BATCH_MEMORY // 2**20,
+              show_default=True,
               help="Memory budget for one batch of perturbed evaluations (less if --max-memory needs it).")
 @limit_options()
 def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, method, mode,
@@ -295,12 +132,10 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
     """
     out = make_output(fmt, output, color, width, quiet, verbose)
     files = require_specs(paths)
-    limits = limits_from(limit_values)
-    overrides = {"rtol": rtol, "atol": atol, "eps": eps, "seed": seed, "method": method, "mode": mode,
-                 "memory": memory * 2**20}
-    keep = out.verbose and out.format == "human"  # per-entry arrays are only drawn by verbose human output
-    report(lambda on_done: execute(paths, overrides, jobs=jobs, keep_entries=keep, on_done=on_done, limits=limits),
-           out, "run", len(files))
+    options = RunOptions(rtol=rtol, atol=atol, eps=eps, seed=seed, method=method, mode=mode, memory=memory * 2**20,
+                         limits=limits_from(limit_values), jobs=jobs,
+                         keep_entries=out.verbose and out.format == "human")  # only verbose human output draws them
+    report(lambda on_done: execute(paths, options, on_done), out, "run", len(files))
 
 
 @main.command()
@@ -317,9 +152,8 @@ def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_val
     """
     out = make_output(fmt, output, color, width, quiet, verbose)
     files = require_specs(paths)
-    limits = limits_from(limit_values)
-    report(lambda on_done: execute_validate(paths, jobs=jobs, on_done=on_done, limits=limits), out, "validate",
-           len(files))
+    options = RunOptions(limits=limits_from(limit_values), jobs=jobs)
+    report(lambda on_done: execute_validate(paths, options, on_done), out, "validate", len(files))
 
 
 @main.command(name="explain")
@@ -397,7 +231,7 @@ def schema(output):
 
 @main.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--method", type=click.Choice(["central", "richardson", "complex-step"]), default="central",
+@click.option("--method", type=click.Choice(METHODS), default="central",
               show_default=True, help="Finite-difference method to sweep.")
 @click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
 @click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
@@ -418,18 +252,6 @@ def sweep(spec, method, fmt, seed):
         click.echo(str(exc), err=True)
         sys.exit(1)
     render_sweep(curves, sys.stdout, fmt, spec)
-
-
-def _mode(value):
-    """Validate --mode early, so a typo is a usage error (exit 2)."""
-    if value is None:
-        return None
-    from .spec import MODE_HELP, normalize_mode
-
-    mode = normalize_mode(value)
-    if mode is None:
-        raise click.BadParameter(f'no such mode: "{value}"; {MODE_HELP}', param_hint="--mode")
-    return mode
 
 
 def entry() -> None:

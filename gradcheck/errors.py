@@ -50,3 +50,10 @@ class Located:
     def error(self, message: str) -> SpecError:
         """A SpecError pointing at this place."""
         return SpecError(message, self.file, self.line, self.col)
+
+
+class TopOfFile(Located):
+    """The first line of a spec file: where a problem without a better place is reported."""
+
+    def __init__(self, file: str):
+        self.file, self.line, self.col = file, 1, 1

@@ -1,4 +1,4 @@
-"""Check one spec file under the run's guards: a per-spec time limit, and memory trouble as a row.
+"""Load and check one spec file under the run's guards: a per-spec time limit, and memory trouble as a row.
 
 The time limit is a SIGALRM interval timer armed around loading and checking one path, so it works
 wherever that path is checked in a main thread: the CLI's loop or a worker process of a pool.
@@ -13,9 +13,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 
-from .check import SpecResult, check_path, error_result
+from . import budget
+from .check import check
 from .errors import SpecError
-from .limits import DEFAULT, Limits, hint, size
+from .limits import Limits, hint, size
+from .options import RunOptions
+from .results import SpecResult, error_result
+from .spec import load
 
 
 class SpecTimeout(BaseException):
@@ -53,26 +57,40 @@ def time_limit(seconds: float | None):
             signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - started), 1e-3))
 
 
-def check_one(path: str, limits: Limits | None = None, **overrides) -> SpecResult:
-    """Load and check one file within the limits; whatever happens, one result row comes back."""
-    limits = limits or DEFAULT
+def check_path(path: str, options: RunOptions | None = None) -> SpecResult:
+    """Load and check one file; a bad file becomes an error result, never an exception."""
+    options = options or RunOptions()
     started = time.perf_counter()
     try:
-        with time_limit(limits.timeout):
-            return check_path(path, limits, **overrides)
+        spec = load(path, options.limits)
+    except SpecError as exc:
+        return error_result(path, exc).timed(started)
+    # --memory is the batch budget asked for; the check gets less if --max-memory needs it
+    memory = budget.batch_memory(spec.model, options.limits, options.memory)
+    return check(spec, replace(options, memory=max(1, memory)))
+
+
+def check_one(path: str, limits: Limits | None = None, options: RunOptions | None = None) -> SpecResult:
+    """Load and check one file within the limits; whatever happens, one result row comes back.
+
+    `limits`, when given, replaces the options' limits (the older way of calling this).
+    """
+    options = options or RunOptions()
+    if limits is not None:
+        options = replace(options, limits=limits)
+    started = time.perf_counter()
+    try:
+        with time_limit(options.limits.timeout):
+            return check_path(path, options)
     except SpecTimeout:
-        message = (f"gave up after {limits.timeout:g} s, the time limit per spec ({hint('timeout')}); "
+        message = (f"gave up after {options.limits.timeout:g} s, the time limit per spec ({hint('timeout')}); "
                    f"the spec may ask for more work than it seems (large params, many layers)")
-        return _row(path, SpecError(message, path, 1, 1), started)
+        return error_result(path, SpecError(message, path, 1, 1)).timed(started)
     except MemoryError:
         message = (f"ran out of memory while checking: the machine had less free memory than the estimate "
-                   f"allowed (the limit is {size(limits.memory)}); use smaller matrices, or lower --max-memory so "
-                   f"that such specs are refused before they start")
-        return _row(path, SpecError(message, path, 1, 1), started)
+                   f"allowed (the limit is {size(options.limits.memory)}); use smaller matrices, or lower "
+                   f"--max-memory so that such specs are refused before they start")
+        return error_result(path, SpecError(message, path, 1, 1)).timed(started)
     except Exception as exc:  # noqa: BLE001 - a bug of ours must not cost the other specs their rows
         message = f"internal error (a bug in gradcheck, please report it): {type(exc).__name__}: {exc}"
-        return _row(path, InternalError(message, path, 1, 1), started)
-
-
-def _row(path: str, error: SpecError, started: float) -> SpecResult:
-    return replace(error_result(path, error), seconds=time.perf_counter() - started)
+        return error_result(path, InternalError(message, path, 1, 1)).timed(started)

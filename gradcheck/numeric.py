@@ -19,7 +19,6 @@ DEFAULT_EPS = float(np.cbrt(MACHINE_EPS))
 RICHARDSON_EPS = float(MACHINE_EPS ** 0.2)
 # Complex step: no subtraction, so the step can be tiny; only truncation (~h²) is left.
 COMPLEX_EPS = 1e-20
-METHODS = ("central", "richardson", "complex-step")
 
 Evaluator = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 

@@ -1,20 +1,26 @@
-"""Render a RunResult by format name; no maths here, only presentation."""
+"""The human and JSON reports of a run, and sweep plots; no maths here, only presentation.
+
+gradcheck.formats maps each format name to its renderer; the shared text helpers are in formats/text.py.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+from typing import IO
 
 import numpy as np
-from typing import IO, Callable
-
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .check import KINK_LIST_LIMIT, Comparison, ParamResult, RunResult, SpecResult
+from .formats.text import (STATUS_STYLE, VALIDATE_STYLE, failure_lines, fmt_entry, fmt_err, fmt_index, fmt_num,
+                           make_console, printable, summary_text, worse_side)
+from .results import ParamResult, RunResult, SpecResult
+from .verdict import Comparison
+
+KINK_LIST_LIMIT = 20  # kink entries listed per param in the JSON report
 
 
 # ----------------------------------------------------------------------------- json
@@ -65,7 +71,7 @@ def spec_json(s: SpecResult) -> dict:
         "message": s.message,
         "objective": s.objective,
         "params": [param_json(p) for p in s.params],
-        "settings": None if st is None else {"method": st.method, "mode": st.mode, "eps": st.eps,
+        "settings": None if st is None else {"method": st.method, "mode": str(st.mode), "eps": st.eps,
                                              "rtol": st.rtol, "atol": st.atol, "seed": st.seed},
         "seconds": round(s.seconds, 6),
     }
@@ -88,37 +94,6 @@ def _json_default(value):
 
 # ----------------------------------------------------------------------------- human
 
-STATUS_STYLE = {"pass": ("PASS", "bold green"), "fail": ("FAIL", "bold red"), "error": ("ERROR", "bold red")}
-
-
-def fmt_err(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1e}"
-
-
-def fmt_num(value: float | None) -> str:
-    return "—" if value is None else f"{value + 0.0:.10g}"  # + 0.0 turns -0.0 into 0
-
-
-def fmt_index(index) -> str:
-    return "—" if index is None else "[" + ", ".join(map(str, index)) + "]"
-
-
-def fmt_entry(c: Comparison) -> str:
-    """The worst index, and for a kernel what it means: '[1, 5] (filter 1, channel 0, row 1, column 2)'."""
-    text = fmt_index(c.worst_index)
-    if c.worst_entry:
-        text += " (" + ", ".join(f"{name} {value}" for name, value in c.worst_entry) + ")"
-    return text
-
-
-def worse_side(p: ParamResult) -> tuple[str, Comparison]:
-    """The comparison that explains the verdict: a failing one first, else the larger error."""
-    sides = [("backprop", p.backprop)] + ([("expect", p.expect)] if p.expect else [])
-    failing = [s for s in sides if not s[1].passed]
-    if failing:
-        return failing[-1] if failing[-1][0] == "expect" and p.backprop.passed else failing[0]
-    return max(sides, key=lambda s: s[1].max_rel_error or 0.0)
-
 
 def spec_table(s: SpecResult) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
@@ -140,31 +115,6 @@ def spec_table(s: SpecResult) -> Table:
     return table
 
 
-def failure_lines(s: SpecResult) -> list[Text]:
-    """One line per failing comparison: analytic and numeric side by side."""
-    lines = []
-    for p in s.params:
-        for side, c in [("backprop", p.backprop), ("expect", p.expect)]:
-            if c is None or c.passed:
-                continue
-            if c.message:
-                lines.append(Text(f"  ✗ {p.name} {side}: {c.message}", style="red"))
-                continue
-            lines.append(Text(
-                f"  ✗ {p.name} {side} vs numeric at {fmt_entry(c)}: analytic {fmt_num(c.analytic)}"
-                f"  numeric {fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs "
-                f"{fmt_err(c.max_abs_error)})", style="red"))
-    return lines
-
-
-def printable(text: str) -> str:
-    """Text safe to show on a terminal: control and bidi characters (say, in a file name) escaped."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
-
-
 def note_lines(s: SpecResult) -> list[Text]:
     """Kinks and mode notes: visible, but not failures."""
     lines = []
@@ -178,9 +128,6 @@ def note_lines(s: SpecResult) -> list[Text]:
         if p.note and p.status == "fail":
             lines.append(Text(f"  note: {p.name}: {p.note}", style="yellow"))
     return lines
-
-
-VALIDATE_STYLE = {"pass": ("VALID", "bold green"), "error": ("INVALID", "bold red")}
 
 
 def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: bool = False,
@@ -202,7 +149,7 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
         return
     if not quiet:
         st = s.settings
-        mode = "" if st.mode == "full" else f", mode {st.mode}"
+        mode = "" if st.mode.kind == "full" else f", mode {st.mode}"
         console.print(Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
                            f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"), soft_wrap=True)
         console.print(spec_table(s))
@@ -218,22 +165,6 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
         console.print()
 
 
-def summary_text(run: RunResult, command: str = "run") -> Text:
-    sm = run.summary
-    text = Text(f"{sm['total']} spec{'s' * (sm['total'] != 1)}: ")
-    if command == "validate":
-        text.append(f"{sm['pass']} valid", style="green" if sm["pass"] else "")
-        text.append(", ")
-        text.append(f"{sm['error']} invalid", style="bold red" if sm["error"] else "")
-        return text
-    text.append(f"{sm['pass']} passed", style="green" if sm["pass"] else "")
-    text.append(", ")
-    text.append(f"{sm['fail']} failed", style="bold red" if sm["fail"] else "")
-    text.append(", ")
-    text.append(f"{sm['error']} error{'s' * (sm['error'] != 1)}", style="bold red" if sm["error"] else "")
-    return text
-
-
 def render_human(run: RunResult, out: IO[str], color: bool | None = None, width: int | None = None,
                  quiet: bool = False, verbose: bool = False, command: str = "run") -> None:
     """Per spec a header and a table; a summary line last. Plain text off a terminal or with NO_COLOR.
@@ -247,42 +178,6 @@ def render_human(run: RunResult, out: IO[str], color: bool | None = None, width:
             continue
         render_spec(console, s, quiet=quiet, verbose=verbose, command=command)
     console.print(summary_text(run, command))
-
-
-class _Console(Console):
-    """rich's Console, but a closed pipe is left to the CLI (rich would exit 1, the code for a failed spec)."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError("the reader of the report went away")
-
-
-def make_console(out: IO[str], color: bool | None, width: int | None) -> Console:
-    """A console that never truncates numbers: off a terminal it is wide and colourless."""
-    terminal = hasattr(out, "isatty") and out.isatty()
-    if color is None:
-        color = terminal and not os.environ.get("NO_COLOR")
-    return _Console(file=out, force_terminal=color, no_color=not color, color_system="auto" if color else None,
-                   width=width or (None if terminal else 200), highlight=False, soft_wrap=False,
-                   emoji=False)
-
-
-def render_junit(run: RunResult, out: IO[str], **options) -> None:
-    """JUnit XML (gradcheck/formats/junit.py)."""
-    from .formats.junit import render_junit as render
-
-    render(run, out, **options)
-
-
-def render_github(run: RunResult, out: IO[str], **options) -> None:
-    """GitHub Actions annotations (gradcheck/formats/github.py)."""
-    from .formats.github import render_github as render
-
-    render(run, out, **options)
-
-
-REPORTERS: dict[str, Callable] = {"human": render_human, "json": render_json, "junit": render_junit,
-                                  "github": render_github}
 
 
 # ----------------------------------------------------------------------------- sweep plots
@@ -338,11 +233,3 @@ def render_sweep(curves, out: IO[str], fmt: str = "human", path: str = "", color
         for line in sweep_plot(curve):
             console.print(Text(line), soft_wrap=True)
         console.print()
-
-
-def reporter(name: str) -> Callable:
-    """The renderer for a format name."""
-    try:
-        return REPORTERS[name]
-    except KeyError:
-        raise ValueError(f'no such format: "{name}"; available: {", ".join(REPORTERS)}') from None

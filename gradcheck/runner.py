@@ -16,7 +16,6 @@ import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import partial
 from typing import IO, Callable, Iterator, Sequence
 
@@ -35,12 +34,12 @@ class Interrupted(KeyboardInterrupt):
         self.total = total
 
 
-def check_file(path: str, overrides: dict, keep_entries: bool = False, limits=None):
-    """Check one spec file (the per-file task of `gradcheck run`), within the limits and time limit."""
+def check_file(path: str, options):
+    """Check one spec file (the per-file task of `gradcheck run`), within the options' limits and time limit."""
     from .guard import check_one
 
-    result = check_one(path, limits, **overrides)
-    return result if keep_entries else without_entries(result)
+    result = check_one(path, options=options)
+    return result if options.keep_entries else result.without_entries()
 
 
 def validate_file(path: str, limits=None):
@@ -48,13 +47,6 @@ def validate_file(path: str, limits=None):
     from .validate import validate_path
 
     return validate_path(path, limits)
-
-
-def without_entries(result):
-    """The result without its per-entry arrays: smaller to send between processes and to keep."""
-    if not result.params or all(p.entries is None for p in result.params):
-        return result
-    return replace(result, params=tuple(replace(p, entries=None) for p in result.params))
 
 
 def resolve_jobs(jobs: int) -> int:
@@ -98,7 +90,9 @@ def run_all(task: Callable, paths: Sequence[str], jobs: int = 1,
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """On Ctrl-C: drop the queued specs and end the running ones now (workers ignore SIGINT themselves)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way to stop a task
+    # The pool's private `_processes` is read (defensively) because concurrent.futures offers no public
+    # way to stop a task that is already running; without it a long spec would run on after Ctrl-C.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
@@ -126,9 +120,9 @@ def worker_environment(_path: str | None = None) -> dict:
             **{var: os.environ.get(var) for var in BLAS_THREAD_VARS}}
 
 
-def check_task(overrides: dict, keep_entries: bool, limits=None) -> Callable:
-    """A picklable per-file task for `run`."""
-    return partial(check_file, overrides=overrides, keep_entries=keep_entries, limits=limits)
+def check_task(options) -> Callable:
+    """A picklable per-file task for `run`, given the run's RunOptions."""
+    return partial(check_file, options=options)
 
 
 def validate_task(limits=None) -> Callable:

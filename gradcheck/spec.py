@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from .nodes import check_keys, describe, expect_list, expect_mapping, key_place,
 from .source import decode, read_bytes
 from .suggest import did_you_mean
 from .values import draw_values
+from .options import METHODS, Mode
 from .yamlsrc import Node, parse_yaml
 
 MAX_SEED = 2**128
@@ -34,7 +34,6 @@ TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", 
 TERM_KEYS = ("input", "layers", "objective", "coef")
 LAYER_KEYS = ("weight", "bias", "activation", *KEYED)
 CHECK_KEYS = ("eps", "rtol", "atol", "mode", "method")
-METHODS = ("central", "richardson", "complex-step")
 INIT_OPTIONS = {
     "normal": {"mean": 0.0, "std": 1.0},
     "uniform": {"low": 0.0, "high": 1.0},
@@ -505,30 +504,17 @@ class _Builder:
                    for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
         if "mode" in mapping:
             text = self.text(mapping["mode"], "check.mode")
-            options["mode"] = normalize_mode(text)
-            if options["mode"] is None:
-                raise mapping["mode"].error(f'no such mode: "{text}"; {MODE_HELP}')
+            try:
+                options["mode"] = Mode.parse(text)
+            except ValueError as exc:
+                raise mapping["mode"].error(str(exc)) from None
         if "method" in mapping:
             method = self.text(mapping["method"], "check.method")
             if method not in METHODS:
-                hint = difflib.get_close_matches(method, list(METHODS), n=1)
-                extra = f' (did you mean "{hint[0]}"?)' if hint else ""
-                raise mapping["method"].error(f'no such method: "{method}"{extra}; valid: {", ".join(METHODS)}')
+                raise mapping["method"].error(f'no such method: "{method}"{did_you_mean(method, METHODS)}; valid: '
+                                              f'{", ".join(METHODS)}')
             options["method"] = method
         return CheckOptions(**options)
-
-
-MODE_HELP = "valid: full, fast, sample:K (K entries per param)"
-
-
-def normalize_mode(text: str) -> str | None:
-    """`full`, `fast` or `sample:K` (K a positive whole number), normalized; None if it is none of them."""
-    text = text.strip()
-    if text in ("full", "fast"):
-        return text
-    if text.startswith("sample:") and text[7:].strip().isdigit() and int(text[7:]) > 0:
-        return f"sample:{int(text[7:])}"
-    return None
 
 
 def expression_where(node: Node) -> Where:

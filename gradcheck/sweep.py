@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import numeric
-from .check import check, relative_errors
-from .perturb import Perturber, base_traces
+from . import network, numeric
+from .check import check
+from .options import FULL, RunOptions
+from .perturb import Perturber
 from .spec import Spec
+from .verdict import relative_errors
 
 
 @dataclass(frozen=True)
@@ -25,14 +27,18 @@ class SweepCurve:
     errors: tuple[float, ...]  # relative error (the check's metric, without the atol floor)
 
 
-def sweep(spec: Spec, method: str = "central", steps: np.ndarray | None = None, **overrides) -> list[SweepCurve]:
+def sweep(spec: Spec, method: str = "central", steps: np.ndarray | None = None,
+          seed: int | None = None) -> list[SweepCurve]:
     """For the worst entry of each param (from a full check), the error at every step in `steps`."""
     steps = np.logspace(-1, -14, 27) if steps is None else np.asarray(steps, dtype=float)
-    result = check(spec, method=method, **{**overrides, "mode": "full"})  # full: it keeps per-entry arrays
+    if seed is not None and seed != spec.model.seed:
+        spec = spec.reseeded(seed)  # the sweep's own points must be the checked ones
+    result = check(spec, RunOptions(method=method, mode=FULL))  # full: it keeps per-entry arrays
     if result.status == "error":
         raise result.error
     values = dict(spec.values)
-    traces = base_traces(spec.model, values)
+    with np.errstate(all="ignore"):
+        traces = network.forward(spec.model, values)  # one base pass, shared by every param's perturber
     curves = []
     for p in result.params:
         index = p.backprop.worst_index or (0, 0)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 
-from .check import ParamResult, SpecResult, check, check_path
-from .report import fmt_err, fmt_index, fmt_num
+from .check import check
+from .formats.text import fmt_err, fmt_index, fmt_num
+from .guard import check_path
+from .options import RunOptions
+from .results import ParamResult, SpecResult
 from .spec import Spec
 
 SHOWN_ENTRIES = 5
@@ -18,13 +21,14 @@ SHOWN_ENTRIES = 5
 def assert_gradients(spec_or_path: Spec | str | os.PathLike, **overrides) -> SpecResult:
     """Check a spec (object or file) and raise AssertionError unless every gradient matches.
 
-    Keyword arguments override the spec's settings: rtol, atol, eps, seed. Returns the result when
-    everything passed, so a test can look further.
+    Keyword arguments override the spec's settings: rtol, atol, eps, seed (also method, mode, memory).
+    Returns the result when everything passed, so a test can look further.
     """
+    options = RunOptions.of(**overrides)
     if isinstance(spec_or_path, Spec):
-        result = check(spec_or_path, **overrides)
+        result = check(spec_or_path, options)
     else:
-        result = check_path(os.fspath(spec_or_path), **overrides)
+        result = check_path(os.fspath(spec_or_path), options)
     if result.status == "error":
         raise AssertionError(f"spec {result.name!r} could not be checked:\n  {result.message}")
     if result.status != "pass":

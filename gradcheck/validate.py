@@ -8,13 +8,12 @@ a failure of that param) is an error here, located at the formula. Nothing is dr
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
-from .check import SpecResult, error_result
 from .errors import SpecError
 from .expr import fmt_shape
 from .limits import Limits
 from .model import Model
+from .results import SpecResult, error_result
 from .spec import build_model, read
 from .yamlsrc import parse_yaml
 
@@ -40,4 +39,4 @@ def validate_path(path: str, limits: Limits | None = None) -> SpecResult:
         result = error_result(path, exc)
     else:
         result = SpecResult(path=path, name=model.name, status="pass")
-    return replace(result, seconds=time.perf_counter() - started)
+    return result.timed(started)

@@ -7,10 +7,8 @@ import sys
 import pytest
 
 import gradcheck
-from conftest import FIXTURES, ROOT, SPECS
+from conftest import FIXTURES, ICA, PAGE_TYPO, ROOT, WRONG
 
-ICA = SPECS / "ufldl_ica_reconstruction.yaml"
-PAGE_TYPO = FIXTURES / "wrong" / "ufldl_ica_page_typo.yaml"
 
 
 def test_assert_gradients_passes_and_returns_the_result():
@@ -52,6 +50,7 @@ def test_spec_error_keeps_its_place_across_processes():
     assert (error.file, error.line, error.col, str(error)) == ("f.yaml", 3, 7, "f.yaml:3:7: bad")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["explain", "--help"], ["validate", "--help"]])
 def test_help_imports_neither_numpy_nor_yaml_nor_rich(argv):
     code = ("import sys, contextlib, io\nfrom gradcheck.cli import main\n"
@@ -62,7 +61,7 @@ def test_help_imports_neither_numpy_nor_yaml_nor_rich(argv):
     assert loaded.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("path", [ICA, PAGE_TYPO, FIXTURES / "wrong" / "two_layer_db2_typo_square.yaml"],
+@pytest.mark.parametrize("path", [ICA, PAGE_TYPO, WRONG],
                          ids=lambda p: p.name)
 def test_per_entry_errors_agree_with_the_comparison(path):
     """The verbose heatmap and worst entries use the same metric as the verdict."""

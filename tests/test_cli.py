@@ -4,22 +4,14 @@ import json
 import shutil
 
 import pytest
-from click.testing import CliRunner
 
 import gradcheck.cli as cli
-from conftest import FIXTURES, SPECS
+from conftest import ICA, INVALID, WRONG, invoke
 
-ICA = str(SPECS / "ufldl_ica_reconstruction.yaml")
-WRONG = str(FIXTURES / "wrong" / "two_layer_db2_typo_square.yaml")
-INVALID = str(FIXTURES / "invalid" / "unknown_activation.yaml")
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(cli.main, ["run", *args], env=env)
 
 
 def test_human_pass_exit_0():
-    result = run(ICA)
+    result = invoke("run", ICA)
     assert result.exit_code == 0, result.output
     assert "ICA reconstruction cost" in result.output and "PASS" in result.output
     assert "1 spec: 1 passed, 0 failed, 0 errors" in result.output
@@ -28,7 +20,7 @@ def test_human_pass_exit_0():
 
 
 def test_human_fail_shows_analytic_and_numeric_side_by_side():
-    result = run(WRONG)
+    result = invoke("run", WRONG)
     assert result.exit_code == 1
     assert "FAIL" in result.output
     line = next(l for l in result.output.splitlines() if "✗ b2" in l)
@@ -39,7 +31,7 @@ def test_invalid_spec_is_located_without_traceback_and_batch_goes_on(tmp_path):
     shutil.copy(INVALID, tmp_path / "a_bad.yaml")
     shutil.copy(ICA, tmp_path / "b_good.yaml")
     (tmp_path / "notes.txt").write_text("not a spec")
-    result = run(str(tmp_path))
+    result = invoke("run", str(tmp_path))
     assert result.exit_code == 1
     assert f"{tmp_path / 'a_bad.yaml'}:6:17: no such activation" in result.output
     assert "Traceback" not in result.output
@@ -47,7 +39,7 @@ def test_invalid_spec_is_located_without_traceback_and_batch_goes_on(tmp_path):
 
 
 def test_json_keys_exactly(tmp_path):
-    result = run("--format", "json", ICA, WRONG, INVALID)
+    result = invoke("run", "--format", "json", ICA, WRONG, INVALID)
     assert result.exit_code == 1
     data = json.loads(result.output)
     assert set(data) == {"version", "specs", "summary"}
@@ -70,32 +62,32 @@ def test_json_keys_exactly(tmp_path):
 def test_expect_shape_mismatch_is_a_failure_naming_both_shapes(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text("params: {W: {shape: [2, 3]}}\ninput: W\nlayers: [{activation: square}]\nexpect: {W: 2 * W.T}\n")
-    data = json.loads(run("--format", "json", str(spec)).output)
+    data = json.loads(invoke("run", "--format", "json", str(spec)).output)
     expect = data["specs"][0]["params"][0]["expect"]
     assert data["specs"][0]["status"] == "fail"
     assert expect["message"] == "expect for W has shape (3, 2) but W has shape (2, 3)"
 
 
 def test_overrides_change_the_settings():
-    strict = json.loads(run("--format", "json", "--rtol", "1e-14", "--atol", "0", ICA).output)
+    strict = json.loads(invoke("run", "--format", "json", "--rtol", "1e-14", "--atol", "0", ICA).output)
     assert strict["specs"][0]["status"] == "fail"  # no central difference is that exact
-    reseeded = json.loads(run("--format", "json", "--seed", "3", ICA).output)
-    default = json.loads(run("--format", "json", ICA).output)
+    reseeded = json.loads(invoke("run", "--format", "json", "--seed", "3", ICA).output)
+    default = json.loads(invoke("run", "--format", "json", ICA).output)
     assert reseeded["specs"][0]["objective"] != default["specs"][0]["objective"]
-    coarse = json.loads(run("--format", "json", "--eps", "1e-2", ICA).output)
+    coarse = json.loads(invoke("run", "--format", "json", "--eps", "1e-2", ICA).output)
     assert coarse["specs"][0]["params"][0]["backprop"]["max_abs_error"] > \
         default["specs"][0]["params"][0]["backprop"]["max_abs_error"]
 
 
 @pytest.mark.parametrize("args", [["--format", "xml", ICA], ["--rtol", "-1", ICA], ["/no/such/path.yaml"], []])
 def test_usage_errors_exit_2(args):
-    result = run(*args)
+    result = invoke("run", *args)
     assert result.exit_code == 2
     assert "Traceback" not in result.output
 
 
 def test_folder_without_specs_exit_2(tmp_path):
-    result = run(str(tmp_path))
+    result = invoke("run", str(tmp_path))
     assert result.exit_code == 2 and "no spec files" in result.output
 
 
@@ -104,30 +96,29 @@ def test_internal_error_exit_2(monkeypatch):
         raise RuntimeError("simulated bug")
 
     monkeypatch.setattr(cli, "execute", boom)
-    result = run(ICA)
+    result = invoke("run", ICA)
     assert result.exit_code == 2
     assert "internal error" in result.output and "simulated bug" in result.output
 
 
 def test_no_color_and_color_flags():
-    assert "\x1b[" not in run(ICA, env={"NO_COLOR": "1"}).output
+    assert "\x1b[" not in invoke("run", ICA, env={"NO_COLOR": "1"}).output
 
 
 def test_a_bug_met_in_one_spec_costs_its_row_and_the_run_exits_2(monkeypatch, tmp_path):
-    import sys
+    import gradcheck.guard as guard
 
-    check_module = sys.modules["gradcheck.check"]  # the package re-exports a function of the same name
-    real = check_module.check
+    real = guard.check  # the check as guard.check_path calls it
 
-    def buggy(spec, **kwargs):
+    def buggy(spec, options=None):
         if spec.path.endswith("b_buggy.yaml"):
             raise ZeroDivisionError("simulated bug")
-        return real(spec, **kwargs)
+        return real(spec, options)
 
-    monkeypatch.setattr(check_module, "check", buggy)
+    monkeypatch.setattr(guard, "check", buggy)
     for name in ("a.yaml", "b_buggy.yaml", "c.yaml"):
         shutil.copy(ICA, tmp_path / name)
-    result = CliRunner().invoke(cli.main, ["run", "--format", "json", str(tmp_path)])
+    result = invoke("run", "--format", "json", str(tmp_path))
     assert result.exit_code == 2
     data = json.loads(result.stdout)
     assert [s["status"] for s in data["specs"]] == ["pass", "error", "pass"]

@@ -11,9 +11,10 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, ROOT, SPECS
+from conftest import FIXTURES, HOSTILE, ROOT, SPECS
 
-HOSTILE = ROOT / "tests" / "hostile"
+pytestmark = pytest.mark.slow  # whole runs, repeated in fresh processes
+
 EVERYTHING = [SPECS, FIXTURES / "wrong", FIXTURES / "invalid", HOSTILE]
 TIMING_KEYS = {"seconds", "duration", "elapsed", "time", "timing"}
 

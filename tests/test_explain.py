@@ -7,17 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 
 import gradcheck
-import gradcheck.cli as cli
-from conftest import FIXTURES, SPECS
+from conftest import BUNDLED, FIXTURES, ICA, SPECS, invoke
 from gradcheck.emit import emit_python
 from gradcheck.explain import explain
 from gradcheck.symbolic import NoClosedForm
 
-BUNDLED = sorted(SPECS.glob("*.yaml"))
-ICA = SPECS / "ufldl_ica_reconstruction.yaml"
 
 # Specs covering every activation, objective and role a param can play (weight, W.T, bias, input,
 # input.T, activation argument, loss target, coef), so that each rule of the derivation is exercised.
@@ -116,7 +112,7 @@ def zoo_spec(name: str, tmp_path: Path) -> Path:
 
 
 def explain_json(path) -> dict:
-    result = CliRunner().invoke(cli.main, ["explain", "--format", "json", str(path)])
+    result = invoke("explain", "--format", "json", str(path))
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -148,7 +144,7 @@ def test_closed_form_round_trips_for_every_bundled_spec(path, tmp_path):
     # conv, maxpool, recurrent: no closed form in the expression language, said for every param they read
     explained = explain_json(path)
     assert all(text is None for text in explained["params"].values()), explained["params"]
-    text = CliRunner().invoke(cli.main, ["explain", str(path)]).output
+    text = invoke("explain", str(path)).output
     assert text.count("no closed form in the expression language") >= len(spec.param_names)
     assert "(not used)" not in text
 
@@ -177,7 +173,7 @@ def assert_emitted_matches_backprop(spec):
 def test_emit_python_computes_j_and_every_gradient(path):
     spec = gradcheck.load(path)
     if any(layer.kind != "dense" for term in spec.model.terms for layer in term.layers):
-        result = CliRunner().invoke(cli.main, ["explain", "--emit", "python", str(path)])
+        result = invoke("explain", "--emit", "python", str(path))
         assert result.exit_code == 1 and "no closed form in the expression language" in result.output
         return
     assert_emitted_matches_backprop(spec)
@@ -196,7 +192,7 @@ def test_emit_python_renames_what_python_cannot_use(tmp_path):
 
 
 def test_emit_python_cli_prints_a_module():
-    result = CliRunner().invoke(cli.main, ["explain", "--emit", "python", str(ICA)])
+    result = invoke("explain", "--emit", "python", str(ICA))
     assert result.exit_code == 0
     assert "import numpy as np" in result.stdout and "def objective_and_gradients(values):" in result.stdout
     assert "grad_W += " in result.stdout
@@ -251,7 +247,7 @@ def test_sparse_coding_gradient_in_s_is_the_pages_result():
 
 
 def test_human_output_pastes_into_expect(tmp_path):
-    result = CliRunner().invoke(cli.main, ["explain", str(ICA)])
+    result = invoke("explain", str(ICA))
     assert result.exit_code == 0
     out = result.stdout
     assert "Term 1: J₁ = sum(a⁽⁵⁾), a⁽¹⁾ = x" in out and "∇W = δ⁽²⁾ a⁽¹⁾ᵀ" in out
@@ -264,9 +260,9 @@ def test_human_output_pastes_into_expect(tmp_path):
 
 def test_invalid_spec_goes_through_the_format():
     bad = FIXTURES / "invalid" / "unknown_activation.yaml"
-    human = CliRunner().invoke(cli.main, ["explain", str(bad)])
+    human = invoke("explain", str(bad))
     assert human.exit_code == 1 and human.stderr.startswith(f"{bad}:6:17: no such activation")
-    as_json = CliRunner().invoke(cli.main, ["explain", "--format", "json", str(bad)])
+    as_json = invoke("explain", "--format", "json", str(bad))
     assert as_json.exit_code == 1 and json.loads(as_json.stdout)["error"].startswith(f"{bad}:6:17:")
 
 
@@ -281,7 +277,7 @@ def test_json_shape():
 def test_expect_block_quotes_what_yaml_would_misread_and_comments_out_what_expect_refuses(tmp_path):
     negative = tmp_path / "negative.yaml"
     negative.write_text("params: {W: {shape: [2, 3]}}\ninput: W\nlayers: [{activation: {scale: -2}}]\n")
-    out = CliRunner().invoke(cli.main, ["explain", str(negative)]).stdout
+    out = invoke("explain", str(negative)).stdout
     assert '  W: "-2 * ones_like(W)"' in out
     pasted = yaml.safe_load(out[out.index("\nexpect:\n") + 1:])["expect"]
     assert gradcheck.check(gradcheck.load(with_expect(negative, pasted, tmp_path / "p.yaml"))).status == "pass"
@@ -290,6 +286,6 @@ def test_expect_block_quotes_what_yaml_would_misread_and_comments_out_what_expec
                     + "  - {weight: W, activation: tanh}\n" * 8)
     data = explain_json(deep)
     assert len(data["params"]["W"]) > 2000 and "expect takes at most 2,000" in data["notes"]["W"]
-    out = CliRunner().invoke(cli.main, ["explain", str(deep)]).stdout
+    out = invoke("explain", str(deep)).stdout
     assert yaml.safe_load(out[out.index("\nexpect:\n") + 1:])["expect"] is None  # all commented out
     assert_emitted_matches_backprop(gradcheck.load(deep))  # --emit python has no length limit

@@ -5,20 +5,12 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-import gradcheck.cli as cli
-from conftest import FIXTURES, SPECS
-from gradcheck.formats import FORMAT_NAMES
+from conftest import FIXTURES, ICA, SHAPE_WRONG, UNKNOWN_KEY, WRONG, YAML_SYNTAX, invoke
+from gradcheck.formats import FORMAT_NAMES, reporter
 from gradcheck.formats.detail import heatmap
 from gradcheck.formats.github import escape_data, escape_property
-from gradcheck.report import REPORTERS
 
-ICA = str(SPECS / "ufldl_ica_reconstruction.yaml")
-WRONG = str(FIXTURES / "wrong" / "two_layer_db2_typo_square.yaml")
-SHAPE_WRONG = str(FIXTURES / "wrong" / "two_layer_db2_typo.yaml")
-YAML_SYNTAX = str(FIXTURES / "invalid" / "yaml_syntax.yaml")
-UNKNOWN_KEY = str(FIXTURES / "invalid" / "unknown_key.yaml")
 
 # J = sum(W²): the gradient 2W is exact, so the numbers in the message are too (3 vs 2, 6 vs 4).
 EXACT = """\
@@ -30,19 +22,20 @@ layers: [{activation: square}]
 """
 
 
-def run(*args, env=None):
-    return CliRunner().invoke(cli.main, ["run", *args], env=env)
-
-
 def test_every_format_name_has_a_reporter():
-    assert set(FORMAT_NAMES) == set(REPORTERS)
+    assert all(callable(reporter(name)) for name in FORMAT_NAMES)
+
+
+def test_an_unknown_format_name_is_refused_by_name():
+    with pytest.raises(ValueError, match='no such format: "x"'):
+        reporter("x")
 
 
 # ----------------------------------------------------------------------------- junit
 
 
 def test_junit_one_testcase_per_spec_with_failure_and_error():
-    result = run("--format", "junit", ICA, WRONG, YAML_SYNTAX)
+    result = invoke("run", "--format", "junit", ICA, WRONG, YAML_SYNTAX)
     assert result.exit_code == 1
     root = ET.fromstring(result.stdout)
     assert root.tag == "testsuites"
@@ -50,7 +43,7 @@ def test_junit_one_testcase_per_spec_with_failure_and_error():
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
     ok, bad, invalid = suite.findall("testcase")
     assert ok.get("classname").endswith("specs.ufldl_ica_reconstruction")
-    assert ok.get("name") == "ICA reconstruction cost" and ok.get("file") == ICA and list(ok) == []
+    assert ok.get("name") == "ICA reconstruction cost" and ok.get("file") == str(ICA) and list(ok) == []
     assert float(ok.get("time")) >= 0
     failure = bad.find("failure")
     assert failure.get("type") == "GradientMismatch"
@@ -67,7 +60,7 @@ def test_junit_escapes_and_strips_what_xml_cannot_carry(tmp_path):
     spec = tmp_path / "ctl\x01.yaml"
     spec.write_text('name: "a <b> & c"\nparams: {W: 1}\ninput: W\nlayers: [{activation: square}]\n'
                     'expect: {W: 3 * W}\n')
-    root = ET.fromstring(run("--format", "junit", str(spec)).stdout)  # parses: escaped, no raw \x01
+    root = ET.fromstring(invoke("run", "--format", "junit", str(spec)).stdout)  # parses: escaped, no raw \x01
     case = root.find("testsuite/testcase")
     assert case.get("name") == "a <b> & c" and case.find("failure") is not None
     assert case.get("file") == str(tmp_path / "ctl\\x01.yaml")
@@ -79,7 +72,7 @@ def test_junit_escapes_and_strips_what_xml_cannot_carry(tmp_path):
 def test_github_lines_exactly(tmp_path):
     exact = tmp_path / "exact.yaml"
     exact.write_text(EXACT)
-    result = run("--format", "github", str(exact), SHAPE_WRONG, YAML_SYNTAX, ICA)
+    result = invoke("run", "--format", "github", str(exact), SHAPE_WRONG, YAML_SYNTAX, ICA)
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         f"::error file={exact},line=4,col=13,title=gradcheck%3A W expect::expect gradient of W disagrees with "
@@ -94,14 +87,14 @@ def test_github_lines_exactly(tmp_path):
 
 def test_github_backprop_failure_points_at_the_declaration():
     path = str(FIXTURES / "wrong" / "custom_cubic_wrong_df.yaml")
-    line = run("--format", "github", "-q", path).stdout.splitlines()
+    line = invoke("run", "--format", "github", "-q", path).stdout.splitlines()
     assert len(line) == 1 and line[0].startswith(f"::error file={path},line=13,col=3,title=gradcheck%3A W backprop::")
 
 
 def test_github_escapes_properties_and_data(tmp_path):
     odd = tmp_path / "a,b:c.yaml"
     odd.write_text("params: {W: 1}\ninput: W\n'x%y': 1\n")
-    lines = run("--format", "github", "-q", str(odd)).stdout.splitlines()
+    lines = invoke("run", "--format", "github", "-q", str(odd)).stdout.splitlines()
     file_property = str(odd).replace(":", "%3A").replace(",", "%2C")
     assert lines == [f"::error file={file_property},line=3,col=1,title=gradcheck%3A invalid spec::"
                      'unknown key "x%25y" in the spec; allowed: name, description, seed, params, data, input, '
@@ -111,14 +104,14 @@ def test_github_escapes_properties_and_data(tmp_path):
 
 
 def test_github_is_chosen_inside_github_actions():
-    result = run(UNKNOWN_KEY, env={"GITHUB_ACTIONS": "true"})
+    result = invoke("run", UNKNOWN_KEY, env={"GITHUB_ACTIONS": "true"})
     assert result.stdout.startswith(f"::error file={UNKNOWN_KEY},line=5,col=1,")
-    assert run("--format", "human", UNKNOWN_KEY, env={"GITHUB_ACTIONS": "true"}).stdout.startswith("unknown_key")
+    assert invoke("run", "--format", "human", UNKNOWN_KEY, env={"GITHUB_ACTIONS": "true"}).stdout.startswith("unknown_key")
 
 
 @pytest.mark.parametrize("fmt", FORMAT_NAMES)
 def test_yaml_syntax_errors_go_through_every_format(fmt):
-    result = run("--format", fmt, YAML_SYNTAX)
+    result = invoke("run", "--format", fmt, YAML_SYNTAX)
     assert result.exit_code == 1 and "Traceback" not in result.output
     out = result.stdout
     if fmt == "json":
@@ -136,13 +129,13 @@ def test_yaml_syntax_errors_go_through_every_format(fmt):
 
 def test_output_file_gets_the_report_and_stdout_nothing(tmp_path):
     target = tmp_path / "report.xml"
-    result = run("--format", "junit", "-o", str(target), ICA, WRONG)
+    result = invoke("run", "--format", "junit", "-o", str(target), ICA, WRONG)
     assert result.exit_code == 1 and result.stdout == ""
     assert ET.parse(target).getroot().find("testsuite").get("failures") == "1"
 
 
 def test_output_to_a_missing_folder_is_a_usage_error(tmp_path):
-    result = run("-o", str(tmp_path / "no" / "such" / "r.json"), ICA)
+    result = invoke("run", "-o", str(tmp_path / "no" / "such" / "r.json"), ICA)
     assert result.exit_code == 2 and "cannot write" in result.output
 
 
@@ -154,12 +147,12 @@ def test_output_to_a_missing_folder_is_a_usage_error(tmp_path):
     (["--color", "always"], {"NO_COLOR": "1"}, True),  # an explicit flag beats the environment
 ])
 def test_color(args, env, coloured):
-    assert ("\x1b[" in run(*args, WRONG, env=env).stdout) is coloured
+    assert ("\x1b[" in invoke("run", *args, WRONG, env=env).stdout) is coloured
 
 
 def test_width_limits_tables():
-    narrow = run("--width", "60", ICA).stdout.splitlines()
-    wide = run("--width", "200", ICA).stdout.splitlines()
+    narrow = invoke("run", "--width", "60", ICA).stdout.splitlines()
+    wide = invoke("run", "--width", "200", ICA).stdout.splitlines()
     rule = [len(line) for line in narrow if "───" in line]
     assert rule and max(rule) <= 60
     assert max(len(line) for line in wide if "───" in line) > 60
@@ -167,14 +160,14 @@ def test_width_limits_tables():
 
 
 def test_quiet_and_verbose_are_exclusive():
-    assert run("-q", "-v", ICA).exit_code == 2
+    assert invoke("run", "-q", "-v", ICA).exit_code == 2
 
 
 # ----------------------------------------------------------------------------- quiet, verbose
 
 
 def test_quiet_shows_failures_and_summary_only():
-    result = run("-q", ICA, WRONG, UNKNOWN_KEY)
+    result = invoke("run", "-q", ICA, WRONG, UNKNOWN_KEY)
     out = result.stdout
     assert "ICA reconstruction cost" not in out and "param   shape" not in out
     assert "✗ b2 expect vs numeric" in out and f"{UNKNOWN_KEY}:5:1" in out
@@ -182,7 +175,7 @@ def test_quiet_shows_failures_and_summary_only():
 
 
 def test_verbose_shows_worst_entries_per_param():
-    out = run("-v", ICA).stdout
+    out = invoke("run", "-v", ICA).stdout
     assert "W backprop: worst 10 of 24 entries" in out and "W expect: worst 10 of 24 entries" in out
     assert "relative error per entry" not in out  # heatmaps are for failing params
 
@@ -212,7 +205,7 @@ expect:
 def test_verbose_heatmap_shows_a_transposed_gradient_as_its_diagonal(tmp_path):
     spec = tmp_path / "transposed.yaml"
     spec.write_text(SQUARE.format(R=0, expect="G.T"))
-    result = run("-v", str(spec))
+    result = invoke("run", "-v", str(spec))
     assert result.exit_code == 1
     cells = _heatmap_rows(result.stdout, 6)
     for i, row in enumerate(cells):
@@ -225,7 +218,7 @@ def test_verbose_heatmap_shows_a_wrong_row_as_a_stripe(tmp_path):
     spec = tmp_path / "row.yaml"
     rows = [[1.0] * 6 if i == 2 else [0.0] * 6 for i in range(6)]
     spec.write_text(SQUARE.format(R=json.dumps(rows), expect="G * (1 + 0.001 * R)"))
-    cells = _heatmap_rows(run("-v", str(spec)).stdout, 6)
+    cells = _heatmap_rows(invoke("run", "-v", str(spec)).stdout, 6)
     assert cells[2] == "▓" * 12  # row 2 off by a relative ~1e-3: between 100·rtol and 1000·rtol
     assert all(row == "·" * 12 for i, row in enumerate(cells) if i != 2)
 

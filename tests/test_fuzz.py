@@ -17,6 +17,7 @@ import os
 import time
 import warnings
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
@@ -24,13 +25,14 @@ from hypothesis import strategies as st
 import gradcheck
 from gradcheck.guard import InternalError, check_one
 from gradcheck.limits import Limits
-from conftest import SPECS
+from conftest import BUNDLED
+
+pytestmark = pytest.mark.slow  # fuzzing: many generated cases
 
 FUZZ_EXAMPLES = int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "0"))
 # Tight limits keep every accepted case cheap to check; the fuzz is about robustness, not size.
 LIMITS = Limits(elements=20_000, total_elements=60_000, steps=4_000, memory=200 * 10**6, timeout=10)
 SECONDS = 5.0  # "within a few seconds", per case
-BUNDLED = sorted(SPECS.glob("*.yaml"))
 BUNDLED_TREES = {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in BUNDLED}
 
 

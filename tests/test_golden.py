@@ -12,11 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import ROOT, invoke
 
-from gradcheck.cli import main
-
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 RUNS = {  # golden file -> the `gradcheck run` arguments that made it
     "specs.json": ["specs"],
@@ -37,13 +34,13 @@ def _without_seconds(report: dict) -> dict:
 
 
 def _run_json(args: list[str]) -> dict:
-    result = CliRunner().invoke(main, ["run", "--format", "json", *args], catch_exceptions=False)
+    result = invoke("run", "--format", "json", *args, catch_exceptions=False)
     return _without_seconds(json.loads(result.output))
 
 
 def _explained(path: Path, emit: bool) -> str:
     args = ["explain", "--emit", "python"] if emit else ["explain", "--format", "json"]
-    result = CliRunner().invoke(main, [*args, str(path.relative_to(ROOT))], catch_exceptions=False)
+    result = invoke(*args, path.relative_to(ROOT), catch_exceptions=False)
     return result.output
 
 
@@ -73,7 +70,7 @@ def remake() -> None:
     import os
     os.chdir(ROOT)
     for golden, args in RUNS.items():
-        result = CliRunner().invoke(main, ["run", "--format", "json", *args])
+        result = invoke("run", "--format", "json", *args)
         (GOLDEN / golden).write_text(result.output)
     for path in EXPLAINED:
         for emit in (False, True):

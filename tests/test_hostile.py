@@ -17,13 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-import gradcheck.cli as cli
 from gradcheck.guard import check_one
-from conftest import FIXTURES, ROOT, SPECS
+from conftest import FIXTURES, HOSTILE, ROOT, SPECS, invoke
 
-HOSTILE = Path(__file__).resolve().parent / "hostile"
 CORPUS = sorted(HOSTILE.iterdir())
 WITHOUT_COMMENT = {"utf16_bom.yaml": "1:1: file is UTF-16 encoded; specs must be UTF-8 (save it as UTF-8)"}
 QUICK = 2.0  # seconds: refusals happen before any real work
@@ -74,7 +71,7 @@ AUDIT = textwrap.dedent("""\
     sys.path.insert(0, sys.argv[1])
     from gradcheck.guard import check_one
     from gradcheck.report import render_human, render_json
-    from gradcheck.check import summarize
+    from gradcheck.results import summarize
     import io
     warm = [check_one(p) for p in sys.argv[3:5]]  # lazy imports happen here, before the hook
     render_human(summarize(warm), io.StringIO()); render_json(summarize(warm), io.StringIO())
@@ -96,6 +93,7 @@ AUDIT = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_checking_the_corpus_runs_no_code_imports_nothing_and_opens_only_the_specs(tmp_path):
     """An audit hook watches the whole corpus being checked: no exec, import, process, socket or foreign open."""
     script = tmp_path / "audit.py"
@@ -138,6 +136,7 @@ def test_a_100_mb_file_is_refused_before_reading(tmp_path):
                               f"(raise it with --max-file-size)")
 
 
+@pytest.mark.slow
 def test_a_1_mb_flow_list_is_parsed_quickly(tmp_path):
     """Just under the size limit, the worst shape for a YAML parser: 330,000 tiny flow items."""
     wide = tmp_path / "wide.yaml"
@@ -150,6 +149,7 @@ def test_a_1_mb_flow_list_is_parsed_quickly(tmp_path):
     assert elapsed < 6, f"took {elapsed:.1f} s"
 
 
+@pytest.mark.slow
 def test_symlink_loops_and_a_fifo_in_a_folder_cost_their_own_rows(tmp_path):
     folder = tmp_path / "specs"
     (folder / "sub").mkdir(parents=True)
@@ -170,6 +170,7 @@ def test_symlink_loops_and_a_fifo_in_a_folder_cost_their_own_rows(tmp_path):
         ":1:1: not a regular file (a FIFO); specs are read from regular files only")
 
 
+@pytest.mark.slow
 def test_a_folder_mixing_hostile_broken_wrong_and_valid_specs_reports_every_valid_one_correctly(tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -195,7 +196,7 @@ def test_a_folder_mixing_hostile_broken_wrong_and_valid_specs_reports_every_vali
 
 
 def _json_run(*paths: str) -> dict:
-    result = CliRunner().invoke(cli.main, ["run", "--format", "json", *paths])
+    result = invoke("run", "--format", "json", *paths)
     assert result.exit_code in (0, 1), result.output
     return json.loads(result.output)
 
@@ -208,7 +209,7 @@ def _env() -> dict:
 def test_control_characters_in_a_file_name_are_escaped_in_the_report(tmp_path):
     spoof = tmp_path / "x\x1b[2J\x1b[32m all PASS\u202e.yaml"
     spoof.write_text((SPECS / "ufldl_ica_reconstruction.yaml").read_text())
-    result = CliRunner().invoke(cli.main, ["run", str(tmp_path)])
+    result = invoke("run", str(tmp_path))
     assert result.exit_code == 0
     assert "\x1b" not in result.output and "\u202e" not in result.output
     assert "x\\x1b[2J\\x1b[32m all PASS\\u202e.yaml" in result.output

@@ -5,10 +5,8 @@ import shlex
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-import gradcheck.cli as cli
-from conftest import FIXTURES, ROOT, SPECS
+from conftest import ICA, ROOT, UNKNOWN_KEY, invoke
 
 HOOKS = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
 
@@ -32,7 +30,7 @@ def test_files_pattern_matches_specs_folders_only(hook):
 @pytest.mark.parametrize("hook", HOOKS, ids=lambda h: h["id"])
 def test_entry_runs_on_the_changed_files(hook):
     args = shlex.split(hook["entry"])[1:]
-    good = CliRunner().invoke(cli.main, args + [str(SPECS / "ufldl_ica_reconstruction.yaml")])
+    good = invoke(*args, ICA)
     assert good.exit_code == 0, good.output
-    bad = CliRunner().invoke(cli.main, args + [str(FIXTURES / "invalid" / "unknown_key.yaml")])
+    bad = invoke(*args, UNKNOWN_KEY)
     assert bad.exit_code == 1 and "unknown key" in bad.output

@@ -17,9 +17,10 @@ import pytest
 
 import gradcheck.spec
 from gradcheck.guard import check_one
-from conftest import FIXTURES, ROOT, SLOW, SPECS
+from conftest import FIXTURES, ICA, ROOT, SLOW, SPECS
 
-ICA = SPECS / "ufldl_ica_reconstruction.yaml"
+pytestmark = pytest.mark.slow  # real processes: signals, pipes, exit codes
+
 # Runs the real CLI; only announces on stderr when it starts checking a spec and when one is done,
 # so the test knows where the batch is (stdout is rendered at the end).
 ANNOUNCING = textwrap.dedent("""\

@@ -10,6 +10,7 @@ differences over ``spec.objective(values=...)``.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, example, given, note, settings
 from hypothesis import strategies as st
 
@@ -73,84 +74,82 @@ def networks(draw):
     weights: list[tuple[str, int, int, float]] = []  # name, rows, cols, bound
     layers: list[str] = []
     for i in range(depth):
-        keys: list[str] = []
-        options = ["new", "new", "none"]
-        as_is = [w for w in weights if w[2] == n]  # W maps cols -> rows
-        transposed = [w for w in weights if w[1] == n]  # W.T maps rows -> cols
-        if as_is:
-            options.append("reuse")
-        if transposed:
-            options += ["reuse_T", "reuse_T"]
-        choice = draw(st.sampled_from(options))
-        if choice == "new":
-            k = draw(st.one_of(st.just(n), st.integers(1, MAX_WIDTH)))
-            name = f"W{i}"
-            text, wb = draw(matrix(k, n))
-            params[name] = text
-            weights.append((name, k, n, wb))
-            keys.append(f"weight: {name}")
-            zb, n = n * wb * bound, k
-        elif choice == "reuse":
-            name, rows, cols, wb = draw(st.sampled_from(as_is))
-            keys.append(f"weight: {name}")
-            zb, n = cols * wb * bound, rows
-        elif choice == "reuse_T":
-            name, rows, cols, wb = draw(st.sampled_from(transposed))
-            keys.append(f"weight: {name}.T")
-            zb, n = rows * wb * bound, cols
-        else:
-            zb = bound
+        keys, zb, n = _draw_weight(draw, i, n, bound, params, weights)
         if draw(st.booleans()):
             name = f"b{i}"
             text, bb = draw(matrix(n, 1))
             params[name] = text
             keys.append(f"bias: {name}")
             zb += bb
-
-        acts = list(SIMPLE_ACTIVATIONS) + ["add", "scale"]
-        if zb <= 4:
-            acts.append("exp")
-        if zb <= 20:
-            acts.append("square")
-        act = draw(st.sampled_from(acts))
-        if act == "add":
-            c = draw(CONSTANTS)
-            keys.append(f"activation: {{add: {fmt(c)}}}")
-            bound = zb + abs(c)
-        elif act == "scale":
-            c = draw(CONSTANTS)
-            keys.append(f"activation: {{scale: {fmt(c)}}}")
-            bound = zb * abs(c)
-        elif act == "identity":
-            if draw(st.booleans()):  # identity is the default
-                keys.append("activation: identity")
-            bound = zb
-        else:
-            keys.append(f"activation: {act}")
-            if act == "exp":
-                bound = float(np.exp(zb))  # only offered for zb <= 4
-            elif act == "square":
-                bound = zb * zb
-            elif act == "softplus":
-                bound = zb + 1.0
-            else:  # sigmoid, tanh, softmax
-                bound = 1.0
+        bound = _draw_activation(draw, zb, keys)
         layers.append("  - {" + ", ".join(keys) + "}")
 
     if not params:
         params["x"] = data.pop("x")
+    objective = _draw_objective(draw, n, m, data)
+    return _network_yaml(seed, params, data, layers, objective)
 
+
+def _draw_weight(draw, i: int, n: int, bound: float, params: dict, weights: list):
+    """A layer's weight (new, reused, reused transposed, or none): its keys, the bound on |z|, the new width."""
+    as_is = [w for w in weights if w[2] == n]  # W maps cols -> rows
+    transposed = [w for w in weights if w[1] == n]  # W.T maps rows -> cols
+    options = ["new", "new", "none"] + (["reuse"] if as_is else []) + (["reuse_T", "reuse_T"] if transposed else [])
+    choice = draw(st.sampled_from(options))
+    if choice == "new":
+        k = draw(st.one_of(st.just(n), st.integers(1, MAX_WIDTH)))
+        name = f"W{i}"
+        text, wb = draw(matrix(k, n))
+        params[name] = text
+        weights.append((name, k, n, wb))
+        return [f"weight: {name}"], n * wb * bound, k
+    if choice == "reuse":
+        name, rows, cols, wb = draw(st.sampled_from(as_is))
+        return [f"weight: {name}"], cols * wb * bound, rows
+    if choice == "reuse_T":
+        name, rows, cols, wb = draw(st.sampled_from(transposed))
+        return [f"weight: {name}.T"], rows * wb * bound, cols
+    return [], bound, n
+
+
+def _draw_activation(draw, zb: float, keys: list) -> float:
+    """An activation that keeps values moderate given |z| <= zb; appends its key, returns the bound on |a|."""
+    acts = list(SIMPLE_ACTIVATIONS) + ["add", "scale"]
+    if zb <= 4:
+        acts.append("exp")
+    if zb <= 20:
+        acts.append("square")
+    act = draw(st.sampled_from(acts))
+    if act in ("add", "scale"):
+        c = draw(CONSTANTS)
+        keys.append(f"activation: {{{act}: {fmt(c)}}}")
+        return zb + abs(c) if act == "add" else zb * abs(c)
+    if act == "identity":
+        if draw(st.booleans()):  # identity is the default
+            keys.append("activation: identity")
+        return zb
+    keys.append(f"activation: {act}")
+    if act == "exp":
+        return float(np.exp(zb))  # only offered for zb <= 4
+    if act == "square":
+        return zb * zb
+    if act == "softplus":
+        return zb + 1.0
+    return 1.0  # sigmoid, tanh, softmax
+
+
+def _draw_objective(draw, n: int, m: int, data: dict) -> str:
+    """The objective line ("" for the default), adding a target to `data` for a loss."""
     objective_kind = draw(st.sampled_from(["sum", "mean", "squared_error", "default"]))
     if objective_kind == "squared_error":
         y_text, _ = draw(matrix(n, m))
         data["y"] = y_text
         reduce = draw(st.sampled_from(["", ", reduce: sum", ", reduce: mean"]))
-        objective = f"objective: {{loss: squared_error, target: y{reduce}}}"
-    elif objective_kind == "default":
-        objective = ""
-    else:
-        objective = f"objective: {objective_kind}"
+        return f"objective: {{loss: squared_error, target: y{reduce}}}"
+    return "" if objective_kind == "default" else f"objective: {objective_kind}"
 
+
+def _network_yaml(seed: int, params: dict, data: dict, layers: list, objective: str) -> str:
     lines = [f"seed: {seed}", "params:"]
     lines += [f"  {k}: {v}" for k, v in params.items()]
     if data:
@@ -194,6 +193,7 @@ objective: {loss: squared_error, target: y, reduce: mean}
 """
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(networks())
 @example(TIED)
@@ -329,6 +329,7 @@ def _min_pool_margin(spec) -> float:
     return min(margins, default=np.inf)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(structured_networks())
 def test_structured_backprop_matches_finite_differences(text):

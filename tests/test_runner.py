@@ -5,18 +5,14 @@ import json
 import re
 
 import pytest
-from click.testing import CliRunner
 
-import gradcheck.cli as cli
-from conftest import FIXTURES, SPECS
+from conftest import FIXTURES, SPECS, invoke
 from gradcheck import runner
-from gradcheck.report import REPORTERS
+from gradcheck.batch import collect, execute
+from gradcheck.formats import FORMAT_NAMES, reporter
+from gradcheck.options import RunOptions
 
 PATHS = [str(SPECS), str(FIXTURES / "wrong"), str(FIXTURES / "invalid")]
-
-
-def run(*args):
-    return CliRunner().invoke(cli.main, ["run", *args])
 
 
 def without_seconds(report: str) -> dict:
@@ -29,26 +25,28 @@ def without_seconds(report: str) -> dict:
 @pytest.fixture(scope="module")
 def reports():
     """The CLI's JSON report of PATHS with -j 1 and with -j 2, and both results rendered in every format."""
-    one, two = run("-j", "1", "--format", "json", *PATHS), run("-j", "2", "--format", "json", *PATHS)
+    one, two = invoke("run", "-j", "1", "--format", "json", *PATHS), invoke("run", "-j", "2", "--format", "json", *PATHS)
     rendered = {}
     for jobs in (1, 2):
-        result = cli.execute(PATHS, {}, jobs=jobs)
-        for fmt, render in REPORTERS.items():
+        result = execute(PATHS, RunOptions(jobs=jobs))
+        for fmt in FORMAT_NAMES:
             out = io.StringIO()
-            render(result, out)
+            reporter(fmt)(result, out)
             rendered[fmt, jobs] = out.getvalue()
     return one, two, rendered
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_same_report_as_jobs_1(reports):
     one, two, _ = reports
     assert one.exit_code == two.exit_code == 1
     assert without_seconds(one.stdout) == without_seconds(two.stdout)
     specs = json.loads(two.stdout)["specs"]
-    assert [s["path"] for s in specs] == cli.collect(PATHS) and len(specs) > 40  # path order, whatever finished first
+    assert [s["path"] for s in specs] == collect(PATHS) and len(specs) > 40  # path order, whatever finished first
     assert {s["status"] for s in specs} == {"pass", "fail", "error"}  # bad files cost only their own row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["human", "junit", "github"])
 def test_jobs_2_renders_identically_in_every_format(reports, fmt):
     _, _, rendered = reports
@@ -56,6 +54,7 @@ def test_jobs_2_renders_identically_in_every_format(reports, fmt):
     assert strip(rendered[fmt, 1]) == strip(rendered[fmt, 2]) and rendered[fmt, 2]
 
 
+@pytest.mark.slow
 def test_workers_limit_blas_threads_before_numpy_loads():
     seen = runner.run_all(runner.worker_environment, ["a", "b", "c"], jobs=2)
     assert len(seen) == 3
@@ -92,5 +91,5 @@ def test_progress_bar_only_on_a_terminal():
 
 
 def test_cli_progress_stays_off_stdout_and_off_a_non_terminal_stderr():
-    result = run("-j", "1", str(SPECS / "ufldl_ica_reconstruction.yaml"))
+    result = invoke("run", "-j", "1", str(SPECS / "ufldl_ica_reconstruction.yaml"))
     assert result.stderr == "" and "checking" not in result.stdout

@@ -6,11 +6,9 @@ import tomllib
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
 import gradcheck
-import gradcheck.cli as cli
-from conftest import FIXTURES, ROOT, SPECS
+from conftest import FIXTURES, ROOT, SPECS, invoke
 from gradcheck.activations import with_argument, without_argument
 from gradcheck.schema import load_schema
 from gradcheck.kinds.conv import KEYS as CONV_KEYS
@@ -57,7 +55,7 @@ def test_schema_is_a_valid_draft_2020_12_schema():
 
 
 def test_cli_prints_the_packaged_schema():
-    result = CliRunner().invoke(cli.main, ["schema"])
+    result = invoke("schema")
     assert result.exit_code == 0 and json.loads(result.stdout) == SCHEMA
 
 
@@ -76,7 +74,7 @@ def test_every_loadable_spec_validates(path):
 
 
 def _message(path) -> str:
-    from gradcheck.check import check_path
+    from gradcheck.guard import check_path
 
     return check_path(str(path)).message
 

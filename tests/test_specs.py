@@ -1,15 +1,13 @@
 """Bundled specs pass; wrong fixtures fail for the right param; invalid ones give file:line:col."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.check import check_path, compare
-from conftest import FIXTURES, SPECS, first_line_tag
+from gradcheck.guard import check_path
+from gradcheck.verdict import compare
+from conftest import BUNDLED, FIXTURES, first_line_tag
 
-BUNDLED = sorted(SPECS.glob("*.yaml"))
 WRONG = sorted((FIXTURES / "wrong").glob("*.yaml"))
 INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
 

@@ -15,12 +15,10 @@ import textwrap
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import gradcheck
-import gradcheck.cli as cli
 from gradcheck import network
-from conftest import SPECS
+from conftest import SPECS, invoke
 
 TIGHT = 1e-10  # the bar: agreement with the explicit construction
 
@@ -382,14 +380,14 @@ def test_kernel_worst_entry_is_named_in_both_reports():
     spec = gradcheck.load(path)
     assert spec.model.describe_index("K", (1, 5)) == "filter 1, channel 0, row 1, column 2"
     assert spec.model.describe_index("W", (1, 5)) is None
-    result = CliRunner().invoke(cli.main, ["run", "--format", "json", path])
+    result = invoke("run", "--format", "json", path)
     assert result.exit_code == 0, result.output
     params = {p["name"]: p for p in json.loads(result.output)["specs"][0]["params"]}
     assert params["K"]["shape"] == [2, 9]
     f, j = params["K"]["backprop"]["worst_index"]
     assert params["K"]["backprop"]["worst_entry"] == {"filter": f, "channel": 0, "row": j // 3, "column": j % 3}
     assert "worst_entry" not in params["W"]["backprop"]  # only kernels grow the extra key
-    human = CliRunner().invoke(cli.main, ["run", path]).output
+    human = invoke("run", path).output
     k_row = next(line for line in human.splitlines() if line.startswith("K "))
     assert f"[{f}, {j}] (filter {f}, channel 0, row {j // 3}, column {j % 3})" in k_row
 

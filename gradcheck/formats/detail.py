@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..check import Entries, ParamResult
-from ..report import fmt_err, fmt_index, fmt_num
+from ..results import Entries, ParamResult
+from .text import fmt_err, fmt_index, fmt_num
 
 WORST_COUNT = 10
 MAX_HEATMAP_ROWS = 24

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..explain import Explanation, sup
-from ..report import make_console
+from .text import make_console
 
 _PLAIN_START = re.compile(r"[A-Za-z_0-9(]")
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import IO
 
-from ..check import Comparison, ParamResult, RunResult, SpecResult
-from ..report import fmt_err, fmt_index, fmt_num, summary_text
+from ..results import ParamResult, RunResult, SpecResult
+from ..verdict import Comparison
+from .text import fmt_err, fmt_index, fmt_num, summary_text
 
 
 def escape_data(text: str) -> str:

@@ -11,8 +11,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import IO
 
-from ..check import RunResult, SpecResult
-from ..report import failure_lines, fmt_err, fmt_index, fmt_num, worse_side
+from ..results import RunResult, SpecResult
+from .text import failure_lines, fmt_err, fmt_index, fmt_num, worse_side
 
 # Characters XML 1.0 cannot carry at all, even escaped (a spec error may quote a control character).
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -1,0 +1,157 @@
+"""The click options shared by gradcheck's commands, and the typed values they parse into.
+
+Light on purpose: nothing heavy is imported here, so `gradcheck --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Iterator
+
+import click
+
+from .formats import FORMAT_NAMES
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import EXPRESSION_DEPTH_CEILING, HELP, OPTIONS, parse_size
+from .options import Mode
+
+COLOR_CHOICES = {"auto": None, "always": True, "never": False}
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and how a report is written."""
+
+    fmt: str | None = None
+    path: str | None = None
+    color: str = "auto"
+    width: int | None = None
+    quiet: bool = False
+    verbose: bool = False
+
+    @property
+    def format(self) -> str:
+        """The format asked for; else github inside GitHub Actions, else human."""
+        if self.fmt:
+            return self.fmt
+        return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "human"
+
+    def render_options(self, command: str) -> dict:
+        return {"color": COLOR_CHOICES[self.color], "width": self.width, "quiet": self.quiet,
+                "verbose": self.verbose, "command": command}
+
+    @contextmanager
+    def stream(self) -> Iterator[IO[str]]:
+        """stdout, or the -o file (opened at once, so a bad path is a usage error before any work)."""
+        if self.path in (None, "-"):
+            yield sys.stdout
+            return
+        try:
+            handle = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {self.path}: {exc.strerror or exc}",
+                                     param_hint="'-o' / '--output'") from None
+        with handle:
+            yield handle
+
+
+def output_options(formats=FORMAT_NAMES, levels: bool = True):
+    """--format, -o, --color, --width (and -q/-v): shared by the commands that print reports."""
+
+    def decorate(command):
+        options = [
+            click.option("--format", "fmt", type=click.Choice(formats),
+                         help=f"Report format: {', '.join(formats)} (default human; github when "
+                              f"GITHUB_ACTIONS=true)." if "github" in formats else "Output format (default human)."),
+            click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout."),
+            click.option("--color", type=click.Choice(list(COLOR_CHOICES)), default="auto", show_default=True,
+                         help="Colour in human output; auto means on a terminal, unless NO_COLOR is set."),
+            click.option("--width", type=click.IntRange(min=40), metavar="N",
+                         help="Line width of human output (default: the terminal's; 200 off a terminal)."),
+        ]
+        if levels:
+            options += [
+                click.option("-q", "--quiet", is_flag=True, help="Only failures, errors and the summary."),
+                click.option("-v", "--verbose", is_flag=True,
+                             help="Also each param's 10 worst entries, and a heatmap of the per-entry error "
+                                  "of a failing param."),
+            ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+class SizeType(click.ParamType):
+    """A number of bytes, optionally with a K, M or G suffix (decimal)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            found = parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if found < 1:
+            self.fail("must be at least 1 byte", param, ctx)
+        return found
+
+
+def limit_type(field: str):
+    """The click type of a limit's option."""
+    if field in ("file_size", "memory"):
+        return SizeType()
+    if field == "timeout":
+        return click.FloatRange(min=0)
+    if field == "expression_depth":
+        return click.IntRange(1, EXPRESSION_DEPTH_CEILING)
+    return click.IntRange(min=1)
+
+
+def limit_options(fields=tuple(OPTIONS)):
+    """One option per resource limit (gradcheck.limits); every refusal names its option."""
+
+    def decorate(command):
+        for field in reversed(fields):
+            option, metavar = OPTIONS[field]
+            default = getattr(DEFAULT_LIMITS, field)
+            shown = f"{default:g}" if isinstance(default, float) else f"{default:,}"
+            command = click.option(option, f"limit_{field}", type=limit_type(field), default=None, metavar=metavar,
+                                   help=f"{HELP[field]} [default: {shown}]")(command)
+        return command
+
+    return decorate
+
+
+def limits_from(values: dict):
+    """The Limits the command-line options ask for (None keeps a default)."""
+    return DEFAULT_LIMITS.raised(**{k[len("limit_"):]: v for k, v in values.items()})
+
+
+def jobs_option(command):
+    """-j/--jobs: how many worker processes."""
+    return click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
+                        help="Work in N processes (0: one per CPU); results stay in path order.")(command)
+
+
+def make_output(fmt, output, color, width, quiet=False, verbose=False) -> Output:
+    """The Output the options ask for; -q with -v is a usage error."""
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose cannot be used together")
+    return Output(fmt, output, color, width, quiet, verbose)
+
+
+def parse_mode(ctx, param, value) -> Mode | None:
+    """Validate --mode early, so a typo is a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return Mode.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mode") from None

@@ -1,0 +1,107 @@
+"""Text helpers shared by every report format: numbers, indices, status labels, the console.
+
+report.py (human, JSON, sweep plots) and the renderers in this package import these; nothing here
+imports a renderer, so the formats never import each other back.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO
+
+from rich.console import Console
+from rich.text import Text
+
+from ..results import ParamResult, RunResult, SpecResult
+from ..verdict import Comparison
+
+STATUS_STYLE = {"pass": ("PASS", "bold green"), "fail": ("FAIL", "bold red"), "error": ("ERROR", "bold red")}
+VALIDATE_STYLE = {"pass": ("VALID", "bold green"), "error": ("INVALID", "bold red")}
+
+
+def fmt_err(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1e}"
+
+
+def fmt_num(value: float | None) -> str:
+    return "—" if value is None else f"{value + 0.0:.10g}"  # + 0.0 turns -0.0 into 0
+
+
+def fmt_index(index) -> str:
+    return "—" if index is None else "[" + ", ".join(map(str, index)) + "]"
+
+
+def fmt_entry(c: Comparison) -> str:
+    """The worst index, and for a kernel what it means: '[1, 5] (filter 1, channel 0, row 1, column 2)'."""
+    text = fmt_index(c.worst_index)
+    if c.worst_entry:
+        text += " (" + ", ".join(f"{name} {value}" for name, value in c.worst_entry) + ")"
+    return text
+
+
+def worse_side(p: ParamResult) -> tuple[str, Comparison]:
+    """The comparison that explains the verdict: a failing one first, else the larger error."""
+    sides = [("backprop", p.backprop)] + ([("expect", p.expect)] if p.expect else [])
+    failing = [s for s in sides if not s[1].passed]
+    if failing:
+        return failing[-1] if failing[-1][0] == "expect" and p.backprop.passed else failing[0]
+    return max(sides, key=lambda s: s[1].max_rel_error or 0.0)
+
+
+def failure_lines(s: SpecResult) -> list[Text]:
+    """One line per failing comparison: analytic and numeric side by side."""
+    lines = []
+    for p in s.params:
+        for side, c in [("backprop", p.backprop), ("expect", p.expect)]:
+            if c is None or c.passed:
+                continue
+            if c.message:
+                lines.append(Text(f"  ✗ {p.name} {side}: {c.message}", style="red"))
+                continue
+            lines.append(Text(
+                f"  ✗ {p.name} {side} vs numeric at {fmt_entry(c)}: analytic {fmt_num(c.analytic)}"
+                f"  numeric {fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs "
+                f"{fmt_err(c.max_abs_error)})", style="red"))
+    return lines
+
+
+def printable(text: str) -> str:
+    """Text safe to show on a terminal: control and bidi characters (say, in a file name) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
+def summary_text(run: RunResult, command: str = "run") -> Text:
+    sm = run.summary
+    text = Text(f"{sm['total']} spec{'s' * (sm['total'] != 1)}: ")
+    if command == "validate":
+        text.append(f"{sm['pass']} valid", style="green" if sm["pass"] else "")
+        text.append(", ")
+        text.append(f"{sm['error']} invalid", style="bold red" if sm["error"] else "")
+        return text
+    text.append(f"{sm['pass']} passed", style="green" if sm["pass"] else "")
+    text.append(", ")
+    text.append(f"{sm['fail']} failed", style="bold red" if sm["fail"] else "")
+    text.append(", ")
+    text.append(f"{sm['error']} error{'s' * (sm['error'] != 1)}", style="bold red" if sm["error"] else "")
+    return text
+
+
+class PipeSafeConsole(Console):
+    """rich's Console, but a closed pipe is left to the CLI (rich would exit 1, the code for a failed spec)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("the reader of the report went away")
+
+
+def make_console(out: IO[str], color: bool | None, width: int | None) -> Console:
+    """A console that never truncates numbers: off a terminal it is wide and colourless."""
+    terminal = hasattr(out, "isatty") and out.isatty()
+    if color is None:
+        color = terminal and not os.environ.get("NO_COLOR")
+    return PipeSafeConsole(file=out, force_terminal=color, no_color=not color, color_system="auto" if color else None,
+                   width=width or (None if terminal else 200), highlight=False, soft_wrap=False,
+                   emoji=False)

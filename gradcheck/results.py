@@ -1,0 +1,150 @@
+"""What a check produces: plain, picklable values (the reporters render them, workers send them back)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import numeric
+from .errors import SpecError
+from .model import Place
+from .options import BATCH_MEMORY, Mode
+from .verdict import Comparison, relative_errors
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a check used, after the run's options and the spec's `check:` section were merged."""
+
+    method: str
+    mode: Mode
+    eps: float | None
+    rtol: float
+    atol: float
+    seed: int
+    memory: int = BATCH_MEMORY
+
+    @property
+    def step_label(self) -> str:
+        base = numeric.default_eps(self.method) if self.eps is None else self.eps
+        return f"{base:.3g}·max(1,|θ|)"
+
+
+@dataclass(frozen=True)
+class Entries:
+    """The per-entry arrays behind a ParamResult, for verbose reports and assertion messages (not JSON)."""
+
+    backprop: np.ndarray
+    numeric: np.ndarray
+    expect: np.ndarray | None
+    rtol: float
+    atol: float
+    kinks: frozenset = frozenset()  # indices at a kink: reported as kinks, not as errors
+
+    def analytic(self, side: str) -> np.ndarray | None:
+        """The analytic array of a side: "backprop" or "expect"."""
+        return self.backprop if side == "backprop" else self.expect
+
+    def errors(self, side: str) -> np.ndarray:
+        """Per-entry relative error of a side against the numeric gradient (gradcheck.verdict); 0 at kinks."""
+        errors = relative_errors(self.analytic(side), self.numeric, self.rtol, self.atol)
+        for index in self.kinks:
+            errors[index] = 0.0
+        return errors
+
+    def worst(self, side: str, count: int = 10) -> list[tuple[tuple[int, ...], float, float, float]]:
+        """The `count` entries with the largest error: (index, analytic, numeric, relative error)."""
+        errors = self.errors(side)
+        order = np.argsort(-errors, axis=None, kind="stable")[:count]
+        analytic = self.analytic(side)
+        out = []
+        for flat in order:
+            index = tuple(int(i) for i in np.unravel_index(int(flat), errors.shape))
+            out.append((index, float(analytic[index]), float(self.numeric[index]), float(errors[index])))
+        return out
+
+
+@dataclass(frozen=True)
+class ParamResult:
+    """The verdict on one param."""
+
+    name: str
+    shape: tuple[int, int]
+    status: str  # "pass" | "fail"
+    backprop: Comparison
+    expect: Comparison | None
+    note: str | None = None  # e.g. how fast mode localized a mismatch
+    kernel: bool = False  # a conv kernel: its worst entries are also named (filter, channel, row, column)
+    entries: Entries | None = field(default=None, compare=False, repr=False)
+    place: Place | None = None  # where the param is declared
+    expect_place: Place | None = None  # where its `expect` formula stands
+
+    @property
+    def kinks(self) -> int:
+        return self.backprop.kink_count
+
+
+@dataclass(frozen=True)
+class SpecResult:
+    """The verdict on one spec file."""
+
+    path: str
+    name: str
+    status: str  # "pass" | "fail" | "error"
+    message: str | None = None
+    objective: float | None = None
+    params: tuple[ParamResult, ...] = ()
+    settings: Settings | None = None
+    error: SpecError | None = None
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def kinks(self) -> int:
+        return sum(p.kinks for p in self.params)
+
+    def timed(self, started: float) -> SpecResult:
+        """This result, timed from `started` (a time.perf_counter() reading) until now."""
+        return replace(self, seconds=time.perf_counter() - started)
+
+    def without_entries(self) -> SpecResult:
+        """This result without its per-entry arrays: smaller to send between processes and to keep."""
+        if all(p.entries is None for p in self.params):
+            return self
+        return replace(self, params=tuple(replace(p, entries=None) for p in self.params))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """All specs of one run, in path order."""
+
+    specs: tuple[SpecResult, ...]
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(s.passed for s in self.specs) else 1
+
+
+def error_result(path: str, exc: SpecError, name: str | None = None) -> SpecResult:
+    """The result row of a spec that could not be checked."""
+    return SpecResult(path=path, name=name or _stem(path), status="error", message=str(exc), error=exc)
+
+
+def summarize(results) -> RunResult:
+    """Count pass/fail/error over results kept in the order given."""
+    results = tuple(results)
+    summary = {"total": len(results)}
+    for status in ("pass", "fail", "error"):
+        summary[status] = sum(r.status == status for r in results)
+    return RunResult(results, summary)
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
