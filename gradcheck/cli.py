@@ -183,7 +183,8 @@ def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> i
     """Render the explanation (or the emitted code) of one spec; the exit status."""
     from .emit import emit_python
     from .explain import explain
-    from .spec import build_model, read
+    from .loader import build_model
+    from .spec import read
     from .symbolic import NoClosedForm
     from .yamlsrc import parse_yaml
 

@@ -79,3 +79,10 @@ def number(node: Node, what: str, positive: bool = False, integer: bool = False)
     if positive and value <= 0:
         raise node.error(f"{what} must be positive, not {value}")
     return value if integer else float(value)
+
+
+def text(node: Node, what: str) -> str:
+    """A scalar as text (a name, a mode, a loss); a mapping, a list or nothing is a located error."""
+    if isinstance(node.value, (dict, list)) or node.value is None:
+        raise node.error(f"{what} must be text, not {describe(node.value)}")
+    return str(node.value)

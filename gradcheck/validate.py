@@ -14,7 +14,8 @@ from .expr import fmt_shape
 from .limits import Limits
 from .model import Model
 from .results import SpecResult, error_result
-from .spec import build_model, read
+from .loader import build_model
+from .spec import read
 from .yamlsrc import parse_yaml
 
 

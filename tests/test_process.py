@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-import gradcheck.spec
+import gradcheck.source
 from gradcheck.guard import check_one
 from conftest import FIXTURES, ICA, ROOT, SLOW, SPECS
 
@@ -226,7 +226,7 @@ def test_a_read_error_becomes_a_located_row(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(spec))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(gradcheck.spec.os, "open", refuse)
+    monkeypatch.setattr(gradcheck.source.os, "open", refuse)
     row = check_one(str(spec))
     assert row.message == f"{spec}:1:1: cannot read file: Permission denied"
 

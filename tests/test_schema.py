@@ -15,7 +15,8 @@ from gradcheck.kinds.conv import KEYS as CONV_KEYS
 from gradcheck.kinds.maxpool import KEYS as POOL_KEYS
 from gradcheck.kinds.recurrent import KEYS as RECURRENT_KEYS
 from gradcheck.losses import with_target
-from gradcheck.spec import CHECK_KEYS, INIT_OPTIONS, LAYER_KEYS, METHODS, TERM_KEYS, TOP_KEYS
+from gradcheck.declarations import INIT_OPTIONS
+from gradcheck.loader import CHECK_KEYS, LAYER_KEYS, METHODS, TERM_KEYS, TOP_KEYS
 from gradcheck.yamlsrc import parse_yaml
 
 SCHEMA = load_schema()

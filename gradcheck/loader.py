@@ -1,0 +1,379 @@
+"""Validate the located YAML tree of a spec into a Model; every problem is a SpecError at file:line:col.
+
+Sections are read in order (params and data, define, the terms and their layers, expect, check); a layer
+is parsed by its kind (gradcheck/kinds), an activation by its row, an objective by its row.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from . import budget, expr
+from .activations import TABLE, custom, lookup, with_argument
+from .declarations import check_size, declaration
+from .errors import SpecError
+from .expr import Expression, Shape, Where, broadcast, fmt_shape
+from .exprparse import parse
+from .kinds import KEYED, KINDS
+from .kinds.geometry import Upstream
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import Limits, count, hint
+from .losses import LOSSES, unknown_loss, unknown_objective, with_target
+from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Ref, Term
+from .nodes import check_keys, describe, expect_list, expect_mapping, key_place, number, place_of, text
+from .options import METHODS, Mode
+from .suggest import did_you_mean
+from .yamlsrc import Node
+
+MAX_SEED = 2**128
+
+TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "objective",
+            "terms", "define", "expect", "check")
+TERM_KEYS = ("input", "layers", "objective", "coef")
+LAYER_KEYS = ("weight", "bias", "activation", *KEYED)
+CHECK_KEYS = ("eps", "rtol", "atol", "mode", "method")
+RESERVED = {"I", "z"} | set(expr.FUNCTIONS)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+class Loader:
+    """Validates the located YAML tree section by section into a Model."""
+
+    def __init__(self, root: Node, limits: Limits | None = None):
+        self.limits = limits or DEFAULT_LIMITS
+        self.root = root
+        self.file = root.file
+        self.top = expect_mapping(root, "a spec")
+        self.shapes: dict[str, Shape] = {}
+        self.kinds: dict[str, str] = {}
+        self.total = 0
+
+    def build(self) -> Model:
+        check_keys(self.top, TOP_KEYS, "the spec")
+        decls = self.declarations("params", "param") + self.declarations("data", "data")
+        if not any(d.kind == "param" for d in decls):
+            where = self.top.get("params") or self.root
+            raise where.error("the spec declares no params: list at least one under params:")
+        terms = self.terms()
+        defines = self.defines()
+        expects = self.expects()
+        name = self.top.get("name")
+        model = Model(
+            path=self.file,
+            name=self.text(name, "name") if name is not None else default_name(self.file),
+            description=self.text(self.top["description"], "description") if "description" in self.top else None,
+            seed=self.seed() if "seed" in self.top else 0,
+            decls=tuple(decls),
+            terms=tuple(terms),
+            defines=tuple(defines),
+            expects=tuple(expects),
+            check=self.check_options(),
+            places={k: key_place(v) for k, v in self.top.items()},
+        )
+        budget.require(model, self.limits)
+        return model
+
+    def seed(self) -> int:
+        node = self.top["seed"]
+        value = number(node, "seed", integer=True)
+        if not 0 <= value < MAX_SEED:
+            raise node.error(f"seed must be a whole number from 0 to 2**128 - 1, not {count(value)}")
+        return value
+
+    text = staticmethod(text)  # the layer kinds' parsers read text through the loader they are given
+
+    # -- params and data
+
+    def declarations(self, section: str, kind: str) -> list[Decl]:
+        if section not in self.top:
+            return []
+        out = []
+        for name, node in expect_mapping(self.top[section], section).items():
+            if not _IDENT.match(name):
+                raise node.key_error(f'"{name}" is not a valid name (letters, digits and _; not starting with a digit)')
+            if name in RESERVED:
+                raise node.key_error(f'"{name}" is reserved (I, z and the function names); pick another name')
+            if name in self.kinds:
+                raise node.key_error(f'"{name}" is declared twice (already under {self.kinds[name]})')
+            decl = declaration(name, kind, node, self.limits)
+            size = decl.shape[0] * decl.shape[1]
+            self.total += size
+            if self.total > self.limits.total_elements:
+                raise node.error(f"the spec's matrices would hold {count(self.total)} numbers in all; the limit "
+                                 f"is {count(self.limits.total_elements)} ({hint('total_elements')})")
+            self.shapes[name] = decl.shape
+            self.kinds[name] = "params" if kind == "param" else "data"
+            out.append(decl)
+        return out
+
+    def sized_shape(self, e: Expression, shapes, what: str) -> Shape:
+        """An expression's shape, refusing any intermediate over the per-matrix limit (before evaluating)."""
+        found = e.node_shapes(shapes)
+        for node, shape in found:
+            size = shape[0] * shape[1]
+            if size > self.limits.elements:
+                raise e.at(node, f"{what}: this part would hold {count(size)} numbers, shape {fmt_shape(shape)}; "
+                                 f"the limit is {count(self.limits.elements)} per matrix ({hint('elements')})")
+        return found[-1][1]
+
+    # -- names used in roles
+
+    def ref(self, node: Node, role: str, allow_number: bool = False, allow_transpose: bool = False) -> Ref:
+        value = node.value
+        if allow_number and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return Ref(None, number(node, role), place=place_of(node))
+        if isinstance(value, str) and allow_number:
+            try:
+                return Ref(None, number(node, role), place=place_of(node))
+            except SpecError:
+                pass
+        if not isinstance(value, str):
+            kinds = "a name or a number" if allow_number else "a name"
+            raise node.error(f"{role} must be {kinds}, not {describe(value)}")
+        text = value.strip()
+        transposed = allow_transpose and text.endswith(".T")
+        name = text[:-2].strip() if transposed else text
+        if name not in self.shapes:
+            raise node.error(self.unknown(name, role))
+        return Ref(name, transposed=transposed, place=place_of(node))
+
+    def unknown(self, name: str, role: str) -> str:
+        declared = ", ".join(self.shapes) or "nothing"
+        return f'{role}: undefined name "{name}"{did_you_mean(name, self.shapes)}; declared: {declared}'
+
+    def ref_shape(self, ref: Ref) -> Shape:
+        if ref.name is None:
+            return (1, 1)
+        rows, cols = self.shapes[ref.name]
+        return (cols, rows) if ref.transposed else (rows, cols)
+
+    # -- terms and layers
+
+    def terms(self) -> list[Term]:
+        has_terms = "terms" in self.top
+        flat = [k for k in ("input", "layers", "objective") if k in self.top]
+        if has_terms and flat:
+            raise self.top[flat[0]].key_error(f'"{flat[0]}" cannot stand beside "terms": put it inside a term')
+        if has_terms:
+            items = expect_list(self.top["terms"], "terms")
+            if not items:
+                raise self.top["terms"].error("terms is empty")
+            if len(items) > self.limits.terms:
+                raise self.top["terms"].error(f"{count(len(items))} terms; the limit is {count(self.limits.terms)} "
+                                              f"({hint('terms')})")
+            out = []
+            for i, item in enumerate(items, 1):
+                mapping = expect_mapping(item, f"term {i}")
+                check_keys(mapping, TERM_KEYS, f"term {i}")
+                out.append(self.term(i, mapping, item))
+            return out
+        if "input" not in self.top:
+            raise self.root.error('the spec needs "input" and "layers" (or a list of "terms")')
+        return [self.term(1, self.top, self.root)]
+
+    def term(self, index: int, mapping: dict[str, Node], node: Node) -> Term:
+        if "input" not in mapping:
+            raise node.error(f'term {index} needs an "input"')
+        input_ref = self.ref(mapping["input"], "input", allow_transpose=True)
+        layers = []
+        shape = self.ref_shape(input_ref)
+        image = None  # the (C, *spatial) image each column holds, while a conv/maxpool's output flows
+        layer_nodes = expect_list(mapping["layers"], "layers") if "layers" in mapping else []
+        if len(layer_nodes) > self.limits.layers:
+            raise mapping["layers"].error(f"{count(len(layer_nodes))} layers; the limit is "
+                                          f"{count(self.limits.layers)} per term ({hint('layers')})")
+        for i, layer_node in enumerate(layer_nodes, 1):
+            layer = self.layer(i, layer_node, shape, image, layers[-1] if layers else None)
+            check_size(layer_node, f"the output of layer {i}, shape {fmt_shape(layer.out_shape)},", layer.out_shape,
+                       self.limits)
+            layers.append(layer)
+            shape = layer.out_shape
+            image = layer.image if layer.kind != "dense" else (image if layer.weight is None else None)
+        objective = self.objective(mapping.get("objective"), shape)
+        coef = self.coef(mapping["coef"]) if "coef" in mapping else None
+        return Term(index, input_ref, tuple(layers), objective, coef, place_of(node))
+
+    def coef(self, node: Node) -> Ref:
+        ref = self.ref(node, "coef", allow_number=True)
+        if self.ref_shape(ref) != (1, 1):
+            raise node.error(f"coef must be a number or a 1×1 name; {ref.label} has shape "
+                             f"{fmt_shape(self.ref_shape(ref))}")
+        return ref
+
+    def layer(self, index: int, node: Node, in_shape: Shape, image=None, before: Layer | None = None) -> Layer:
+        """One layer: its kind is the kind key it carries (conv, maxpool, …), dense without one."""
+        mapping = expect_mapping(node, f"layer {index}")
+        check_keys(mapping, LAYER_KEYS, f"layer {index}")
+        kinds = [k for k in ("weight", *KEYED) if k in mapping]
+        if len(kinds) > 1:
+            raise mapping[kinds[1]].key_error(
+                f'layer {index} has both "{kinds[0]}" and "{kinds[1]}": a layer is one of weight (dense), '
+                f'{", ".join(KEYED)}')
+        kind = KINDS[kinds[0]] if kinds and kinds[0] in KEYED else KINDS["dense"]
+        return kind.parse(self, index, node, mapping, in_shape, Upstream(image, before))
+
+    def fitting_ref(self, node: Node | None, role: str, index: int, target: Shape) -> Ref | None:
+        """An optional name that must broadcast onto `target` (a recurrent bias or h_0)."""
+        if node is None:
+            return None
+        ref = self.ref(node, f"the {role} of layer {index}", allow_transpose=True)
+        self.require_fits(node, f"{role} {ref.label} of layer {index}", self.ref_shape(ref), target)
+        return ref
+
+    def check_work(self, node: Node, what: str, amount: int, unit: str) -> None:
+        """Refuse a layer whose one evaluation would hold too many numbers, before numpy runs out of memory."""
+        if amount > self.limits.unfolded:
+            raise node.error(f"{what} {count(amount)} {unit}; the limit is {count(self.limits.unfolded)} "
+                             f"({hint('unfolded')})")
+
+    def require_fits(self, node: Node, what: str, shape: Shape, target: Shape) -> None:
+        """A bias or argument must broadcast onto z without changing z's shape."""
+        if broadcast(shape, target) != target:
+            raise node.error(f"shape mismatch: {what} has shape {fmt_shape(shape)}, which does not "
+                             f"broadcast onto z of shape {fmt_shape(target)}")
+
+    def activation(self, node: Node | None, index: int, z_shape: Shape) -> ActivationUse:
+        if node is None or node.value is None:
+            return ActivationUse("identity", TABLE["identity"])
+        if isinstance(node.value, str):
+            return ActivationUse(node.value, lookup(node.value.strip(), node), place=place_of(node))
+        mapping = expect_mapping(node, f"the activation of layer {index}")
+        if set(mapping) & {"f", "df"}:
+            return self.custom_activation(node, mapping, index, z_shape)
+        if len(mapping) != 1:
+            raise node.error(f"an activation with an argument has one key ({', '.join(with_argument())}), "
+                             f"or is custom with keys f and df")
+        (name, arg_node), = mapping.items()
+        if name not in with_argument():
+            takes = "takes no argument" if name in TABLE else "is not an activation"
+            raise arg_node.key_error(f'"{name}" {takes}{did_you_mean(name, [*with_argument(), "f", "df"])}; activations '
+                                     f'with an argument: {", ".join(with_argument())}; custom: {{f: ..., df: ...}}')
+        argument = self.ref(arg_node, f"the argument of {name}", allow_number=True, allow_transpose=True)
+        self.require_fits(arg_node, f"the argument {argument.label} of {name}", self.ref_shape(argument), z_shape)
+        return ActivationUse(f"{{{name}: {argument.label}}}", TABLE[name], argument, place=place_of(node))
+
+    def custom_activation(self, node: Node, mapping: dict[str, Node], index: int, z_shape: Shape) -> ActivationUse:
+        check_keys(mapping, ("f", "df"), f"the custom activation of layer {index}")
+        for key in ("f", "df"):
+            if key not in mapping:
+                raise node.error(f'a custom activation needs both "f" and "df" (missing "{key}")')
+        data_names = {n for n, k in self.kinds.items() if k == "data"}
+        shapes = {**{n: self.shapes[n] for n in data_names}, "z": z_shape}
+        parsed = {}
+        for key in ("f", "df"):
+            e = self.expression(mapping[key], set(shapes) | set(self.shapes), f"custom {key}")
+            params_used = sorted(e.names - data_names - {"z"})
+            if params_used:
+                raise e.error(f'custom {key} may use z and data names only; "{params_used[0]}" is a param '
+                              f"(its gradient through a custom activation is not defined)", params_used[0])
+            out = self.sized_shape(e, shapes, f"custom {key}")
+            if broadcast(out, z_shape) != z_shape:
+                raise mapping[key].error(f"custom {key} has shape {fmt_shape(out)}; it must match z {fmt_shape(z_shape)}")
+            parsed[key] = e
+        return ActivationUse("custom", custom(parsed["f"], parsed["df"]), f_text=parsed["f"].text,
+                             df_text=parsed["df"].text, place=place_of(node),
+                             expressions=(parsed["f"], parsed["df"]))
+
+    def objective(self, node: Node | None, shape: Shape) -> Objective:
+        if node is None:
+            return Objective("sum")
+        if isinstance(node.value, str):
+            kind = node.value.strip()
+            if kind in LOSSES and LOSSES[kind].needs_target:
+                raise node.error(f'loss "{kind}" needs a target: {{loss: {kind}, target: <name>}}')
+            if kind not in LOSSES:
+                raise node.error(unknown_objective(kind))
+            return Objective(kind, place=place_of(node))
+        mapping = expect_mapping(node, "objective")
+        check_keys(mapping, ("loss", "target", "reduce"), "objective")
+        if "loss" not in mapping:
+            raise node.error(f"objective needs a loss: one of {', '.join(with_target())}")
+        loss = self.text(mapping["loss"], "loss")
+        if loss not in with_target():
+            raise mapping["loss"].error(unknown_loss(loss))
+        if "target" not in mapping:
+            raise node.error(f'loss "{loss}" needs a target: name the matrix of labels')
+        target = self.ref(mapping["target"], "target", allow_transpose=True)
+        self.require_fits(mapping["target"], f"target {target.label}", self.ref_shape(target), shape)
+        reduce = self.text(mapping["reduce"], "reduce") if "reduce" in mapping else "sum"
+        if reduce not in ("sum", "mean"):
+            raise mapping["reduce"].error(f'reduce must be "sum" or "mean", not "{reduce}"')
+        return Objective(loss, target, reduce, place_of(node))
+
+    # -- define, expect, check
+
+    def expression(self, node: Node, known: set[str], what: str) -> Expression:
+        return parse(node.value, expression_where(node), known, what, self.limits)
+
+    def defines(self) -> list[tuple[str, Expression]]:
+        if "define" not in self.top:
+            return []
+        out = []
+        for name, node in expect_mapping(self.top["define"], "define").items():
+            if not _IDENT.match(name) or name in RESERVED:
+                raise node.key_error(f'"{name}" cannot be defined (not a valid name, or reserved)')
+            if name in self.shapes:
+                raise node.key_error(f'"{name}" is already declared under {self.kinds.get(name, "define")}')
+            e = self.expression(node, set(self.shapes), f"define {name}")
+            self.shapes[name] = self.sized_shape(e, self.shapes, f"define {name}")
+            self.kinds[name] = "define"
+            out.append((name, e))
+        return out
+
+    def expects(self) -> list:
+        if "expect" not in self.top:
+            return []
+        out = []
+        for name, node in expect_mapping(self.top["expect"], "expect").items():
+            if self.kinds.get(name) != "params":
+                what = f"is {self.kinds[name]}, not a param" if name in self.kinds else "is not a declared param"
+                params = [n for n, k in self.kinds.items() if k == "params"]
+                raise node.key_error(f'expect: "{name}" {what}{did_you_mean(name, params)}; params: '
+                                     f'{", ".join(params)}')
+            e = self.expression(node, set(self.shapes), f"expect {name}")
+            self.sized_shape(e, self.shapes, f"expect {name}")  # a wrong shape fails the param at check time
+            out.append((name, e, place_of(node)))
+        return out
+
+    def check_options(self) -> CheckOptions:
+        if "check" not in self.top:
+            return CheckOptions()
+        mapping = expect_mapping(self.top["check"], "check")
+        check_keys(mapping, CHECK_KEYS, "check")
+        options = {k: number(v, f"check.{k}", positive=k != "atol")
+                   for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
+        if "mode" in mapping:
+            text = self.text(mapping["mode"], "check.mode")
+            try:
+                options["mode"] = Mode.parse(text)
+            except ValueError as exc:
+                raise mapping["mode"].error(str(exc)) from None
+        if "method" in mapping:
+            method = self.text(mapping["method"], "check.method")
+            if method not in METHODS:
+                raise mapping["method"].error(f'no such method: "{method}"{did_you_mean(method, METHODS)}; valid: '
+                                              f'{", ".join(METHODS)}')
+            options["method"] = method
+        return CheckOptions(**options)
+
+
+def expression_where(node: Node) -> Where:
+    """Where an expression's first character stands: after the quote of a quoted scalar."""
+    if node.style in ("|", ">"):
+        return Where(node.file, node.line + 1, node.col + 2)
+    return Where(node.file, node.line, node.col + (1 if node.style in ("'", '"') else 0))
+
+
+def default_name(path: str) -> str:
+    """A spec's name when it gives none: the file name without its extension."""
+    base = os.path.basename(path)
+    return os.path.splitext(base)[0] or base
+
+
+def build_model(root: Node, limits: Limits | None = None) -> Model:
+    """Validate a located YAML tree into a Model."""
+    return Loader(root, limits).build()
