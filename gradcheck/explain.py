@@ -20,8 +20,7 @@ from . import expr, network
 from .expr import MAX_DEPTH, MAX_LENGTH
 from .exprparse import parse
 from .kinds import KINDS
-from .model import Layer, Model, Term
-from .perturb import layer_refs
+from .model import Layer, Model, Term, layer_refs
 from .symbolic import NoClosedForm, Ones, Sym, Var, num
 from .symwalk import ClosedForm, SymStep, Use, Walker, derivative, forward, objective_value, safe_text, sup
 

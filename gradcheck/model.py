@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -278,3 +279,11 @@ class Model:
         """'filter 1, channel 0, row 2, column 1' for a kernel entry; None for an ordinary matrix."""
         coords = self.entry_coordinates(param, index)
         return None if coords is None else ", ".join(f"{name} {value}" for name, value in coords)
+
+
+def layer_refs(layer: Layer) -> list[Ref]:
+    """Every name a layer reads (weight, bias, activation argument, refs inside kind options)."""
+    refs = [layer.weight, layer.bias, layer.activation.argument]
+    if layer.options is not None and dataclasses.is_dataclass(layer.options):
+        refs += [getattr(layer.options, f.name) for f in dataclasses.fields(layer.options)]
+    return [r for r in refs if isinstance(r, Ref) and r.name is not None]

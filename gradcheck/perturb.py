@@ -16,7 +16,6 @@ Three ideas make this fast and exact:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,7 @@ import numpy as np
 from . import network
 from .kinds import KINDS
 from .trace import activate, discrete_state
-from .model import Layer, Model, Ref, Term
+from .model import Layer, Model, Ref, Term, layer_refs
 
 
 @dataclass
@@ -39,14 +38,6 @@ class RowPatch:
         out = np.repeat(self.base[None].astype(self.vals.dtype), len(self.rows), axis=0)
         out[np.arange(len(self.rows)), self.rows] = self.vals
         return out
-
-
-def layer_refs(layer: Layer) -> list[Ref]:
-    """Every name a layer reads (weight, bias, activation argument, refs inside kind options)."""
-    refs = [layer.weight, layer.bias, layer.activation.argument]
-    if layer.options is not None and dataclasses.is_dataclass(layer.options):
-        refs += [getattr(layer.options, f.name) for f in dataclasses.fields(layer.options)]
-    return [r for r in refs if isinstance(r, Ref) and r.name is not None]
 
 
 def uses(layer: Layer, name: str) -> list[Ref]:
