@@ -20,7 +20,7 @@ from gradcheck import activations, hazards, losses, symbolic
 from gradcheck.activations import TABLE, Activation
 from gradcheck.expr import Where
 from gradcheck.exprparse import parse
-from gradcheck.kinds import KINDS, _register
+from gradcheck.kinds import KINDS, register
 from gradcheck.losses import LOSSES, Loss
 from gradcheck.schema import load_schema
 from conftest import SPECS
@@ -270,7 +270,7 @@ def test_a_layer_kind_missing_an_attribute_is_refused():
         key = "half"
 
     with pytest.raises(TypeError, match="lacks"):
-        _register(Half)
+        register(Half)
 
 
 # ----------------------------------------------------------------------------- toy rows, one place each

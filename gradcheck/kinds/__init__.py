@@ -18,7 +18,7 @@ REQUIRED = ("key", "schema", "parse", "forward", "backward", "state", "footprint
             "closed_form", "sym_z", "sym_backward")
 
 
-def _register(*kinds) -> dict:
+def register(*kinds) -> dict:
     """name -> kind, refusing a kind that leaves out something the engine, explain or the schema needs."""
     table = {}
     for kind in kinds:
@@ -31,5 +31,5 @@ def _register(*kinds) -> dict:
     return table
 
 
-KINDS = _register(Dense, Conv, MaxPool, Recurrent)
+KINDS = register(Dense, Conv, MaxPool, Recurrent)
 KEYED = tuple(name for name, kind in KINDS.items() if kind.key is not None)  # kinds named by their key in a layer
