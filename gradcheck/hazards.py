@@ -19,6 +19,9 @@ from .model import Layer, Model, Objective
 
 # numpy's floating-point errors, as the finding names them. Underflow (to 0) is never a hazard.
 RAISE = {"over": "raise", "invalid": "raise", "divide": "raise", "under": "ignore"}
+# A stencil whose reach comes this close to a domain edge (in units of the reach) is no verdict: the
+# function bends within the step. Farther out, the numeric error estimate measures the curvature itself.
+NEAR = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,13 @@ def _forward_operation(term, values, where) -> Finding | None:
         return compute()
 
     try:
-        _, a = network.walk_forward(term, term.input.value(values), step)
+        steps, a = network.walk_forward(term, term.input.value(values), step)
     except _Raised as exc:
         return exc.finding
     if term.objective is where:
-        found = _raised(lambda: network.objective_value(term.objective, a, values))
+        fused = network.fused_loss(term)
+        z = steps[-1].z if fused else None
+        found = _raised(lambda: network.objective_value(term.objective, a, values, z, fused))
         return Finding(found, term.objective) if found else None
     return None
 
@@ -152,9 +157,10 @@ def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float 
     """Why the central difference at values[name][index] cannot be trusted, or None.
 
     The three points θ, θ + h, θ − h go through the network as one batch. A layer is named, with
-    the entry of z where it happens, when z straddles a kink or a domain edge between the two ends,
-    comes so close to a domain edge that the function curves within the step (closer than
-    step/√rtol), or turns NaN or Inf at an end while finite in the middle.
+    the entry of z where it happens, when z straddles the edge of an activation's domain between the two
+    ends, comes within two steps' reach of one (where the function curves too fast for any step), or turns
+    NaN or Inf at an end while finite in the middle. Kinks are not named here: a stencil across a kink is
+    a kink entry, judged by its one-sided slopes (gradcheck.verdict).
     """
     if method == "complex-step":  # an imaginary step stays off the real line: no stencil to straddle
         return None
@@ -170,11 +176,13 @@ def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float 
             for term in model.terms:
                 trace = network.forward_term(term, batched)
                 for lt in trace.layers:
-                    found = _straddles(np.asarray(lt.z), np.asarray(lt.a), boundaries(lt.layer, values), rtol)
+                    edges = [b for b in boundaries(lt.layer, values) if b.edge]
+                    found = _straddles(np.asarray(lt.z), np.asarray(lt.a), edges, rtol)
                     if found:
                         return _stencil_message(point, found, lt.layer.label, "z")
                 a_last = trace.layers[-1].a if trace.layers else term.input.value(batched)
-                found = _straddles(np.asarray(a_last), None, objective_boundaries(term.objective), rtol)
+                edges = [] if network.fused_loss(term) else objective_boundaries(term.objective)  # logits: no edge
+                found = _straddles(np.asarray(a_last), None, edges, rtol)
                 if found:
                     return _stencil_message(point, found, f"the objective {term.objective.label}", "a")
     except Exception:  # noqa: BLE001 - a diagnosis must never turn a result into a crash
@@ -199,7 +207,7 @@ def _straddles(z: np.ndarray, out: np.ndarray | None, bounds: list[Boundary], rt
     reach = np.maximum(np.abs(upper - centre), np.abs(lower - centre))
     for b in bounds:
         crossed = (np.sign(upper - b.at) * np.sign(lower - b.at) <= 0) & (reach > 0)
-        near = (np.abs(centre - b.at) < reach / np.sqrt(rtol)) & (reach > 0) if b.edge else np.zeros_like(crossed)
+        near = (np.abs(centre - b.at) < NEAR * reach) & (reach > 0) if b.edge else np.zeros_like(crossed)
         for mask, crosses in ((crossed, True), (near, False)):
             if mask.any():
                 pos = tuple(int(i) for i in np.argwhere(mask)[0])

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from . import symbolic as s
+from .activations import softplus
 from .suggest import did_you_mean
 
 
@@ -32,8 +33,16 @@ class Edge:
 
 @dataclass(frozen=True)
 class Fused:
-    """δ at z for this loss right after a given activation, written with the cancellation done."""
+    """This loss right after a given activation, computed from that activation's input z (the logits).
 
+    From z the loss keeps every digit at any confidence (log-sigmoid, log-sum-exp), where the
+    probability form loses them once a rounds to 1; and δ at z is written with the cancellation done.
+    """
+
+    entry: Callable  # (z, y) -> L per entry, from the logits
+    delta: Callable  # (z, a, y) -> ∂L/∂z per entry
+    grad_y: Callable  # (z, a, y) -> ∂L/∂y per entry
+    elementwise: bool  # L_ij depends on z_ij alone (else on its whole column)
     sym_delta: Callable  # (a, y, onehot) -> δ as a symbol, before coef and 1/m
     text: Callable  # (a, y, onehot) -> δ as the UFLDL table writes it, before coef and 1/m
 
@@ -78,6 +87,25 @@ def _bce(a, y):
     return -y * np.log(a) - (1.0 - y) * np.log1p(-a)
 
 
+def _log_sum_exp(z):
+    """log Σ_column e^z, shifted by the column's largest real part (holomorphic, for the complex step)."""
+    top = np.max(np.real(z), axis=-2, keepdims=True)
+    return top + np.log(np.sum(np.exp(z - top), axis=-2, keepdims=True))
+
+
+SIGMOID_BCE = Fused(
+    entry=lambda z, y: softplus(z) - y * z,  # −y log σ(z) − (1 − y) log(1 − σ(z))
+    delta=lambda z, a, y: a - y, grad_y=lambda z, a, y: -z * np.ones_like(a), elementwise=True,
+    sym_delta=lambda a, y, onehot: s.sub(a, y), text=lambda a, y, onehot: f"{a} - {y}")
+
+SOFTMAX_CE = Fused(
+    entry=lambda z, y: -y * (z - _log_sum_exp(z)),
+    delta=lambda z, a, y: a * np.sum(y, axis=-2, keepdims=True) - y, grad_y=lambda z, a, y: _log_sum_exp(z) - z,
+    elementwise=False,
+    sym_delta=lambda a, y, onehot: _ce_softmax_delta(a, y, onehot),
+    text=lambda a, y, onehot: f"{a} - {y}" if onehot else f"{a} • sum({y}, axis=0) - {y}")
+
+
 def _ce_softmax_delta(a, y, onehot):
     """Columns of a one-hot Y sum to 1, so a • sum(Y, axis=0) − Y is a − Y."""
     return s.sub(a, y) if onehot else s.sub(s.mul(a, s.fn("sum", y, axis=0)), y)
@@ -101,13 +129,12 @@ ROWS: tuple[Loss, ...] = (
           lambda a, y, size: f"({a} - {y}) / ({a} • (1 - {a}))",
           edges=(Edge(0.0, "a = 0, where log(a) in binary_cross_entropy is undefined"),
                  Edge(1.0, "a = 1, where log(1 - a) in binary_cross_entropy is undefined")),
-          fused={"sigmoid": Fused(lambda a, y, onehot: s.sub(a, y), lambda a, y, onehot: f"{a} - {y}")}),
+          fused={"sigmoid": SIGMOID_BCE}),
     _loss("cross_entropy", lambda a, y: -y * np.log(a), lambda a, y: -y / a, lambda a, y: -np.log(a),
           lambda a, y: s.fn("sum", s.mul(s.neg(y), s.fn("log", a))), lambda a, y, ones_like: s.div(s.neg(y), a),
           lambda a, y: s.neg(s.fn("log", a)), lambda a, y, size: f"-{y} / {a}",
           edges=(Edge(0.0, "a = 0, where log(a) in cross_entropy is undefined"),),
-          fused={"softmax": Fused(_ce_softmax_delta,
-                                  lambda a, y, onehot: f"{a} - {y}" if onehot else f"{a} • sum({y}, axis=0) - {y}")}),
+          fused={"softmax": SOFTMAX_CE}),
 )
 
 LOSSES: dict[str, Loss] = {row.name: row for row in ROWS}  # the one registry every part reads

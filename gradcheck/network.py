@@ -20,7 +20,8 @@ import numpy as np
 
 from .kinds import KINDS
 from .model import Model, Objective, Term
-from .trace import LayerTrace, accumulate
+from .losses import Fused
+from .trace import AtZ, LayerTrace, accumulate
 
 
 class NonFinite(Exception):
@@ -82,7 +83,8 @@ def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: boo
         return trace
 
     traces, a = walk_forward(term, term.input.value(values), step)
-    value = objective_value(term.objective, a, values)
+    fused = fused_loss(term)
+    value = objective_value(term.objective, a, values, traces[-1].z if fused else None, fused)
     coef = 1.0 if term.coef is None else term.coef.value(values)
     if check_finite:
         require_finite(value, term.objective, f"the objective {term.objective.label}")
@@ -130,9 +132,11 @@ def backward_term(trace: TermTrace, values: Mapping[str, np.ndarray], grads: dic
     term = trace.term
     accumulate(grads, term.coef, trace.value)
     a_last = trace.layers[-1].a if trace.layers else term.input.value(values)
-    compute_top = lambda: objective_grad(term.objective, a_last, values)  # noqa: E731
+    fused = fused_loss(term)
+    z_last = trace.layers[-1].z if fused else None
+    compute_top = lambda: objective_grad(term.objective, a_last, values, z_last, fused)  # noqa: E731
     g, g_target = objective_step(compute_top) if objective_step else compute_top()
-    g = trace.coef * g
+    g = AtZ(trace.coef * g) if fused else trace.coef * g
     if g_target is not None:
         accumulate(grads, term.objective.target, trace.coef * g_target)
     deltas = []
@@ -160,19 +164,37 @@ def footprint(model: Model) -> int:
 # ----------------------------------------------------------------------------- the objective, from its row
 
 
-def objective_value(obj: Objective, a: np.ndarray, values) -> np.ndarray:
+def fused_loss(term: Term) -> Fused | None:
+    """The loss's fused form after the term's last activation (sigmoid then binary cross-entropy, softmax then
+    cross-entropy), when the last layer's a is that activation of its whole z; else None."""
+    if not term.layers:
+        return None
+    last = term.layers[-1]
+    if not KINDS[last.kind].fusable or last.activation.argument is not None:
+        return None
+    return term.objective.row.fused.get(last.activation.row.name)
+
+
+def entry_losses(obj: Objective, a, y, z=None, fused: Fused | None = None):
+    """The objective's summand at each entry, from the logits z when the loss is fused with the activation."""
+    return obj.row.entry(a, y) if fused is None else fused.entry(z, y)
+
+
+def objective_value(obj: Objective, a: np.ndarray, values, z=None, fused: Fused | None = None) -> np.ndarray:
     """J_term with keepdims (batch + (1, 1))."""
     y = None if obj.target is None else obj.target.value(values)
-    per_entry = obj.row.entry(a, y)
+    per_entry = entry_losses(obj, a, y, z, fused)
     per_entry = np.broadcast_to(per_entry, np.broadcast_shapes(np.shape(per_entry), np.shape(a)))
     return obj.row.scale(np.shape(a), obj.reduce) * np.sum(per_entry, axis=(-2, -1), keepdims=True)
 
 
-def objective_grad(obj: Objective, a: np.ndarray, values):
-    """(∂J_term/∂a, ∂J_term/∂target or None): the δ that starts backprop."""
+def objective_grad(obj: Objective, a: np.ndarray, values, z=None, fused: Fused | None = None):
+    """(∂J_term/∂a, ∂J_term/∂target or None): the δ that starts backprop; ∂J_term/∂z when the loss is fused."""
     row = obj.row
     y = None if obj.target is None else obj.target.value(values)
     scale = row.scale(np.shape(a), obj.reduce)
+    if fused is not None:
+        return scale * np.broadcast_to(fused.delta(z, a, y), a.shape), scale * fused.grad_y(z, a, y)
     g_target = None if row.grad_y is None else scale * row.grad_y(a, y)
     return scale * np.broadcast_to(row.grad_a(a, y), a.shape), g_target
 

@@ -95,27 +95,31 @@ class Perturber:
             peak = max(peak, current)
         return peak
 
-    def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ΔJ per perturbation, crossed-a-kink per perturbation) for entry flat[b] moved by delta[b]."""
+    def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ΔJ, crossed a kink, size) per perturbation, for entry flat[b] moved by delta[b].
+
+        size is the magnitude of what the perturbation summed, Σ(|L(new)| + |L(old)|) over the entries it
+        re-evaluated (Σ|Im L(new)| for an imaginary step): the scale of its round-off, never the global |J|.
+        """
         rows, cols = np.unravel_index(np.asarray(flat), self.shape)
         return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, rows, cols, delta),
                                len(rows))
 
-    def along(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ΔJ, crossed) with the param replaced by each matrix of `stack` (B, rows, cols)."""
+    def along(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ΔJ, crossed, size) with the param replaced by each matrix of `stack` (B, rows, cols)."""
         return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, stack=stack),
                                len(stack))
 
     def _sum_terms(self, make_run, batch: int):
-        total, crossed = 0.0, False
+        total, crossed, size = 0.0, False, 0.0
         with np.errstate(all="ignore"):
             for term, trace, states, kind_states in zip(self.model.terms, self.traces, self.states,
                                                          self.kind_states):
                 if term_uses(term, self.name):
-                    d, c = make_run(term, trace, states, kind_states).run()
-                    total, crossed = total + d, crossed | c
+                    d, c, m = make_run(term, trace, states, kind_states).run()
+                    total, crossed, size = total + d, crossed | c, size + m
         # A param no term reads leaves J where it was: zeros, one per perturbation.
-        return np.broadcast_to(total, (batch,)).copy(), np.broadcast_to(crossed, (batch,)).copy()
+        return tuple(np.broadcast_to(x, (batch,)).copy() for x in (total, crossed, size))
 
 
 class _TermRun:
@@ -130,6 +134,8 @@ class _TermRun:
         self.B = len(rows) if stack is None else len(stack)
         self.crossed = np.zeros(self.B, dtype=bool)
         self._stack = stack
+        self.fused = network.fused_loss(term)
+        self.z_last = None  # the perturbed z of the last layer reached, for a loss fused with its activation
 
     # -- the perturbed param as a dense stack, made only when a shortcut does not apply
     def stack(self) -> np.ndarray:
@@ -156,7 +162,8 @@ class _TermRun:
                 state = self.first_use(index, layer, refs)
             else:
                 state = self.propagate(index, layer, state, refs)
-        return self.objective(state), self.crossed
+        dJ, size = self.objective(state)
+        return dJ, self.crossed, size
 
     # -- where the perturbation enters
 
@@ -219,6 +226,7 @@ class _TermRun:
         """No shortcut: the layer's own batched forward, with p as a stack if it reads p."""
         values = self.batched_values() if uses(layer, self.o.name) else self.o.values
         lt = KINDS[layer.kind].forward(layer, a_in, values)
+        self.z_last = lt.z
         self.note_kinks(index, layer, lt.z)
         self.note_kind_state(index, lt)
         return lt.a
@@ -234,6 +242,7 @@ class _TermRun:
         """Apply an elementwise activation to the changed rows only; softmax mixes rows: go dense."""
         row = layer.activation.row
         lt = self.trace.layers[index]
+        self.z_last = z
         self.note_kinks(index, layer, z)
         if not row.elementwise:  # column-wise (softmax): every row of the column changes
             return row.forward(z.dense(), None)
@@ -245,6 +254,7 @@ class _TermRun:
         return RowPatch(lt.a, z.rows, row.forward(z.vals, arg))
 
     def activate_dense(self, index: int, layer: Layer, z: np.ndarray):
+        self.z_last = z
         self.note_kinks(index, layer, z)
         return activate(layer, None, z, self.o.values).a
 
@@ -263,33 +273,47 @@ class _TermRun:
     # -- the objective
 
     def objective(self, state):
-        """ΔJ of this term, weighted by its coef (which may itself be the perturbed param)."""
+        """(ΔJ of this term, the size of what it summed), weighted by its coef (which may be the perturbed param)."""
         term, trace = self.term, self.trace
         a_base = trace.layers[-1].a if trace.layers else term.input.value(self.o.values)
         target_moves = term.objective.target is not None and term.objective.target.name == self.o.name
         if state is None and not target_moves:
-            dJ_term = np.zeros(self.B)
+            dJ_term, size = np.zeros(self.B), np.zeros(self.B)
         else:
-            dJ_term = self.objective_change(a_base if state is None else state, a_base, target_moves)
+            dJ_term, size = self.objective_change(a_base if state is None else state, a_base, target_moves)
         coef_base = float(np.asarray(trace.coef).ravel()[0])
         if term.coef is not None and term.coef.name == self.o.name:
             coef = self.stack()[:, 0, 0]
-            return (coef - coef_base) * float(trace.value.ravel()[0]) + coef * dJ_term
-        return coef_base * dJ_term
+            moved = (coef - coef_base) * float(trace.value.ravel()[0])
+            return moved + coef * dJ_term, np.abs(moved) + np.abs(coef) * size
+        return coef_base * dJ_term, abs(coef_base) * size
 
     def objective_change(self, state, a_base, target_moves: bool):
-        """Σ over entries of [L(new) − L(old)]: over the changed rows only, for a row patch."""
-        obj = self.term.objective
+        """(Σ over entries of [L(new) − L(old)], its size): over the changed rows only, for a row patch."""
+        obj, fused = self.term.objective, self.fused
         y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
-        if isinstance(state, RowPatch) and not target_moves:
-            y_rows = None if y_base is None else y_base[state.rows]
-            change = obj.row.entry(state.vals, y_rows) - obj.row.entry(a_base[state.rows], y_rows)
+        base = self.trace.layers[-1].z if fused is not None else a_base
+        new = state if fused is None else (base if self.z_last is None else self.z_last)
+        if isinstance(new, RowPatch) and not target_moves and (fused is None or fused.elementwise):
+            y_rows = None if y_base is None else y_base[new.rows]
+            after, before = self.losses(new.vals, y_rows), self.losses(base[new.rows], y_rows)
+            change = after - before
         else:
-            a_new = state.dense() if isinstance(state, RowPatch) else state
+            dense = new.dense() if isinstance(new, RowPatch) else new
             y_new = obj.target.value(self.batched_values()) if target_moves else y_base
-            change = obj.row.entry(a_new, y_new) - obj.row.entry(a_base, y_base)
-            change = np.broadcast_to(change, (self.B,) + a_base.shape)
-        return obj.row.scale(a_base.shape, obj.reduce) * change.reshape(self.B, -1).sum(axis=1)
+            after, before = self.losses(dense, y_new), self.losses(base, y_base)
+            change = np.broadcast_to(after - before, (self.B,) + a_base.shape)
+        if np.iscomplexobj(after):  # an imaginary step: round-off scales with the imaginary parts summed
+            size = np.abs(np.imag(after))
+        else:
+            size = np.abs(after) + np.abs(before)
+        size = np.broadcast_to(size, change.shape)
+        scale = obj.row.scale(a_base.shape, obj.reduce)
+        return scale * change.reshape(self.B, -1).sum(axis=1), scale * size.reshape(self.B, -1).sum(axis=1)
+
+    def losses(self, x, y):
+        """The objective's summand per entry, from z when the loss is fused with the last activation."""
+        return network.entry_losses(self.term.objective, None if self.fused else x, y, x, self.fused)
 
 
 def _kind_state(lt):

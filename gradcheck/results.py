@@ -43,6 +43,7 @@ class Entries:
     rtol: float
     atol: float
     kinks: frozenset = frozenset()  # indices at a kink: reported as kinks, not as errors
+    numeric_error: np.ndarray | float = 0.0  # the estimated error of each numeric value
 
     def analytic(self, side: str) -> np.ndarray | None:
         """The analytic array of a side: "backprop" or "expect"."""
@@ -50,7 +51,7 @@ class Entries:
 
     def errors(self, side: str) -> np.ndarray:
         """Per-entry relative error of a side against the numeric gradient (gradcheck.verdict); 0 at kinks."""
-        errors = relative_errors(self.analytic(side), self.numeric, self.rtol, self.atol)
+        errors = relative_errors(self.analytic(side), self.numeric, self.rtol, np.maximum(self.numeric_error, self.atol))
         for index in self.kinks:
             errors[index] = 0.0
         return errors
@@ -81,6 +82,7 @@ class ParamResult:
     entries: Entries | None = field(default=None, compare=False, repr=False)
     place: Place | None = None  # where the param is declared
     expect_place: Place | None = None  # where its `expect` formula stands
+    diagnosis: str | None = None  # what a failing expect formula's mistake looks like, when a pattern fits
 
     @property
     def kinks(self) -> int:

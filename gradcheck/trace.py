@@ -48,8 +48,17 @@ def activate(layer: Layer, a_in, z, values, **cache) -> LayerTrace:
     return LayerTrace(layer, a_in, z, apply(layer, z, argument), argument, cache)
 
 
+@dataclass(frozen=True)
+class AtZ:
+    """An error signal already at z (a loss fused with the activation gave δ directly): f′ is not applied again."""
+
+    delta: np.ndarray
+
+
 def activation_backward(lt: LayerTrace, g, grads):
     """δ = g·f′(z); a param used as the activation's argument collects g·∂a/∂c."""
+    if isinstance(g, AtZ):
+        return g.delta
     return activation_step(lt.layer, g, lt.z, lt.a, lt.argument, grads)
 
 

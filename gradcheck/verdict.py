@@ -1,16 +1,19 @@
 """The comparison rule: analytic against numeric gradients, entry by entry, kinks set apart.
 
-Error metric, per entry i of a param (analytic a, numeric n):
+Every numeric derivative n comes with an estimate e of its own error (gradcheck.numeric: round-off from
+what the perturbation re-evaluated, truncation measured on a ladder of steps). Per entry, with the
+user's relative tolerance rtol (and an absolute floor atol, none unless given):
 
-    err_i = |a_i − n_i| / max(|a_i|, |n_i|, atol / rtol)
+    err_i = |a_i − n_i| / max(|a_i|, |n_i|, max(e_i, atol) / rtol)
 
-and a comparison passes when max_i err_i <= rtol. Equivalently |a − n| <= max(rtol·max(|a|,|n|), atol):
-relative where the gradient is large, absolute where both sides are ~0 (where a relative error is
-meaningless). atol defaults to the round-off floor of a central difference, which grows with |J|.
+and a comparison passes when max_i err_i <= rtol. Equivalently |a − n| <= max(rtol·max(|a|, |n|), e, atol):
+the relative error a user accepts, except where the finite difference itself cannot tell that finely,
+and there the floor is its own measured error, not a fraction of |J|.
 
 Entries whose stencil crossed a non-smooth point (relu/abs at 0, a max tie) and whose one-sided
-slopes disagree are kinks: the central value means nothing there. Such an entry is a `kink`
-(not a failure) when the analytic value lies between the one-sided slopes, and fails otherwise.
+slopes disagree by more than their own errors are kinks: the central value means nothing there.
+Such an entry is a `kink` (not a failure) when the analytic value lies between the one-sided slopes,
+widened by their error estimates, and fails otherwise.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Comparison:
     numeric: float | None
     passed: bool
     message: str | None = None
+    numeric_error: float | None = None  # the estimated error of the numeric value at the worst entry
     kinks: tuple[Kink, ...] = ()
     worst_entry: tuple[tuple[str, int], ...] | None = None  # e.g. (("filter", 1), ("channel", 0), ...)
     checked: int = 0  # entries (or directions, in fast mode) compared
@@ -53,57 +57,80 @@ class Comparison:
         return sum(k.status == "kink" for k in self.kinks)
 
 
-def relative_errors(analytic: np.ndarray, numeric_values: np.ndarray, rtol: float, atol: float) -> np.ndarray:
-    """The per-entry error metric of the module docstring."""
+def relative_errors(analytic: np.ndarray, numeric_values: np.ndarray, rtol: float, floor=0.0) -> np.ndarray:
+    """The per-entry error metric of the module docstring; `floor` is max(e, atol) per entry."""
     diff = np.abs(analytic - numeric_values)
-    floor = atol / rtol if rtol > 0 else np.inf
-    scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric_values)), floor)
     with np.errstate(invalid="ignore", divide="ignore"):
+        below = np.asarray(floor, dtype=float) / rtol if rtol > 0 else np.inf
+        scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric_values)), below)
         return np.where(diff == 0, 0.0, diff / scale)
 
 
-def compare(analytic: np.ndarray, numeric_grad: np.ndarray, rtol: float, atol: float) -> Comparison:
-    """Every entry of analytic against numeric, worst entry side by side."""
-    rel = relative_errors(analytic, numeric_grad, rtol, atol)
+def tolerance(analytic, numeric_values, error, rtol: float, atol: float):
+    """Per entry, the largest |a − n| the rule allows: max(rtol·max(|a|, |n|), e, atol)."""
+    return np.maximum(rtol * np.maximum(np.abs(analytic), np.abs(numeric_values)), np.maximum(error, atol))
+
+
+def compare(analytic: np.ndarray, numeric_grad: np.ndarray, rtol: float, atol: float,
+            error: np.ndarray | float = 0.0) -> Comparison:
+    """Every entry of analytic against numeric (with its error estimate), worst entry side by side."""
+    error = np.broadcast_to(np.asarray(error, dtype=float), np.shape(numeric_grad))
+    rel = relative_errors(analytic, numeric_grad, rtol, np.maximum(error, atol))
     worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
     max_rel = float(rel[worst])
     return Comparison(max_rel, float(np.abs(analytic - numeric_grad).max()), tuple(int(i) for i in worst),
                       float(analytic[worst]), float(numeric_grad[worst]), bool(max_rel <= rtol),
-                      checked=int(rel.size))
+                      checked=int(rel.size), numeric_error=float(error[worst]))
 
 
 def judge(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float) -> Comparison:
     """Compare at the estimated entries, setting kinks apart from ordinary entries."""
     shape = analytic.shape
     a = analytic.reshape(-1)[est.entries]
-    kinks, at_kink = _kinks(a, est, shape, rtol, atol)
+    at_kink = kink_mask(est, rtol, atol)
+    kinks = _kinks(a, est, at_kink, shape, rtol, atol)
     ordinary = ~at_kink
     if not ordinary.any():
         ok = all(k.status == "kink" for k in kinks)
-        return Comparison(0.0, 0.0, None, None, None, ok, None, kinks=kinks, checked=int(a.size))
-    rel = np.where(ordinary, relative_errors(a, est.values, rtol, atol), -1.0)
+        return Comparison(None, None, None, None, None, ok, _kink_message(kinks), kinks=kinks, checked=int(a.size))
+    rel = np.where(ordinary, relative_errors(a, est.values, rtol, np.maximum(est.error, atol)), -1.0)
     worst = int(np.argmax(rel))
     max_rel = float(rel[worst])
     passed = max_rel <= rtol and all(k.status == "kink" for k in kinks)
     abs_err = float(np.abs(a - est.values)[ordinary].max())
     index = tuple(int(i) for i in np.unravel_index(int(est.entries[worst]), shape))
     return Comparison(max_rel, abs_err, index, float(a[worst]), float(est.values[worst]), bool(passed),
-                      _kink_message(kinks), kinks=kinks, checked=int(a.size))
+                      _kink_message(kinks), kinks=kinks, checked=int(a.size), numeric_error=float(est.error[worst]))
 
 
-def _kinks(a: np.ndarray, est: numeric.Estimate, shape, rtol: float, atol: float):
-    """The kinks among the estimated entries, and a mask of where they are."""
-    lo, hi = np.minimum(est.left, est.right), np.maximum(est.left, est.right)
-    # One-sided slopes differ by ~h·f″ on smooth ground; a real kink separates them by far more.
-    disagree = relative_errors(est.left, est.right, 1e-3, atol) > 1e-3
-    at_kink = est.crossed & disagree
-    slack = atol + rtol * np.maximum(np.abs(lo), np.abs(hi))
-    inside = (a >= lo - slack) & (a <= hi + slack)
-    kinks = tuple(
+def failing(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float) -> np.ndarray:
+    """Per estimated entry: does it fail the rule with the errors known so far (kinks aside)?"""
+    a = analytic.reshape(-1)[est.entries]
+    return np.abs(a - est.values) > tolerance(a, est.values, est.error, rtol, atol)
+
+
+def kink_mask(est: numeric.Estimate, rtol: float, atol: float) -> np.ndarray:
+    """Entries whose stencil crossed a non-smooth point and whose one-sided slopes disagree beyond their errors."""
+    gap = np.abs(est.left - est.right)
+    # the side away from the kink is an honest one-sided derivative: its error is the measure of disagreement
+    steady = np.minimum(est.left_error, est.right_error)
+    allowed = np.maximum(2.0 * steady, np.maximum(rtol * np.maximum(np.abs(est.left), np.abs(est.right)), atol))
+    return est.crossed & (gap > allowed)
+
+
+def _kinks(a: np.ndarray, est: numeric.Estimate, at_kink: np.ndarray, shape, rtol: float, atol: float):
+    """The kinks among the estimated entries: the analytic value between the slopes, widened by their errors."""
+    left_low = est.left <= est.right
+    lo, hi = np.where(left_low, est.left, est.right), np.where(left_low, est.right, est.left)
+    lo_error = np.where(left_low, est.left_error, est.right_error)
+    hi_error = np.where(left_low, est.right_error, est.left_error)
+    relative = rtol * np.maximum(np.abs(lo), np.abs(hi))
+    inside = (a >= lo - np.maximum(np.maximum(lo_error, atol), relative)) & \
+             (a <= hi + np.maximum(np.maximum(hi_error, atol), relative))
+    return tuple(
         Kink(tuple(int(i) for i in np.unravel_index(int(est.entries[k]), shape)), float(a[k]),
              float(est.left[k]), float(est.right[k]), "kink" if inside[k] else "fail")
         for k in np.flatnonzero(at_kink))
-    return kinks, at_kink
 
 
 def _kink_message(kinks: tuple[Kink, ...]) -> str | None:

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import gradcheck.cli as cli
-from conftest import ICA, INVALID, WRONG, invoke
+from conftest import ICA, INVALID, PAGE_TYPO, WRONG, invoke
 
 
 
@@ -70,12 +70,17 @@ def test_expect_shape_mismatch_is_a_failure_naming_both_shapes(tmp_path):
 
 def test_overrides_change_the_settings():
     strict = json.loads(invoke("run", "--format", "json", "--rtol", "1e-14", "--atol", "0", ICA).output)
-    assert strict["specs"][0]["status"] == "fail"  # no central difference is that exact
+    assert strict["specs"][0]["settings"]["rtol"] == 1e-14 and strict["specs"][0]["settings"]["atol"] == 0
+    # below what a central difference resolves, its own estimated error is the floor: correct still passes
+    assert strict["specs"][0]["status"] == "pass"
+    floor = json.loads(invoke("run", "--format", "json", "--atol", "1e3", str(PAGE_TYPO)).output)
+    assert floor["specs"][0]["status"] == "pass"  # an absolute floor given by the user is honoured
     reseeded = json.loads(invoke("run", "--format", "json", "--seed", "3", ICA).output)
     default = json.loads(invoke("run", "--format", "json", ICA).output)
     assert reseeded["specs"][0]["objective"] != default["specs"][0]["objective"]
     coarse = json.loads(invoke("run", "--format", "json", "--eps", "1e-2", ICA).output)
-    assert coarse["specs"][0]["params"][0]["backprop"]["max_abs_error"] > \
+    assert coarse["specs"][0]["settings"]["eps"] == 1e-2
+    assert coarse["specs"][0]["params"][0]["backprop"]["max_abs_error"] != \
         default["specs"][0]["params"][0]["backprop"]["max_abs_error"]
 
 

@@ -134,16 +134,21 @@ def test_a_stencil_across_a_kink_is_a_kink_not_a_failure(activation, offset):
     assert [p.kinks for p in result.params] == [1]
 
 
-@pytest.mark.parametrize("activation, offset, what", [
-    ("log", 0.5 * H, "crosses the edge of the domain of log (z > 0) at z = 0, at z[0, 0] of layer 2 (I, log)"),
-    ("sqrt", 0.5 * H, "crosses the edge of the domain of sqrt (z >= 0) at z = 0, at z[0, 0] of layer 2 (I, sqrt)"),
-    ("sqrt", 20 * H, "comes within 0.00012 of the edge of the domain of sqrt (z >= 0) at z = 0, at z[0, 0] of "
-                     "layer 2 (I, sqrt) (the step moves it by 6.1e-06)"),
-    ("log", 50 * H, "comes within 0.0003 of the edge of the domain of log (z > 0) at z = 0"),
-    ("{power: 0.5}", 20 * H, "comes within 0.00012 of z = 0, where {power: 0.5} is not smooth"),
+PINNED = f"check: {{eps: {H!r}}}"  # the user's own step: the checker does not search for a better one
+
+
+@pytest.mark.parametrize("activation, offset, extra, what", [
+    ("log", 0.5 * H, "", "crosses the edge of the domain of log (z > 0) at z = 0, at z[0, 0] of layer 2 (I, log)"),
+    ("sqrt", 0.05 * H, "", "crosses the edge of the domain of sqrt (z >= 0) at z = 0, at z[0, 0] of layer 2 (I, sqrt)"),
+    ("sqrt", 0.5 * H, PINNED, "crosses the edge of the domain of sqrt (z >= 0) at z = 0"),
+    ("sqrt", 1.5 * H, PINNED, "comes within 9.1e-06 of the edge of the domain of sqrt (z >= 0) at z = 0, at z[0, 0] of "
+                              "layer 2 (I, sqrt) (the step moves it by 6.1e-06)"),
+    ("log", 1.5 * H, PINNED, "comes within 9.1e-06 of the edge of the domain of log (z > 0) at z = 0"),
+    ("{power: 0.5}", 1.5 * H, PINNED, "comes within 9.1e-06 of z = 0, where {power: 0.5} is not smooth"),
 ])
-def test_a_stencil_across_or_near_a_domain_edge_is_named_not_failed(activation, offset, what):
-    e = error_of(near(0.75, offset, activation))
+def test_a_stencil_across_or_near_a_domain_edge_is_named_not_failed(activation, offset, extra, what):
+    """Where no step within reach stays inside the domain (or the user pinned the step), there is no verdict."""
+    e = error_of(near(0.75, offset, activation, extra))
     assert e.message.startswith(f"the finite-difference stencil x[0, 0] = 0.75 ± {H:.2g} {what}"), e.message
     assert e.message.endswith("the numeric gradient there is no verdict on the analytic one; move the value "
                               "(another seed or value) or use a smaller eps")
@@ -156,11 +161,25 @@ def test_the_same_spec_away_from_the_boundary_passes(activation):
     assert result.status == "pass", result.message
 
 
-def test_a_smaller_eps_clears_a_near_edge_stencil():
-    text = near(0.75, 20 * H, "sqrt")
+@pytest.mark.parametrize("activation, offset", [("sqrt", 0.5 * H), ("sqrt", 1.5 * H), ("log", 1.5 * H),
+                                                ("{power: 0.5}", 1.5 * H)])
+def test_the_step_search_finds_a_verdict_next_to_a_domain_edge(activation, offset):
+    """The default step crosses (or nearly crosses) the edge; smaller steps on a ladder stay inside and decide."""
+    result = result_of(near(0.75, offset, activation))
+    assert result.status == "pass", result.message
+    x = result.params[0].backprop
+    z = offset
+    slope = {"sqrt": 0.5 / np.sqrt(z), "log": 1.0 / z, "{power: 0.5}": 0.5 / np.sqrt(z)}[activation]
+    assert x.worst_index != (0, 0) or x.analytic == pytest.approx(slope, rel=1e-6)
+    wrong = near(0.75, offset, f"{{f: 'sqrt(z)', df: '0.25 / sqrt(z)'}}") if activation == "sqrt" else None
+    if wrong:  # a wrong derivative next to the edge is still caught
+        assert result_of(wrong).status == "fail"
+
+
+def test_a_pinned_eps_near_an_edge_is_named_and_the_default_search_decides():
+    text = near(0.75, 1.5 * H, "sqrt", PINNED)
     assert result_of(text).status == "error"
-    spec = gradcheck.loads(text, "h.yaml")
-    assert gradcheck.check(spec, eps=1e-8).status == "pass"
+    assert result_of(near(0.75, 1.5 * H, "sqrt")).status == "pass"
 
 
 def test_a_stencil_across_a_log_in_the_loss():
@@ -189,7 +208,7 @@ def test_a_step_that_rounds_to_nothing_is_named():
 
 def test_diagnosis_is_read_only():
     """Diagnosing hazards runs extra passes; the spec's values must come out untouched."""
-    spec = gradcheck.loads(near(0.75, 20 * H, "sqrt"), "h.yaml")
+    spec = gradcheck.loads(near(0.75, 0.5 * H, "log"), "h.yaml")
     before = {k: v.copy() for k, v in spec.values.items()}
     assert gradcheck.check(spec).status == "error"
     for name, value in before.items():

@@ -104,11 +104,11 @@ def test_structured_perturbations_equal_the_plain_loop(placement, text=None):
         perturber = Perturber(spec.model, dict(spec.values), name)
         n = spec.values[name].size
         delta = 1e-3
-        got, _ = perturber(np.arange(n), np.full(n, delta))
+        got, _, _ = perturber(np.arange(n), np.full(n, delta))
         want = plain_loop(spec, name, delta)
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * max(1, abs(spec.objective())))
         stack = spec.values[name][None] + delta * np.eye(n).reshape((n,) + spec.values[name].shape)
-        dense, _ = perturber.along(stack)  # the dense route, no shortcuts
+        dense, _, _ = perturber.along(stack)  # the dense route, no shortcuts
         np.testing.assert_allclose(dense, want, rtol=1e-9, atol=1e-12 * max(1, abs(spec.objective())))
 
 
@@ -121,7 +121,8 @@ METHOD_CASES = [(path, method) for method in ("central", "richardson", "complex-
 def test_every_method_on_every_bundled_spec(path, method):
     result = gradcheck.check(gradcheck.load(path), method=method)
     assert result.status == "pass", result.message or [(p.name, p.backprop, p.expect) for p in result.params]
-    limit = {"central": 1e-8, "richardson": 1e-10, "complex-step": 1e-13}[method]
+    # the worst relative error, floored by each entry's own estimated error (gradcheck.verdict)
+    limit = {"central": 5e-8, "richardson": 5e-10, "complex-step": 1e-13}[method]
     assert max(p.backprop.max_rel_error for p in result.params) <= limit
 
 

@@ -1,6 +1,7 @@
 """The layer kinds, one module each, with everything about the kind in that module: its spec parser,
 its schema fragment, forward and backward, its footprint, its discrete state (for kinks), whether the
-complex step may pass through it, whether the perturber may carry row patches through it, and its
+complex step may pass through it, whether the perturber may carry row patches through it, whether a
+loss may be fused with its activation, and its
 symbolic rows for `explain` (or `closed_form = False`).
 
 Adding a layer kind is one module beside these and one entry in KINDS below; a kind that lacks an
@@ -15,7 +16,7 @@ from .maxpool import MaxPool
 from .recurrent import Recurrent
 
 REQUIRED = ("key", "schema", "parse", "forward", "backward", "state", "footprint", "analytic", "row_patch",
-            "closed_form", "sym_z", "sym_backward")
+            "fusable", "closed_form", "sym_z", "sym_backward")
 
 
 def register(*kinds) -> dict:

@@ -35,6 +35,7 @@ class Conv:
                              "padding": {"$ref": "#/$defs/nonNegativeDims"}}}
     analytic = True
     row_patch = False
+    fusable = True  # a = f(z) over the layer's whole output: a loss may be fused with f (computed from z)
     closed_form = False
     sym_z = sym_backward = None
 
