@@ -62,9 +62,9 @@ def transpose(case: Case) -> str | None:
     return "expect is the transpose of the gradient" if case.explains(t.T) else None
 
 
-def _informative(case: Case) -> bool:
-    """Is the truth distinguishable from 0 somewhere? (A factor of ~0 says nothing.)"""
-    return bool(np.any(np.abs(case.truth) > 2 * case.tol))
+def _informative(case: Case) -> int:
+    """How many entries of the truth are distinguishable from 0 (a factor of ~0 says nothing)."""
+    return int(np.count_nonzero(np.abs(case.truth) > 2 * case.tol))
 
 
 def _named_factors(columns: int | None) -> list[tuple[float, str]]:
@@ -102,8 +102,8 @@ def factor(case: Case) -> str | None:
         if case.explains(value * case.truth):
             return sentence
     c = _fitted_factor(case)
-    if c is None or not np.isfinite(c):
-        return None
+    if c is None or not np.isfinite(c) or _informative(case) < 2:
+        return None  # with one informative entry any expect is "c × the gradient": no news
     text = _shortest(c, case)
     return f"expect is {text} × the gradient" if text is not None else None
 
@@ -113,21 +113,38 @@ def _index(flat: int, shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(i) for i in np.unravel_index(flat, shape)) + "]"
 
 
-def sign_subset(case: Case) -> str | None:
-    """expect ≈ ±truth entry by entry, with the sign wrong on a non-empty proper subset."""
-    e, t, tol = case.expect, case.truth, case.tol
+def _flipped(e: np.ndarray, t: np.ndarray, tol: np.ndarray) -> tuple[np.ndarray, bool] | None:
+    """Where e ≈ −t (and whether e ≈ +t somewhere else), when e ≈ ±t at every entry; else None."""
     right, flipped = np.abs(e - t) <= tol, np.abs(e + t) <= tol
     if not np.all(right | flipped):
         return None
     # where |t| <= tol, +t and −t are within 2·tol of each other: such entries count neither way
     counted = np.abs(t) > tol
     wrong = counted & flipped
-    if not wrong.any() or not (counted & right).any():
-        return None
+    return (wrong, bool((counted & right).any())) if wrong.any() else None
+
+
+def _where(wrong: np.ndarray, t: np.ndarray) -> str:
+    """'at 3 of 12 entries, e.g. [0, 2]', the example being the clearest (largest |t|) of them."""
     flat = np.flatnonzero(wrong.ravel())
-    worst = int(flat[np.argmax(np.abs(t.ravel()[flat]))])  # the clearest example
-    return (f"expect has the wrong sign at {flat.size} of {t.size} entries, "
-            f"e.g. {_index(worst, t.shape)}")
+    worst = int(flat[np.argmax(np.abs(t.ravel()[flat]))])
+    return f"at {flat.size} of {t.size} entries, e.g. {_index(worst, t.shape)}"
+
+
+def sign_subset(case: Case) -> str | None:
+    """expect ≈ ±truth entry by entry with the sign wrong on a proper subset, or the same in one use."""
+    found = _flipped(case.expect, case.truth, case.tol)
+    if found is not None and found[1]:  # all of them wrong is the factor −1, tried before
+        return f"expect has the wrong sign {_where(found[0], case.truth)}"
+    if len(case.uses) < 2 or not _sum_of_uses(case):
+        return None
+    for use in case.uses:
+        part = np.asarray(use.contribution, float)
+        found = _flipped(case.expect - (case.truth - part), part, case.tol)  # the others taken as right
+        if found is not None:
+            where = f" {_where(found[0], part)}" if found[1] else ""
+            return f"the contribution of {_named_use(use.label)} has the wrong sign{where}"
+    return None
 
 
 def _sum_of_uses(case: Case) -> bool:
