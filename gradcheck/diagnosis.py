@@ -90,7 +90,7 @@ def _shortest(c: float, case: Case) -> str | None:
     for digits in range(3, 18):
         text = f"{c:.{digits}g}"
         if case.explains(float(text) * case.truth):
-            return text.replace("-", "−")
+            return "−" + text[1:] if text.startswith("-") else text  # a minus sign, as the other sentences
     return None
 
 
@@ -201,25 +201,18 @@ def bias_axis(case: Case) -> str | None:
     return None
 
 
-def _confined(bad: np.ndarray, inside: np.ndarray) -> bool:
-    """Is every wrong entry inside the region (and some is), the region not the whole param?"""
-    return bool(bad.any() and not bad[~inside].any() and not inside.all())
-
-
 def confined(case: Case) -> str | None:
-    """The error lives in one row, one column or the diagonal only."""
+    """The error lives in one row, one column or the diagonal only (a region smaller than the param)."""
     t = case.truth
     if t.ndim != 2 or t.size < 2:
         return None
     bad = np.abs(case.expect - t) > case.tol
-    rows, cols = np.indices(t.shape)
-    for r in range(t.shape[0]):
-        if _confined(bad, rows == r):
-            return f"the error is confined to row {r}"
-    for c in range(t.shape[1]):
-        if _confined(bad, cols == c):
-            return f"the error is confined to column {c}"
-    if t.shape[0] == t.shape[1] and _confined(bad, rows == cols):
+    rows, cols = np.flatnonzero(bad.any(axis=1)), np.flatnonzero(bad.any(axis=0))
+    if rows.size == 1 and t.shape[0] > 1:  # the only row of a row vector is the whole param
+        return f"the error is confined to row {rows[0]}"
+    if cols.size == 1 and t.shape[1] > 1:
+        return f"the error is confined to column {cols[0]}"
+    if t.shape[0] == t.shape[1] and bad.any() and not (bad & ~np.eye(t.shape[0], dtype=bool)).any():
         return "the error is confined to the diagonal"
     return None
 

@@ -218,14 +218,22 @@ SLIPS = {"2": "2 ×", "1/2": "1/2 ×", "-1": "wrong sign (−1", "m": "missing 1
          "sign": "wrong sign at 4 of 16", "row": "row 0", "missing": "layer 1 (W) is missing", "axis": "wrong axis"}
 
 
+@pytest.mark.parametrize("scale", [1.5, 10.0])
 @pytest.mark.parametrize("slip", sorted(SLIPS))
-def test_a_slip_buried_in_noise_beyond_the_tolerance_is_not_named(slip):
-    """expect = slip(truth) + noise of 10× the tolerance at every entry: no pattern fits."""
+def test_a_slip_buried_in_noise_beyond_the_tolerance_is_not_named(slip, scale):
+    """expect = slip(truth) + noise of 1.5× or 10× the tolerance at every entry: no pattern fits."""
     exact, t, uses = slipped(slip)
     tol = tolerance(exact, t)
-    noisy = exact + 10 * tol * rng(17).choice([-1, 1], size=t.shape)
+    noise = tol * rng(17).choice([-1, 1], size=t.shape)
     assert SLIPS[slip] in diagnose(exact, t, tol, uses, columns=4)  # the slip itself is named
-    assert diagnose(noisy, t, tol, uses, columns=4) is None
+    assert SLIPS[slip] in diagnose(exact + 0.9 * noise, t, tol, uses, columns=4)  # and within the tolerance
+    assert diagnose(exact + scale * noise, t, tol, uses, columns=4) is None
+
+
+def test_large_and_negative_fitted_factors_are_written_plainly():
+    t = rng(20).normal(size=(3, 3)) + 5.0
+    assert check(-12345.678 * t, t) == "expect is −12345.68 × the gradient"  # −12345.7 misses by 1.8e-6
+    assert check(3.2e-5 * t, t) == "expect is 3.2e-05 × the gradient"
 
 
 def test_scalar_param_gets_no_fitted_factor_and_no_region():
@@ -402,3 +410,23 @@ def test_every_fixture_says_only_what_is_true(name):
     _, _, grads, _ = load_case(TESTS / name)
     for param in grads:
         assert run(TESTS / name, param) == EXPECTED.get((name, param)), f"{name}: {param}"
+
+
+def ica_uses(v):
+    """The two uses of W in ||Wᵀ W x − x||², by hand: layer 1 (W), layer 2 (W.T, transposed back)."""
+    W, x = v["W"], v["x"]
+    delta = 2 * (W.T @ W @ x - x)
+    return [Use("layer 1 (W, identity)", "weight", W @ delta @ x.T, None),
+            Use("layer 2 (W.T)", "weight", (delta @ (W @ x).T).T, None)]
+
+
+@pytest.mark.parametrize("name, sentence", [
+    ("fixtures/wrong/ufldl_ica_dropped_tied_term.yaml", "the contribution of the use in layer 2 (W.T) is missing"),
+    # the page's Wᵀ for W in the first term: a wrong contribution, not a missing one; nothing fits
+    ("fixtures/wrong/ufldl_ica_page_typo.yaml", None),
+])
+def test_ica_fixtures_with_their_uses(name, sentence):
+    values, _, grads, _ = load_case(TESTS / name)
+    uses = ica_uses(values)
+    assert np.allclose(sum(u.contribution for u in uses), grads["W"], rtol=1e-10, atol=1e-14)
+    assert run(TESTS / name, "W", uses) == sentence
