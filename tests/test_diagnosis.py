@@ -368,8 +368,10 @@ def test_diagnosis_fixture_names_its_pattern(name):
 # two arrays (expect against backprop), and the checker must not diagnose when backprop fails.
 EXPECTED = {
     # -1: the weight update -η δ z used as the gradient (a sign error)
-    ("fixtures/wrong/error_signals_one_path_sign_error.yaml", "w_ko"): "expect has the wrong sign (−1 × the gradient)",
+    ("fixtures/wrong/error_signals_one_path_sign_error.yaml", "w_ko"):
+        "expect has the wrong sign (−1 × the gradient)",
     # backprop's df is wrong; for one example grad = g·O_kᵀ with g a scalar, so the two differ by a factor
+    # (φ(1−φ) over z(1−z) at net_{j−2}: −0.19886194 at all three entries, checked by hand)
     ("fixtures/wrong/logistic_neuron_wrong_df.yaml", "w_k_jm2"): "expect is −0.198862 × the gradient",
     ("fixtures/wrong/softmax_regression_missing_1_over_m.yaml", "W"):
         "expect is m × the gradient (m = 6 columns): a missing 1/m?",
@@ -379,7 +381,8 @@ EXPECTED = {
     ("verdicts/wrong/confident_sigmoid_bce_spurious_1_over_m.yaml", "w"):
         "expect is 1/m × the gradient (m = 3): an extra 1/m?",
     ("verdicts/wrong/confident_softmax_ce_b_sign.yaml", "b"): "expect has the wrong sign (−1 × the gradient)",
-    ("verdicts/wrong/deep_tanh_chain_tiny_gradient_W1_transposed.yaml", "W1"): "expect is the transpose of the gradient",
+    ("verdicts/wrong/deep_tanh_chain_tiny_gradient_W1_transposed.yaml", "W1"):
+        "expect is the transpose of the gradient",
     ("verdicts/wrong/penalty_big_data_term_missing_2.yaml", "s"): "expect is 1/2 × the gradient",
     # the diagnosis fixtures without their uses: those whose pattern needs no uses are found anyway
     ("verdicts/diagnosis/transpose_square_weight.yaml", "W"): "expect is the transpose of the gradient",
