@@ -17,12 +17,13 @@ from . import network, numeric
 from .errors import SpecError
 from .model import Model
 from .options import FULL, RunOptions
-from .perturb import Perturber
+from .perturb import Perturber, term_uses
 from .refusals import (non_finite_error, refuse_non_analytic, refuse_unreliable_stencil, require_finite_estimate,
                        require_usable_steps)
 from .results import Entries, ParamResult, Settings, SpecResult, error_result
 from .spec import Spec
-from .verdict import Comparison, compare, failing, judge, kink_mask
+from .diagnosis import Use, diagnose
+from .verdict import Comparison, compare, failing, judge, kink_mask, tolerance
 
 # Default relative tolerance by method, ~100× above what the method achieves on correct smooth specs
 # (central ~1e-9, Richardson ~1e-11, complex step ~1e-15 relative). There is no default absolute floor:
@@ -109,13 +110,46 @@ def _entrywise_param(perturber: Perturber, grad, expected: dict, settings: Setti
         expect = _expect_problem(name, expected[name], values[name].shape) or \
             _named(model, name, judge(expected[name], est, settings.rtol, settings.atol))
     ok = backprop.passed and (expect is None or expect.passed)
+    diagnosis = None
+    if entries is None and comparable is not None and backprop.passed and not expect.passed:
+        diagnosis = _diagnosis(perturber, grad, comparable, est, settings)
     per_entry = None
     if entries is None:  # a full check: keep the arrays for verbose reports and assertion messages
         kinks = frozenset(k.index for k in backprop.kinks if k.status == "kink")
         per_entry = Entries(grad, est.values.reshape(grad.shape), comparable, settings.rtol, settings.atol, kinks,
                             est.error.reshape(grad.shape))
     return ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect,
-                       kernel=model.is_kernel(name), entries=per_entry, **_places(model, name))
+                       kernel=model.is_kernel(name), entries=per_entry, diagnosis=diagnosis, **_places(model, name))
+
+
+def _diagnosis(perturber: Perturber, grad, expect, est: numeric.Estimate, settings: Settings) -> str | None:
+    """What the failing expect's mistake looks like, judged with the verdict's own per-entry allowance.
+
+    Only when backprop passed: then backprop is the true gradient, and a pattern between it and the
+    formula says something about the formula (never about a wrong custom df).
+    """
+    model, values, name = perturber.model, perturber.values, perturber.name
+    numeric_values, error = est.values.reshape(grad.shape), est.error.reshape(grad.shape)
+    allowed = tolerance(expect, numeric_values, error, settings.rtol, settings.atol)
+    found = network.uses_of(model, perturber.traces, values, name)
+    merged: dict = {}
+    for label, role, contribution, signal in found:  # a recurrent layer adds once per step: one use
+        key = (label, role)
+        previous = merged.get(key)
+        usable = signal if role == "bias" and np.ndim(signal) == 2 and signal.shape[0] == grad.shape[0] else None
+        merged[key] = (contribution if previous is None else previous[0] + contribution,
+                       usable if previous is None else None)
+    uses = [Use(label, role, contribution, signal) for (label, role), (contribution, signal) in merged.items()]
+    return diagnose(expect, grad, allowed, uses, _columns(perturber))
+
+
+def _columns(perturber: Perturber) -> int | None:
+    """m, the columns (examples) of the first term that reads the param."""
+    for trace in perturber.traces:
+        if term_uses(trace.term, perturber.name):
+            last = trace.layers[-1].a if trace.layers else trace.term.input.value(perturber.values)
+            return int(np.shape(last)[-1])
+    return None
 
 
 def _estimate(perturber: Perturber, sides: list, settings: Settings, entries) -> numeric.Estimate:

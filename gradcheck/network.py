@@ -21,7 +21,7 @@ import numpy as np
 from .kinds import KINDS
 from .model import Model, Objective, Term
 from .losses import Fused
-from .trace import AtZ, LayerTrace, accumulate
+from .trace import AtZ, LayerTrace, Recorder, accumulate
 
 
 class NonFinite(Exception):
@@ -149,6 +149,57 @@ def backward_term(trace: TermTrace, values: Mapping[str, np.ndarray], grads: dic
 
     accumulate(grads, term.input, walk_backward(trace.layers, g, step))
     return deltas
+
+
+def uses_of(model: Model, traces: list[TermTrace], values: Mapping[str, np.ndarray], name: str) -> list:
+    """Each use of param `name` and its part of the gradient: [(label, role, contribution, signal)]."""
+    recorder = Recorder({name: np.zeros_like(values[name], dtype=float)})
+    found = []
+    for trace in traces:
+        term = trace.term
+        several = len(model.terms) > 1
+        suffix = f" of term {term.index}" if several else ""
+
+        def layer_step(lt, compute, suffix=suffix):
+            recorder.where = lt.layer.label + suffix
+            return compute()
+
+        recorder.where, recorder.uses = f"the objective of term {term.index}", []
+        backward_term(trace, values, recorder, layer_step=layer_step)
+        for where, ref, contribution, signal in recorder.uses:
+            found.append((_use_label(term, where, ref), _role(term, ref), contribution, signal))
+    return found
+
+
+def _use_label(term: Term, where: str, ref) -> str:
+    """How a diagnosis names a use: its layer, or its place in the term."""
+    for role in ("input", "coef"):
+        if getattr(term, role) is ref:
+            return f"the {role} of term {term.index}"
+    if ref is term.objective.target:
+        return f"the target of term {term.index}"
+    return where
+
+
+def _role(term: Term, ref) -> str:
+    """What the use is: weight, bias, input, coef, target, argument, or a layer kind's own role."""
+    if ref is term.input:
+        return "input"
+    if ref is term.coef:
+        return "coef"
+    if ref is term.objective.target:
+        return "target"
+    for layer in term.layers:
+        for role in ("weight", "bias"):
+            if getattr(layer, role) is ref:
+                return role
+        if layer.activation.argument is ref:
+            return "argument"
+        if layer.options is not None:
+            for field, value in vars(layer.options).items():
+                if value is ref:
+                    return field
+    return "use"
 
 
 def footprint(model: Model) -> int:

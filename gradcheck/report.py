@@ -16,7 +16,7 @@ from rich.text import Text
 
 from . import __version__
 from .formats.text import (STATUS_STYLE, VALIDATE_STYLE, failure_lines, fmt_entry, fmt_err, fmt_index, fmt_num,
-                           make_console, printable, summary_text, worse_side)
+                           make_console, printable, summary_text, tolerance_label, worse_side)
 from .results import ParamResult, RunResult, SpecResult
 from .verdict import Comparison
 
@@ -36,6 +36,7 @@ def comparison_json(c: Comparison | None, with_message: bool = False, kernel: bo
         "worst_index": list(c.worst_index) if c.worst_index is not None else None,
         "analytic": c.analytic,
         "numeric": c.numeric,
+        "numeric_error": c.numeric_error,
     }
     if with_message:
         out["message"] = c.message
@@ -59,6 +60,7 @@ def param_json(p: ParamResult) -> dict:
         "kink_entries": [kink_json(k) for k in p.backprop.kinks[:KINK_LIST_LIMIT]],
         "checked": p.backprop.checked,
         "note": p.note,
+        "diagnosis": p.diagnosis,
     }
 
 
@@ -104,9 +106,11 @@ def spec_table(s: SpecResult) -> Table:
     for p in s.params:
         side, c = worse_side(p)
         label, style = STATUS_STYLE[p.status]
-        expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None
+        expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None and not p.expect.kinks
                                                      else fmt_err(p.expect.max_rel_error))
         worst = fmt_entry(c) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+        if c.worst_index is None and c.kinks:  # every entry sits at a kink: the slopes judged them all
+            worst = f"all {len(c.kinks)} at kinks"
         status = Text(label, style=style)
         if p.kinks:
             status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
@@ -151,7 +155,7 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
         st = s.settings
         mode = "" if st.mode.kind == "full" else f", mode {st.mode}"
         console.print(Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
-                           f"rtol {st.rtol:.1e}, atol {st.atol:.1e}", style="dim"), soft_wrap=True)
+                           f"{tolerance_label(st)}", style="dim"), soft_wrap=True)
         console.print(spec_table(s))
     for line in failure_lines(s) + note_lines(s):
         console.print(line, soft_wrap=True)

@@ -70,14 +70,31 @@ def activation_step(layer: Layer, g, z, a, argument, grads):
     return row.backward(g, z, a, argument)
 
 
+class Recorder(dict):
+    """Gradients that also keep each use's contribution apart: [(where, ref, contribution, signal)].
+
+    `where` is set by whoever walks (the label of the layer being stepped through); `signal` is the
+    contribution before it was summed down to the param's shape (a bias's δ), for the diagnosis.
+    """
+
+    def __init__(self, grads: dict):
+        super().__init__(grads)
+        self.where = ""
+        self.uses: list[tuple[str, Ref, np.ndarray, np.ndarray]] = []
+
+
 def accumulate(grads: dict, ref: Ref | None, contribution) -> None:
     """grads[name] += contribution, transposed back for `.T` uses and summed over broadcast axes."""
     if ref is None or ref.name is None or ref.name not in grads:
         return
     contribution = np.asarray(contribution, dtype=float)
+    signal = contribution
     if ref.transposed:
         contribution = np.swapaxes(contribution, -1, -2)
-    grads[ref.name] += unbroadcast(contribution, grads[ref.name].shape)
+    summed = unbroadcast(contribution, grads[ref.name].shape)
+    grads[ref.name] += summed
+    if isinstance(grads, Recorder):
+        grads.uses.append((grads.where, ref, summed, signal))
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:

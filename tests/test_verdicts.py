@@ -34,6 +34,7 @@ import pytest
 import gradcheck
 
 HERE = Path(__file__).resolve().parent / "verdicts"
+ROOT = HERE.parent.parent
 
 
 def rel(path: str) -> Path:
@@ -129,10 +130,10 @@ TODAY: dict[str, str] = {}
 # diagnosis fixture -> substrings ParamResult.diagnosis of the wrong param must contain.
 DIAGNOSIS = {
     "diagnosis/transpose_square_weight.yaml": ("transpose",),
-    "diagnosis/factor_2_squared_error.yaml": ("factor 2",),
+    "diagnosis/factor_2_squared_error.yaml": ("2 ×",),
     "diagnosis/factor_1_over_m.yaml": ("1/m",),
     "diagnosis/sign_wrong_on_subset.yaml": ("sign",),
-    "diagnosis/missing_tied_contribution.yaml": ("missing contribution", "layer 1"),
+    "diagnosis/missing_tied_contribution.yaml": ("is missing", "layer 1"),
     "diagnosis/error_in_one_row.yaml": ("row",),
     "diagnosis/bias_summed_over_wrong_axis.yaml": ("axis",),
 }
@@ -645,11 +646,47 @@ def test_verdict_with_default_settings(name):
     assert all(backprop_ok.values()), f"{info}: backprop is right in every spec of the corpus"
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, reason="issue 10: ParamResult.diagnosis does not exist yet")) for n in sorted(DIAGNOSIS)])
+@pytest.mark.parametrize("name", sorted(DIAGNOSIS))
 def test_diagnosis_names_the_pattern(name):
     result = gradcheck.check(gradcheck.load(rel(name)))
     param = next(p for p in result.params if p.name == OUTCOME[name])
     text = str(param.diagnosis).lower()
     for keyword in DIAGNOSIS[name]:
         assert keyword in text, f"{name}: diagnosis {param.diagnosis!r} should contain {keyword!r}"
+
+
+# Through the whole checker (its own uses and allowance): the diagnosis of every wrong fixture, pinned, and
+# none for any param that passed. A diagnosis that stops fitting, or a new false one, fails here.
+CHECKED_DIAGNOSES = {
+    "tests/verdicts/diagnosis/bias_summed_over_wrong_axis.yaml":
+        {"b": "the bias gradient is summed over the wrong axis (axis=0, over units, instead of axis=1, over examples)"},
+    "tests/verdicts/diagnosis/error_in_one_row.yaml": {"W": "the error is confined to row 0"},
+    "tests/verdicts/diagnosis/factor_1_over_m.yaml": {"w": "expect is m × the gradient (m = 5 columns): a missing 1/m?"},
+    "tests/verdicts/diagnosis/factor_2_squared_error.yaml": {"W": "expect is 2 × the gradient"},
+    "tests/verdicts/diagnosis/missing_tied_contribution.yaml":
+        {"W": "the contribution of the use in layer 1 (W, tanh) is missing"},
+    "tests/verdicts/diagnosis/sign_wrong_on_subset.yaml":
+        {"s": "the contribution of the input of term 2 has the wrong sign at 5 of 6 entries, e.g. [0, 0]"},
+    "tests/verdicts/diagnosis/transpose_square_weight.yaml": {"W": "expect is the transpose of the gradient"},
+    "tests/fixtures/wrong/error_signals_one_path_sign_error.yaml": {"w_ko": "expect has the wrong sign (−1 × the gradient)"},
+    "tests/fixtures/wrong/softmax_regression_missing_1_over_m.yaml":
+        {"W": "expect is m × the gradient (m = 6 columns): a missing 1/m?"},
+    "tests/fixtures/wrong/tanh_layer_transposed_gradient.yaml": {"W": "expect is the transpose of the gradient"},
+    "tests/fixtures/wrong/ufldl_ica_dropped_tied_term.yaml":
+        {"W": "the contribution of the use in layer 2 (W.T, identity) is missing"},
+    "tests/verdicts/wrong/confident_sigmoid_bce_spurious_1_over_m.yaml":
+        {"w": "expect is 1/m × the gradient (m = 3): an extra 1/m?"},
+    "tests/verdicts/wrong/confident_softmax_ce_b_sign.yaml": {"b": "expect has the wrong sign (−1 × the gradient)"},
+    "tests/verdicts/wrong/deep_tanh_chain_tiny_gradient_W1_transposed.yaml":
+        {"W1": "expect is the transpose of the gradient"},
+    "tests/verdicts/wrong/penalty_big_data_term_missing_2.yaml": {"s": "expect is 1/2 × the gradient"},
+}
+EVERY_SPEC = sorted(str(p.relative_to(ROOT)) for pattern in ("specs/*.yaml", "tests/fixtures/wrong/*.yaml",
+                    "tests/fixtures/kinks/*.yaml", "tests/verdicts/*/*.yaml") for p in ROOT.glob(pattern))
+
+
+@pytest.mark.parametrize("path", EVERY_SPEC)
+def test_the_checker_prints_only_true_diagnoses(path):
+    result = gradcheck.check(gradcheck.load(ROOT / path))
+    found = {p.name: p.diagnosis for p in result.params if p.diagnosis is not None}
+    assert found == CHECKED_DIAGNOSES.get(path, {})

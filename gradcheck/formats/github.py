@@ -11,7 +11,7 @@ from typing import IO
 
 from ..results import ParamResult, RunResult, SpecResult
 from ..verdict import Comparison
-from .text import fmt_err, fmt_index, fmt_num, summary_text
+from .text import fmt_err, fmt_index, fmt_num, in_error_units, summary_text
 
 
 def escape_data(text: str) -> str:
@@ -42,9 +42,10 @@ def comparison_message(p: ParamResult, side: str, c: Comparison, rtol: float | N
     if c.message:
         return c.message
     limit = f" > rtol {rtol:.1e}" if rtol is not None else ""
+    diagnosis = f"; {p.diagnosis}" if side == "expect" and p.diagnosis else ""
     return (f"{side} gradient of {p.name} disagrees with finite differences at {fmt_index(c.worst_index)}: "
             f"analytic {fmt_num(c.analytic)}, numeric {fmt_num(c.numeric)} "
-            f"(rel error {fmt_err(c.max_rel_error)}{limit})")
+            f"(rel error {fmt_err(c.max_rel_error)}{limit}{in_error_units(c)}){diagnosis}")
 
 
 def spec_annotations(s: SpecResult) -> list[str]:

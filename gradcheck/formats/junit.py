@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from typing import IO
 
 from ..results import RunResult, SpecResult
-from .text import failure_lines, fmt_err, fmt_index, fmt_num, worse_side
+from .text import failure_lines, fmt_err, fmt_index, fmt_num, tolerance_label, worse_side
 
 # Characters XML 1.0 cannot carry at all, even escaped (a spec error may quote a control character).
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -42,6 +42,8 @@ def failure_message(s: SpecResult) -> str:
         else:
             parts.append(f"{p.name} ({side}) at {fmt_index(c.worst_index)}: analytic {fmt_num(c.analytic)} "
                          f"vs numeric {fmt_num(c.numeric)}, rel error {fmt_err(c.max_rel_error)}")
+        if p.diagnosis:
+            parts[-1] += f" ({p.diagnosis})"
     return "; ".join(parts)
 
 
@@ -50,8 +52,7 @@ def failure_text(s: SpecResult) -> str:
     lines = [line.plain.strip() for line in failure_lines(s)]
     if s.settings is not None:
         st = s.settings
-        lines.append(f"J = {s.objective:.12g}; method {st.method}, step {st.step_label}, "
-                     f"rtol {st.rtol:.1e}, atol {st.atol:.1e}")
+        lines.append(f"J = {s.objective:.12g}; method {st.method}, step {st.step_label}, {tolerance_label(st)}")
     return "\n".join(lines)
 
 

@@ -49,7 +49,7 @@ def worse_side(p: ParamResult) -> tuple[str, Comparison]:
 
 
 def failure_lines(s: SpecResult) -> list[Text]:
-    """One line per failing comparison: analytic and numeric side by side."""
+    """One line per failing comparison: analytic and numeric side by side; then what the mistake looks like."""
     lines = []
     for p in s.params:
         for side, c in [("backprop", p.backprop), ("expect", p.expect)]:
@@ -61,8 +61,23 @@ def failure_lines(s: SpecResult) -> list[Text]:
             lines.append(Text(
                 f"  ✗ {p.name} {side} vs numeric at {fmt_entry(c)}: analytic {fmt_num(c.analytic)}"
                 f"  numeric {fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs "
-                f"{fmt_err(c.max_abs_error)})", style="red"))
+                f"{fmt_err(c.max_abs_error)}{in_error_units(c)})", style="red"))
+        if p.diagnosis:
+            lines.append(Text(f"    ↳ {p.name}: {p.diagnosis}", style="bold yellow"))
     return lines
+
+
+def in_error_units(c: Comparison) -> str:
+    """', 3.1e+04× the numeric error 2.2e-10': the mismatch in units of what the finite difference can tell."""
+    if not c.numeric_error or c.max_abs_error is None or c.analytic is None:
+        return ""
+    return f"; {abs(c.analytic - c.numeric) / c.numeric_error:.1e}× the numeric error {c.numeric_error:.1e}"
+
+
+def tolerance_label(st) -> str:
+    """The rule's figures as the header line says them: rtol, an absolute floor if one was given."""
+    floor = f", atol {st.atol:.1e}" if st.atol else ""
+    return f"rtol {st.rtol:.1e}{floor}, floor: each entry's numeric error"
 
 
 def printable(text: str) -> str:
