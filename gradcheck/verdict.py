@@ -103,12 +103,6 @@ def judge(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float)
                       _kink_message(kinks), kinks=kinks, checked=int(a.size), numeric_error=float(est.error[worst]))
 
 
-def failing(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float) -> np.ndarray:
-    """Per estimated entry: does it fail the rule with the errors known so far (kinks aside)?"""
-    a = analytic.reshape(-1)[est.entries]
-    return np.abs(a - est.values) > tolerance(a, est.values, est.error, rtol, atol)
-
-
 def kink_mask(est: numeric.Estimate, rtol: float, atol: float) -> np.ndarray:
     """Entries whose stencil crossed a non-smooth point and whose one-sided slopes disagree beyond their errors."""
     gap = np.abs(est.left - est.right)

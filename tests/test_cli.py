@@ -50,9 +50,11 @@ def test_json_keys_exactly(tmp_path):
     assert set(ok["settings"]) == {"method", "mode", "eps", "rtol", "atol", "seed"}
     assert all(isinstance(s["seconds"], float) and s["seconds"] >= 0 for s in data["specs"])
     param = ok["params"][0]
-    assert set(param) == {"name", "shape", "status", "backprop", "expect", "kinks", "kink_entries", "checked", "note"}
+    assert set(param) == {"name", "shape", "status", "backprop", "expect", "kinks", "kink_entries", "checked", "note",
+                          "diagnosis"}
     assert param["shape"] == [4, 6] and param["status"] == "pass"
-    assert set(param["backprop"]) == {"max_rel_error", "max_abs_error", "worst_index", "analytic", "numeric"}
+    assert set(param["backprop"]) == {"max_rel_error", "max_abs_error", "worst_index", "analytic", "numeric",
+                                      "numeric_error"}
     assert set(param["expect"]) == set(param["backprop"]) | {"message"}
     assert bad["status"] == "fail" and [p["name"] for p in bad["params"] if p["status"] == "fail"] == ["b2"]
     assert invalid["status"] == "error" and invalid["message"].startswith(f"{INVALID}:6:17:")

@@ -171,7 +171,7 @@ def test_the_step_search_finds_a_verdict_next_to_a_domain_edge(activation, offse
     z = offset
     slope = {"sqrt": 0.5 / np.sqrt(z), "log": 1.0 / z, "{power: 0.5}": 0.5 / np.sqrt(z)}[activation]
     assert x.worst_index != (0, 0) or x.analytic == pytest.approx(slope, rel=1e-6)
-    wrong = near(0.75, offset, f"{{f: 'sqrt(z)', df: '0.25 / sqrt(z)'}}") if activation == "sqrt" else None
+    wrong = near(0.75, offset, "{f: 'sqrt(z)', df: '0.25 / sqrt(z)'}") if activation == "sqrt" else None
     if wrong:  # a wrong derivative next to the edge is still caught
         assert result_of(wrong).status == "fail"
 
