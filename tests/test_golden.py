@@ -53,6 +53,7 @@ def _at_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
+@pytest.mark.slow  # whole runs of every bundled spec, three times over
 @pytest.mark.parametrize("golden", sorted(RUNS))
 def test_run_json_is_unchanged(golden):
     expected = _without_seconds(json.loads((GOLDEN / golden).read_text()))

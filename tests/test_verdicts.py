@@ -26,6 +26,7 @@ fixed they XPASS, which strict turns into a failure: remove that case's entry fr
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,12 @@ import gradcheck
 
 HERE = Path(__file__).resolve().parent / "verdicts"
 ROOT = HERE.parent.parent
+
+
+@functools.lru_cache(maxsize=None)
+def checked(path: Path):
+    """The default check of one spec, made once per test session (several tests read the same result)."""
+    return gradcheck.check(gradcheck.load(path))
 
 
 def rel(path: str) -> Path:
@@ -487,6 +494,7 @@ def test_spec_expect_is_the_transliterated_formula(name):
         assert close(value, want, rtol=1e-12), f"{name}: expect of {param} is not the formula transliterated here"
 
 
+@pytest.mark.slow  # importing torch alone takes seconds
 @pytest.mark.parametrize("name", ALL)
 def test_numpy_oracle_matches_torch_autograd(name):
     torch = pytest.importorskip("torch")
@@ -584,6 +592,7 @@ def test_diagnosis_patterns_are_what_they_say():
     assert clearly_differs(slipped, dZ.sum(axis=1)[:, None])
 
 
+@pytest.mark.slow  # importing torch alone takes seconds
 def test_diagnosis_tied_contribution_by_torch_untied_copies():
     """The dropped term is the use in layer 1: torch on untied copies W_1, W_2 of W."""
     torch = pytest.importorskip("torch")
@@ -601,7 +610,7 @@ def test_diagnosis_tied_contribution_by_torch_untied_copies():
 def verdict(name):
     """(status, {param: status}, {param: backprop passed}, result) with default settings; a crash is a status."""
     try:
-        result = gradcheck.check(gradcheck.load(rel(name)))
+        result = checked(rel(name))
     except Exception as exc:  # noqa: BLE001 - an internal error is an outcome to record, not a test crash
         return f"crash ({type(exc).__name__}: {exc})", {}, {}, None
     return (result.status, {p.name: p.status for p in result.params},
@@ -648,7 +657,7 @@ def test_verdict_with_default_settings(name):
 
 @pytest.mark.parametrize("name", sorted(DIAGNOSIS))
 def test_diagnosis_names_the_pattern(name):
-    result = gradcheck.check(gradcheck.load(rel(name)))
+    result = checked(rel(name))
     param = next(p for p in result.params if p.name == OUTCOME[name])
     text = str(param.diagnosis).lower()
     for keyword in DIAGNOSIS[name]:
@@ -687,6 +696,6 @@ EVERY_SPEC = sorted(str(p.relative_to(ROOT)) for pattern in ("specs/*.yaml", "te
 
 @pytest.mark.parametrize("path", EVERY_SPEC)
 def test_the_checker_prints_only_true_diagnoses(path):
-    result = gradcheck.check(gradcheck.load(ROOT / path))
+    result = checked(ROOT / path)
     found = {p.name: p.diagnosis for p in result.params if p.diagnosis is not None}
     assert found == CHECKED_DIAGNOSES.get(path, {})
