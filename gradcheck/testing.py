@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from .check import check
-from .formats.text import fmt_err, fmt_index, fmt_num
+from .formats.text import fmt_err, fmt_index, fmt_num, tolerance_label
 from .guard import check_path
 from .options import RunOptions
 from .results import ParamResult, SpecResult
@@ -41,9 +41,11 @@ def failure_message(result: SpecResult) -> str:
     st = result.settings
     failing = [p for p in result.params if p.status == "fail"]
     lines = [f"gradients of {result.name!r} ({result.path}) do not match finite differences: "
-             f"{', '.join(p.name for p in failing)} failed (rtol {st.rtol:.1e}, atol {st.atol:.1e})"]
+             f"{', '.join(p.name for p in failing)} failed ({tolerance_label(st)})"]
     for p in failing:
         lines += _param_lines(p)
+        if p.diagnosis:
+            lines.append(f"  {p.name}: {p.diagnosis}")
     return "\n".join(lines)
 
 
