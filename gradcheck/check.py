@@ -30,7 +30,7 @@ from .verdict import Comparison, compare, judge, kink_mask, tolerance
 # where a finite difference cannot resolve an entry, the floor is its own estimated error.
 DEFAULT_RTOL = {"central": 1e-6, "richardson": 1e-8, "complex-step": 1e-11}
 FAST_DIRECTIONS = 2
-SEARCH_ROUNDS = 2  # ladders moved per undecided entry, at most
+SEARCH_ROUNDS = 3  # ladders moved per undecided entry, at most (8× each: 512× the step either way)
 
 
 def settings_for(spec: Spec, objective: float, options: RunOptions) -> Settings:
@@ -154,7 +154,8 @@ def _columns(perturber: Perturber) -> int | None:
 
 def _estimate(perturber: Perturber, sides: list, settings: Settings, entries) -> numeric.Estimate:
     """The numeric gradient with its errors: one pass at the method's step; a ladder of steps where an entry
-    would fail on round-off alone or crossed a kink; a step search where the error is what decides."""
+    differs from an analytic side by more than its round-off, crossed a kink or left a domain; a step search
+    where the error is what decides."""
     model, values, name = perturber.model, perturber.values, perturber.name
     theta = values[name]
     batch = max(2, settings.memory // perturber.per_sample_bytes())

@@ -115,7 +115,8 @@ def search(evaluate: Evaluator, theta: np.ndarray, est: Estimate, mask: np.ndarr
     truncation = ~(error <= 2.0 * est.noise[mask])  # a non-finite ladder (an edge within reach) shrinks too
     base = np.where(truncation, est.steps[mask] / SEARCH, est.steps[mask] * SEARCH)
     moved = _ladder(evaluate, flat_theta, est.entries[mask], base, batch)
-    better = np.isfinite(moved.values) & (moved.error < error)
+    # a non-finite entry takes the moved ladder whatever it gives, so the next round moves on from there
+    better = (np.isfinite(moved.values) & (moved.error < error)) | ~np.isfinite(error)
     take = mask.copy()
     take[mask] = better
     return est.where(take, _subset(moved, better))

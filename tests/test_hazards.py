@@ -138,8 +138,9 @@ PINNED = f"check: {{eps: {H!r}}}"  # the user's own step: the checker does not s
 
 
 @pytest.mark.parametrize("activation, offset, extra, what", [
-    ("log", 0.5 * H, "", "crosses the edge of the domain of log (z > 0) at z = 0, at z[0, 0] of layer 2 (I, log)"),
-    ("sqrt", 0.05 * H, "", "crosses the edge of the domain of sqrt (z >= 0) at z = 0, at z[0, 0] of layer 2 (I, sqrt)"),
+    ("log", 0.5 * H, PINNED, "crosses the edge of the domain of log (z > 0) at z = 0, at z[0, 0] of layer 2 (I, log)"),
+    ("sqrt", 0.05 * H, PINNED, "crosses the edge of the domain of sqrt (z >= 0) at z = 0, at z[0, 0] of layer 2 "
+                               "(I, sqrt)"),
     ("sqrt", 0.5 * H, PINNED, "crosses the edge of the domain of sqrt (z >= 0) at z = 0"),
     ("sqrt", 1.5 * H, PINNED, "comes within 9.1e-06 of the edge of the domain of sqrt (z >= 0) at z = 0, at z[0, 0] of "
                               "layer 2 (I, sqrt) (the step moves it by 6.1e-06)"),
@@ -162,7 +163,7 @@ def test_the_same_spec_away_from_the_boundary_passes(activation):
 
 
 @pytest.mark.parametrize("activation, offset", [("sqrt", 0.5 * H), ("sqrt", 1.5 * H), ("log", 1.5 * H),
-                                                ("{power: 0.5}", 1.5 * H)])
+                                                ("{power: 0.5}", 1.5 * H), ("log", 0.5 * H), ("sqrt", 0.05 * H)])
 def test_the_step_search_finds_a_verdict_next_to_a_domain_edge(activation, offset):
     """The default step crosses (or nearly crosses) the edge; smaller steps on a ladder stay inside and decide."""
     result = result_of(near(0.75, offset, activation))
@@ -182,15 +183,25 @@ def test_a_pinned_eps_near_an_edge_is_named_and_the_default_search_decides():
     assert result_of(near(0.75, 1.5 * H, "sqrt")).status == "pass"
 
 
+LOG_LOSS = """\
+    params:
+      a: [[0.000001, 0.5]]
+    data:
+      y: [[1.0, 0.0]]
+    input: a
+    objective: {loss: binary_cross_entropy, target: y}
+    """
+
+
+def test_a_log_in_the_loss_next_to_its_edge_gets_a_verdict():
+    result = result_of(textwrap.dedent(LOG_LOSS))
+    assert result.status == "pass", result.message
+    a = result.params[0].backprop
+    assert a.worst_index != (0, 0) or a.analytic == pytest.approx(-1 / 1e-6 + 0.0, rel=1e-4)
+
+
 def test_a_stencil_across_a_log_in_the_loss():
-    e = error_of("""\
-        params:
-          a: [[0.000001, 0.5]]
-        data:
-          y: [[1.0, 0.0]]
-        input: a
-        objective: {loss: binary_cross_entropy, target: y}
-        """)
+    e = error_of(textwrap.dedent(LOG_LOSS) + PINNED + "\n")
     assert "a[0, 0] = 1e-06" in e.message
     assert "a = 0, where log(a) in binary_cross_entropy is undefined, at a[0, 0] of the objective" in e.message
 
@@ -208,7 +219,7 @@ def test_a_step_that_rounds_to_nothing_is_named():
 
 def test_diagnosis_is_read_only():
     """Diagnosing hazards runs extra passes; the spec's values must come out untouched."""
-    spec = gradcheck.loads(near(0.75, 0.5 * H, "log"), "h.yaml")
+    spec = gradcheck.loads(near(0.75, 0.5 * H, "log", PINNED), "h.yaml")
     before = {k: v.copy() for k, v in spec.values.items()}
     assert gradcheck.check(spec).status == "error"
     for name, value in before.items():
