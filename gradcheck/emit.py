@@ -6,7 +6,7 @@ from __future__ import annotations
 import keyword
 
 from .model import Model
-from .symbolic import Num, Sym, Var
+from .symbolic import Count, Num, Ones, Sym, Var
 from .symwalk import Walker
 
 # ----------------------------------------------------------------------------- --emit python
@@ -47,6 +47,14 @@ class PythonEmitter(Walker):
             name = f"{hint}_{n}"
         self.taken.add(name)
         return name
+
+    def count(self, a: Sym, axis):
+        """Columns or entries read from the array at run time, not fixed at the spec's shapes."""
+        return Count(a, axis)
+
+    def ones_like(self, like: Sym) -> Sym:
+        """Ones shaped like the array itself at run time."""
+        return Ones(like)
 
     def code(self, value: Sym) -> str:
         return value.python(self.local)

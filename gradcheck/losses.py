@@ -57,8 +57,8 @@ class Loss:
     grad_a: Callable  # (a, y) -> ∂L/∂a per entry
     grad_y: Callable | None  # (a, y) -> ∂L/∂y per entry; None without a target
     scale: Callable  # (shape, reduce) -> the factor before the sum
-    sym_value: Callable  # (a, y, reduce) -> J_term as a symbol
-    sym_grad_a: Callable  # (a, y, ones_like) -> ∂J_term/∂a as a symbol, before a loss's 1/m
+    sym_value: Callable  # (a, y, reduce, count) -> J_term as a symbol; count(a, axis) is a's size along axis
+    sym_grad_a: Callable  # (a, y, ones_like, count) -> ∂J_term/∂a as a symbol, before a loss's 1/m
     sym_grad_y: Callable | None  # (a, y) -> ∂J_term/∂y as a symbol, before the 1/m
     grad_text: Callable  # (a, y, size) -> ∂J/∂a as table text, or None where it is 1
     edges: tuple[Edge, ...]
@@ -76,9 +76,9 @@ def _per_column(shape, reduce: str) -> float:
 
 def _loss(name, entry, grad_a, grad_y, sym_total, sym_grad_a, sym_grad_y, grad_text, edges=(), fused=None) -> Loss:
     """A loss with a target; reduce: mean divides by the number of columns."""
-    def sym_value(a, y, reduce):
+    def sym_value(a, y, reduce, count):
         total = sym_total(a, y)
-        return s.div(total, a.shape[1]) if reduce == "mean" else total
+        return s.div(total, count(a, 1)) if reduce == "mean" else total
     return Loss(name, True, entry, grad_a, grad_y, _per_column, sym_value, sym_grad_a, sym_grad_y, grad_text,
                 tuple(edges), fused or {})
 
@@ -113,25 +113,25 @@ def _ce_softmax_delta(a, y, onehot):
 
 ROWS: tuple[Loss, ...] = (
     Loss("sum", False, lambda a, y: a, lambda a, y: np.ones_like(a), None, lambda shape, reduce: 1.0,
-         lambda a, y, reduce: s.fn("sum", a), lambda a, y, ones_like: ones_like(a), None,
+         lambda a, y, reduce, count: s.fn("sum", a), lambda a, y, ones_like, count: ones_like(a), None,
          lambda a, y, size: None, (), {}),
     Loss("mean", False, lambda a, y: a, lambda a, y: np.ones_like(a), None,
          lambda shape, reduce: 1.0 / (shape[-2] * shape[-1]),
-         lambda a, y, reduce: s.fn("mean", a), lambda a, y, ones_like: s.div(ones_like(a), a.shape[0] * a.shape[1]),
+         lambda a, y, reduce, count: s.fn("mean", a), lambda a, y, ones_like, count: s.div(ones_like(a), count(a, None)),
          None, lambda a, y, size: f"1 / {size}", (), {}),
     _loss("squared_error", lambda a, y: 0.5 * np.square(a - y), lambda a, y: a - y, lambda a, y: y - a,
-          lambda a, y: s.mul(0.5, s.fn("sum", s.power(s.sub(a, y), 2))), lambda a, y, ones_like: s.sub(a, y),
+          lambda a, y: s.mul(0.5, s.fn("sum", s.power(s.sub(a, y), 2))), lambda a, y, ones_like, count: s.sub(a, y),
           lambda a, y: s.sub(y, a), lambda a, y, size: f"{a} - {y}"),
     _loss("binary_cross_entropy", _bce, lambda a, y: (a - y) / (a * (1.0 - a)), lambda a, y: np.log1p(-a) - np.log(a),
           lambda a, y: s.fn("sum", s.sub(s.mul(s.neg(y), s.fn("log", a)), s.mul(s.sub(1, y), s.fn("log", s.sub(1, a))))),
-          lambda a, y, ones_like: s.div(s.sub(a, y), s.mul(a, s.sub(1, a))),
+          lambda a, y, ones_like, count: s.div(s.sub(a, y), s.mul(a, s.sub(1, a))),
           lambda a, y: s.sub(s.fn("log", s.sub(1, a)), s.fn("log", a)),
           lambda a, y, size: f"({a} - {y}) / ({a} • (1 - {a}))",
           edges=(Edge(0.0, "a = 0, where log(a) in binary_cross_entropy is undefined"),
                  Edge(1.0, "a = 1, where log(1 - a) in binary_cross_entropy is undefined")),
           fused={"sigmoid": SIGMOID_BCE}),
     _loss("cross_entropy", lambda a, y: -y * np.log(a), lambda a, y: -y / a, lambda a, y: -np.log(a),
-          lambda a, y: s.fn("sum", s.mul(s.neg(y), s.fn("log", a))), lambda a, y, ones_like: s.div(s.neg(y), a),
+          lambda a, y: s.fn("sum", s.mul(s.neg(y), s.fn("log", a))), lambda a, y, ones_like, count: s.div(s.neg(y), a),
           lambda a, y: s.neg(s.fn("log", a)), lambda a, y, size: f"-{y} / {a}",
           edges=(Edge(0.0, "a = 0, where log(a) in cross_entropy is undefined"),),
           fused={"softmax": SOFTMAX_CE}),

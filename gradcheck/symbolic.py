@@ -61,6 +61,15 @@ class Ones(Sym):
         self.like, self.shape = like, like.shape
 
 
+class Count(Sym):
+    """How many columns (axis 1) or entries (None) `like` has: a number in the spec's text, read from the array
+    in emitted numpy (so a function emitted for 8 examples stays right for 16)."""
+
+    def __init__(self, like: Sym, axis: int | None):
+        self.like, self.axis, self.shape = like, axis, (1, 1)
+        self.value = like.shape[1] if axis == 1 else like.shape[0] * like.shape[1]
+
+
 class Neg(Sym):
     precedence = UNARY
 
@@ -318,6 +327,8 @@ def _text_leaf(node: Sym) -> str | None:
         return node.name
     if isinstance(node, Ones):
         return f"ones_like({_print(node.like, _text_leaf)})"
+    if isinstance(node, Count):
+        return format_number(node.value)
     if isinstance(node, Fn):
         if node.name in PYTHON_ONLY:
             raise NoClosedForm(f"{node.name}() with a name as exponent has no form in the expression language")
@@ -332,7 +343,10 @@ def _python_leaf(node: Sym, names: Mapping[str, str]) -> str | None:
     if isinstance(node, Var):
         return names.get(node.name, node.name)
     if isinstance(node, Ones):
-        return f"np.ones({node.shape})"
+        return f"np.ones_like({_print(node.like, lambda n: _python_leaf(n, names))})"
+    if isinstance(node, Count):
+        like = _wrap(node.like, ATOM, lambda n: _python_leaf(n, names))
+        return f"{like}.shape[1]" if node.axis == 1 else f"{like}.size"
     if isinstance(node, Fn):
         args = ", ".join(_print(a, lambda n: _python_leaf(n, names)) for a in node.args)
         if node.name in ("sum", "mean"):

@@ -36,9 +36,14 @@ def derivative(use: ActivationUse, z: Sym, c) -> Sym:
     return use.row.sym_df(z, c)
 
 
-def objective_value(obj: Objective, a: Sym, y: Sym | None) -> Sym:
-    """J_term from the last activation."""
-    return obj.row.sym_value(a, y, obj.reduce)
+def objective_value(obj: Objective, a: Sym, y: Sym | None, count=None) -> Sym:
+    """J_term from the last activation; `count(a, axis)` writes a's size (a number unless told otherwise)."""
+    return obj.row.sym_value(a, y, obj.reduce, count or _literal_count)
+
+
+def _literal_count(a: Sym, axis: int | None) -> Sym:
+    """a's number of columns (axis 1) or of entries (None), as a number fixed by the spec's shapes."""
+    return num(a.shape[1] if axis == 1 else a.shape[0] * a.shape[1])
 
 
 # ----------------------------------------------------------------------------- the walk
@@ -94,6 +99,10 @@ class Walker:
         v = self.var(ref.name)
         return t(v) if ref.transposed else v
 
+    def count(self, a: Sym, axis: int | None) -> Sym:
+        """a's columns (axis 1) or entries (None): a number in the expression language (it has no cols())."""
+        return _literal_count(a, axis)
+
     def ones_like(self, like: Sym) -> Sym:
         """Ones of like's shape, written with the shortest declared name of that shape if there is one."""
         for name, shape in self.shapes.items():
@@ -128,14 +137,14 @@ class Walker:
         obj = term.objective
         y = self.ref(obj.target) if obj.target is not None else None
         coef = self.ref(term.coef) if term.coef is not None else None
-        value = objective_value(obj, a, y)
+        value = objective_value(obj, a, y, self.count)
         self.term_value(term, value if coef is None else mul(coef, value))
         if self.uses_param(term.coef):
             self.give(term.coef, term, f"coef {term.coef.label}", f"J{_sub(term.index)}", value)
 
         def scaled(x: Sym) -> Sym:
             x = x if coef is None else mul(coef, x)
-            return div(x, a.shape[1]) if obj.reduce == "mean" and obj.target is not None else x
+            return div(x, self.count(a, 1)) if obj.reduce == "mean" and obj.target is not None else x
 
         if self.uses_param(obj.target):
             self.give(obj.target, term, f"target {obj.target.label} of the objective",
@@ -143,7 +152,7 @@ class Walker:
 
         def layer_backward(step: SymStep, g, below: bool):
             top = g is None  # δ and ∂a/∂c are linear in g: the coef and 1/m go outside, where they read best
-            g_here = obj.row.sym_grad_a(step.a, y, self.ones_like) if top else g
+            g_here = obj.row.sym_grad_a(step.a, y, self.ones_like, self.count) if top else g
             delta = self.top_delta(step, obj, y, scaled) if top else self.delta(step, g)
             delta = self.bind(f"delta{step.layer.index + 1}", delta)
             use = step.layer.activation
@@ -156,7 +165,7 @@ class Walker:
 
         g = network.walk_backward(steps, None, layer_backward)
         if g is None:  # no layers: J is the objective of the input itself
-            g = scaled(obj.row.sym_grad_a(a, y, self.ones_like))
+            g = scaled(obj.row.sym_grad_a(a, y, self.ones_like, self.count))
         formula = f"δ{sup(1)}" + ("ᵀ" if term.input.transposed else "")
         self.give(term.input, term, f"input {term.input.label}", formula, g)
 
@@ -182,7 +191,7 @@ class Walker:
         fused = obj.row.fused.get(step.layer.activation.row.name)
         if fused is not None:
             return scaled(fused.sym_delta(step.a, y, self.is_onehot(obj.target)))
-        return scaled(self.delta(step, obj.row.sym_grad_a(step.a, y, self.ones_like)))
+        return scaled(self.delta(step, obj.row.sym_grad_a(step.a, y, self.ones_like, self.count)))
 
     def is_onehot(self, target: Ref | None) -> bool:
         """Whether the target's columns each sum to 1 (a one-hot init, not transposed)."""

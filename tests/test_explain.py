@@ -289,3 +289,25 @@ def test_expect_block_quotes_what_yaml_would_misread_and_comments_out_what_expec
     out = invoke("explain", str(deep)).stdout
     assert yaml.safe_load(out[out.index("\nexpect:\n") + 1:])["expect"] is None  # all commented out
     assert_emitted_matches_backprop(gradcheck.load(deep))  # --emit python has no length limit
+
+
+@pytest.mark.parametrize("name", ["two_layer_network.yaml", "softmax_regression.yaml",
+                                  "ufldl_ica_reconstruction.yaml"])
+def test_emit_python_is_right_for_other_batch_sizes(name, tmp_path):
+    """The emitted function reads m (and ones) from its arrays: written for m examples, right for 2m + 3."""
+    source = gradcheck.load(SPECS / name)
+    data = yaml.safe_load((SPECS / name).read_text(encoding="utf-8"))
+    for decl in data.get("data", {}).values():
+        if isinstance(decl, dict) and "shape" in decl:
+            decl["shape"][1] = 2 * decl["shape"][1] + 3
+    data.pop("expect", None), data.pop("define", None)
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    spec = gradcheck.load(wider)
+    assert any(source.values[n].shape != spec.values[n].shape for n in spec.values)
+    namespace = {}
+    exec(compile(emit_python(source.model), "<emitted>", "exec"), namespace)  # the test runs it; the package never does
+    J, grads = namespace["objective_and_gradients"](spec.values)
+    assert J == pytest.approx(spec.objective(), rel=1e-12)
+    for param, g in spec.gradient().items():
+        np.testing.assert_allclose(grads[param], g, rtol=1e-9, atol=1e-12, err_msg=param)

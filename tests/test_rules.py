@@ -177,7 +177,8 @@ def test_loss_row_symbols_and_gradients_equal_its_numbers(name):
     rng = np.random.default_rng(2)
     a, y = rng.uniform(0.2, 0.8, size=(3, 4)), rng.uniform(0.1, 0.9, size=(3, 4))
     value = row.scale(a.shape, "mean") * np.sum(row.entry(a, y))
-    sym = row.sym_value(symbolic.Var("a", (3, 4)), symbolic.Var("y", (3, 4)), "mean")
+    sym = row.sym_value(symbolic.Var("a", (3, 4)), symbolic.Var("y", (3, 4)), "mean",
+                        lambda a, axis: symbolic.num(a.shape[1] if axis == 1 else a.shape[0] * a.shape[1]))
     np.testing.assert_allclose(evaluate_symbol(sym, {"a": a, "y": y}), value, rtol=1e-14)
     h = 1e-6  # ∂L/∂a and ∂L/∂y against central differences of L itself
     np.testing.assert_allclose(row.grad_a(a, y), (row.entry(a + h, y) - row.entry(a - h, y)) / (2 * h), rtol=1e-6)
@@ -284,8 +285,8 @@ CUBE = Activation(
 POISSON = Loss(
     "poisson", True, entry=lambda a, y: a - y * np.log(a), grad_a=lambda a, y: 1.0 - y / a,
     grad_y=lambda a, y: -np.log(a), scale=lambda shape, reduce: 1.0 / shape[-1] if reduce == "mean" else 1.0,
-    sym_value=lambda a, y, reduce: symbolic.fn("sum", symbolic.sub(a, symbolic.mul(y, symbolic.fn("log", a)))),
-    sym_grad_a=lambda a, y, ones_like: symbolic.sub(1, symbolic.div(y, a)),
+    sym_value=lambda a, y, reduce, count: symbolic.fn("sum", symbolic.sub(a, symbolic.mul(y, symbolic.fn("log", a)))),
+    sym_grad_a=lambda a, y, ones_like, count: symbolic.sub(1, symbolic.div(y, a)),
     sym_grad_y=lambda a, y: symbolic.neg(symbolic.fn("log", a)), grad_text=lambda a, y, size: f"1 - {y} / {a}",
     edges=(losses.Edge(0.0, "a = 0, where log(a) in poisson is undefined"),), fused={})
 

@@ -32,8 +32,8 @@ def objective_and_gradients(values):
     z3 = w_k @ a2
     a3 = sigmoid(z3)
     z4 = w_ko @ a3
-    J = J + 0.5 * np.sum((z4 - y) ** 2, keepdims=True) / 4
-    delta4 = (z4 - y) / 4
+    J = J + 0.5 * np.sum((z4 - y) ** 2, keepdims=True) / z4.shape[1]
+    delta4 = (z4 - y) / z4.shape[1]
     grad_w_ko += delta4 @ a3.T  # weight w_ko of layer 3: δ⁽⁴⁾ a⁽³⁾ᵀ
     g3 = w_ko.T @ delta4
     delta3 = g3 * sigmoid(z3) * (1 - sigmoid(z3))

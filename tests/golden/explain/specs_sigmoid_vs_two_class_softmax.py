@@ -29,8 +29,8 @@ def objective_and_gradients(values):
     z2 = w @ X + b
     z3 = E @ z2
     a3 = softmax(z3)
-    J = J + np.sum(-(Y * np.log(a3)), keepdims=True) / 6
-    delta3 = (a3 * np.sum(Y, axis=0, keepdims=True) - Y) / 6
+    J = J + np.sum(-(Y * np.log(a3)), keepdims=True) / a3.shape[1]
+    delta3 = (a3 * np.sum(Y, axis=0, keepdims=True) - Y) / a3.shape[1]
     g2 = E.T @ delta3
     grad_b += np.sum(g2, keepdims=True)  # bias b into layer 2: Σ δ⁽²⁾
     grad_w += g2 @ X.T  # weight w of layer 1: δ⁽²⁾ a⁽¹⁾ᵀ

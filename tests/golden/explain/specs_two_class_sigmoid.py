@@ -27,8 +27,8 @@ def objective_and_gradients(values):
     # term 1: input X, objective binary_cross_entropy(y), mean
     z2 = w @ X + b
     a2 = sigmoid(z2)
-    J = J + np.sum(-(y * np.log(a2)) - (1 - y) * np.log(1 - a2), keepdims=True) / 6
-    delta2 = (a2 - y) / 6
+    J = J + np.sum(-(y * np.log(a2)) - (1 - y) * np.log(1 - a2), keepdims=True) / a2.shape[1]
+    delta2 = (a2 - y) / a2.shape[1]
     grad_b += np.sum(delta2, keepdims=True)  # bias b into layer 2: Σ δ⁽²⁾
     grad_w += delta2 @ X.T  # weight w of layer 1: δ⁽²⁾ a⁽¹⁾ᵀ
     return float(np.sum(J)), {'w': grad_w, 'b': grad_b}

@@ -33,8 +33,8 @@ def objective_and_gradients(values):
     a2 = np.tanh(z2)
     z3 = W2 @ a2 + b2
     a3 = sigmoid(z3)
-    J = J + np.sum(-(Y * np.log(a3)) - (1 - Y) * np.log(1 - a3), keepdims=True) / 5
-    delta3 = (a3 - Y) / 5
+    J = J + np.sum(-(Y * np.log(a3)) - (1 - Y) * np.log(1 - a3), keepdims=True) / a3.shape[1]
+    delta3 = (a3 - Y) / a3.shape[1]
     grad_b2 += np.sum(delta3, keepdims=True)  # bias b2 into layer 3: Σ δ⁽³⁾
     grad_W2 += delta3 @ a2.T  # weight W2 of layer 2: δ⁽³⁾ a⁽²⁾ᵀ
     g2 = W2.T @ delta3

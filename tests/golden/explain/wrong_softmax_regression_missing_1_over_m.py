@@ -27,8 +27,8 @@ def objective_and_gradients(values):
     # term 1: input X, objective cross_entropy(Y), mean
     z2 = W @ X + b
     a2 = softmax(z2)
-    J = J + np.sum(-(Y * np.log(a2)), keepdims=True) / 6
-    delta2 = (a2 - Y) / 6
+    J = J + np.sum(-(Y * np.log(a2)), keepdims=True) / a2.shape[1]
+    delta2 = (a2 - Y) / a2.shape[1]
     grad_b += np.sum(delta2, axis=1, keepdims=True)  # bias b into layer 2: Σ δ⁽²⁾
     grad_W += delta2 @ X.T  # weight W of layer 1: δ⁽²⁾ a⁽¹⁾ᵀ
     return float(np.sum(J)), {'W': grad_W, 'b': grad_b}
