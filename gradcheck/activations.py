@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from . import symbolic as s
-from .expr import NON_ANALYTIC, MAX_EXPONENT, sigmoid, softmax_columns
+from .expr import MAX_EXPONENT, sigmoid, softmax_columns
 from .suggest import did_you_mean
 
 
@@ -221,6 +221,6 @@ def custom(f_expr, df_expr) -> Activation:
         sym_df=lambda z, env: s.from_expr(df_expr.root, {**env, "z": z}),
         df_text=None,
         kinks=(), edges=_smooth,
-        analytic=not (f_expr.functions & NON_ANALYTIC),
+        analytic=f_expr.analytic,
         argument=Argument(dc=None, sym_grad=None),  # the environment travels where an argument would
     )

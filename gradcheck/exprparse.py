@@ -17,6 +17,17 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, hint
 from .suggest import did_you_mean
 
+MAX_EYE = 100_000  # eye(n): the per-matrix element limit refuses far smaller n anyway, at its own place
+
+
+def _indicator(compare):
+    """A comparison as a 0/1 float matrix (so (Z > 0) * dA multiplies like any matrix)."""
+    return lambda a, b: compare(np.real(a), np.real(b)).astype(float)
+
+
+_COMPARE = {ast.Gt: (">", _indicator(np.greater)), ast.GtE: (">=", _indicator(np.greater_equal)),
+            ast.Lt: ("<", _indicator(np.less)), ast.LtE: ("<=", _indicator(np.less_equal)),
+            ast.Eq: ("==", _indicator(np.equal)), ast.NotEq: ("!=", _indicator(np.not_equal))}
 _BINARY = {ast.Add: ("+", np.add), ast.Sub: ("-", np.subtract), ast.Mult: ("*", np.multiply),
            ast.Div: ("/", np.true_divide), ast.MatMult: ("@", np.matmul)}
 
@@ -25,7 +36,7 @@ _FORBIDDEN = {
     ast.Lambda: "lambda", ast.ListComp: "comprehension", ast.SetComp: "comprehension",
     ast.DictComp: "comprehension", ast.GeneratorExp: "comprehension", ast.NamedExpr: "walrus (:=)",
     ast.Subscript: "subscript", ast.Starred: "starred argument", ast.IfExp: "conditional expression",
-    ast.Compare: "comparison", ast.BoolOp: "boolean operator", ast.JoinedStr: "f-string",
+ast.BoolOp: "boolean operator", ast.JoinedStr: "f-string",
     ast.List: "list", ast.Tuple: "tuple", ast.Dict: "dict", ast.Set: "set", ast.Await: "await",
     ast.Yield: "yield", ast.YieldFrom: "yield", ast.Slice: "slice", ast.FormattedValue: "f-string",
 }
@@ -128,13 +139,29 @@ class _Compiler:
             return Transpose(self.build(node.value, depth + 1), **loc)
         if isinstance(node, ast.Call):
             return self.call(node, depth, loc)
+        if isinstance(node, ast.Compare):
+            return self.compare(node, depth, loc)
         what = _FORBIDDEN.get(type(node)) or type(node).__name__
         if isinstance(node, ast.BinOp):
             what = f"operator {type(node.op).__name__}"
         elif isinstance(node, ast.UnaryOp):
             what = f"operator {type(node.op).__name__}"
         raise self.fail(node, f"{what} is not allowed in expressions (allowed: numbers, names, "
-                              f"+ - * / @ **, .T and the functions {', '.join(sorted(FUNCTIONS))})")
+                              f"+ - * / @ **, comparisons, .T and the functions {', '.join(sorted(FUNCTIONS))})")
+
+    def whole_number(self, node: ast.AST, func: str) -> None:
+        """eye(n): n must be written as a whole number from 1 to MAX_EYE, not computed."""
+        value = node.value if isinstance(node, ast.Constant) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+                or not 1 <= value <= MAX_EYE:
+            raise self.fail(node, f"{func}(n) takes a whole number n from 1 to {MAX_EYE:,}, written out")
+
+    def compare(self, node: ast.Compare, depth: int, loc: dict) -> Expr:
+        """a > b and the like: a 0/1 matrix. One comparison at a time (a < b < c reads two ways)."""
+        if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE:
+            raise self.fail(node, "one comparison at a time (>, >=, <, <=, ==, !=); a < b < c is not allowed")
+        symbol, fn = _COMPARE[type(node.ops[0])]
+        return Binary(symbol, fn, self.build(node.left, depth + 1), self.build(node.comparators[0], depth + 1), **loc)
 
     def number(self, node: ast.Constant) -> float:
         value = node.value
@@ -175,14 +202,17 @@ class _Compiler:
         if func not in FUNCTIONS:
             raise self.fail(node.func, f'no such function: "{func}"{did_you_mean(func, sorted(FUNCTIONS))}; '
                                        f"available: {', '.join(sorted(FUNCTIONS))}")
-        _, arity, rule = FUNCTIONS[func]
+        row = FUNCTIONS[func]
+        arity = row.arity
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise self.fail(node, "starred arguments are not allowed")
         if len(node.args) != arity:
             raise self.fail(node, f"{func}() takes {arity} argument{'s' * (arity > 1)}, got {len(node.args)}")
+        if row.literal:
+            self.whole_number(node.args[0], func)
         axis = None
         for kw in node.keywords:
-            if rule != "reduce" or kw.arg != "axis":
+            if not row.takes_axis or kw.arg != "axis":
                 raise self.fail(node, f"{func}() takes no keyword '{kw.arg}'" if kw.arg else "** arguments are not allowed")
             if not (isinstance(kw.value, ast.Constant) and kw.value.value in (0, 1)
                     and not isinstance(kw.value.value, bool)):

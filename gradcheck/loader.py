@@ -266,6 +266,10 @@ class Loader:
         parsed = {}
         for key in ("f", "df"):
             e = self.expression(mapping[key], set(shapes) | set(self.shapes), f"custom {key}")
+            mixing = e.not_elementwise()
+            if mixing:  # backprop multiplies g by df entry by entry: only right for an elementwise f
+                raise e.error(f"custom {key} must be elementwise (each a_ij from z_ij alone); {mixing} mixes "
+                              f"entries: use an activation of the table (softmax) or a layer kind instead")
             params_used = sorted(e.names - data_names - {"z"})
             if params_used:
                 raise e.error(f'custom {key} may use z and data names only; "{params_used[0]}" is a param '

@@ -14,14 +14,11 @@ from .expr import Num as ExprNum
 
 # Precedence, as Python parses the text: + - < * / @ < unary minus < ** < atoms, calls and .T
 ADD, MUL, UNARY, POW, ATOM = 1, 2, 3, 4, 5
-_PRECEDENCE = {"+": ADD, "-": ADD, "*": MUL, "/": MUL, "@": MUL}
+COMPARE = 0  # comparisons bind loosest, as Python parses them
+_PRECEDENCE = {"+": ADD, "-": ADD, "*": MUL, "/": MUL, "@": MUL, ">": COMPARE, ">=": COMPARE, "<": COMPARE,
+               "<=": COMPARE, "==": COMPARE, "!=": COMPARE}
 ASSOCIATIVE = {"+", "*", "@"}  # a op (b op c) may be printed a op b op c
 PYTHON_ONLY = {"power"}  # numpy functions the expression language cannot write
-_NUMPY = {"exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt", "tanh": "np.tanh", "abs": "np.abs",
-          "sign": "np.sign", "maximum": "np.maximum", "minimum": "np.minimum", "sigmoid": "sigmoid",
-          "softmax": "softmax", "ones_like": "np.ones_like", "zeros_like": "np.zeros_like",
-          "power": "np.power"}
-
 
 class NoClosedForm(Exception):
     """Something the expression language cannot write."""
@@ -235,15 +232,25 @@ def power(x: Sym, exponent: float) -> Sym:
 def fn(name: str, *args, axis: int | None = None) -> Sym:
     """A call of a function of the expression language (or a python-only one)."""
     args = tuple(_as_sym(a) for a in args)
-    rule = "broadcast" if name == "power" else FUNCTIONS[name][2]
-    if rule == "same":
-        shape = args[0].shape
-    elif rule == "broadcast":
-        shape = _elementwise_shape(args[0], args[1], name)
-    else:
-        rows, cols = args[0].shape
-        shape = {None: (1, 1), 0: (1, cols), 1: (rows, 1)}[axis]
-    return Fn(name, args, axis, shape)
+    if name == "power":  # python-only: z ** c with c a name
+        return Fn(name, args, axis, _elementwise_shape(args[0], args[1], name))
+    row = FUNCTIONS[name]
+    literals = [int(a.value) for a in args] if row.literal else []
+    return Fn(name, args, axis, row.shape([a.shape for a in args], axis, literals))
+
+
+def functions_in(node: Sym) -> set[str]:
+    """Every function a symbol calls (for the helpers emitted code needs)."""
+    own = {node.name} if isinstance(node, Fn) else set()
+    kids = [getattr(node, a) for a in ("operand", "left", "right", "base", "like") if hasattr(node, a)]
+    kids += list(getattr(node, "args", ()))
+    return own.union(*(functions_in(k) for k in kids if isinstance(k, Sym)))
+
+
+def compare(op: str, a, b) -> Sym:
+    """a > b (and the others): a 0/1 matrix."""
+    a, b = _as_sym(a), _as_sym(b)
+    return Bin(op, a, b, _elementwise_shape(a, b, op))
 
 
 def reduce_to(x: Sym, shape: Shape) -> Sym:
@@ -273,7 +280,10 @@ def from_expr(node: Expr, env: dict[str, Sym]) -> Sym:
         return power(from_expr(node.base, env), node.exponent)
     if isinstance(node, Binary):
         left, right = from_expr(node.left, env), from_expr(node.right, env)
-        return {"+": add, "-": sub, "*": mul, "/": div, "@": matmul}[node.symbol](left, right)
+        builders = {"+": add, "-": sub, "*": mul, "/": div, "@": matmul}
+        if node.symbol in builders:
+            return builders[node.symbol](left, right)
+        return compare(node.symbol, left, right)
     if isinstance(node, Call):
         return fn(node.func, *(from_expr(a, env) for a in node.args), axis=node.axis)
     raise TypeError(f"unknown expression node {type(node).__name__}")
@@ -352,5 +362,5 @@ def _python_leaf(node: Sym, names: Mapping[str, str]) -> str | None:
         if node.name in ("sum", "mean"):
             axis = "" if node.axis is None else f"axis={node.axis}, "
             return f"np.{node.name}({args}, {axis}keepdims=True)"
-        return f"{_NUMPY[node.name]}({args})"
+        return f"{'np.power' if node.name == 'power' else FUNCTIONS[node.name].numpy}({args})"
     return None
