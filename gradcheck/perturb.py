@@ -245,6 +245,8 @@ class _TermRun:
         self.z_last = z
         self.note_kinks(index, layer, z)
         if not row.elementwise:  # column-wise (softmax): every row of the column changes
+            if self.rows_reach_loss(index):
+                return z  # the fused loss reads z_last alone: the column update happens there (objective_change)
             return row.forward(z.dense(), None)
         arg = lt.argument
         if layer.activation.argument is not None and np.ndim(arg) == 2:
@@ -252,6 +254,10 @@ class _TermRun:
         elif row.takes_argument and layer.activation.argument is None:  # custom: its env
             return activate(layer, None, z.dense(), self.o.values).a
         return RowPatch(lt.a, z.rows, row.forward(z.vals, arg))
+
+    def rows_reach_loss(self, index: int) -> bool:
+        """Layer `index` is the last, and its loss, fused with its column-wise activation, updates columns from one row."""
+        return index == len(self.term.layers) - 1 and self.fused is not None and self.fused.rows is not None
 
     def activate_dense(self, index: int, layer: Layer, z: np.ndarray):
         self.z_last = z
@@ -294,6 +300,9 @@ class _TermRun:
         y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
         base = self.trace.layers[-1].z if fused is not None else a_base
         new = state if fused is None else (base if self.z_last is None else self.z_last)
+        if isinstance(new, RowPatch) and not target_moves and fused is not None and fused.rows is not None:
+            change, size = fused.rows(base, y_base, new.rows, new.vals)  # per column, O(m) a perturbation
+            return self.summed(a_base, change, size)
         if isinstance(new, RowPatch) and not target_moves and (fused is None or fused.elementwise):
             y_rows = None if y_base is None else y_base[new.rows]
             after, before = self.losses(new.vals, y_rows), self.losses(base[new.rows], y_rows)
@@ -307,7 +316,11 @@ class _TermRun:
             size = np.abs(np.imag(after))
         else:
             size = np.abs(after) + np.abs(before)
-        size = np.broadcast_to(size, change.shape)
+        return self.summed(a_base, change, np.broadcast_to(size, change.shape))
+
+    def summed(self, a_base, change, size):
+        """(ΔJ, size) per perturbation: the entries' changes and sizes summed, times the loss's factor."""
+        obj = self.term.objective
         scale = obj.row.scale(a_base.shape, obj.reduce)
         return scale * change.reshape(self.B, -1).sum(axis=1), scale * size.reshape(self.B, -1).sum(axis=1)
 

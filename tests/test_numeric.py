@@ -8,7 +8,7 @@ import pytest
 
 import gradcheck
 from conftest import invoke
-from gradcheck import network
+from gradcheck import network, numeric
 from gradcheck.perturb import Perturber, term_uses
 
 BUNDLED = sorted(glob.glob("specs/*.yaml"))
@@ -306,3 +306,46 @@ def test_complex_step_refuses_maxpool():
 def test_kink_fixtures_pass_with_their_kinks_counted(path):
     result = gradcheck.check(gradcheck.load(path))
     assert result.status == "pass" and result.kinks >= 1
+
+
+# Exact shortcuts: each equals the dense route (every layer's own batched forward, the plain per-entry loop
+# batched) to 1e-12 relative, in ΔJ and in the size of what it summed, for real and imaginary steps; a real
+# ΔJ may also differ by the dense route's own round-off, 2·ROUNDING·size (its Σ L(new) − L(old) over every
+# entry rounds at ε of what it sums, which the error estimate already allows; the shortcut sums fewer).
+SHORTCUTS = {
+    "softmax_ce_weight_bias": "input: x\nlayers: [{weight: P, bias: Pc, activation: softmax}]\n"
+                              "objective: {loss: cross_entropy, target: Y, reduce: mean}",
+    "softmax_ce_soft_targets": "input: x\nlayers: [{weight: P, activation: softmax}]\n"
+                               "objective: {loss: cross_entropy, target: Pf}",
+    "softmax_ce_input": "input: Pf\nlayers: [{activation: softmax}]\nobjective: {loss: cross_entropy, target: Y}",
+    "softmax_ce_after_bias_layer": "input: x\nlayers: [{weight: P, activation: tanh}, {bias: Pc, activation: softmax}]\n"
+                                   "objective: {loss: cross_entropy, target: Y, reduce: mean}",
+}
+
+
+def assert_shortcut_exact(spec, name, rtol=1e-12):
+    """The perturber's shortcuts against its dense route, entry by entry, real and imaginary steps."""
+    perturber = Perturber(spec.model, dict(spec.values), name)
+    theta = spec.values[name]
+    n = theta.size
+    scale = max(1.0, abs(spec.objective()))
+    for delta in (1e-3, -2e-5, 1e-20j):
+        got, _, got_size = perturber(np.arange(n), np.full(n, delta))
+        stack = theta[None] + delta * np.eye(n).reshape((n,) + theta.shape)
+        want, _, want_size = perturber.along(stack)
+        if np.iscomplexobj(want):  # no subtraction: the imaginary parts agree to the last digits
+            np.testing.assert_allclose(got.imag, want.imag, rtol=rtol, atol=rtol * scale * abs(delta))
+        else:
+            assert np.all(np.abs(got - want) <= np.maximum(rtol * np.abs(want), 2 * numeric.ROUNDING * want_size))
+        np.testing.assert_allclose(got_size, want_size, rtol=rtol, atol=rtol * scale * abs(delta))
+    got, _, size = perturber(np.arange(n), np.full(n, 1e-3))
+    want = plain_loop(spec, name, 1e-3)
+    assert np.all(np.abs(got - want) <= np.maximum(rtol * np.abs(want), 2 * numeric.ROUNDING * (size + scale)))
+
+
+@pytest.mark.parametrize("placement", list(SHORTCUTS))
+def test_shortcuts_equal_the_dense_route_to_1e12(placement):
+    spec = gradcheck.loads(DECLS + SHORTCUTS[placement])
+    for name in spec.param_names:
+        if any(term_uses(t, name) for t in spec.model.terms):
+            assert_shortcut_exact(spec, name)
