@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import network, numeric
+from . import network, numeric, perturb
 from .errors import TopOfFile
 from .kinds import KINDS
 from .expr import Name, Num
@@ -19,7 +19,6 @@ from .model import Model
 from .options import BATCH_MEMORY, FULL
 
 BYTES = 8  # float64
-TEMPORARIES = 8  # arrays of one perturbation's size alive at once (as perturb.Perturber sizes its batches)
 OVERHEAD = 2**20  # bytes of Python objects around the arrays (the model, results, small temporaries)
 
 
@@ -75,11 +74,17 @@ def expression_numbers(expression, shapes) -> int:
                if not isinstance(node, (Name, Num)))
 
 
-def per_perturbation_bytes(model: Model, param_size: int) -> int:
-    """An upper bound on what one perturbed evaluation holds: the largest layer's work plus the param."""
-    largest = max((KINDS[layer.kind].footprint(layer) for term in model.terms
-                   for layer in term.layers), default=1)
-    return BYTES * TEMPORARIES * (largest + param_size)
+def per_perturbation_bytes(model: Model, name: str) -> int:
+    """What one perturbed evaluation of param `name` holds, in the representation the perturber will use."""
+    return perturb.per_sample_bytes(model, name, {d.name: d.shape for d in model.decls})
+
+
+def batch_bytes(model: Model, name: str, batch_memory: int) -> int:
+    """The largest batch of `name`'s perturbations check.py makes: batch_memory // each, at least 2, at most all."""
+    each = per_perturbation_bytes(model, name)
+    n = _numbers(next(d.shape for d in model.decls if d.name == name))
+    evaluations = max(2, batch_memory // each)
+    return each * min(evaluations, numeric.evaluations_per_entry(_method(model)) * entries_checked(model, n))
 
 
 def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
@@ -94,14 +99,7 @@ def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
         shapes[name] = expression.shape(shapes)
     for _, expression, _ in model.expects:
         expr_numbers += expression_numbers(expression, shapes)
-    per_entry = numeric.evaluations_per_entry(_method(model))
-    batch = 0
-    for d in model.decls:
-        if d.kind == "param":
-            n = _numbers(d.shape)
-            each = per_perturbation_bytes(model, n)
-            needed = per_entry * entries_checked(model, n) * each
-            batch = max(batch, 2 * each if batch_memory < 2 * each else min(batch_memory, needed))
+    batch = max((batch_bytes(model, d.name, batch_memory) for d in model.decls if d.kind == "param"), default=0)
     return Estimate(
         declared=BYTES * declared,
         once=BYTES * (3 * per_eval + 2 * params),

@@ -55,6 +55,65 @@ def base_traces(model: Model, values: dict) -> list:
         return network.forward(model, values)
 
 
+BYTES = 8  # float64
+TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the loss's new, old, change, size…)
+
+
+def per_sample_bytes(model: Model, name: str, shapes: dict) -> int:
+    """Bytes one perturbation of `name` holds at its largest, from shapes alone (budget.py sizes the check by it)."""
+    numbers = max((_term_numbers(term, name, shapes) for term in model.terms if term_uses(term, name)), default=1)
+    return BYTES * numbers
+
+
+def _term_numbers(term: Term, name: str, shapes: dict) -> int:
+    """Numbers one perturbation holds along a term, walked as _TermRun.run walks it: temporaries of a row while a
+    patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
+    size = int(np.prod(shapes[name]))
+    started = rows = term.input.name == name
+    peak, stacked = 1, 0
+    if started:
+        peak = TEMPORARIES * _ref_shape(term.input, shapes)[1]
+    for index, layer in enumerate(term.layers):
+        refs = uses(layer, name)
+        if not started and not refs:
+            continue
+        m = layer.out_shape[1]
+        if started and rows:
+            rows = KINDS[layer.kind].row_patch and not refs and layer.weight is None
+        elif not started:
+            rows = KINDS[layer.kind].row_patch and len(refs) == 1 and _row_local(layer, refs[0], shapes)
+        patched = rows  # z is a row patch here; only a column-wise activation may still make a dense
+        rows = rows and _rows_survive(term, index, layer)
+        started = True
+        if rows:
+            peak = max(peak, TEMPORARIES * 2 * m)  # the changed row and its activation
+            continue
+        stacked = size if (refs and not patched) or stacked else 0  # once made, the stack lives with the batch
+        peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
+    return peak
+
+
+def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:
+    """Moving one entry of `ref` at its first use moves one row of z (see _TermRun.first_use)."""
+    if ref is layer.weight:
+        return True
+    return (ref is layer.bias or ref is layer.activation.argument) and _ref_shape(ref, shapes)[0] == layer.out_shape[0]
+
+
+def _rows_survive(term: Term, index: int, layer: Layer) -> bool:
+    """A row patch outlives this layer's activation: elementwise, or a column-wise one the fused loss updates."""
+    row = layer.activation.row
+    if row.elementwise:
+        return not (row.takes_argument and layer.activation.argument is None)  # a custom f reads its env: dense
+    fused = network.fused_loss(term)
+    return index == len(term.layers) - 1 and fused is not None and fused.rows is not None
+
+
+def _ref_shape(ref: Ref, shapes: dict) -> tuple:
+    shape = tuple(shapes[ref.name])
+    return shape[::-1] if ref.transposed else shape
+
+
 class Perturber:
     """ΔJ for batches of single-entry perturbations of param `name` (see module docstring)."""
 
@@ -68,32 +127,7 @@ class Perturber:
 
     def per_sample_bytes(self) -> int:
         """Memory one perturbation needs, following the representation a run will use."""
-        peak = 0
-        for term in self.model.terms:
-            if term_uses(term, self.name):
-                peak = max(peak, self._term_peak(term))
-        return 8 * 8 * max(peak, 1)  # ~8 temporaries of that size alive at once
-
-    def _term_peak(self, term: Term) -> int:
-        """Largest per-perturbation array along one term: a row while a patch lasts, else a matrix."""
-        size = self.shape[0] * self.shape[1]  # a dense stack of the param, if one is made
-        rows_only = started = term.input.name == self.name
-        peak = (term.layers[0].in_shape[1] if term.layers else size) if started else 1
-        for layer in term.layers:
-            n, m = layer.out_shape
-            refs = uses(layer, self.name)
-            if not started and not refs:
-                continue
-            if not started and KINDS[layer.kind].row_patch and len(refs) == 1 and refs[0] is not layer.bias:
-                current, rows_only = m, True  # a row patch starts here
-            elif rows_only and KINDS[layer.kind].row_patch and not refs and layer.weight is None \
-                    and layer.activation.row.elementwise:
-                current = m
-            else:
-                current, rows_only = n * m + (size if refs else 0), False
-            started = True
-            peak = max(peak, current)
-        return peak
+        return per_sample_bytes(self.model, self.name, {k: np.shape(v) for k, v in self.values.items()})
 
     def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ΔJ, crossed a kink, size) per perturbation, for entry flat[b] moved by delta[b].

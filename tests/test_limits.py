@@ -146,7 +146,7 @@ def test_memory_estimate_refuses_before_allocating():
         tracemalloc.stop()
     assert peak < 5 * 10**6, "refused only after allocating"
     assert (e.line, e.col) == (7, 5)
-    assert e.message.startswith("the check would need about 70.2 MB of memory")
+    assert e.message.startswith("the check would need about 64.4 MB of memory")
     assert "one evaluation of J holds 1,890,000 numbers; the largest output is layer 1 (I, {scale: s}), " \
            "shape (300, 300)); the limit is 50 MB (raise it with --max-memory)" in e.message
     loads(text, Limits(memory=80 * 10**6))
