@@ -11,6 +11,7 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 
 BATCH_MEMORY = 256 * 2**20  # bytes one batch of perturbed evaluations may use, unless --memory says otherwise
+FAST_DIRECTIONS = 2  # random directions per param in fast mode (gradcheck.check)
 METHODS = ("central", "richardson", "complex-step")  # finite-difference methods (gradcheck.numeric)
 MODE_HELP = "valid: full, fast, sample:K (K entries per param)"
 
