@@ -88,7 +88,10 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
         if rows:
             peak = max(peak, TEMPORARIES * 2 * m)  # the changed row and its activation
             continue
-        stacked = size if (refs and not patched) or stacked else 0  # once made, the stack lives with the batch
+        # p read again as a dense layer's weight or bias is carried as its own rank-1 term (second_use_z); any
+        # other use stacks copies of p, and once made the stack lives as long as the batch
+        carried = KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs)
+        stacked = size if (refs and not patched and not carried) or stacked else 0
         peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
 
@@ -224,6 +227,8 @@ class _TermRun:
                 full = np.broadcast_to(ref.value(self.o.values), lt.z.shape)
                 r, arg_rows = self.moved_rows(ref, full)
                 return RowPatch(lt.a, r, layer.activation.row.forward(lt.z[r], arg_rows))
+        if self.shortcuts and KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs):
+            return self.activate_dense(index, layer, self.second_use_z(index, layer, None, refs))  # W and b both p
         return self.dense_layer(index, layer, lt.a_in)
 
     def row_local(self, ref: Ref, z: np.ndarray) -> bool:
@@ -243,6 +248,11 @@ class _TermRun:
 
     def propagate(self, index: int, layer: Layer, state, refs: list[Ref]):
         lt = self.trace.layers[index]
+        if refs and self.shortcuts and KINDS[layer.kind].row_patch:
+            if isinstance(state, RowPatch) and layer.weight is None and self.same_rows(layer, refs, state):
+                return self.rows_again(index, layer, state, refs)
+            if all(r is layer.weight or r is layer.bias for r in refs):
+                return self.activate_dense(index, layer, self.second_use_z(index, layer, state, refs))
         if isinstance(state, RowPatch) and KINDS[layer.kind].row_patch and not refs:
             if layer.weight is None:
                 bias = 0.0 if layer.bias is None else np.broadcast_to(layer.bias.value(self.o.values), lt.z.shape)
@@ -255,6 +265,72 @@ class _TermRun:
             return self.activate_dense(index, layer, z)
         a_in = state.dense() if isinstance(state, RowPatch) else state
         return self.dense_layer(index, layer, a_in)
+
+    # -- a second use of p: its moved entry's own term, never stacked copies of p
+
+    def same_rows(self, layer: Layer, refs: list[Ref], state: RowPatch) -> bool:
+        """Every use of p here (bias, activation argument) moves, for each perturbation, the row already patched."""
+        for ref in refs:
+            if ref is not layer.bias and ref is not layer.activation.argument:
+                return False
+            shape = ref.value(self.o.values).shape
+            if shape != state.base.shape:  # a column or scalar operand moves more than its row
+                return False
+            r = self.cols if ref.transposed else self.rows
+            if not np.array_equal(r, state.rows):
+                return False
+        return True
+
+    def rows_again(self, index: int, layer: Layer, state: RowPatch, refs: list[Ref]) -> RowPatch:
+        """A weight-less layer whose bias or argument is p, moved in the patched row: the patch goes on as a row."""
+        lt = self.trace.layers[index]
+        vals = state.vals
+        if layer.bias is not None:
+            bias = np.broadcast_to(layer.bias.value(self.o.values), lt.z.shape)
+            vals = vals + (self.moved_rows(layer.bias, bias)[1] if layer.bias in refs else bias[state.rows])
+        z = RowPatch(lt.z, state.rows, vals)
+        self.z_last = z
+        self.note_kinks(index, layer, z)
+        argument = layer.activation.argument
+        if argument is None or not any(r is argument for r in refs):
+            return self.activate_rows(index, layer, z)
+        full = np.broadcast_to(argument.value(self.o.values), lt.z.shape)
+        return RowPatch(lt.a, state.rows, layer.activation.row.forward(vals, self.moved_rows(argument, full)[1]))
+
+    def second_use_z(self, index: int, layer: Layer, state, refs: list[Ref]) -> np.ndarray:
+        """z of a dense layer that reads p again as its weight or bias: the base W and b on the perturbed input,
+        plus each perturbation's own term, δ·a_in[j] in row i for W[i, j] (rank 1), δ at the bias entry."""
+        lt, B = self.trace.layers[index], np.arange(self.B)
+        W = None if layer.weight is None else layer.weight.value(self.o.values)
+        dtype = np.result_type(self.delta, float)
+        if state is None:  # the input is the base pass's
+            z = np.repeat(lt.z[None].astype(dtype), self.B, axis=0)
+        elif isinstance(state, RowPatch) and W is not None:  # the input's changed row meets one column of W
+            diff = state.vals - state.base[state.rows]
+            z = (lt.z[None] + W[:, state.rows].T[:, :, None] * diff[:, None, :]).astype(dtype, copy=False)
+        else:
+            a_in = state.dense() if isinstance(state, RowPatch) else state
+            z = (a_in if W is None else np.matmul(W, a_in)).astype(dtype)
+            if layer.bias is not None:
+                z += layer.bias.value(self.o.values)
+        if any(r is layer.weight for r in refs):
+            r, c = (self.cols, self.rows) if layer.weight.transposed else (self.rows, self.cols)
+            z[B, r] += self.delta[:, None] * self.input_rows(index, state, c)
+        if any(r is layer.bias for r in refs):
+            shape = layer.bias.value(self.o.values).shape
+            moved = np.zeros((self.B,) + shape, dtype)
+            r, c = (self.cols, self.rows) if layer.bias.transposed else (self.rows, self.cols)
+            moved[B, r, c] = self.delta
+            z += moved
+        return z
+
+    def input_rows(self, index: int, state, c: np.ndarray) -> np.ndarray:
+        """Row c[b] of perturbation b's input to this layer (the base pass's a_in when `state` is None)."""
+        if state is None:
+            return self.trace.layers[index].a_in[c]
+        if isinstance(state, RowPatch):
+            return np.where((state.rows == c)[:, None], state.vals, state.base[c])
+        return state[np.arange(self.B), c]
 
     def dense_layer(self, index: int, layer: Layer, a_in):
         """No shortcut: the layer's own batched forward, with p as a stack if it reads p."""
