@@ -28,7 +28,8 @@ from .model import Layer, Model, Ref, Term, layer_refs
 
 @dataclass
 class RowPatch:
-    """B variants of `base` (n, m): variant b has row rows[b] replaced by vals[b]."""
+    """B variants of `base` (n, m): variant b has row rows[b] replaced by vals[b] (or rows rows[b, :], a kind's
+    patch such as one conv filter's output rows, by vals[b, :, :])."""
 
     base: np.ndarray
     rows: np.ndarray
@@ -36,7 +37,7 @@ class RowPatch:
 
     def dense(self) -> np.ndarray:
         out = np.repeat(self.base[None].astype(self.vals.dtype), len(self.rows), axis=0)
-        out[np.arange(len(self.rows)), self.rows] = self.vals
+        out[np.arange(len(self.rows)).reshape((-1,) + (1,) * (self.rows.ndim - 1)), self.rows] = self.vals
         return out
 
 
@@ -70,7 +71,7 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
     patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
     size = int(np.prod(shapes[name]))
     started = rows = term.input.name == name
-    peak, stacked = 1, 0
+    peak, stacked, width = 1, 0, 1  # width: rows a patch changes
     if started:
         peak = TEMPORARIES * _ref_shape(term.input, shapes)[1]
     for index, layer in enumerate(term.layers):
@@ -80,13 +81,15 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
         m = layer.out_shape[1]
         if started and rows:
             rows = KINDS[layer.kind].row_patch and not refs and layer.weight is None
+        elif not started and KINDS[layer.kind].patch is not None and len(refs) == 1:  # the kind's own rows
+            rows, width = True, layer.out_shape[0] // getattr(layer.options, "filters", 1)
         elif not started:
             rows = KINDS[layer.kind].row_patch and len(refs) == 1 and _row_local(layer, refs[0], shapes)
         patched = rows  # z is a row patch here; only a column-wise activation may still make a dense
         rows = rows and _rows_survive(term, index, layer)
         started = True
         if rows:
-            peak = max(peak, TEMPORARIES * 2 * m)  # the changed row and its activation
+            peak = max(peak, TEMPORARIES * 2 * width * m)  # the changed rows and their activation
             continue
         # p read again as a dense layer's weight or bias is carried as its own rank-1 term (second_use_z); any
         # other use stacks copies of p, and once made the stack lives as long as the batch
@@ -229,6 +232,11 @@ class _TermRun:
                 return RowPatch(lt.a, r, layer.activation.row.forward(lt.z[r], arg_rows))
         if self.shortcuts and KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs):
             return self.activate_dense(index, layer, self.second_use_z(index, layer, None, refs))  # W and b both p
+        patch = KINDS[layer.kind].patch
+        if self.shortcuts and patch is not None and len(refs) == 1:  # the kind knows which rows the entry moves
+            found = patch(layer, lt, refs[0], self.rows, self.cols, self.delta, self.o.values)
+            if found is not None:
+                return self.activate_rows(index, layer, RowPatch(lt.z, *found))
         return self.dense_layer(index, layer, lt.a_in)
 
     def row_local(self, ref: Ref, z: np.ndarray) -> bool:
@@ -248,6 +256,8 @@ class _TermRun:
 
     def propagate(self, index: int, layer: Layer, state, refs: list[Ref]):
         lt = self.trace.layers[index]
+        if refs and isinstance(state, RowPatch) and state.rows.ndim > 1:  # second uses take one row a patch
+            state = state.dense()
         if refs and self.shortcuts and KINDS[layer.kind].row_patch:
             if isinstance(state, RowPatch) and layer.weight is None and self.same_rows(layer, refs, state):
                 return self.rows_again(index, layer, state, refs)
@@ -261,7 +271,10 @@ class _TermRun:
             # z = W a: only column rows[b] of W meets the changed row: a rank-1 change of z.
             W = layer.weight.value(self.o.values)
             diff = state.vals - state.base[state.rows]
-            z = lt.z[None] + W[:, state.rows].T[:, :, None] * diff[:, None, :]
+            if state.rows.ndim == 1:
+                z = lt.z[None] + W[:, state.rows].T[:, :, None] * diff[:, None, :]
+            else:  # several rows a perturbation: rank P, one small matmul each
+                z = lt.z[None] + np.matmul(W[:, state.rows].transpose(1, 0, 2), diff)
             return self.activate_dense(index, layer, z)
         a_in = state.dense() if isinstance(state, RowPatch) else state
         return self.dense_layer(index, layer, a_in)
@@ -355,7 +368,7 @@ class _TermRun:
         self.z_last = z
         self.note_kinks(index, layer, z)
         if not row.elementwise:  # column-wise (softmax): every row of the column changes
-            if self.rows_reach_loss(index):
+            if z.rows.ndim == 1 and self.rows_reach_loss(index):
                 return z  # the fused loss reads z_last alone: the column update happens there (objective_change)
             return row.forward(z.dense(), None)
         arg = lt.argument

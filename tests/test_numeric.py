@@ -369,3 +369,12 @@ def test_shortcuts_equal_the_dense_route_to_1e12(placement):
     for name in spec.param_names:
         if any(term_uses(t, name) for t in spec.model.terms):
             assert_shortcut_exact(spec, name, placement)
+
+
+@pytest.mark.parametrize("placement", ["conv_all", "conv_stride_pad"])
+def test_conv_kernel_patch_equals_the_dense_route_to_1e12(placement):
+    """Moving K[f, t] or c[f] touches filter f's output rows only (Conv.patch): exact, real and imaginary steps."""
+    spec = gradcheck.loads(STRUCTURED_DECLS + STRUCTURED[placement])
+    for name in ("K", "cb"):
+        if any(term_uses(t, name) for t in spec.model.terms):
+            assert_shortcut_exact(spec, name, placement)

@@ -36,6 +36,7 @@ class Recurrent:
                              "output": {"enum": ["last", "all"]}}}
     analytic = True
     row_patch = False
+    patch = None  # a moved weight spreads to every hidden unit after one step: no rows to patch
     fusable = False  # a is the last step's h, not f of the layer's z: no loss is fused with its activation
     closed_form = False
     sym_z = sym_backward = None
