@@ -93,7 +93,8 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
             continue
         # p read again as a dense layer's weight or bias is carried as its own rank-1 term (second_use_z); any
         # other use stacks copies of p, and once made the stack lives as long as the batch
-        carried = KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs)
+        carried = KINDS[layer.kind].moved is not None or \
+            KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs)
         stacked = size if (refs and not patched and not carried) or stacked else 0
         peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
@@ -347,8 +348,11 @@ class _TermRun:
 
     def dense_layer(self, index: int, layer: Layer, a_in):
         """No shortcut: the layer's own batched forward, with p as a stack if it reads p."""
-        values = self.batched_values() if uses(layer, self.o.name) else self.o.values
-        lt = KINDS[layer.kind].forward(layer, a_in, values)
+        refs, moved, lt = uses(layer, self.o.name), KINDS[layer.kind].moved, None
+        if refs and self.shortcuts and moved is not None:  # the kind carries the moved entry itself
+            lt = moved(layer, a_in, self.o.values, refs, self.rows, self.cols, self.delta)
+        if lt is None:
+            lt = KINDS[layer.kind].forward(layer, a_in, self.batched_values() if refs else self.o.values)
         self.z_last = lt.z
         self.note_kinks(index, layer, lt.z)
         self.note_kind_state(index, lt)

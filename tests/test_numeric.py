@@ -378,3 +378,21 @@ def test_conv_kernel_patch_equals_the_dense_route_to_1e12(placement):
     for name in ("K", "cb"):
         if any(term_uses(t, name) for t in spec.model.terms):
             assert_shortcut_exact(spec, name, placement)
+
+
+@pytest.mark.parametrize("placement", ["recurrent_last", "recurrent_all", "recurrent_tied"])
+def test_recurrent_moved_entry_equals_the_dense_route_to_1e12(placement):
+    """Recurrent.moved: the base weights once over the batch plus the moved entry's own term, exact."""
+    text = STRUCTURED.get(placement) or (
+        "input: seq\nlayers:\n  - recurrent: {hidden_weight: Wh, input_weight: Wh2, bias: rb, steps: 3, "
+        "activation: tanh, output: all}\n  - {weight: Wh, activation: sigmoid}")
+    decls = STRUCTURED_DECLS.replace("  Wx: {shape: [3, 2]}\n", "  Wx: {shape: [3, 2]}\n  Wh2: {shape: [3, 2]}\n")
+    if placement == "recurrent_tied":
+        decls = decls.replace("seq: {shape: [6, 4]}", "seq: {shape: [9, 4]}").replace("Wh2: {shape: [3, 2]}",
+                                                                                    "Wh2: {shape: [3, 3]}")
+        text = text.replace("Wh2", "Wh").replace("{weight: Wh, activation: sigmoid}", "{weight: U9, activation: sigmoid}")
+        decls = decls.replace("data:\n", "data:\n  U9: {shape: [2, 9]}\n")
+    spec = gradcheck.loads(decls + text)
+    for name in ("Wh", "Wx", "rb"):
+        if any(term_uses(t, name) for t in spec.model.terms):
+            assert_shortcut_exact(spec, name, placement)

@@ -35,6 +35,7 @@ class Conv:
                              "padding": {"$ref": "#/$defs/nonNegativeDims"}}}
     analytic = True
     row_patch = False
+    moved = None
 
     @staticmethod
     def patch(layer: Layer, lt: LayerTrace, ref: Ref, rows, cols, delta, values):
