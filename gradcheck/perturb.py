@@ -72,6 +72,7 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
     size = int(np.prod(shapes[name]))
     started = rows = term.input.name == name
     peak, stacked, width = 1, 0, 1  # width: rows a patch changes
+    transposed = term.input.transposed  # the patched row is p's column index (else its row index)
     if started:
         peak = TEMPORARIES * _ref_shape(term.input, shapes)[1]
     for index, layer in enumerate(term.layers):
@@ -79,12 +80,14 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
         if not started and not refs:
             continue
         m = layer.out_shape[1]
-        if started and rows:
-            rows = KINDS[layer.kind].row_patch and not refs and layer.weight is None
+        if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
+            rows = KINDS[layer.kind].row_patch and layer.weight is None and \
+                all(_same_row(layer, r, shapes, transposed) for r in refs)
         elif not started and KINDS[layer.kind].patch is not None and len(refs) == 1:  # the kind's own rows
             rows, width = True, layer.out_shape[0] // getattr(layer.options, "filters", 1)
         elif not started:
             rows = KINDS[layer.kind].row_patch and len(refs) == 1 and _row_local(layer, refs[0], shapes)
+            transposed = rows and refs[0].transposed
         patched = rows  # z is a row patch here; only a column-wise activation may still make a dense
         rows = rows and _rows_survive(term, index, layer)
         started = True
@@ -105,6 +108,12 @@ def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:
     if ref is layer.weight:
         return True
     return (ref is layer.bias or ref is layer.activation.argument) and _ref_shape(ref, shapes)[0] == layer.out_shape[0]
+
+
+def _same_row(layer: Layer, ref: Ref, shapes: dict, transposed: bool) -> bool:
+    """A later use of p moves the row already patched (as _TermRun.same_rows finds at run time)."""
+    return (ref is layer.bias or ref is layer.activation.argument) and ref.transposed == transposed and \
+        _ref_shape(ref, shapes) == tuple(layer.out_shape)
 
 
 def _rows_survive(term: Term, index: int, layer: Layer) -> bool:
