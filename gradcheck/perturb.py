@@ -8,8 +8,11 @@ Three ideas make this fast and exact:
 - At the first use, moving W[i, j] in z = W a changes only row i of z, by δ·a[j, :]; a bias,
   activation argument or input entry likewise moves one row. Such a *row patch* stays one row
   through biases and elementwise activations, and its effect on an elementwise objective is
-  summed over that row alone. Where no shortcut applies (a second use of p, softmax, structured
-  layers) the batch is made dense and the ordinary batched forward pass takes over.
+  summed over that row alone. A softmax with cross-entropy after it updates each column's
+  log-sum-exp from the one changed logit (losses.Fused.rows); a kind may name the rows an entry moves
+  (conv: one filter's, kinds' `patch`) or carry the moved entry through its own batched forward
+  (recurrent: `moved`); a second use of p as a dense weight or bias adds the entry's own rank-1 term.
+  Elsewhere the batch is made dense and the ordinary batched forward pass takes over.
 - ΔJ is summed entry-wise as Σ [L(new) − L(old)], so round-off scales with the entries that
   changed, not with |J|.
 """
