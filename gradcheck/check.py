@@ -206,7 +206,7 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings) 
         v /= np.max(np.abs(v))
 
         def along(ts, v=v):
-            dJ, _, size = perturber.along(theta[None] + np.asarray(ts)[:, None, None] * v[None])
+            dJ, _, size = perturber.along_direction(v, np.asarray(ts))
             return dJ, size
 
         n, e = numeric.directional(along, scale, settings.method, settings.eps)

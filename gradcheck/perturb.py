@@ -163,6 +163,13 @@ class Perturber:
         return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, stack=stack),
                                len(stack))
 
+    def along_direction(self, v: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ΔJ, crossed, size) at p + t·v for each t of `ts`: at a dense weight's or bias's first use z moves by
+        t·(v a) (or t·v), linear in t, so one product serves every t; later layers run batched as in `along`."""
+        ts = np.asarray(ts)
+        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds,
+                                                                           direction=(v, ts)), len(ts))
+
     def _sum_terms(self, make_run, batch: int):
         total, crossed, size = 0.0, False, 0.0
         with np.errstate(all="ignore"):
@@ -179,12 +186,15 @@ class _TermRun:
     """One term's perturbed evaluation."""
 
     def __init__(self, owner: Perturber, term: Term, trace, states, kind_states, rows=None, cols=None, delta=None,
-                 stack=None):
+                 stack=None, direction=None):
         """`states`/`kind_states`: the base pass's side of every kink and each layer kind's choices."""
         self.o, self.term, self.trace, self.states, self.kind_states = owner, term, trace, states, kind_states
         self.rows, self.cols, self.delta = rows, cols, delta
-        self.shortcuts = stack is None  # row patches need single-entry moves
-        self.B = len(rows) if stack is None else len(stack)
+        self.direction = direction  # (v, ts): p + t·v for each t, made into a stack only where a layer needs it
+        self.shortcuts = stack is None and direction is None  # row patches need single-entry moves
+        self.B = len(rows) if self.shortcuts else len(stack) if direction is None else len(direction[1])
+        if direction is not None:
+            stack = _Lazy(lambda: owner.values[owner.name][None] + direction[1][:, None, None] * direction[0][None])
         self.crossed = np.zeros(self.B, dtype=bool)
         self._stack = stack
         self.fused = network.fused_loss(term)
@@ -192,6 +202,8 @@ class _TermRun:
 
     # -- the perturbed param as a dense stack, made only when a shortcut does not apply
     def stack(self) -> np.ndarray:
+        if isinstance(self._stack, _Lazy):
+            self._stack = self._stack()
         if self._stack is None:
             base = self.o.values[self.o.name]
             s = np.repeat(base[None].astype(np.result_type(self.delta, float)), self.B, axis=0)
@@ -231,6 +243,12 @@ class _TermRun:
     def first_use(self, index: int, layer: Layer, refs: list[Ref]):
         """The layer where p first appears: a row patch if p has one row-local role here, else dense."""
         lt = self.trace.layers[index]
+        if self.direction is not None and KINDS[layer.kind].row_patch and len(refs) == 1 and \
+                (refs[0] is layer.weight or refs[0] is layer.bias):
+            v, ts = self.direction
+            v = v.T if refs[0].transposed else v
+            dz = v @ lt.a_in if refs[0] is layer.weight else np.broadcast_to(v, lt.z.shape)
+            return self.activate_dense(index, layer, lt.z[None] + ts[:, None, None] * dz[None])
         if self.shortcuts and KINDS[layer.kind].row_patch and len(refs) == 1:
             ref = refs[0]
             if ref is layer.weight:  # z = W a: moving W[i, j] adds δ·a[j, :] to row i of z
@@ -466,6 +484,16 @@ class _TermRun:
     def losses(self, x, y):
         """The objective's summand per entry, from z when the loss is fused with the last activation."""
         return network.entry_losses(self.term.objective, None if self.fused else x, y, x, self.fused)
+
+
+class _Lazy:
+    """A stack of matrices made on first use (fast mode's p + t·v, needed only where a layer reads p densely)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __call__(self) -> np.ndarray:
+        return self.make()
 
 
 def _kind_state(lt):

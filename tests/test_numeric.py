@@ -396,3 +396,23 @@ def test_recurrent_moved_entry_equals_the_dense_route_to_1e12(placement):
     for name in ("Wh", "Wx", "rb"):
         if any(term_uses(t, name) for t in spec.model.terms):
             assert_shortcut_exact(spec, name, placement)
+
+
+@pytest.mark.parametrize("placement", list(PLACEMENTS))
+def test_fast_mode_direction_equals_the_dense_stack(placement):
+    """Perturber.along_direction (one product at the first use, linear in t) equals `along` on p + t·v."""
+    spec = gradcheck.loads(DECLS + PLACEMENTS[placement])
+    rng = np.random.default_rng(0)
+    for name in spec.param_names:
+        if not any(term_uses(t, name) for t in spec.model.terms):
+            continue
+        perturber = Perturber(spec.model, dict(spec.values), name)
+        theta = spec.values[name]
+        v, ts = rng.standard_normal(theta.shape), np.array([1e-3, -1e-3, 2e-3, 1e-20j])
+        got, _, got_size = perturber.along_direction(v, ts)
+        want, _, want_size = perturber.along(theta[None] + ts[:, None, None] * v[None])
+        scale = max(1.0, abs(spec.objective()))
+        assert np.all(np.abs(got.real[:3] - want.real[:3]) <=
+                      np.maximum(1e-12 * np.abs(want.real[:3]), 2 * numeric.ROUNDING * (want_size[:3] + scale)))
+        np.testing.assert_allclose(got.imag[3], want.imag[3], rtol=1e-12, atol=1e-32 * scale)
+        np.testing.assert_allclose(got_size, want_size, rtol=1e-9, atol=1e-12 * scale)
