@@ -34,6 +34,7 @@ def assert_bounds(load):
     assert peak <= estimate <= 3 * peak, (peak, estimate)
 
 
+@pytest.mark.slow  # tracemalloc slows every allocation: 2.6 s of the fast suite's 20
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
 def test_the_estimate_bounds_the_peak_of_every_bundled_spec(path):
     assert_bounds(lambda: gradcheck.load(str(path)))
