@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import network, numeric
+from . import network, numeric, perturb
 from .errors import TopOfFile
-from .kinds import KINDS
 from .expr import Name, Num
 from .limits import DEFAULT, Limits, count, hint, size
 from .model import Model
-from .options import BATCH_MEMORY, FULL
+from .options import BATCH_MEMORY, FAST_DIRECTIONS, FULL, Mode
 
 BYTES = 8  # float64
-TEMPORARIES = 8  # arrays of one perturbation's size alive at once (as perturb.Perturber sizes its batches)
 OVERHEAD = 2**20  # bytes of Python objects around the arrays (the model, results, small temporaries)
 
 
@@ -52,10 +50,18 @@ def entries_checked(model: Model, size: int) -> int:
     return (model.check.mode or FULL).entries(size)
 
 
-def steps(model: Model) -> int:
-    """Evaluations of J the finite differences need, with the spec's own method and mode."""
-    per_entry = numeric.evaluations_per_entry(_method(model))
-    return sum(per_entry * entries_checked(model, _numbers(d.shape)) for d in model.decls if d.kind == "param")
+def evaluations(mode: Mode, method: str, size: int) -> int:
+    """Evaluations of J one param of `size` entries costs in `mode` (fast: its random directions; a param that
+    fails them is checked in full only within the limit, see check.py)."""
+    if mode.kind == "fast":
+        return FAST_DIRECTIONS * numeric.directional_evaluations(method)
+    return numeric.evaluations_per_entry(method) * mode.entries(size)
+
+
+def steps(model: Model, mode: Mode | None = None, method: str | None = None) -> int:
+    """Evaluations of J the finite differences need, with the run's mode and method, else the spec's own."""
+    mode, method = mode or model.check.mode or FULL, method or _method(model)
+    return sum(evaluations(mode, method, _numbers(d.shape)) for d in model.decls if d.kind == "param")
 
 
 def evaluation_numbers(model: Model) -> int:
@@ -75,11 +81,17 @@ def expression_numbers(expression, shapes) -> int:
                if not isinstance(node, (Name, Num)))
 
 
-def per_perturbation_bytes(model: Model, param_size: int) -> int:
-    """An upper bound on what one perturbed evaluation holds: the largest layer's work plus the param."""
-    largest = max((KINDS[layer.kind].footprint(layer) for term in model.terms
-                   for layer in term.layers), default=1)
-    return BYTES * TEMPORARIES * (largest + param_size)
+def per_perturbation_bytes(model: Model, name: str) -> int:
+    """What one perturbed evaluation of param `name` holds, in the representation the perturber will use."""
+    return perturb.per_sample_bytes(model, name, {d.name: d.shape for d in model.decls})
+
+
+def batch_bytes(model: Model, name: str, batch_memory: int) -> int:
+    """The largest batch of `name`'s perturbations check.py makes: batch_memory // each, at least 2, at most all."""
+    each = per_perturbation_bytes(model, name)
+    n = _numbers(next(d.shape for d in model.decls if d.name == name))
+    evaluations = max(2, batch_memory // each)
+    return each * min(evaluations, numeric.evaluations_per_entry(_method(model)) * entries_checked(model, n))
 
 
 def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
@@ -94,14 +106,7 @@ def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
         shapes[name] = expression.shape(shapes)
     for _, expression, _ in model.expects:
         expr_numbers += expression_numbers(expression, shapes)
-    per_entry = numeric.evaluations_per_entry(_method(model))
-    batch = 0
-    for d in model.decls:
-        if d.kind == "param":
-            n = _numbers(d.shape)
-            each = per_perturbation_bytes(model, n)
-            needed = per_entry * entries_checked(model, n) * each
-            batch = max(batch, 2 * each if batch_memory < 2 * each else min(batch_memory, needed))
+    batch = max((batch_bytes(model, d.name, batch_memory) for d in model.decls if d.kind == "param"), default=0)
     return Estimate(
         declared=BYTES * declared,
         once=BYTES * (3 * per_eval + 2 * params),
@@ -117,16 +122,10 @@ def batch_memory(model: Model, limits: Limits = DEFAULT, wanted: int | None = No
     return max(0, min(wanted or BATCH_MEMORY, limits.memory - base))
 
 
-def require(model: Model, limits: Limits = DEFAULT) -> Estimate:
-    """Refuse, at a place in the spec, a check that needs too many evaluations or too much memory."""
-    params = [d for d in model.decls if d.kind == "param"]
-    needed = steps(model)
-    if needed > limits.steps and params:
-        biggest = max(params, key=lambda d: _numbers(d.shape))
-        per_entry = numeric.evaluations_per_entry(_method(model))
-        raise _at(biggest.place, model).error(
-            f"checking needs {count(needed)} evaluations of J ({per_entry} per param entry; {biggest.name} alone has "
-            f"{count(_numbers(biggest.shape))} entries); the limit is {count(limits.steps)} ({hint('steps')})")
+def require(model: Model, limits: Limits = DEFAULT, mode: Mode | None = None, method: str | None = None) -> Estimate:
+    """Refuse, at a place in the spec, a check that needs too many evaluations (in the run's mode and method,
+    else the spec's own) or too much memory."""
+    require_steps(model, limits, mode, method)
     found = estimate(model, batch_memory(model, limits))
     if found.total > limits.memory:
         raise _at(_largest_place(model), model).error(
@@ -134,6 +133,18 @@ def require(model: Model, limits: Limits = DEFAULT) -> Estimate:
             f"{count(found.evaluation_numbers)} numbers{_largest_label(model)}); the limit is "
             f"{size(limits.memory)} ({hint('memory')})")
     return found
+
+
+def require_steps(model: Model, limits: Limits = DEFAULT, mode: Mode | None = None, method: str | None = None):
+    """Refuse a check whose finite differences need more evaluations of J than the limit."""
+    params = [d for d in model.decls if d.kind == "param"]
+    needed = steps(model, mode, method)
+    if needed > limits.steps and params:
+        biggest = max(params, key=lambda d: _numbers(d.shape))
+        per_entry = numeric.evaluations_per_entry(method or _method(model))
+        raise _at(biggest.place, model).error(
+            f"checking needs {count(needed)} evaluations of J ({per_entry} per param entry; {biggest.name} alone has "
+            f"{count(_numbers(biggest.shape))} entries); the limit is {count(limits.steps)} ({hint('steps')})")
 
 
 def _numbers(shape) -> int:

@@ -13,10 +13,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import network, numeric
+from . import budget, network, numeric
 from .errors import SpecError
 from .model import Model
-from .options import FULL, RunOptions
+from .options import FAST_DIRECTIONS, FULL, RunOptions
 from .perturb import Perturber, term_uses
 from .refusals import (non_finite_error, refuse_non_analytic, refuse_unreliable_stencil, require_finite_estimate,
                        require_usable_steps)
@@ -29,7 +29,6 @@ from .verdict import Comparison, compare, judge, kink_mask, tolerance
 # (central ~1e-9, Richardson ~1e-11, complex step ~1e-15 relative). There is no default absolute floor:
 # where a finite difference cannot resolve an entry, the floor is its own estimated error.
 DEFAULT_RTOL = {"central": 1e-6, "richardson": 1e-8, "complex-step": 1e-11}
-FAST_DIRECTIONS = 2
 SEARCH_ROUNDS = 3  # ladders moved per undecided entry, at most (8× each: 512× the step either way)
 
 
@@ -80,18 +79,23 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
     except network.NonFinite as exc:
         raise non_finite_error(model, exc, values) from None
     expected = _expectations(model, values)
-    params = tuple(_check_param(Perturber(model, values, name, traces), grads[name], expected, settings)
-                   for name in model.param_names)
+    params = tuple(_check_param(Perturber(model, values, name, traces), grads[name], expected, settings,
+                                options.limits.steps) for name in model.param_names)
     status = "pass" if all(p.status == "pass" for p in params) else "fail"
     return SpecResult(spec.path, spec.name, status, None, objective, params, settings)
 
 
-def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings) -> ParamResult:
+def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
     if settings.mode.kind != "fast":
         return _entrywise_param(perturber, grad, expected, settings, _sample_entries(perturber, settings))
     result = _fast_param(perturber, grad, expected, settings)
     if result.status == "pass":
         return result
+    needed = budget.evaluations(FULL, settings.method, grad.size)
+    if needed > max_steps:  # the limit counted fast mode's directions: localizing must stay within it too
+        return replace(result, note=f"fast mode found a mismatch along a random direction ({_fast_summary(result)}); "
+                                    f"not localized: a full check of {perturber.name} needs {needed:,} evaluations "
+                                    f"of J, above the limit of {max_steps:,}")
     localized = _entrywise_param(perturber, grad, expected, settings, None)
     return replace(localized, note=f"fast mode found a mismatch along a random direction "
                                    f"({_fast_summary(result)}); full check of {perturber.name} shown")
@@ -203,7 +207,7 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings) 
         v /= np.max(np.abs(v))
 
         def along(ts, v=v):
-            dJ, _, size = perturber.along(theta[None] + np.asarray(ts)[:, None, None] * v[None])
+            dJ, _, size = perturber.along_direction(v, np.asarray(ts))
             return dJ, size
 
         n, e = numeric.directional(along, scale, settings.method, settings.eps)

@@ -57,12 +57,19 @@ def time_limit(seconds: float | None):
             signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - started), 1e-3))
 
 
+UNCOUNTED = 2**62  # a steps limit the loader never reaches: check_path counts with the run's own mode
+
+
 def check_path(path: str, options: RunOptions | None = None) -> SpecResult:
     """Load and check one file; a bad file becomes an error result, never an exception."""
     options = options or RunOptions()
     started = time.perf_counter()
     try:
-        spec = load(path, options.limits)
+        if options.mode is None and options.method is None:
+            spec = load(path, options.limits)
+        else:  # the run's mode or method beats the spec's: count the evaluations that run will really make
+            spec = load(path, replace(options.limits, steps=UNCOUNTED))
+            budget.require_steps(spec.model, options.limits, options.mode, options.method)
     except SpecError as exc:
         return error_result(path, exc).timed(started)
     # --memory is the batch budget asked for; the check gets less if --max-memory needs it

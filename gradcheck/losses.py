@@ -43,6 +43,7 @@ class Fused:
     delta: Callable  # (z, a, y) -> ∂L/∂z per entry
     grad_y: Callable  # (z, a, y) -> ∂L/∂y per entry
     elementwise: bool  # L_ij depends on z_ij alone (else on its whole column)
+    rows: Callable | None  # (z, y, rows, new) -> (ΔL, size) per column when one row of z moves; None: elementwise
     sym_delta: Callable  # (a, y, onehot) -> δ as a symbol, before coef and 1/m
     text: Callable  # (a, y, onehot) -> δ as the UFLDL table writes it, before coef and 1/m
 
@@ -95,15 +96,33 @@ def _log_sum_exp(z):
 
 SIGMOID_BCE = Fused(
     entry=lambda z, y: softplus(z) - y * z,  # −y log σ(z) − (1 − y) log(1 − σ(z))
-    delta=lambda z, a, y: a - y, grad_y=lambda z, a, y: -z * np.ones_like(a), elementwise=True,
+    delta=lambda z, a, y: a - y, grad_y=lambda z, a, y: -z * np.ones_like(a), elementwise=True, rows=None,
     sym_delta=lambda a, y, onehot: s.sub(a, y), text=lambda a, y, onehot: f"{a} - {y}")
 
 SOFTMAX_CE = Fused(
     entry=lambda z, y: -y * (z - _log_sum_exp(z)),
     delta=lambda z, a, y: a * np.sum(y, axis=-2, keepdims=True) - y, grad_y=lambda z, a, y: _log_sum_exp(z) - z,
-    elementwise=False,
+    elementwise=False, rows=lambda z, y, rows, new: _softmax_ce_rows(z, y, rows, new),
     sym_delta=lambda a, y, onehot: _ce_softmax_delta(a, y, onehot),
     text=lambda a, y, onehot: f"{a} - {y}" if onehot else f"{a} • sum({y}, axis=0) - {y}")
+
+
+def _softmax_ce_rows(z, y, rows, new):
+    """(Σ_column ΔL, Σ_column |L(new)| + |L(old)|) per (perturbation, column) when row rows[b] of z becomes new[b].
+
+    One changed logit moves its column's log-sum-exp by log1p(a·expm1(Δz)) (a its softmax), so each
+    perturbation costs O(m), not the O(k·m) of the column recomputed; every other entry's loss moves by y·Δlse.
+    """
+    lse = _log_sum_exp(z)  # (1, m)
+    dz = new - z[rows]
+    dlse = np.log1p(np.exp(z[rows] - lse) * np.expm1(dz))
+    y_rows, y_abs = y[rows], np.sum(np.abs(y), axis=-2)
+    change = np.sum(y, axis=-2) * dlse - y_rows * dz
+    if np.iscomplexobj(change):  # Σ|Im L(new)|: y·Im Δlse off the row, −y·(Im Δz − Im Δlse) on it
+        return change, (y_abs - np.abs(y_rows)) * np.abs(dlse.imag) + np.abs(y_rows * (dz.imag - dlse.imag))
+    # log-softmax is ≤ 0 before and after, so |L| = |y|·(lse − z) and its column sums move by y_abs·Δlse − |y|·Δz
+    before = np.sum(np.abs(y) * (lse - z), axis=-2)
+    return change, 2.0 * before + y_abs * dlse - np.abs(y_rows) * dz
 
 
 def _ce_softmax_delta(a, y, onehot):

@@ -76,6 +76,11 @@ def evaluations_per_entry(method: str) -> int:
     return {"central": 2, "richardson": 4, "complex-step": 1}[method]
 
 
+def directional_evaluations(method: str) -> int:
+    """Evaluations one `directional` derivative makes: a ladder of three ± pairs, or one complex step."""
+    return 1 if method == "complex-step" else 6
+
+
 def estimate(evaluate: Evaluator, theta: np.ndarray, entries: np.ndarray | None = None,
              method: str = "central", eps: float | None = None, batch: int = 4096) -> Estimate:
     """Derivative estimates at `entries` (default: all) with the method's own stencil; errors from round-off."""

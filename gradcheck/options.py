@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 
-BATCH_MEMORY = 256 * 2**20  # bytes one batch of perturbed evaluations may use, unless --memory says otherwise
+# bytes one batch of perturbed evaluations may use, unless --memory says otherwise: small enough to stay in
+# cache (measured, benchmarks/results.md: 4-16 MiB beat 256 MiB by up to 2x at N = 1e5, and hold less)
+BATCH_MEMORY = 8 * 2**20
+FAST_DIRECTIONS = 2  # random directions per param in fast mode (gradcheck.check)
 METHODS = ("central", "richardson", "complex-step")  # finite-difference methods (gradcheck.numeric)
 MODE_HELP = "valid: full, fast, sample:K (K entries per param)"
 

@@ -8,8 +8,11 @@ Three ideas make this fast and exact:
 - At the first use, moving W[i, j] in z = W a changes only row i of z, by δ·a[j, :]; a bias,
   activation argument or input entry likewise moves one row. Such a *row patch* stays one row
   through biases and elementwise activations, and its effect on an elementwise objective is
-  summed over that row alone. Where no shortcut applies (a second use of p, softmax, structured
-  layers) the batch is made dense and the ordinary batched forward pass takes over.
+  summed over that row alone. A softmax with cross-entropy after it updates each column's
+  log-sum-exp from the one changed logit (losses.Fused.rows); a kind may name the rows an entry moves
+  (conv: one filter's, kinds' `patch`) or carry the moved entry through its own batched forward
+  (recurrent: `moved`); a second use of p as a dense weight or bias adds the entry's own rank-1 term.
+  Elsewhere the batch is made dense and the ordinary batched forward pass takes over.
 - ΔJ is summed entry-wise as Σ [L(new) − L(old)], so round-off scales with the entries that
   changed, not with |J|.
 """
@@ -28,7 +31,8 @@ from .model import Layer, Model, Ref, Term, layer_refs
 
 @dataclass
 class RowPatch:
-    """B variants of `base` (n, m): variant b has row rows[b] replaced by vals[b]."""
+    """B variants of `base` (n, m): variant b has row rows[b] replaced by vals[b] (or rows rows[b, :], a kind's
+    patch such as one conv filter's output rows, by vals[b, :, :])."""
 
     base: np.ndarray
     rows: np.ndarray
@@ -36,7 +40,7 @@ class RowPatch:
 
     def dense(self) -> np.ndarray:
         out = np.repeat(self.base[None].astype(self.vals.dtype), len(self.rows), axis=0)
-        out[np.arange(len(self.rows)), self.rows] = self.vals
+        out[np.arange(len(self.rows)).reshape((-1,) + (1,) * (self.rows.ndim - 1)), self.rows] = self.vals
         return out
 
 
@@ -55,6 +59,80 @@ def base_traces(model: Model, values: dict) -> list:
         return network.forward(model, values)
 
 
+BYTES = 8  # float64
+TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the loss's new, old, change, size…)
+
+
+def per_sample_bytes(model: Model, name: str, shapes: dict) -> int:
+    """Bytes one perturbation of `name` holds at its largest, from shapes alone (budget.py sizes the check by it)."""
+    numbers = max((_term_numbers(term, name, shapes) for term in model.terms if term_uses(term, name)), default=1)
+    return BYTES * numbers
+
+
+def _term_numbers(term: Term, name: str, shapes: dict) -> int:
+    """Numbers one perturbation holds along a term, walked as _TermRun.run walks it: temporaries of a row while a
+    patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
+    size = int(np.prod(shapes[name]))
+    started = rows = term.input.name == name
+    peak, stacked, width = 1, 0, 1  # width: rows a patch changes
+    transposed = term.input.transposed  # the patched row is p's column index (else its row index)
+    if started:
+        peak = TEMPORARIES * _ref_shape(term.input, shapes)[1]
+    for index, layer in enumerate(term.layers):
+        refs = uses(layer, name)
+        if not started and not refs:
+            continue
+        m = layer.out_shape[1]
+        if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
+            rows = KINDS[layer.kind].row_patch and layer.weight is None and \
+                all(_same_row(layer, r, shapes, transposed) for r in refs)
+        elif not started and KINDS[layer.kind].patch is not None and len(refs) == 1:  # the kind's own rows
+            rows, width = True, layer.out_shape[0] // getattr(layer.options, "filters", 1)
+        elif not started:
+            rows = KINDS[layer.kind].row_patch and len(refs) == 1 and _row_local(layer, refs[0], shapes)
+            transposed = rows and refs[0].transposed
+        patched = rows  # z is a row patch here; only a column-wise activation may still make a dense
+        rows = rows and _rows_survive(term, index, layer)
+        started = True
+        if rows:
+            peak = max(peak, TEMPORARIES * 2 * width * m)  # the changed rows and their activation
+            continue
+        # p read again as a dense layer's weight or bias is carried as its own rank-1 term (second_use_z); any
+        # other use stacks copies of p, and once made the stack lives as long as the batch
+        carried = KINDS[layer.kind].moved is not None or \
+            KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs)
+        stacked = size if (refs and not patched and not carried) or stacked else 0
+        peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
+    return peak
+
+
+def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:
+    """Moving one entry of `ref` at its first use moves one row of z (see _TermRun.first_use)."""
+    if ref is layer.weight:
+        return True
+    return (ref is layer.bias or ref is layer.activation.argument) and _ref_shape(ref, shapes)[0] == layer.out_shape[0]
+
+
+def _same_row(layer: Layer, ref: Ref, shapes: dict, transposed: bool) -> bool:
+    """A later use of p moves the row already patched (as _TermRun.same_rows finds at run time)."""
+    return (ref is layer.bias or ref is layer.activation.argument) and ref.transposed == transposed and \
+        _ref_shape(ref, shapes) == tuple(layer.out_shape)
+
+
+def _rows_survive(term: Term, index: int, layer: Layer) -> bool:
+    """A row patch outlives this layer's activation: elementwise, or a column-wise one the fused loss updates."""
+    row = layer.activation.row
+    if row.elementwise:
+        return not (row.takes_argument and layer.activation.argument is None)  # a custom f reads its env: dense
+    fused = network.fused_loss(term)
+    return index == len(term.layers) - 1 and fused is not None and fused.rows is not None
+
+
+def _ref_shape(ref: Ref, shapes: dict) -> tuple:
+    shape = tuple(shapes[ref.name])
+    return shape[::-1] if ref.transposed else shape
+
+
 class Perturber:
     """ΔJ for batches of single-entry perturbations of param `name` (see module docstring)."""
 
@@ -68,32 +146,7 @@ class Perturber:
 
     def per_sample_bytes(self) -> int:
         """Memory one perturbation needs, following the representation a run will use."""
-        peak = 0
-        for term in self.model.terms:
-            if term_uses(term, self.name):
-                peak = max(peak, self._term_peak(term))
-        return 8 * 8 * max(peak, 1)  # ~8 temporaries of that size alive at once
-
-    def _term_peak(self, term: Term) -> int:
-        """Largest per-perturbation array along one term: a row while a patch lasts, else a matrix."""
-        size = self.shape[0] * self.shape[1]  # a dense stack of the param, if one is made
-        rows_only = started = term.input.name == self.name
-        peak = (term.layers[0].in_shape[1] if term.layers else size) if started else 1
-        for layer in term.layers:
-            n, m = layer.out_shape
-            refs = uses(layer, self.name)
-            if not started and not refs:
-                continue
-            if not started and KINDS[layer.kind].row_patch and len(refs) == 1 and refs[0] is not layer.bias:
-                current, rows_only = m, True  # a row patch starts here
-            elif rows_only and KINDS[layer.kind].row_patch and not refs and layer.weight is None \
-                    and layer.activation.row.elementwise:
-                current = m
-            else:
-                current, rows_only = n * m + (size if refs else 0), False
-            started = True
-            peak = max(peak, current)
-        return peak
+        return per_sample_bytes(self.model, self.name, {k: np.shape(v) for k, v in self.values.items()})
 
     def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ΔJ, crossed a kink, size) per perturbation, for entry flat[b] moved by delta[b].
@@ -109,6 +162,13 @@ class Perturber:
         """(ΔJ, crossed, size) with the param replaced by each matrix of `stack` (B, rows, cols)."""
         return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, stack=stack),
                                len(stack))
+
+    def along_direction(self, v: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ΔJ, crossed, size) at p + t·v for each t of `ts`: at a dense weight's or bias's first use z moves by
+        t·(v a) (or t·v), linear in t, so one product serves every t; later layers run batched as in `along`."""
+        ts = np.asarray(ts)
+        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds,
+                                                                           direction=(v, ts)), len(ts))
 
     def _sum_terms(self, make_run, batch: int):
         total, crossed, size = 0.0, False, 0.0
@@ -126,12 +186,15 @@ class _TermRun:
     """One term's perturbed evaluation."""
 
     def __init__(self, owner: Perturber, term: Term, trace, states, kind_states, rows=None, cols=None, delta=None,
-                 stack=None):
+                 stack=None, direction=None):
         """`states`/`kind_states`: the base pass's side of every kink and each layer kind's choices."""
         self.o, self.term, self.trace, self.states, self.kind_states = owner, term, trace, states, kind_states
         self.rows, self.cols, self.delta = rows, cols, delta
-        self.shortcuts = stack is None  # row patches need single-entry moves
-        self.B = len(rows) if stack is None else len(stack)
+        self.direction = direction  # (v, ts): p + t·v for each t, made into a stack only where a layer needs it
+        self.shortcuts = stack is None and direction is None  # row patches need single-entry moves
+        self.B = len(rows) if self.shortcuts else len(stack) if direction is None else len(direction[1])
+        if direction is not None:
+            stack = _Lazy(lambda: owner.values[owner.name][None] + direction[1][:, None, None] * direction[0][None])
         self.crossed = np.zeros(self.B, dtype=bool)
         self._stack = stack
         self.fused = network.fused_loss(term)
@@ -139,6 +202,8 @@ class _TermRun:
 
     # -- the perturbed param as a dense stack, made only when a shortcut does not apply
     def stack(self) -> np.ndarray:
+        if isinstance(self._stack, _Lazy):
+            self._stack = self._stack()
         if self._stack is None:
             base = self.o.values[self.o.name]
             s = np.repeat(base[None].astype(np.result_type(self.delta, float)), self.B, axis=0)
@@ -178,6 +243,12 @@ class _TermRun:
     def first_use(self, index: int, layer: Layer, refs: list[Ref]):
         """The layer where p first appears: a row patch if p has one row-local role here, else dense."""
         lt = self.trace.layers[index]
+        if self.direction is not None and KINDS[layer.kind].row_patch and len(refs) == 1 and \
+                (refs[0] is layer.weight or refs[0] is layer.bias):
+            v, ts = self.direction
+            v = v.T if refs[0].transposed else v
+            dz = v @ lt.a_in if refs[0] is layer.weight else np.broadcast_to(v, lt.z.shape)
+            return self.activate_dense(index, layer, lt.z[None] + ts[:, None, None] * dz[None])
         if self.shortcuts and KINDS[layer.kind].row_patch and len(refs) == 1:
             ref = refs[0]
             if ref is layer.weight:  # z = W a: moving W[i, j] adds δ·a[j, :] to row i of z
@@ -190,6 +261,13 @@ class _TermRun:
                 full = np.broadcast_to(ref.value(self.o.values), lt.z.shape)
                 r, arg_rows = self.moved_rows(ref, full)
                 return RowPatch(lt.a, r, layer.activation.row.forward(lt.z[r], arg_rows))
+        if self.shortcuts and KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs):
+            return self.activate_dense(index, layer, self.second_use_z(index, layer, None, refs))  # W and b both p
+        patch = KINDS[layer.kind].patch
+        if self.shortcuts and patch is not None and len(refs) == 1:  # the kind knows which rows the entry moves
+            found = patch(layer, lt, refs[0], self.rows, self.cols, self.delta, self.o.values)
+            if found is not None:
+                return self.activate_rows(index, layer, RowPatch(lt.z, *found))
         return self.dense_layer(index, layer, lt.a_in)
 
     def row_local(self, ref: Ref, z: np.ndarray) -> bool:
@@ -209,6 +287,13 @@ class _TermRun:
 
     def propagate(self, index: int, layer: Layer, state, refs: list[Ref]):
         lt = self.trace.layers[index]
+        if refs and isinstance(state, RowPatch) and state.rows.ndim > 1:  # second uses take one row a patch
+            state = state.dense()
+        if refs and self.shortcuts and KINDS[layer.kind].row_patch:
+            if isinstance(state, RowPatch) and layer.weight is None and self.same_rows(layer, refs, state):
+                return self.rows_again(index, layer, state, refs)
+            if all(r is layer.weight or r is layer.bias for r in refs):
+                return self.activate_dense(index, layer, self.second_use_z(index, layer, state, refs))
         if isinstance(state, RowPatch) and KINDS[layer.kind].row_patch and not refs:
             if layer.weight is None:
                 bias = 0.0 if layer.bias is None else np.broadcast_to(layer.bias.value(self.o.values), lt.z.shape)
@@ -217,15 +302,87 @@ class _TermRun:
             # z = W a: only column rows[b] of W meets the changed row: a rank-1 change of z.
             W = layer.weight.value(self.o.values)
             diff = state.vals - state.base[state.rows]
-            z = lt.z[None] + W[:, state.rows].T[:, :, None] * diff[:, None, :]
+            if state.rows.ndim == 1:
+                z = lt.z[None] + W[:, state.rows].T[:, :, None] * diff[:, None, :]
+            else:  # several rows a perturbation: rank P, one small matmul each
+                z = lt.z[None] + np.matmul(W[:, state.rows].transpose(1, 0, 2), diff)
             return self.activate_dense(index, layer, z)
         a_in = state.dense() if isinstance(state, RowPatch) else state
         return self.dense_layer(index, layer, a_in)
 
+    # -- a second use of p: its moved entry's own term, never stacked copies of p
+
+    def same_rows(self, layer: Layer, refs: list[Ref], state: RowPatch) -> bool:
+        """Every use of p here (bias, activation argument) moves, for each perturbation, the row already patched."""
+        for ref in refs:
+            if ref is not layer.bias and ref is not layer.activation.argument:
+                return False
+            shape = ref.value(self.o.values).shape
+            if shape != state.base.shape:  # a column or scalar operand moves more than its row
+                return False
+            r = self.cols if ref.transposed else self.rows
+            if not np.array_equal(r, state.rows):
+                return False
+        return True
+
+    def rows_again(self, index: int, layer: Layer, state: RowPatch, refs: list[Ref]) -> RowPatch:
+        """A weight-less layer whose bias or argument is p, moved in the patched row: the patch goes on as a row."""
+        lt = self.trace.layers[index]
+        vals = state.vals
+        if layer.bias is not None:
+            bias = np.broadcast_to(layer.bias.value(self.o.values), lt.z.shape)
+            vals = vals + (self.moved_rows(layer.bias, bias)[1] if layer.bias in refs else bias[state.rows])
+        z = RowPatch(lt.z, state.rows, vals)
+        self.z_last = z
+        self.note_kinks(index, layer, z)
+        argument = layer.activation.argument
+        if argument is None or not any(r is argument for r in refs):
+            return self.activate_rows(index, layer, z)
+        full = np.broadcast_to(argument.value(self.o.values), lt.z.shape)
+        return RowPatch(lt.a, state.rows, layer.activation.row.forward(vals, self.moved_rows(argument, full)[1]))
+
+    def second_use_z(self, index: int, layer: Layer, state, refs: list[Ref]) -> np.ndarray:
+        """z of a dense layer that reads p again as its weight or bias: the base W and b on the perturbed input,
+        plus each perturbation's own term, δ·a_in[j] in row i for W[i, j] (rank 1), δ at the bias entry."""
+        lt, B = self.trace.layers[index], np.arange(self.B)
+        W = None if layer.weight is None else layer.weight.value(self.o.values)
+        dtype = np.result_type(self.delta, float)
+        if state is None:  # the input is the base pass's
+            z = np.repeat(lt.z[None].astype(dtype), self.B, axis=0)
+        elif isinstance(state, RowPatch) and W is not None:  # the input's changed row meets one column of W
+            diff = state.vals - state.base[state.rows]
+            z = (lt.z[None] + W[:, state.rows].T[:, :, None] * diff[:, None, :]).astype(dtype, copy=False)
+        else:
+            a_in = state.dense() if isinstance(state, RowPatch) else state
+            z = (a_in if W is None else np.matmul(W, a_in)).astype(dtype)
+            if layer.bias is not None:
+                z += layer.bias.value(self.o.values)
+        if any(r is layer.weight for r in refs):
+            r, c = (self.cols, self.rows) if layer.weight.transposed else (self.rows, self.cols)
+            z[B, r] += self.delta[:, None] * self.input_rows(index, state, c)
+        if any(r is layer.bias for r in refs):
+            shape = layer.bias.value(self.o.values).shape
+            moved = np.zeros((self.B,) + shape, dtype)
+            r, c = (self.cols, self.rows) if layer.bias.transposed else (self.rows, self.cols)
+            moved[B, r, c] = self.delta
+            z += moved
+        return z
+
+    def input_rows(self, index: int, state, c: np.ndarray) -> np.ndarray:
+        """Row c[b] of perturbation b's input to this layer (the base pass's a_in when `state` is None)."""
+        if state is None:
+            return self.trace.layers[index].a_in[c]
+        if isinstance(state, RowPatch):
+            return np.where((state.rows == c)[:, None], state.vals, state.base[c])
+        return state[np.arange(self.B), c]
+
     def dense_layer(self, index: int, layer: Layer, a_in):
         """No shortcut: the layer's own batched forward, with p as a stack if it reads p."""
-        values = self.batched_values() if uses(layer, self.o.name) else self.o.values
-        lt = KINDS[layer.kind].forward(layer, a_in, values)
+        refs, moved, lt = uses(layer, self.o.name), KINDS[layer.kind].moved, None
+        if refs and self.shortcuts and moved is not None:  # the kind carries the moved entry itself
+            lt = moved(layer, a_in, self.o.values, refs, self.rows, self.cols, self.delta)
+        if lt is None:
+            lt = KINDS[layer.kind].forward(layer, a_in, self.batched_values() if refs else self.o.values)
         self.z_last = lt.z
         self.note_kinks(index, layer, lt.z)
         self.note_kind_state(index, lt)
@@ -245,6 +402,8 @@ class _TermRun:
         self.z_last = z
         self.note_kinks(index, layer, z)
         if not row.elementwise:  # column-wise (softmax): every row of the column changes
+            if z.rows.ndim == 1 and self.rows_reach_loss(index):
+                return z  # the fused loss reads z_last alone: the column update happens there (objective_change)
             return row.forward(z.dense(), None)
         arg = lt.argument
         if layer.activation.argument is not None and np.ndim(arg) == 2:
@@ -252,6 +411,10 @@ class _TermRun:
         elif row.takes_argument and layer.activation.argument is None:  # custom: its env
             return activate(layer, None, z.dense(), self.o.values).a
         return RowPatch(lt.a, z.rows, row.forward(z.vals, arg))
+
+    def rows_reach_loss(self, index: int) -> bool:
+        """Layer `index` is the last, and its loss, fused with its column-wise activation, updates columns from one row."""
+        return index == len(self.term.layers) - 1 and self.fused is not None and self.fused.rows is not None
 
     def activate_dense(self, index: int, layer: Layer, z: np.ndarray):
         self.z_last = z
@@ -294,6 +457,9 @@ class _TermRun:
         y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
         base = self.trace.layers[-1].z if fused is not None else a_base
         new = state if fused is None else (base if self.z_last is None else self.z_last)
+        if isinstance(new, RowPatch) and not target_moves and fused is not None and fused.rows is not None:
+            change, size = fused.rows(base, y_base, new.rows, new.vals)  # per column, O(m) a perturbation
+            return self.summed(a_base, change, size)
         if isinstance(new, RowPatch) and not target_moves and (fused is None or fused.elementwise):
             y_rows = None if y_base is None else y_base[new.rows]
             after, before = self.losses(new.vals, y_rows), self.losses(base[new.rows], y_rows)
@@ -307,13 +473,27 @@ class _TermRun:
             size = np.abs(np.imag(after))
         else:
             size = np.abs(after) + np.abs(before)
-        size = np.broadcast_to(size, change.shape)
+        return self.summed(a_base, change, np.broadcast_to(size, change.shape))
+
+    def summed(self, a_base, change, size):
+        """(ΔJ, size) per perturbation: the entries' changes and sizes summed, times the loss's factor."""
+        obj = self.term.objective
         scale = obj.row.scale(a_base.shape, obj.reduce)
         return scale * change.reshape(self.B, -1).sum(axis=1), scale * size.reshape(self.B, -1).sum(axis=1)
 
     def losses(self, x, y):
         """The objective's summand per entry, from z when the loss is fused with the last activation."""
         return network.entry_losses(self.term.objective, None if self.fused else x, y, x, self.fused)
+
+
+class _Lazy:
+    """A stack of matrices made on first use (fast mode's p + t·v, needed only where a layer reads p densely)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __call__(self) -> np.ndarray:
+        return self.make()
 
 
 def _kind_state(lt):

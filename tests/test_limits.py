@@ -146,7 +146,7 @@ def test_memory_estimate_refuses_before_allocating():
         tracemalloc.stop()
     assert peak < 5 * 10**6, "refused only after allocating"
     assert (e.line, e.col) == (7, 5)
-    assert e.message.startswith("the check would need about 70.2 MB of memory")
+    assert e.message.startswith("the check would need about 64.4 MB of memory")
     assert "one evaluation of J holds 1,890,000 numbers; the largest output is layer 1 (I, {scale: s}), " \
            "shape (300, 300)); the limit is 50 MB (raise it with --max-memory)" in e.message
     loads(text, Limits(memory=80 * 10**6))
@@ -256,3 +256,43 @@ def test_the_time_limit_leaves_no_alarm_behind():
     check_one(str(ICA), Limits(timeout=30))
     assert signal.getsignal(signal.SIGALRM) == before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+BIG_MLP = """\
+seed: 0
+params:
+  W1: {shape: [256, 784], std: 0.05}
+  b1: {shape: [256, 1]}
+  W2: {shape: [1, 256], std: 0.05}
+  b2: {shape: [1, 1]}
+data:
+  X: {shape: [784, 4]}
+  Y: {shape: [1, 4], init: binary}
+input: X
+layers:
+  - {weight: W1, bias: b1, activation: tanh}
+  - {weight: W2, bias: b2, activation: sigmoid}
+objective: {loss: binary_cross_entropy, target: Y, reduce: mean}
+"""
+
+
+def test_max_steps_counts_the_mode_given_on_the_command_line(tmp_path):
+    """--mode fast and --mode sample:K are counted as what they evaluate, as `check: {mode: ...}` in the spec is."""
+    path = tmp_path / "big.yaml"
+    path.write_text(BIG_MLP)
+    full = invoke("run", "--format", "json", path)
+    assert "needs 402," in full.output and "the limit is 200,000" in full.output
+    for mode in ("fast", "sample:10"):
+        result = invoke("run", "--format", "json", "--mode", mode, path)
+        assert json.loads(result.output)["specs"][0]["status"] == "pass", (mode, result.output)
+    tight = invoke("run", "--format", "json", "--mode", "sample:10", "--max-steps", "30", path)
+    assert "needs 62 evaluations" in tight.output  # (10 + 10 + 10 + 1 entries) × 2
+
+
+def test_fast_mode_does_not_localize_beyond_max_steps(tmp_path):
+    path = tmp_path / "wrong.yaml"
+    path.write_text(BIG_MLP.replace("[256, 784]", "[16, 30]").replace("[784, 4]", "[30, 4]").replace("[256, 1]", "[16, 1]")
+                    .replace("[1, 256]", "[1, 16]") + "expect:\n  W1: 2 * W1\n")
+    spec = json.loads(invoke("run", "--format", "json", "--mode", "fast", "--max-steps", "500", path).output)["specs"][0]
+    w1 = next(p for p in spec["params"] if p["name"] == "W1")
+    assert w1["status"] == "fail" and "not localized" in w1["note"], w1

@@ -8,7 +8,7 @@ import pytest
 
 import gradcheck
 from conftest import invoke
-from gradcheck import network
+from gradcheck import network, numeric
 from gradcheck.perturb import Perturber, term_uses
 
 BUNDLED = sorted(glob.glob("specs/*.yaml"))
@@ -306,3 +306,113 @@ def test_complex_step_refuses_maxpool():
 def test_kink_fixtures_pass_with_their_kinks_counted(path):
     result = gradcheck.check(gradcheck.load(path))
     assert result.status == "pass" and result.kinks >= 1
+
+
+# Exact shortcuts: each equals the dense route (every layer's own batched forward, the plain per-entry loop
+# batched) to 1e-12 relative, in ΔJ and in the size of what it summed, for real and imaginary steps; a real
+# ΔJ may also differ by the dense route's own round-off, 2·ROUNDING·size (its Σ L(new) − L(old) over every
+# entry rounds at ε of what it sums, which the error estimate already allows; the shortcut sums fewer).
+SHORTCUTS = {
+    "softmax_ce_weight_bias": "input: x\nlayers: [{weight: P, bias: Pc, activation: softmax}]\n"
+                              "objective: {loss: cross_entropy, target: Y, reduce: mean}",
+    "softmax_ce_soft_targets": "input: x\nlayers: [{weight: P, activation: softmax}]\n"
+                               "objective: {loss: cross_entropy, target: Pf}",
+    "softmax_ce_input": "input: Pf\nlayers: [{activation: softmax}]\nobjective: {loss: cross_entropy, target: Y}",
+    "tied_W_and_WT": "input: x\nlayers: [{weight: P, activation: tanh}, {weight: P.T}, {activation: square}]",
+    "weight_and_argument": "input: x5\nlayers: [{weight: S, activation: tanh}, {activation: {scale: S}}, "
+                           "{activation: square}]\nobjective: mean",
+    "weight_and_bias": "input: x5\nlayers: [{weight: S, bias: S, activation: tanh}, {weight: S.T, activation: sigmoid}]",
+    "bias_twice": "input: x\nlayers: [{weight: W, bias: Pc, activation: tanh}, {bias: Pc, activation: sigmoid}]",
+    "weight_twice_after_dense": "input: x5\nlayers: [{weight: S, activation: tanh}, {weight: U5, activation: softplus}, "
+                                "{weight: S, bias: Sc, activation: sigmoid}]",
+    "softmax_ce_after_bias_layer": "input: x\nlayers: [{weight: P, activation: tanh}, {bias: Pc, activation: softmax}]\n"
+                                   "objective: {loss: cross_entropy, target: Y, reduce: mean}",
+}
+
+
+SQUARE = """\
+  S: {shape: [5, 5], std: 0.4}
+  Sc: {shape: [5, 1], std: 0.3}
+data:
+  x5: {shape: [5, 5]}
+  U5: {shape: [5, 5], std: 0.4}
+"""
+
+
+def assert_shortcut_exact(spec, name, name_of_case="", rtol=1e-12):
+    """The perturber's shortcuts against its dense route, entry by entry, real and imaginary steps."""
+    perturber = Perturber(spec.model, dict(spec.values), name)
+    theta = spec.values[name]
+    n = theta.size
+    scale = max(1.0, abs(spec.objective()))
+    for delta in (1e-3, -2e-5, 1e-20j):
+        got, _, got_size = perturber(np.arange(n), np.full(n, delta))
+        stack = theta[None] + delta * np.eye(n).reshape((n,) + theta.shape)
+        want, _, want_size = perturber.along(stack)
+        if np.iscomplexobj(want):  # no subtraction: the imaginary parts agree to the last digits
+            np.testing.assert_allclose(got.imag, want.imag, rtol=rtol, atol=rtol * scale * abs(delta))
+        else:
+            assert np.all(np.abs(got - want) <= np.maximum(rtol * np.abs(want), 2 * numeric.ROUNDING * want_size))
+        # size: what the shortcut re-evaluated, never more than the dense route's every entry; a column update
+        # (softmax) touches every entry of its columns, as the dense route does
+        assert np.all(got_size <= want_size * (1 + rtol) + rtol * scale * abs(delta))
+        if "softmax" in name_of_case:
+            np.testing.assert_allclose(got_size, want_size, rtol=rtol, atol=rtol * scale * abs(delta))
+    got, _, size = perturber(np.arange(n), np.full(n, 1e-3))
+    want = plain_loop(spec, name, 1e-3)
+    assert np.all(np.abs(got - want) <= np.maximum(rtol * np.abs(want), 2 * numeric.ROUNDING * (size + scale)))
+
+
+@pytest.mark.parametrize("placement", list(SHORTCUTS))
+def test_shortcuts_equal_the_dense_route_to_1e12(placement):
+    spec = gradcheck.loads(DECLS.replace("data:\n", SQUARE) + SHORTCUTS[placement])
+    for name in spec.param_names:
+        if any(term_uses(t, name) for t in spec.model.terms):
+            assert_shortcut_exact(spec, name, placement)
+
+
+@pytest.mark.parametrize("placement", ["conv_all", "conv_stride_pad"])
+def test_conv_kernel_patch_equals_the_dense_route_to_1e12(placement):
+    """Moving K[f, t] or c[f] touches filter f's output rows only (Conv.patch): exact, real and imaginary steps."""
+    spec = gradcheck.loads(STRUCTURED_DECLS + STRUCTURED[placement])
+    for name in ("K", "cb"):
+        if any(term_uses(t, name) for t in spec.model.terms):
+            assert_shortcut_exact(spec, name, placement)
+
+
+@pytest.mark.parametrize("placement", ["recurrent_last", "recurrent_all", "recurrent_tied"])
+def test_recurrent_moved_entry_equals_the_dense_route_to_1e12(placement):
+    """Recurrent.moved: the base weights once over the batch plus the moved entry's own term, exact."""
+    text = STRUCTURED.get(placement) or (
+        "input: seq\nlayers:\n  - recurrent: {hidden_weight: Wh, input_weight: Wh2, bias: rb, steps: 3, "
+        "activation: tanh, output: all}\n  - {weight: Wh, activation: sigmoid}")
+    decls = STRUCTURED_DECLS.replace("  Wx: {shape: [3, 2]}\n", "  Wx: {shape: [3, 2]}\n  Wh2: {shape: [3, 2]}\n")
+    if placement == "recurrent_tied":
+        decls = decls.replace("seq: {shape: [6, 4]}", "seq: {shape: [9, 4]}").replace("Wh2: {shape: [3, 2]}",
+                                                                                    "Wh2: {shape: [3, 3]}")
+        text = text.replace("Wh2", "Wh").replace("{weight: Wh, activation: sigmoid}", "{weight: U9, activation: sigmoid}")
+        decls = decls.replace("data:\n", "data:\n  U9: {shape: [2, 9]}\n")
+    spec = gradcheck.loads(decls + text)
+    for name in ("Wh", "Wx", "rb"):
+        if any(term_uses(t, name) for t in spec.model.terms):
+            assert_shortcut_exact(spec, name, placement)
+
+
+@pytest.mark.parametrize("placement", list(PLACEMENTS))
+def test_fast_mode_direction_equals_the_dense_stack(placement):
+    """Perturber.along_direction (one product at the first use, linear in t) equals `along` on p + t·v."""
+    spec = gradcheck.loads(DECLS + PLACEMENTS[placement])
+    rng = np.random.default_rng(0)
+    for name in spec.param_names:
+        if not any(term_uses(t, name) for t in spec.model.terms):
+            continue
+        perturber = Perturber(spec.model, dict(spec.values), name)
+        theta = spec.values[name]
+        v, ts = rng.standard_normal(theta.shape), np.array([1e-3, -1e-3, 2e-3, 1e-20j])
+        got, _, got_size = perturber.along_direction(v, ts)
+        want, _, want_size = perturber.along(theta[None] + ts[:, None, None] * v[None])
+        scale = max(1.0, abs(spec.objective()))
+        assert np.all(np.abs(got.real[:3] - want.real[:3]) <=
+                      np.maximum(1e-12 * np.abs(want.real[:3]), 2 * numeric.ROUNDING * (want_size[:3] + scale)))
+        np.testing.assert_allclose(got.imag[3], want.imag[3], rtol=1e-12, atol=1e-32 * scale)
+        np.testing.assert_allclose(got_size, want_size, rtol=1e-9, atol=1e-12 * scale)

@@ -1,6 +1,6 @@
 """The layer kinds, one module each, with everything about the kind in that module: its spec parser,
 its schema fragment, forward and backward, its footprint, its discrete state (for kinks), whether the
-complex step may pass through it, whether the perturber may carry row patches through it, whether a
+complex step may pass through it, whether the perturber may carry row patches through it, the rows a moved param entry touches (patch), its batched forward with one param entry moved per member (moved), whether a
 loss may be fused with its activation, and its
 symbolic rows for `explain` (or `closed_form = False`).
 
@@ -15,7 +15,7 @@ from .dense import Dense
 from .maxpool import MaxPool
 from .recurrent import Recurrent
 
-REQUIRED = ("key", "schema", "parse", "forward", "backward", "state", "footprint", "analytic", "row_patch",
+REQUIRED = ("key", "schema", "parse", "forward", "backward", "state", "footprint", "analytic", "row_patch", "patch", "moved",
             "fusable", "closed_form", "sym_z", "sym_backward")
 
 

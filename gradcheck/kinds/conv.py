@@ -35,6 +35,23 @@ class Conv:
                              "padding": {"$ref": "#/$defs/nonNegativeDims"}}}
     analytic = True
     row_patch = False
+    moved = None
+
+    @staticmethod
+    def patch(layer: Layer, lt: LayerTrace, ref: Ref, rows, cols, delta, values):
+        """(rows (B, P), their new z (B, P, m)) when entry (rows[b], cols[b]) of the kernel or the bias moves by
+        delta[b]: only filter f's P output rows change, by δ·(the unfolded input's tap t) or by δ; else None."""
+        opt, m = layer.options, lt.z.shape[-1]
+        f, t = (cols, rows) if ref.transposed else (rows, cols)
+        positions = lt.z.shape[0] // opt.filters
+        touched = f[:, None] * positions + np.arange(positions)[None, :]  # filter-major rows of z
+        if ref is opt.kernel:
+            moved = lt.cache["cols"][t].reshape(len(t), positions, m)
+        elif ref is opt.bias:
+            moved = np.ones((len(t), positions, m))
+        else:
+            return None
+        return touched, lt.z[touched] + np.asarray(delta)[:, None, None] * moved
     fusable = True  # a = f(z) over the layer's whole output: a loss may be fused with f (computed from z)
     closed_form = False
     sym_z = sym_backward = None

@@ -18,6 +18,8 @@ class Dense:
     schema = None  # its keys (weight, bias, activation) are the layer's own
     analytic = True
     row_patch = True  # moving one entry of W or b moves one row of z: the perturber may patch rows
+    patch = None  # its one-row patches are the perturber's own (perturb.py)
+    moved = None  # and so are its second uses (perturb._TermRun.second_use_z)
     fusable = True  # a = f(z) over the layer's whole output: a loss may be fused with f (computed from z)
     closed_form = True
 

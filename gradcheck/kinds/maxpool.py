@@ -32,6 +32,7 @@ class MaxPool:
                              "image": {"$ref": "#/$defs/image"}}}
     analytic = False  # max has kinks at ties: no complex step through it
     row_patch = False
+    patch = moved = None
     fusable = True  # a = f(z) over the layer's whole output: a loss may be fused with f (computed from z)
     closed_form = False
     sym_z = sym_backward = None

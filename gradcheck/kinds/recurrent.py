@@ -36,6 +36,39 @@ class Recurrent:
                              "output": {"enum": ["last", "all"]}}}
     analytic = True
     row_patch = False
+    patch = None  # a moved weight spreads to every hidden unit after one step: no rows to patch
+
+    @staticmethod
+    def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
+        """The batched forward with entry (rows[b], cols[b]) of a weight or the bias moved by delta[b] in member b:
+        each step multiplies the base weights once over the whole batch (one GEMM, no stacked copies), and adds
+        the moved entry's own term δ·h[j] or δ·x[j] to row i. None for other uses (init, argument): go dense."""
+        opt = layer.options
+        if any(r is not opt.hidden_weight and r is not opt.input_weight and r is not opt.bias for r in refs):
+            return None
+        B, batch, delta = len(rows), np.arange(len(rows)), np.asarray(delta)
+        wh, wx = opt.hidden_weight.value(values), opt.input_weight.value(values)
+        bias = 0.0 if opt.bias is None else opt.bias.value(values)
+        m = a_in.shape[-1]
+        h = np.zeros((opt.hidden, m)) if opt.init is None else opt.init.value(values)
+        argument = argument_of(layer, values)
+        zs, hs = [], []
+        for x in _steps(a_in, opt):
+            z = (_shared_matmul(wh, h, B) + _shared_matmul(wx, x, B) + bias).astype(np.result_type(delta, float))
+            for ref in refs:
+                i, j = (cols, rows) if ref.transposed else (rows, cols)
+                if ref is opt.hidden_weight or ref is opt.input_weight:
+                    source = h if ref is opt.hidden_weight else x
+                    z[batch, i] += delta[:, None] * (source[j] if source.ndim == 2 else source[batch, j])
+                elif ref.value(values).shape[-1] == 1:  # a column bias moves the whole row
+                    z[batch, i] += delta[:, None]
+                else:
+                    z[batch, i, j] += delta
+            h = apply(layer, z, argument)
+            zs.append(z)
+            hs.append(h)
+        out = hs[-1] if opt.output == "last" else np.concatenate(hs, axis=-2)
+        return LayerTrace(layer, a_in, np.concatenate(zs, axis=-2), out, argument, {})
     fusable = False  # a is the last step's h, not f of the layer's z: no loss is fused with its activation
     closed_form = False
     sym_z = sym_backward = None
@@ -122,6 +155,14 @@ class Recurrent:
         """z and h of every step, and the output."""
         opt, m = layer.options, layer.in_shape[1]
         return 2 * opt.steps * opt.hidden * m + layer.out_shape[0] * m
+
+
+def _shared_matmul(w, x, batch: int) -> np.ndarray:
+    """w @ x for every member of a batch, x (k, m) shared or (B, k, m): one GEMM over all members' columns."""
+    if np.ndim(x) == 2:
+        return np.broadcast_to(w @ x, (batch,) + (w.shape[0], np.shape(x)[-1]))
+    k, m = x.shape[-2:]
+    return (w @ x.transpose(1, 0, 2).reshape(k, -1)).reshape(w.shape[0], batch, m).transpose(1, 0, 2)
 
 
 def _steps(a_in, opt) -> list:
