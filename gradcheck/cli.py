@@ -184,11 +184,12 @@ def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> i
     from .emit import emit_python
     from .explain import explain
     from .loader import build_model
+    from .source import for_argument
     from .spec import read
     from .symbolic import NoClosedForm
     from .yamlsrc import parse_yaml
 
-    model = build_model(parse_yaml(read(path), path))
+    model = build_model(parse_yaml(read(for_argument(path)), path))
     if emit == "python":
         try:
             stream.write(emit_python(model))
@@ -244,11 +245,12 @@ def sweep(spec, method, fmt, seed):
     """
     from .errors import SpecError
     from .report import render_sweep
+    from .source import for_argument
     from .spec import load
     from .sweep import sweep as run_sweep
 
     try:
-        curves = run_sweep(load(spec), method=method, seed=seed)
+        curves = run_sweep(load(for_argument(spec)), method=method, seed=seed)
     except SpecError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

@@ -12,7 +12,7 @@ import re
 from . import budget, expr
 from .activations import TABLE, custom, lookup, with_argument
 from .declarations import check_size, declaration
-from .errors import SpecError
+from .errors import SpecError, excerpt
 from .expr import Expression, Shape, Where, broadcast, fmt_shape
 from .exprparse import parse
 from .kinds import KEYED, KINDS
@@ -94,7 +94,7 @@ class Loader:
         out = []
         for name, node in expect_mapping(self.top[section], section).items():
             if not _IDENT.match(name):
-                raise node.key_error(f'"{name}" is not a valid name (letters, digits and _; not starting with a digit)')
+                raise node.key_error(f'"{excerpt(name)}" is not a valid name (letters, digits and _; not starting with a digit)')
             if name in RESERVED:
                 raise node.key_error(f'"{name}" is reserved (I, z and the function names); pick another name')
             if name in self.kinds:

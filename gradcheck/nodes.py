@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .errors import excerpt
 from .model import Place
 from .suggest import did_you_mean
 from .yamlsrc import Node
@@ -38,7 +39,7 @@ def describe(value) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, str):
-        return f'the string "{value[:40]}"'
+        return f'the string "{excerpt(value)}"'
     return "a list" if isinstance(value, list) else "a mapping"
 
 
@@ -47,7 +48,7 @@ def check_keys(mapping: dict[str, Node], allowed, where: str) -> None:
     for key, node in mapping.items():
         if key not in allowed:
             extra = did_you_mean(key, allowed) or f"; allowed: {', '.join(allowed)}"
-            raise node.key_error(f'unknown key "{key}" in {where}{extra}')
+            raise node.key_error(f'unknown key "{excerpt(key)}" in {where}{extra}')
 
 
 def number(node: Node, what: str, positive: bool = False, integer: bool = False) -> float:

@@ -8,7 +8,7 @@ from typing import Union
 
 import yaml
 
-from .errors import Located, SpecError
+from .errors import Located, SpecError, excerpt
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -208,7 +208,7 @@ class _Composer:
             key_node = self.node(depth + 1)
             name = str(k.value)
             if name in out:
-                raise SpecError(f'duplicate key "{name}" (first at line {out[name].key_line})',
+                raise SpecError(f'duplicate key "{excerpt(name)}" (first at line {out[name].key_line})',
                                 self.file, key_node.line, key_node.col)
             out[name] = self.node(depth + 1, key=k)
         end = self.loader.get_event()

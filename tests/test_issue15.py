@@ -1,0 +1,77 @@
+"""Issue 15, hardening second pass: each reproducer of the independent attack, kept as a test.
+
+Inputs that cannot be committed (symlinks out of the tree, 1,000-level folders, control characters
+in file names) are made here in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from gradcheck.batch import collect
+from gradcheck.guard import check_one
+from conftest import ICA, invoke
+
+SECRET = "ghp_SECRETTOKEN1234567890abcdefghijklmno"
+
+
+def tree_with_links(tmp_path):
+    """specs/ holding a symlink to a secret outside it, one to a file inside it, and a real spec."""
+    (tmp_path / "secret.txt").write_text(SECRET + "\n")
+    (tmp_path / "secret_key.txt").write_text(SECRET + ": 1\n")
+    specs = tmp_path / "specs"
+    (specs / "sub").mkdir(parents=True)
+    os.symlink("../secret.txt", specs / "innocent.yaml")
+    os.symlink(tmp_path / "secret_key.txt", specs / "sub" / "key.yaml")
+    (specs / "ica.yaml").write_text(ICA.read_text())
+    os.symlink("../ica.yaml", specs / "sub" / "inside.yaml")
+    return specs
+
+
+@pytest.mark.parametrize("fmt", ["human", "json", "junit", "github"])
+def test_a_symlink_out_of_the_scanned_folder_is_not_followed(tmp_path, fmt):
+    specs = tree_with_links(tmp_path)
+    result = invoke("run", "--format", fmt, specs)
+    assert SECRET not in result.output and "SECRETTOKEN" not in result.output
+    assert result.output.count("symbolic link to a file outside") >= 2, result.output
+    assert result.exit_code == 1
+
+
+def test_a_symlink_inside_the_scanned_folder_is_followed(tmp_path):
+    specs = tree_with_links(tmp_path)
+    rows = {os.path.basename(r.path): r for r in map(check_one, collect([str(specs)]))}
+    assert rows["inside.yaml"].status == "pass" and rows["ica.yaml"].status == "pass"
+    assert rows["innocent.yaml"].status == "error"
+
+
+def test_an_explicit_path_must_stay_in_its_own_folder(tmp_path):
+    specs = tree_with_links(tmp_path)
+    out = invoke("run", specs / "innocent.yaml").output
+    assert "symbolic link to a file outside" in out and "SECRET" not in out
+    assert invoke("run", specs / "sub" / "inside.yaml").exit_code == 1  # ../ica.yaml leaves sub/
+    assert "SECRET" not in invoke("explain", specs / "innocent.yaml").output
+    assert "SECRET" not in invoke("validate", specs / "sub" / "key.yaml").output
+
+
+def test_content_that_is_not_a_spec_is_echoed_only_as_a_short_escaped_excerpt(tmp_path):
+    (tmp_path / "s.yaml").write_text(f'"{SECRET}"\n')
+    (tmp_path / "k.yaml").write_text(f"{SECRET}: 1\n")
+    (tmp_path / "d.yaml").write_text(f"{SECRET}: 1\n{SECRET}: 2\n")
+    for name in ("s.yaml", "k.yaml", "d.yaml"):
+        message = check_one(str(tmp_path / name)).message
+        assert SECRET not in message and SECRET[:24] in message, message
+
+
+def test_a_folder_tree_1000_levels_deep_is_walked_without_recursion_error(tmp_path):
+    deep = tmp_path
+    for _ in range(1000):  # one level at a time: os.makedirs itself recurses
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "ica.yaml").write_text(ICA.read_text())
+    assert [os.path.basename(p) for p in collect([str(tmp_path)])] == ["ica.yaml"]
+    result = invoke("run", "--format", "json", tmp_path)
+    assert result.exit_code == 0, result.output[-500:]
+    assert json.loads(result.output)["summary"]["pass"] == 1
