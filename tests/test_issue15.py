@@ -71,7 +71,13 @@ def test_a_folder_tree_1000_levels_deep_is_walked_without_recursion_error(tmp_pa
         deep = deep / "d"
         deep.mkdir()
     (deep / "ica.yaml").write_text(ICA.read_text())
-    assert [os.path.basename(p) for p in collect([str(tmp_path)])] == ["ica.yaml"]
-    result = invoke("run", "--format", "json", tmp_path)
-    assert result.exit_code == 0, result.output[-500:]
-    assert json.loads(result.output)["summary"]["pass"] == 1
+    try:
+        assert [os.path.basename(p) for p in collect([str(tmp_path)])] == ["ica.yaml"]
+        result = invoke("run", "--format", "json", tmp_path)
+        assert result.exit_code == 0, result.output[-500:]
+        assert json.loads(result.output)["summary"]["pass"] == 1
+    finally:  # bottom up, here: pytest's own clean-up (shutil.rmtree) recurses and would fail
+        (deep / "ica.yaml").unlink()
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent
