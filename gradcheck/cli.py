@@ -53,7 +53,7 @@ def report(run_specs, out: Output, command: str, total: int) -> None:
             click.echo(f"gradcheck: interrupted after {len(stop.done)} of {stop.total} specs", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
-            click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+            say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
             sys.exit(EXIT_INTERNAL)
         emit(render, result, stream, options)
     sys.exit(EXIT_INTERNAL if internal_errors(result) else result.exit_code)
@@ -68,7 +68,7 @@ def emit(render, result, stream: IO[str], options: dict) -> None:
         silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:  # noqa: BLE001 - a bug of ours in a reporter
-        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+        say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_INTERNAL)
 
 
@@ -78,8 +78,15 @@ def internal_errors(result) -> list:
 
     bugs = [s for s in result.specs if isinstance(s.error, InternalError)]
     for s in bugs:
-        click.echo(f"gradcheck: {s.message}", err=True)
+        say(f"gradcheck: {s.message}")
     return bugs
+
+
+def say(message: str) -> None:
+    """One line on stderr, escaped as the human format escapes (a path or a spec's text may be in it)."""
+    from .formats.escape import human
+
+    click.echo(human(message), err=True)
 
 
 def silence_stdout() -> None:
@@ -194,7 +201,7 @@ def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> i
         try:
             stream.write(emit_python(model))
         except NoClosedForm as exc:
-            click.echo(f"gradcheck: {path}: cannot emit python: {exc}", err=True)
+            say(f"gradcheck: {path}: cannot emit python: {exc}")
             return 1
         return 0
     explanation = explain(model)
@@ -214,10 +221,11 @@ def explain_error(out: Output, stream: IO[str], path: str, message: str) -> int:
     if out.fmt == "json":
         import json
 
-        json.dump({"path": path, "error": message}, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
+        from .formats.escape import json_text
+
+        stream.write(json_text(json.dumps({"path": path, "error": message}, indent=2, ensure_ascii=False)) + "\n")
     else:
-        click.echo(message, err=True)
+        say(message)
     return 1
 
 
@@ -252,7 +260,7 @@ def sweep(spec, method, fmt, seed):
     try:
         curves = run_sweep(load(for_argument(spec)), method=method, seed=seed)
     except SpecError as exc:
-        click.echo(str(exc), err=True)
+        say(str(exc))
         sys.exit(1)
     render_sweep(curves, sys.stdout, fmt, spec)
 
@@ -269,5 +277,5 @@ def entry() -> None:
         silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:  # noqa: BLE001 - the last line of defence at the CLI edge
-        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+        say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
         sys.exit(2)

@@ -81,3 +81,62 @@ def test_a_folder_tree_1000_levels_deep_is_walked_without_recursion_error(tmp_pa
         while deep != tmp_path:
             deep.rmdir()
             deep = deep.parent
+
+
+# ----------------------------------------------------------------------------- item 2: escaping per format
+
+CONTROL = "\x1b[31m\x07\x7f\x9b\u202e\u2066"
+FORGED = "::error file=README.md,line=1,title=Security::forged"
+
+
+def forged_folder(tmp_path, source) -> None:
+    """A failing spec named like a workflow command, in a file whose name holds control characters."""
+    text = "".join(line for line in source.read_text().splitlines(True) if not line.startswith("name:"))
+    (tmp_path / f"{CONTROL}::error x.yaml").write_text(f'name: "{FORGED}"\n' + text)
+    (tmp_path / "broken.yaml").write_text(f'name: "{FORGED}"\nparams: 3\n')
+
+
+def command_lines(output: str) -> list[str]:
+    """Lines a CI runner would take for a workflow command (it trims leading blanks first)."""
+    return [line for line in output.splitlines() if line.lstrip().startswith(("::", "##[", "##vso["))]
+
+
+@pytest.mark.parametrize("fmt", ["human", "json", "junit", "github"])
+def test_control_characters_and_forged_commands_are_escaped_in_every_format(tmp_path, fmt):
+    from conftest import WRONG
+
+    forged_folder(tmp_path, WRONG)
+    for args in (["run", "-v"], ["validate"]):
+        result = invoke(*args, "--format", fmt, tmp_path)
+        out = result.output
+        assert result.exit_code == 1, out
+        for ch in "\x1b\x07\x7f\x9b\u202e\u2066":  # never raw, in any format
+            assert ch not in out, (fmt, repr(ch))
+        if fmt != "github" or args[0] == "run":  # github names only the files with a problem
+            assert "\\x1b" in out or "\\u001b" in out
+        commands = command_lines(out)
+        if fmt == "github":  # our own annotations only: the forged text is inside an escaped property or message
+            assert all(line.startswith("::error file=") for line in commands)
+            assert all("README.md,line=1" not in line.split("::")[1] for line in commands), commands
+        else:
+            assert commands == [], commands
+
+
+def test_stderr_messages_are_escaped_too(tmp_path):
+    path = tmp_path / f"{CONTROL}.yaml"
+    path.write_text(f'name: "{FORGED}"\nparams: 3\n')
+    result = invoke("explain", path)
+    assert result.exit_code == 1 and "\x1b" not in result.output and "\\x1b" in result.output
+
+
+def test_a_wrapped_human_line_cannot_start_with_a_command():
+    from gradcheck.formats.escape import CommandSafeStream, human
+    import io
+
+    sink = io.StringIO()
+    stream = CommandSafeStream(sink)
+    stream.write("a long line that rich wrapped\n   ::add-mask::x")
+    stream.write("\n##[error]y\n##vso[task.setvariable]z\nfine\n")
+    stream.flush()
+    assert command_lines(sink.getvalue()) == []
+    assert human("::stop-commands::t") == "\\::stop-commands::t" and human("a\x9bb") == "a\\x9bb"
