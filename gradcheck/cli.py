@@ -14,8 +14,8 @@ import click
 
 from . import __version__
 from .batch import collect, execute, execute_validate
-from .cli_options import (COLOR_CHOICES, Output, jobs_option, limit_options, limits_from, make_output,
-                          output_options, parse_mode)
+from .cli_options import (COLOR_CHOICES, SEED, Output, SettingType, jobs_option, limit_options, limits_from,
+                          make_output, output_options, parse_mode, settings_from_option)
 from .formats import reporter
 from .limits import OPTIONS
 from .options import BATCH_MEMORY, METHODS, RunOptions
@@ -116,20 +116,22 @@ def main():
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @output_options()
 @jobs_option
-@click.option("--rtol", type=click.FloatRange(min=0, min_open=True), help="Relative tolerance (default 1e-6).")
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default 1e-8·max(1,|J|)).")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True),
-              help="Finite-difference step base; the step is eps·max(1,|θ|) (default cbrt(machine eps)).")
-@click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
+@click.option("--rtol", type=SettingType("rtol"), help="Relative tolerance, 1e-15 to 0.1 (default 1e-6 for central).")
+@click.option("--atol", type=SettingType("atol"),
+              help="Absolute floor under each entry's numeric error, 0 to 1e-3 (default 0).")
+@click.option("--eps", type=SettingType("eps"),
+              help="Finite-difference step base, 1e-300 to 0.1; the step is eps·max(1,|θ|) (default cbrt(machine eps)).")
+@click.option("--seed", type=SEED, help="Seed for random values (0 to 2**128 - 1), overriding the spec's.")
+@settings_from_option
 @click.option("--method", type=click.Choice(METHODS),
               help="Finite-difference method (default central, or the spec's check.method).")
 @click.option("--mode", callback=parse_mode, metavar="full|fast|sample:K",
               help="Check every entry (full, default), K random entries per param, or random directions (fast).")
-@click.option("--memory", type=click.IntRange(min=1), metavar="MB", default=BATCH_MEMORY // 2**20,
+@click.option("--memory", type=click.IntRange(1, 2**20), metavar="MB", default=BATCH_MEMORY // 2**20,
               show_default=True,
               help="Memory budget for one batch of perturbed evaluations (less if --max-memory needs it).")
 @limit_options()
-def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, method, mode,
+def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, settings_from, method, mode,
         memory, **limit_values):
     """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
 
@@ -140,7 +142,7 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
     out = make_output(fmt, output, color, width, quiet, verbose)
     files = require_specs(paths)
     options = RunOptions(rtol=rtol, atol=atol, eps=eps, seed=seed, method=method, mode=mode, memory=memory * 2**20,
-                         limits=limits_from(limit_values), jobs=jobs,
+                         limits=limits_from(limit_values), jobs=jobs, settings_from=settings_from,
                          keep_entries=out.verbose and out.format == "human")  # only verbose human output draws them
     report(lambda on_done: execute(paths, options, on_done), out, "run", len(files))
 
@@ -244,7 +246,7 @@ def schema(output):
 @click.option("--method", type=click.Choice(METHODS), default="central",
               show_default=True, help="Finite-difference method to sweep.")
 @click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
-@click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
+@click.option("--seed", type=SEED, help="Seed for random values (0 to 2**128 - 1), overriding the spec's.")
 def sweep(spec, method, fmt, seed):
     """Plot error against step size (1e-1 … 1e-14) at each param's worst entry.
 

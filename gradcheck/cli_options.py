@@ -16,7 +16,9 @@ import click
 from .formats import FORMAT_NAMES
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import EXPRESSION_DEPTH_CEILING, HELP, OPTIONS, parse_size
-from .options import Mode
+from .options import MAX_SEED, MAX_TIMEOUT, Mode, setting_problem
+
+MAX_LIMIT = 2**62  # any limit above this is no limit, and larger numbers overflow the estimates' arithmetic
 
 COLOR_CHOICES = {"auto": None, "always": True, "never": False}
 
@@ -69,7 +71,7 @@ def output_options(formats=FORMAT_NAMES, levels: bool = True):
             click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout."),
             click.option("--color", type=click.Choice(list(COLOR_CHOICES)), default="auto", show_default=True,
                          help="Colour in human output; auto means on a terminal, unless NO_COLOR is set."),
-            click.option("--width", type=click.IntRange(min=40), metavar="N",
+            click.option("--width", type=click.IntRange(40, 10_000), metavar="N",
                          help="Line width of human output (default: the terminal's; 200 off a terminal)."),
         ]
         if levels:
@@ -98,9 +100,42 @@ class SizeType(click.ParamType):
             found = parse_size(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-        if found < 1:
-            self.fail("must be at least 1 byte", param, ctx)
+        if not 1 <= found <= MAX_LIMIT:
+            self.fail(f"must be from 1 byte to {MAX_LIMIT:,} bytes", param, ctx)
         return found
+
+
+class SettingType(click.ParamType):
+    """rtol, atol or eps: a finite float within its valid range (options.SETTING_RANGES), else a usage error."""
+
+    name = "number"
+
+    def __init__(self, setting: str):
+        self.setting = setting
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"not a number: {value!r}", param, ctx)
+        problem = setting_problem(self.setting, number)
+        if problem:
+            self.fail(problem, param, ctx)
+        return number
+
+
+SEED = click.IntRange(0, MAX_SEED - 1)  # the range a spec's seed: has
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses NaN (which compares false with both ends, so FloatRange lets it in)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail("nan is not a number of seconds", param, ctx)
+        return number
+
+
+TIMEOUT = FiniteRange(0, MAX_TIMEOUT)
 
 
 def limit_type(field: str):
@@ -108,10 +143,10 @@ def limit_type(field: str):
     if field in ("file_size", "memory"):
         return SizeType()
     if field == "timeout":
-        return click.FloatRange(min=0)
+        return TIMEOUT
     if field == "expression_depth":
         return click.IntRange(1, EXPRESSION_DEPTH_CEILING)
-    return click.IntRange(min=1)
+    return click.IntRange(1, MAX_LIMIT)
 
 
 def limit_options(fields=tuple(OPTIONS)):
@@ -134,9 +169,21 @@ def limits_from(values: dict):
     return DEFAULT_LIMITS.raised(**{k[len("limit_"):]: v for k, v in values.items()})
 
 
+SETTINGS_FROM = ("spec", "cli")
+
+
+def settings_from_option(command):
+    """--settings-from spec|cli: whether a spec's own check: may fill in (and so loosen) the run's settings."""
+    return click.option("--settings-from", type=click.Choice(SETTINGS_FROM), default="spec", show_default=True,
+                        envvar="GRADCHECK_SETTINGS_FROM", show_envvar=True,
+                        help="spec: a spec's check: section sets what the command line leaves open; cli: "
+                             "it is ignored, the command line and the defaults decide (for specs from "
+                             "others: students, pull requests).")(command)
+
+
 def jobs_option(command):
     """-j/--jobs: how many worker processes."""
-    return click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
+    return click.option("-j", "--jobs", type=click.IntRange(0, 1024), default=1, show_default=True, metavar="N",
                         help="Work in N processes (0: one per CPU); results stay in path order.")(command)
 
 

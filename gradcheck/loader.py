@@ -22,11 +22,10 @@ from .limits import Limits, count, hint
 from .losses import LOSSES, unknown_loss, unknown_objective, with_target
 from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Ref, Term
 from .nodes import check_keys, describe, expect_list, expect_mapping, key_place, number, place_of, text
-from .options import METHODS, Mode
+from .options import MAX_SEED, METHODS, Mode, setting_problem
 from .suggest import did_you_mean
 from .yamlsrc import Node
 
-MAX_SEED = 2**128
 
 TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "objective",
             "terms", "define", "expect", "check")
@@ -339,13 +338,21 @@ class Loader:
             out.append((name, e, place_of(node)))
         return out
 
+    @staticmethod
+    def setting(node: Node, name: str) -> float:
+        """A tolerance or step of check:, within its valid range (options.SETTING_RANGES)."""
+        value = number(node, f"check.{name}")
+        problem = setting_problem(name, value)
+        if problem:
+            raise node.error(f"check.{problem}")
+        return value
+
     def check_options(self) -> CheckOptions:
         if "check" not in self.top:
             return CheckOptions()
         mapping = expect_mapping(self.top["check"], "check")
         check_keys(mapping, CHECK_KEYS, "check")
-        options = {k: number(v, f"check.{k}", positive=k != "atol")
-                   for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
+        options = {k: self.setting(v, k) for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
         if "mode" in mapping:
             text = self.text(mapping["mode"], "check.mode")
             try:

@@ -140,3 +140,60 @@ def test_a_wrapped_human_line_cannot_start_with_a_command():
     stream.flush()
     assert command_lines(sink.getvalue()) == []
     assert human("::stop-commands::t") == "\\::stop-commands::t" and human("a\x9bb") == "a\\x9bb"
+
+
+# ----------------------------------------------------------------------------- item 7: settings and their ranges
+
+WRONG_SQUARE = """\
+params:
+  W: {shape: [2, 3]}
+data:
+  x: {shape: [3, 4]}
+input: x
+layers:
+  - {weight: W, activation: square}
+objective: sum
+expect:
+  W: 17 * W
+"""
+
+
+@pytest.mark.parametrize("args", [["--rtol", "nan"], ["--rtol", "inf"], ["--rtol", "1e-320"], ["--rtol", "1"],
+                                  ["--atol", "nan"], ["--atol", "inf"], ["--atol", "-1"], ["--atol", "1e9"],
+                                  ["--eps", "nan"], ["--eps", "0"], ["--seed", "-1"], ["--seed", str(2**128)],
+                                  ["--timeout", "nan"], ["--timeout", "inf"], ["--timeout", "-1"],
+                                  ["--memory", "0"], ["--max-memory", "99999999999G"], ["--max-elements", str(2**70)],
+                                  ["--width", "10"], ["-j", "100000"]])
+def test_a_setting_outside_its_range_on_the_command_line_is_a_usage_error(args):
+    result = invoke("run", *args, ICA)
+    assert result.exit_code == 2 and "Invalid value" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["validate", "sweep", "explain"])
+def test_timeout_nan_is_refused_by_every_command_that_takes_it(command):
+    result = invoke(command, "--timeout", "nan", ICA)
+    assert result.exit_code == 2, result.output
+
+
+def test_a_spec_cannot_loosen_settings_pinned_with_settings_from_cli(tmp_path):
+    from conftest import WRONG
+
+    loose = tmp_path / "loose.yaml"
+    loose.write_text(WRONG.read_text() + "check: {rtol: 0.1, atol: 1e-3, mode: 'sample:1'}\n")
+    pinned = invoke("run", "--settings-from", "cli", "--format", "json", loose)
+    report = json.loads(pinned.output)["specs"][0]
+    assert report["settings"]["rtol"] == 1e-6 and report["settings"]["atol"] == 0.0
+    assert report["settings"]["mode"] == "full" and pinned.exit_code == 1
+    by_spec = json.loads(invoke("run", "--format", "json", loose).output)["specs"][0]
+    assert by_spec["settings"]["rtol"] == 0.1
+    env = invoke("run", "--format", "json", loose, env={"GRADCHECK_SETTINGS_FROM": "cli"})
+    assert json.loads(env.output)["specs"][0]["settings"]["rtol"] == 1e-6
+
+
+def test_the_17w_expect_fails_at_every_valid_tolerance(tmp_path):
+    spec = tmp_path / "square.yaml"
+    spec.write_text(WRONG_SQUARE)
+    for args in (["--rtol", "0.1"], ["--rtol", "1e-15"], ["--atol", "1e-3"], ["--eps", "0.1"], ["--eps", "1e-300"]):
+        result = invoke("run", *args, "--format", "json", spec)
+        assert result.exit_code == 1, (args, result.output[-400:])
