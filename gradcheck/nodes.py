@@ -82,6 +82,27 @@ def number(node: Node, what: str, positive: bool = False, integer: bool = False)
     return value if integer else float(value)
 
 
+MAX_DIM = 10**9  # any one size, stride or padding: beyond every element limit, far from int64's end
+
+
+def whole(node: Node, what: str, low: int, high: int = MAX_DIM) -> int:
+    """A whole number from `low` to `high` (the one bounded integer reader of the loader).
+
+    Bounds before use: sizes are multiplied together, and numpy's int64 wraps silently (an image
+    [1, 274177, 67280421310721] "held" 1 number per column).
+    """
+    value = number(node, what, integer=True)
+    if not low <= value <= high:
+        raise node.error(f"{what} must be from {low:,} to {high:,}, not {shown_int(value)}")
+    return value
+
+
+def shown_int(value: int) -> str:
+    """An integer as a message shows it: digits, or for a huge one how many digits it has."""
+    digits = str(abs(value))
+    return f"{value:,}" if len(digits) <= 24 else f"a number of {len(digits):,} digits"
+
+
 def text(node: Node, what: str) -> str:
     """A scalar as text (a name, a mode, a loss); a mapping, a list or nothing is a located error."""
     if isinstance(node.value, (dict, list)) or node.value is None:

@@ -197,3 +197,27 @@ def test_the_17w_expect_fails_at_every_valid_tolerance(tmp_path):
     for args in (["--rtol", "0.1"], ["--rtol", "1e-15"], ["--atol", "1e-3"], ["--eps", "0.1"], ["--eps", "1e-300"]):
         result = invoke("run", *args, "--format", "json", spec)
         assert result.exit_code == 1, (args, result.output[-400:])
+
+
+# ----------------------------------------------------------------------------- item 3: located errors, not internal ones
+
+RNN_INIT = """\
+params:
+  Wh: {shape: [2, 2]}
+  Wx: {shape: [2, 3]}
+  h0: {shape: [1, 1]}
+data:
+  x: {shape: [12, 5]}
+input: x
+layers:
+  - recurrent: {hidden_weight: Wh, input_weight: Wx, steps: 4, activation: tanh, init: h0, output: last}
+"""
+
+
+def test_a_recurrent_init_that_broadcasts_is_used_broadcast(tmp_path):
+    """init (1, 1) for a hidden size of 2 (was: matmul core dimension mismatch): one number for every h_0 entry."""
+    spec = tmp_path / "rnn.yaml"
+    spec.write_text(RNN_INIT)
+    assert check_one(str(spec)).status == "pass"
+    spec.write_text(RNN_INIT.replace("[1, 1]", "[2, 1]"))
+    assert check_one(str(spec)).status == "pass"

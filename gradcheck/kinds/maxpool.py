@@ -5,6 +5,8 @@ Its parser, its numbers and its discrete state (which entry won each window, for
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import structured
@@ -55,7 +57,7 @@ class MaxPool:
                 raise pool["size"].error(f"maxpool size {fmt_image(size)} of layer {index} does not fit the image "
                                          f"{fmt_image(image)}")
         options = PoolOptions(image, size, stride)
-        out_shape = (int(np.prod(options.out_image)), in_shape[1])
+        out_shape = (math.prod(options.out_image), in_shape[1])
         activation = b.activation(mapping.get("activation"), index, out_shape)
         return Layer(index, None, None, activation, in_shape, out_shape, place_of(node), "maxpool", options)
 
