@@ -221,3 +221,32 @@ def test_a_recurrent_init_that_broadcasts_is_used_broadcast(tmp_path):
     assert check_one(str(spec)).status == "pass"
     spec.write_text(RNN_INIT.replace("[1, 1]", "[2, 1]"))
     assert check_one(str(spec)).status == "pass"
+
+
+# ----------------------------------------------------------------------------- items 8, 9, 13: places, warnings
+
+def column_is_on_its_line(message_file, line: int, col: int) -> bool:
+    """Whether file:line:col points at a character of that line (col 1 on an empty line)."""
+    lines = open(message_file, encoding="utf-8", errors="replace").read().split("\n")
+    return 1 <= line <= len(lines) and 1 <= col <= max(len(lines[line - 1]), 1)
+
+
+def test_every_hostile_error_points_inside_its_line():
+    from conftest import HOSTILE
+
+    for path in sorted(HOSTILE.iterdir()):
+        error = check_one(str(path)).error
+        if path.stat().st_size < 200_000:
+            assert column_is_on_its_line(path, error.line, error.col), (path.name, error.line, error.col)
+
+
+def test_no_python_warning_reaches_the_user(tmp_path):
+    import warnings
+
+    from conftest import HOSTILE
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_one(str(HOSTILE / "warning_invalid_decimal_literal.yaml"))
+        check_one(str(HOSTILE / "location_folded_expect.yaml"))
+    assert [str(w.message) for w in caught] == []
