@@ -6,6 +6,7 @@ Nothing heavy is imported at module level (numpy, yaml and rich load inside the 
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import IO
@@ -23,6 +24,7 @@ from .options import BATCH_MEMORY, METHODS, RunOptions
 EXIT_INTERNAL = 2  # a usage error, or a bug of ours
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run specs/ | head`)
+WRITE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}  # output trouble
 
 
 def require_specs(paths) -> list[str]:
@@ -67,9 +69,18 @@ def emit(render, result, stream: IO[str], options: dict) -> None:
     except BrokenPipeError:
         silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as exc:  # a full disk, /dev/full, a quota: say so, not "internal error"
+        cannot_write(exc)
     except Exception as exc:  # noqa: BLE001 - a bug of ours in a reporter
         say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_INTERNAL)
+
+
+def cannot_write(exc: OSError):
+    """The report could not be written (no space left, an I/O error): one clear line, exit 2."""
+    say(f"gradcheck: cannot write the report: {exc.strerror or exc}")
+    silence_stdout()  # the interpreter's last flush of stdout would fail again
+    sys.exit(EXIT_INTERNAL)
 
 
 def internal_errors(result) -> list:
@@ -278,6 +289,11 @@ def entry() -> None:
     except BrokenPipeError:
         silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
+            sys.exit(EXIT_INTERNAL)
+        cannot_write(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence at the CLI edge
         say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
         sys.exit(2)

@@ -47,17 +47,81 @@ class Output:
 
     @contextmanager
     def stream(self) -> Iterator[IO[str]]:
-        """stdout, or the -o file (opened at once, so a bad path is a usage error before any work)."""
+        """stdout, or the -o file, written atomically (see `atomic_file`)."""
         if self.path in (None, "-"):
             yield sys.stdout
             return
-        try:
-            handle = open(self.path, "w", encoding="utf-8")
-        except OSError as exc:
-            raise click.BadParameter(f"cannot write {self.path}: {exc.strerror or exc}",
-                                     param_hint="'-o' / '--output'") from None
-        with handle:
+        with atomic_file(self.path) as handle:
             yield handle
+
+
+COMMIT_ON_EXIT = (0, 1, 130)  # a report that was rendered: passed, failed, or the rows done before Ctrl-C
+
+
+@contextmanager
+def atomic_file(path: str) -> Iterator[IO[str]]:
+    """A temporary file in `path`'s folder, renamed onto `path` once the report is complete.
+
+    Two runs writing the same -o file each rename a whole report into place (the last one wins)
+    instead of interleaving; a run that fails leaves the old file as it was. The temporary file is
+    created at once, so an unwritable place is a usage error before any work. Something that is
+    not a regular file (/dev/stdout, a FIFO) is written in place: renaming over it would replace it.
+    """
+    if os.path.exists(path) and not os.path.isfile(path):
+        handle = _open_or_usage_error(lambda: open(path, "w", encoding="utf-8"), path)
+        try:
+            yield handle
+        except BaseException:
+            try:
+                handle.close()
+            except OSError:  # the writer met it first and said so: no second message
+                pass
+            raise
+        handle.close()
+        return
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temp = _open_or_usage_error(lambda: tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                                              dir=folder), path)
+    done, stopped = False, None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            try:
+                yield handle
+                done = True
+            except SystemExit as stop:  # the CLI exits from inside: 130 after Ctrl-C still has a report
+                done, stopped = stop.code in COMMIT_ON_EXIT, stop
+        if done:
+            os.chmod(temp, _mode_for(path))
+            os.replace(temp, path)
+        if stopped is not None:
+            raise stopped
+    finally:
+        if not done or os.path.exists(temp):
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+
+
+def _open_or_usage_error(opener, path: str):
+    """Open for writing; an OSError is a usage error naming -o."""
+    try:
+        return opener()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {path}: {exc.strerror or exc}",
+                                 param_hint="'-o' / '--output'") from None
+
+
+def _mode_for(path: str) -> int:
+    """The permissions the report gets: the old file's, else what open() would give (0666 less the umask)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def output_options(formats=FORMAT_NAMES, levels: bool = True):

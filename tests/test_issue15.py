@@ -250,3 +250,74 @@ def test_no_python_warning_reaches_the_user(tmp_path):
         check_one(str(HOSTILE / "warning_invalid_decimal_literal.yaml"))
         check_one(str(HOSTILE / "location_folded_expect.yaml"))
     assert [str(w.message) for w in caught] == []
+
+
+# ----------------------------------------------------------------------------- items 10, 13: -o and a full disk
+
+def test_the_report_file_is_replaced_whole_and_no_temporary_file_is_left(tmp_path):
+    from conftest import SPECS
+
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    assert invoke("run", "--format", "json", "-o", target, SPECS / "max_pooling.yaml").exit_code == 0
+    assert json.loads(target.read_text())["summary"]["pass"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_failed_run_leaves_the_old_report(tmp_path, monkeypatch):
+    from gradcheck import report as report_module
+
+    target = tmp_path / "report.json"
+    target.write_text("old")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a reporter")
+
+    monkeypatch.setattr(report_module, "render_json", broken)
+    result = invoke("run", "--format", "json", "-o", target, ICA)
+    assert result.exit_code == 2 and target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+@pytest.mark.slow
+def test_two_runs_writing_one_report_leave_valid_json(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import SPECS
+
+    target = tmp_path / "report.json"
+    command = [sys.executable, "-m", "gradcheck", "run", "--format", "json", "-o", str(target), str(SPECS)]
+    runs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(3)]
+    assert [r.wait(timeout=120) for r in runs] == [0, 0, 0]
+    assert json.loads(target.read_text())["summary"]["total"] == len(list(SPECS.glob("*.yaml")))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["run", "--format", "json"], ["run"], ["explain"], ["validate", "--format", "junit"]])
+def test_a_full_disk_is_a_clear_message_and_exit_2(args):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "gradcheck", *args, str(ICA)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "gradcheck: cannot write the report: No space left on device"
+
+
+def test_an_output_error_is_a_clear_message_not_an_internal_error(monkeypatch):
+    import errno
+
+    from gradcheck import report as report_module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report_module, "render_json", full)
+    result = invoke("run", "--format", "json", ICA)
+    assert result.exit_code == 2 and "cannot write the report: No space left on device" in result.output
+    assert "internal error" not in result.output
