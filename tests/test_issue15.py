@@ -321,3 +321,30 @@ def test_an_output_error_is_a_clear_message_not_an_internal_error(monkeypatch):
     result = invoke("run", "--format", "json", ICA)
     assert result.exit_code == 2 and "cannot write the report: No space left on device" in result.output
     assert "internal error" not in result.output
+
+
+# ----------------------------------------------------------------------------- item 4: symbolic size
+
+def cubic_layers(count: int) -> str:
+    layers = "".join("  - {weight: W, activation: {f: 'z*z*z', df: '3*z*z'}}\n" for _ in range(count))
+    return f"params:\n  W: {{shape: [2, 2]}}\ndata:\n  x: {{shape: [2, 3]}}\ninput: x\nlayers:\n{layers}"
+
+
+@pytest.mark.parametrize("fmt", ["human", "json"])
+def test_explain_bounds_symbolic_growth_with_a_located_note(tmp_path, fmt):
+    import time
+
+    spec = tmp_path / "cubic.yaml"
+    spec.write_text(cubic_layers(16))
+    started = time.perf_counter()
+    result = invoke("explain", "--format", fmt, spec)
+    assert time.perf_counter() - started < 5 and result.exit_code == 0
+    assert f"of layer 7 (W, custom) ({spec}:13:5) would print 10,931 nodes; explain stops at 10,000" in result.output
+    assert len(result.output) < 2_000_000
+
+
+def test_emit_python_stays_linear_in_depth(tmp_path):
+    spec = tmp_path / "cubic.yaml"
+    spec.write_text(cubic_layers(64))
+    result = invoke("explain", "--emit", "python", spec)
+    assert result.exit_code == 0 and len(result.output) < 50_000
