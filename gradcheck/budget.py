@@ -77,9 +77,17 @@ def expression_numbers(expression, shapes) -> int:
 
 def per_perturbation_bytes(model: Model, param_size: int) -> int:
     """An upper bound on what one perturbed evaluation holds: the largest layer's work plus the param."""
-    largest = max((KINDS[layer.kind].footprint(layer) for term in model.terms
-                   for layer in term.layers), default=1)
-    return BYTES * TEMPORARIES * (largest + param_size)
+    return BYTES * TEMPORARIES * (largest_footprint(model) + param_size)
+
+
+def largest_footprint(model: Model) -> int:
+    """The largest layer's work of one evaluation (the estimate asks per param: found once per model)."""
+    cached = model.__dict__.get("_largest_footprint")  # a frozen dataclass: cached beside its fields
+    if cached is None:
+        cached = max((KINDS[layer.kind].footprint(layer) for term in model.terms for layer in term.layers),
+                     default=1)
+        object.__setattr__(model, "_largest_footprint", cached)
+    return cached
 
 
 def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:

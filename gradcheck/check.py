@@ -239,8 +239,7 @@ def _comparable(name: str, expected: dict, shape) -> np.ndarray | None:
 
 def _places(model: Model, name: str) -> dict:
     """Where a param is declared and where its `expect` stands, for annotations into the file."""
-    decl = next((d.place for d in model.decls if d.name == name), None)
-    expect = next((place for n, _, place in model.expects if n == name), None)
+    decl, expect = model.decl_places.get(name, (None, None))
     return {"place": decl, "expect_place": expect}
 
 

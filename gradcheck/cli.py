@@ -16,7 +16,7 @@ import click
 from . import __version__
 from .batch import collect, execute, execute_validate
 from .cli_options import (COLOR_CHOICES, SEED, Output, SettingType, jobs_option, limit_options, limits_from,
-                          make_output, output_options, parse_mode, settings_from_option)
+                          make_output, output_options, parse_mode, settings_from_option, timeout_option)
 from .formats import reporter
 from .limits import OPTIONS
 from .options import BATCH_MEMORY, METHODS, RunOptions
@@ -162,7 +162,7 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @output_options()
 @jobs_option
-@limit_options(tuple(f for f in OPTIONS if f != "timeout"))
+@limit_options()
 def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_values):
     """Validate the specs in PATHS without computing anything.
 
@@ -181,7 +181,8 @@ def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_val
 @output_options(formats=("human", "json"), levels=False)
 @click.option("--emit", type=click.Choice(["python"]),
               help="Instead, print a standalone numpy function computing J and every gradient.")
-def explain_command(spec, fmt, output, color, width, emit):
+@timeout_option
+def explain_command(spec, fmt, output, color, width, emit, timeout):
     """Derive the gradients of SPEC symbolically, as UFLDL's backpropagation tables.
 
     Per term, a table with each layer's weight, f, f′, error signal δ and input z, in the spec's own
@@ -191,9 +192,14 @@ def explain_command(spec, fmt, output, color, width, emit):
     out = make_output(fmt or "human", output, color, width)
     from .errors import SpecError
 
+    from .deadline import SpecTimeout, time_limit, timeout_error
+
     with out.stream() as stream:
         try:
-            status = explain_spec(spec, out, emit, stream)
+            with time_limit(timeout):
+                status = explain_spec(spec, out, emit, stream)
+        except SpecTimeout:
+            status = explain_error(out, stream, spec, str(timeout_error(spec, timeout)))
         except SpecError as exc:
             status = explain_error(out, stream, spec, str(exc))
     sys.exit(status)
@@ -258,7 +264,8 @@ def schema(output):
               show_default=True, help="Finite-difference method to sweep.")
 @click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
 @click.option("--seed", type=SEED, help="Seed for random values (0 to 2**128 - 1), overriding the spec's.")
-def sweep(spec, method, fmt, seed):
+@timeout_option
+def sweep(spec, method, fmt, seed, timeout):
     """Plot error against step size (1e-1 … 1e-14) at each param's worst entry.
 
     Shows the V of truncation error (large steps) against round-off (small steps), with the step
@@ -270,8 +277,14 @@ def sweep(spec, method, fmt, seed):
     from .spec import load
     from .sweep import sweep as run_sweep
 
+    from .deadline import SpecTimeout, time_limit, timeout_error
+
     try:
-        curves = run_sweep(load(for_argument(spec)), method=method, seed=seed)
+        with time_limit(timeout):
+            curves = run_sweep(load(for_argument(spec)), method=method, seed=seed)
+    except SpecTimeout:
+        say(str(timeout_error(spec, timeout)))
+        sys.exit(1)
     except SpecError as exc:
         say(str(exc))
         sys.exit(1)

@@ -233,6 +233,13 @@ def limits_from(values: dict):
     return DEFAULT_LIMITS.raised(**{k[len("limit_"):]: v for k, v in values.items()})
 
 
+def timeout_option(command):
+    """--timeout for the commands that take one spec (explain, sweep); run and validate have it per spec."""
+    default = DEFAULT_LIMITS.timeout
+    return click.option("--timeout", type=TIMEOUT, default=default, show_default=True, metavar="SECONDS",
+                        help="Seconds the spec may take (0: no limit).")(command)
+
+
 SETTINGS_FROM = ("spec", "cli")
 
 

@@ -7,14 +7,12 @@ Where there is no SIGALRM (Windows) or the caller is not the main thread, specs 
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 
 from . import budget
 from .check import check
+from .deadline import SpecTimeout, can_time_out, time_limit, timeout_error  # noqa: F401 - also used from here
 from .errors import SpecError
 from .limits import Limits, hint, size
 from .options import RunOptions
@@ -22,39 +20,8 @@ from .results import SpecResult, error_result
 from .spec import load
 
 
-class SpecTimeout(BaseException):
-    """Raised by the alarm inside a spec's check; a BaseException so no `except Exception` swallows it."""
-
-
 class InternalError(SpecError):
     """A bug of gradcheck's met while checking one spec: the row says so, the batch goes on, the run exits 2."""
-
-
-def can_time_out() -> bool:
-    """Whether a time limit can be enforced here (SIGALRM exists and this is the main thread)."""
-    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-
-
-@contextmanager
-def time_limit(seconds: float | None):
-    """Raise SpecTimeout in this thread once `seconds` have passed; no limit for None or 0."""
-    if not seconds or not can_time_out():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise SpecTimeout()
-
-    previous_handler = signal.signal(signal.SIGALRM, expire)
-    previous_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous_handler)
-        if previous_delay:  # someone else's alarm was pending: give back what is left of it
-            signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - started), 1e-3))
 
 
 def check_path(path: str, options: RunOptions | None = None) -> SpecResult:
@@ -83,9 +50,7 @@ def check_one(path: str, limits: Limits | None = None, options: RunOptions | Non
         with time_limit(options.limits.timeout):
             return check_path(path, options)
     except SpecTimeout:
-        message = (f"gave up after {options.limits.timeout:g} s, the time limit per spec ({hint('timeout')}); "
-                   f"the spec may ask for more work than it seems (large params, many layers)")
-        return error_result(path, SpecError(message, path, 1, 1)).timed(started)
+        return error_result(path, timeout_error(path, options.limits.timeout)).timed(started)
     except MemoryError:
         message = (f"ran out of memory while checking: the machine had less free memory than the estimate "
                    f"allowed (the limit is {size(options.limits.memory)}); use smaller matrices, or lower "

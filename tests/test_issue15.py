@@ -348,3 +348,72 @@ def test_emit_python_stays_linear_in_depth(tmp_path):
     spec.write_text(cubic_layers(64))
     result = invoke("explain", "--emit", "python", spec)
     assert result.exit_code == 0 and len(result.output) < 50_000
+
+
+# ----------------------------------------------------------------------------- item 12: time outside run, and linear work
+
+def grid_spec(terms: int, layers: int) -> str:
+    """`terms` terms of `layers` tanh layers, every weight its own 1×1 param (issue 15: 64 × 64 took 75 s)."""
+    params = "".join(f"  W{t}_{l}: {{shape: [1, 1]}}\n" for t in range(terms) for l in range(layers))
+    rows = "".join("  - {input: x, layers: [" + ", ".join(f"{{weight: W{t}_{l}, activation: tanh}}"
+                                                          for l in range(layers)) + "], objective: sum}\n"
+                   for t in range(terms))
+    return f"params:\n{params}data:\n  x: {{shape: [1, 1]}}\nterms:\n{rows}"
+
+
+def test_work_per_param_does_not_grow_with_the_whole_spec(tmp_path, monkeypatch):
+    """Layer walks grow with terms × layers (linear), not with their square."""
+    from gradcheck import model as model_module, perturb
+
+    calls = {"n": 0}
+    original = model_module.layer_refs
+
+    def counted(layer):
+        calls["n"] += 1
+        return original(layer)
+
+    monkeypatch.setattr(model_module, "layer_refs", counted)
+    monkeypatch.setattr(perturb, "layer_refs", counted)
+    counts = []
+    for terms in (4, 16):
+        spec = tmp_path / f"grid{terms}.yaml"
+        spec.write_text(grid_spec(terms, 4))
+        calls["n"] = 0
+        assert check_one(str(spec)).status == "pass"
+        counts.append(calls["n"])
+    # 4× the terms, 4× the params: ~4× the walks (16× when each param walked every term)
+    assert counts[1] <= 5 * counts[0], counts
+
+
+@pytest.mark.slow
+def test_64_terms_of_64_layers_check_in_seconds(tmp_path):
+    import time
+
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(grid_spec(64, 64))
+    started = time.perf_counter()
+    assert check_one(str(spec)).status == "pass"
+    assert time.perf_counter() - started < 30  # 75 s before (3.8 s on the machine this was written on)
+
+
+def test_explain_and_sweep_stop_at_their_timeout(monkeypatch):
+    import time as time_module
+
+    from conftest import SLOW  # noqa: F401 - the runaway spec of the run tests
+    from gradcheck import explain as explain_module, sweep as sweep_module
+
+    def forever(*args, **kwargs):
+        time_module.sleep(30)
+
+    monkeypatch.setattr(explain_module, "explain", forever)
+    monkeypatch.setattr(sweep_module, "sweep", forever)
+    for command in ("explain", "sweep"):
+        started = time_module.perf_counter()
+        result = invoke(command, "--timeout", "0.3", ICA)
+        assert time_module.perf_counter() - started < 5
+        assert result.exit_code == 1 and "gave up after 0.3 s" in result.output, (command, result.output)
+
+
+def test_validate_has_a_timeout_too(tmp_path):
+    result = invoke("validate", "--timeout", "0", ICA)
+    assert result.exit_code == 0
