@@ -93,8 +93,8 @@ class Perturber:
             elif rows_only and KINDS[layer.kind].row_patch and not refs and layer.weight is None \
                     and layer.activation.row.elementwise:
                 current = m
-            else:
-                current, rows_only = n * m + (size if refs else 0), False
+            else:  # the whole layer again: its output, or its kind's working arrays if larger (windows, im2col)
+                current, rows_only = max(n * m, KINDS[layer.kind].footprint(layer)) + (size if refs else 0), False
             started = True
             peak = max(peak, current)
         return peak

@@ -417,3 +417,43 @@ def test_explain_and_sweep_stop_at_their_timeout(monkeypatch):
 def test_validate_has_a_timeout_too(tmp_path):
     result = invoke("validate", "--timeout", "0", ICA)
     assert result.exit_code == 0
+
+
+# ----------------------------------------------------------------------------- item 6: memory estimates bound the peak
+
+MEMORY_SPECS = {
+    "maxpool_overlapping": "params:\n  x: {shape: [400, 2]}\ninput: x\nlayers:\n"
+                           "  - {maxpool: {image: [1, 20, 20], size: [8, 8], stride: 1}}\n",
+    "conv_large_kernel": "params:\n  x: {shape: [400, 2]}\ndata:\n  K: {shape: [2, 144]}\ninput: x\nlayers:\n"
+                         "  - {conv: {kernel: K, image: [1, 20, 20], size: [12, 12]}, activation: tanh}\n",
+    "conv_kernel_param": "params:\n  K: {shape: [2, 144]}\ndata:\n  x: {shape: [400, 2]}\ninput: x\nlayers:\n"
+                         "  - {conv: {kernel: K, image: [1, 20, 20], size: [12, 12]}, activation: tanh}\n",
+    "recurrent": "params:\n  Wh: {shape: [10, 10]}\n  Wx: {shape: [10, 5]}\ndata:\n  x: {shape: [200, 3]}\n"
+                 "input: x\nlayers:\n  - recurrent: {hidden_weight: Wh, input_weight: Wx, steps: 40}\n",
+    "dense": "params:\n  W: {shape: [30, 40]}\ndata:\n  x: {shape: [40, 300]}\ninput: x\nlayers:\n"
+             "  - {weight: W, activation: tanh}\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MEMORY_SPECS))
+def test_the_memory_estimate_bounds_the_measured_peak_for_every_layer_kind(name):
+    """tracemalloc sees numpy's allocations; the estimate (what --max-memory is held to) must stay above them."""
+    import tracemalloc
+
+    import gradcheck
+    from gradcheck import budget
+    from gradcheck.check import check
+    from gradcheck.limits import Limits
+
+    limits = Limits(memory=64 * 10**6, steps=10**6)
+    spec = gradcheck.loads(MEMORY_SPECS[name], "t.yaml", limits)
+    memory = budget.batch_memory(spec.model, limits)
+    estimate = budget.estimate(spec.model, memory).total
+    tracemalloc.start()
+    try:
+        check(spec, memory=memory)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= estimate <= limits.memory, (name, peak, estimate)
