@@ -457,3 +457,26 @@ def test_the_memory_estimate_bounds_the_measured_peak_for_every_layer_kind(name)
     finally:
         tracemalloc.stop()
     assert peak <= estimate <= limits.memory, (name, peak, estimate)
+
+
+# ----------------------------------------------------------------------------- item 11: the corpus with -j 1 and -j 2
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_the_hostile_corpus_runs_through_the_cli_with_jobs(jobs):
+    """Every hostile file is an error row with its located message, none internal, whatever -j."""
+    import subprocess
+    import sys
+
+    from conftest import HOSTILE
+    from test_hostile import expected
+
+    done = subprocess.run([sys.executable, "-m", "gradcheck", "run", "-j", jobs, "--format", "json", str(HOSTILE)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-1000:]
+    rows = json.loads(done.stdout)["specs"]
+    assert len(rows) == len(list(HOSTILE.iterdir()))
+    for row in rows:
+        want = expected(__import__("pathlib").Path(row["path"]))
+        assert row["status"] == "error" and row["message"].startswith(f"{row['path']}:{want}"), row["message"][:300]
+    assert "internal error" not in done.stderr
