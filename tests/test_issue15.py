@@ -226,9 +226,9 @@ def test_a_recurrent_init_that_broadcasts_is_used_broadcast(tmp_path):
 # ----------------------------------------------------------------------------- items 8, 9, 13: places, warnings
 
 def column_is_on_its_line(message_file, line: int, col: int) -> bool:
-    """Whether file:line:col points at a character of that line (col 1 on an empty line)."""
+    """Whether file:line:col points into that line (at most just after its last character)."""
     lines = open(message_file, encoding="utf-8", errors="replace").read().split("\n")
-    return 1 <= line <= len(lines) and 1 <= col <= max(len(lines[line - 1]), 1)
+    return 1 <= line <= len(lines) and 1 <= col <= len(lines[line - 1]) + 1
 
 
 def test_every_hostile_error_points_inside_its_line():
