@@ -85,6 +85,7 @@ def test_generated_folders_read_nothing_outside_and_never_fail_internally(tmp_pa
     root = base / "root"
     root.mkdir()
     spec_text = BUNDLED[0].read_text(encoding="utf-8")
+    (root / BUNDLED[0].name).write_text(spec_text)  # at least one spec: "no spec files" is a usage error
     for folder, kind, n in plan:
         where = root / folder
         where.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ def test_generated_folders_read_nothing_outside_and_never_fail_internally(tmp_pa
         elif kind == "link_out":
             os.symlink(base / "secret.yaml", name)
         elif kind == "link_in":
-            os.symlink(root / BUNDLED[0].name, name) if (root / BUNDLED[0].name).exists() else name.write_text(spec_text)
+            os.symlink(root / BUNDLED[0].name, name)
         elif kind == "link_dir_out":
             os.symlink(base, where / f"d{n}")
         else:
