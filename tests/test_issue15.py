@@ -65,6 +65,7 @@ def test_content_that_is_not_a_spec_is_echoed_only_as_a_short_escaped_excerpt(tm
         assert SECRET not in message and SECRET[:24] in message, message
 
 
+@pytest.mark.slow
 def test_a_folder_tree_1000_levels_deep_is_walked_without_recursion_error(tmp_path):
     deep = tmp_path
     for _ in range(1000):  # one level at a time: os.makedirs itself recurses
@@ -231,6 +232,7 @@ def column_is_on_its_line(message_file, line: int, col: int) -> bool:
     return 1 <= line <= len(lines) and 1 <= col <= len(lines[line - 1]) + 1
 
 
+@pytest.mark.slow
 def test_every_hostile_error_points_inside_its_line():
     from conftest import HOSTILE
 
@@ -396,6 +398,7 @@ def test_64_terms_of_64_layers_check_in_seconds(tmp_path):
     assert time.perf_counter() - started < 30  # 75 s before (3.8 s on the machine this was written on)
 
 
+@pytest.mark.slow
 def test_explain_and_sweep_stop_at_their_timeout(monkeypatch):
     import time as time_module
 
