@@ -143,7 +143,7 @@ class Loader:
 
     def unknown(self, name: str, role: str) -> str:
         declared = ", ".join(self.shapes) or "nothing"
-        return f'{role}: undefined name "{name}"{did_you_mean(name, self.shapes)}; declared: {declared}'
+        return f'{role}: undefined name "{excerpt(name)}"{did_you_mean(name, self.shapes)}; declared: {declared}'
 
     def ref_shape(self, ref: Ref) -> Shape:
         if ref.name is None:
@@ -315,7 +315,7 @@ class Loader:
         out = []
         for name, node in expect_mapping(self.top["define"], "define").items():
             if not _IDENT.match(name) or name in RESERVED:
-                raise node.key_error(f'"{name}" cannot be defined (not a valid name, or reserved)')
+                raise node.key_error(f'"{excerpt(name)}" cannot be defined (not a valid name, or reserved)')
             if name in self.shapes:
                 raise node.key_error(f'"{name}" is already declared under {self.kinds.get(name, "define")}')
             e = self.expression(node, set(self.shapes), f"define {name}")
@@ -332,7 +332,7 @@ class Loader:
             if self.kinds.get(name) != "params":
                 what = f"is {self.kinds[name]}, not a param" if name in self.kinds else "is not a declared param"
                 params = [n for n, k in self.kinds.items() if k == "params"]
-                raise node.key_error(f'expect: "{name}" {what}{did_you_mean(name, params)}; params: '
+                raise node.key_error(f'expect: "{excerpt(name)}" {what}{did_you_mean(name, params)}; params: '
                                      f'{", ".join(params)}')
             e = self.expression(node, set(self.shapes), f"expect {name}")
             self.sized_shape(e, self.shapes, f"expect {name}")  # a wrong shape fails the param at check time
@@ -363,7 +363,7 @@ class Loader:
         if "method" in mapping:
             method = self.text(mapping["method"], "check.method")
             if method not in METHODS:
-                raise mapping["method"].error(f'no such method: "{method}"{did_you_mean(method, METHODS)}; valid: '
+                raise mapping["method"].error(f'no such method: "{excerpt(method)}"{did_you_mean(method, METHODS)}; valid: '
                                               f'{", ".join(METHODS)}')
             options["method"] = method
         return CheckOptions(**options)
