@@ -15,6 +15,7 @@ from .check import check
 from .deadline import SpecTimeout, can_time_out, time_limit, timeout_error  # noqa: F401 - also used from here
 from .errors import SpecError
 from .limits import Limits, hint, size
+from .model import CheckOptions
 from .options import RunOptions
 from .results import SpecResult, error_result
 from .spec import load
@@ -30,11 +31,27 @@ def check_path(path: str, options: RunOptions | None = None) -> SpecResult:
     started = time.perf_counter()
     try:
         spec = load(path, options.limits)
+        model = budgeted_model(spec.model, options)
+        if model is not spec.model:  # the run's method or mode, not the spec's: the budget of the work that runs
+            budget.require(model, options.limits)
     except SpecError as exc:
         return error_result(path, exc).timed(started)
     # --memory is the batch budget asked for; the check gets less if --max-memory needs it
-    memory = budget.batch_memory(spec.model, options.limits, options.memory)
+    memory = budget.batch_memory(model, options.limits, options.memory)
     return check(spec, replace(options, memory=max(1, memory)))
+
+
+def budgeted_model(model, options: RunOptions):
+    """The model with the method and mode the run will use, for the budget (the loader saw the spec's own).
+
+    Without it, `check: {mode: "sample:1"}` passes the step limit at load while --settings-from cli
+    (or --mode full) then checks every entry.
+    """
+    own = model.check if options.settings_from == "spec" else CheckOptions()
+    method, mode = options.method or own.method, options.mode or own.mode
+    if (method, mode) == (model.check.method, model.check.mode):
+        return model
+    return replace(model, check=replace(model.check, method=method, mode=mode))
 
 
 def check_one(path: str, limits: Limits | None = None, options: RunOptions | None = None) -> SpecResult:

@@ -483,3 +483,14 @@ def test_the_hostile_corpus_runs_through_the_cli_with_jobs(jobs):
         want = expected(__import__("pathlib").Path(row["path"]))
         assert row["status"] == "error" and row["message"].startswith(f"{row['path']}:{want}"), row["message"][:300]
     assert "internal error" not in done.stderr
+
+
+def test_a_pinned_mode_is_held_to_the_step_limit_too(tmp_path):
+    """sample:1 in the spec passed the step budget at load; with --settings-from cli the run checks every entry."""
+    spec = tmp_path / "big.yaml"
+    spec.write_text("params:\n  W: {shape: [200, 200]}\ninput: W\nlayers:\n  - activation: tanh\n"
+                    "check: {mode: 'sample:1'}\n")
+    assert check_one(str(spec)).status == "pass"
+    result = invoke("run", "--settings-from", "cli", "--max-steps", "1000", "--format", "json", spec)
+    message = json.loads(result.output)["specs"][0]["message"]
+    assert result.exit_code == 1 and "checking needs 80,000 evaluations" in message, message
