@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import excerpt
 from . import symbolic as s
 from .expr import MAX_EXPONENT, sigmoid, softmax_columns
 from .suggest import did_you_mean
@@ -197,9 +198,9 @@ def lookup(name: str, where) -> Activation:
     if row is not None and not row.takes_argument:
         return row
     if row is not None:
-        raise where.error(f'activation "{name}" needs an argument: write {{{name}: <number or name>}}')
+        raise where.error(f'activation "{excerpt(name)}" needs an argument: write {{{name}: <number or name>}}')
     raise where.error(
-        f'no such activation: "{name}"{did_you_mean(name, [*without_argument(), *with_argument()])}; valid: '
+        f'no such activation: "{excerpt(name)}"{did_you_mean(name, [*without_argument(), *with_argument()])}; valid: '
         f'{", ".join(without_argument())}, {", ".join("{" + k + ": c}" for k in with_argument())}, or a custom '
         f'{{f: ..., df: ...}}'
     )

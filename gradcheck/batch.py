@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from .options import RunOptions
+from .source import SpecPath, for_argument
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -15,18 +16,54 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 def collect(paths) -> list[str]:
     """Spec files from files and folders (folders recursively, *.yaml/*.yml, in path order).
 
-    Symlinked folders inside a folder are not followed (no loops); a folder that cannot be listed
-    is returned as a path of its own, so that it gets an error row instead of vanishing.
+    The path policy (README, Safety): symlinked folders inside a folder are not followed (no loops,
+    nothing outside); each file found carries the folder it must stay inside (a symlinked file
+    whose target leaves it is an error row, not read), and a file named on its own must stay in its
+    own folder. A folder that cannot be listed is returned as a path of its own, so that it gets an
+    error row instead of vanishing.
     """
     found: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            for root, dirs, files in os.walk(path, followlinks=False, onerror=lambda e: found.append(e.filename)):
-                dirs.sort()
-                found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(SPEC_SUFFIXES))
+            found.extend(walk(path))
         else:
-            found.append(path)
+            found.append(for_argument(path))
     return found
+
+
+def walk(top: str) -> list[SpecPath]:
+    """The spec files under one folder, in path order, each bound to `top` (the scanned root).
+
+    Iterative, with its own stack: a tree 1,000 folders deep is just a long path, not a
+    RecursionError (os.walk recurses before Python 3.12).
+    """
+    found: list[SpecPath] = []
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            found.append(SpecPath(folder, top))  # gets a row of its own ("cannot read folder")
+            continue
+        subfolders = []
+        for entry in entries:
+            if _is_folder(entry):
+                if not entry.is_symlink():  # symlinked folders are not followed: no loops, nothing outside
+                    subfolders.append(entry.path)
+            elif entry.name.endswith(SPEC_SUFFIXES):
+                found.append(SpecPath(entry.path, top))
+        stack.extend(reversed(subfolders))
+    return found
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Whether an entry is a folder (or a symlink to one), as os.walk sorts them."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def execute(paths, options: RunOptions, on_done=None):

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import budget, network, numeric
 from .errors import SpecError
-from .model import Model
+from .model import CheckOptions, Model
 from .options import FAST_DIRECTIONS, FULL, RunOptions
 from .perturb import Perturber, term_uses
 from .refusals import (non_finite_error, refuse_non_analytic, refuse_unreliable_stencil, require_finite_estimate,
@@ -33,8 +33,12 @@ SEARCH_ROUNDS = 3  # ladders moved per undecided entry, at most (8× each: 512×
 
 
 def settings_for(spec: Spec, objective: float, options: RunOptions) -> Settings:
-    """The run's options beat the spec's `check:` section, which beats the defaults."""
-    opts = spec.model.check
+    """The run's options beat the spec's `check:` section, which beats the defaults.
+
+    With settings_from "cli" the spec's `check:` is ignored: a run can pin its settings so that a
+    handed-in spec cannot loosen them.
+    """
+    opts = spec.model.check if options.settings_from == "spec" else CheckOptions()
     method = options.method or opts.method or "central"
     rtol = _first(options.rtol, opts.rtol, DEFAULT_RTOL[method])
     atol = _first(options.atol, opts.atol, 0.0)
@@ -240,8 +244,7 @@ def _comparable(name: str, expected: dict, shape) -> np.ndarray | None:
 
 def _places(model: Model, name: str) -> dict:
     """Where a param is declared and where its `expect` stands, for annotations into the file."""
-    decl = next((d.place for d in model.decls if d.name == name), None)
-    expect = next((place for n, _, place in model.expects if n == name), None)
+    decl, expect = model.decl_places.get(name, (None, None))
     return {"place": decl, "expect_place": expect}
 
 

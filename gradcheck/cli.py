@@ -6,6 +6,7 @@ Nothing heavy is imported at module level (numpy, yaml and rich load inside the 
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import IO
@@ -14,15 +15,15 @@ import click
 
 from . import __version__
 from .batch import collect, execute, execute_validate
-from .cli_options import (COLOR_CHOICES, Output, jobs_option, limit_options, limits_from, make_output,
-                          output_options, parse_mode)
+from .cli_options import (COLOR_CHOICES, SEED, Output, SettingType, jobs_option, limit_options, limits_from,
+                          make_output, output_options, parse_mode, settings_from_option, timeout_option)
 from .formats import reporter
-from .limits import OPTIONS
 from .options import BATCH_MEMORY, METHODS, RunOptions
 
 EXIT_INTERNAL = 2  # a usage error, or a bug of ours
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run specs/ | head`)
+WRITE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}  # output trouble
 
 
 def require_specs(paths) -> list[str]:
@@ -53,7 +54,7 @@ def report(run_specs, out: Output, command: str, total: int) -> None:
             click.echo(f"gradcheck: interrupted after {len(stop.done)} of {stop.total} specs", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
-            click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+            say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
             sys.exit(EXIT_INTERNAL)
         emit(render, result, stream, options)
     sys.exit(EXIT_INTERNAL if internal_errors(result) else result.exit_code)
@@ -67,9 +68,18 @@ def emit(render, result, stream: IO[str], options: dict) -> None:
     except BrokenPipeError:
         silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as exc:  # a full disk, /dev/full, a quota: say so, not "internal error"
+        cannot_write(exc)
     except Exception as exc:  # noqa: BLE001 - a bug of ours in a reporter
-        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+        say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_INTERNAL)
+
+
+def cannot_write(exc: OSError):
+    """The report could not be written (no space left, an I/O error): one clear line, exit 2."""
+    say(f"gradcheck: cannot write the report: {exc.strerror or exc}")
+    silence_stdout()  # the interpreter's last flush of stdout would fail again
+    sys.exit(EXIT_INTERNAL)
 
 
 def internal_errors(result) -> list:
@@ -78,8 +88,15 @@ def internal_errors(result) -> list:
 
     bugs = [s for s in result.specs if isinstance(s.error, InternalError)]
     for s in bugs:
-        click.echo(f"gradcheck: {s.message}", err=True)
+        say(f"gradcheck: {s.message}")
     return bugs
+
+
+def say(message: str) -> None:
+    """One line on stderr, escaped as the human format escapes (a path or a spec's text may be in it)."""
+    from .formats.escape import human
+
+    click.echo(human(message), err=True)
 
 
 def silence_stdout() -> None:
@@ -109,20 +126,22 @@ def main():
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @output_options()
 @jobs_option
-@click.option("--rtol", type=click.FloatRange(min=0, min_open=True), help="Relative tolerance (default 1e-6).")
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default 1e-8·max(1,|J|)).")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True),
-              help="Finite-difference step base; the step is eps·max(1,|θ|) (default cbrt(machine eps)).")
-@click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
+@click.option("--rtol", type=SettingType("rtol"), help="Relative tolerance, 1e-15 to 0.1 (default 1e-6 for central).")
+@click.option("--atol", type=SettingType("atol"),
+              help="Absolute floor under each entry's numeric error, 0 to 1e-3 (default 0).")
+@click.option("--eps", type=SettingType("eps"),
+              help="Finite-difference step base, 1e-300 to 0.1; the step is eps·max(1,|θ|) (default cbrt(machine eps)).")
+@click.option("--seed", type=SEED, help="Seed for random values (0 to 2**128 - 1), overriding the spec's.")
+@settings_from_option
 @click.option("--method", type=click.Choice(METHODS),
               help="Finite-difference method (default central, or the spec's check.method).")
 @click.option("--mode", callback=parse_mode, metavar="full|fast|sample:K",
               help="Check every entry (full, default), K random entries per param, or random directions (fast).")
-@click.option("--memory", type=click.IntRange(min=1), metavar="MB", default=BATCH_MEMORY // 2**20,
+@click.option("--memory", type=click.IntRange(1, 2**20), metavar="MB", default=BATCH_MEMORY // 2**20,
               show_default=True,
               help="Memory budget for one batch of perturbed evaluations (less if --max-memory needs it).")
 @limit_options()
-def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, method, mode,
+def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, settings_from, method, mode,
         memory, **limit_values):
     """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
 
@@ -133,7 +152,7 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
     out = make_output(fmt, output, color, width, quiet, verbose)
     files = require_specs(paths)
     options = RunOptions(rtol=rtol, atol=atol, eps=eps, seed=seed, method=method, mode=mode, memory=memory * 2**20,
-                         limits=limits_from(limit_values), jobs=jobs,
+                         limits=limits_from(limit_values), jobs=jobs, settings_from=settings_from,
                          keep_entries=out.verbose and out.format == "human")  # only verbose human output draws them
     report(lambda on_done: execute(paths, options, on_done), out, "run", len(files))
 
@@ -142,7 +161,7 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @output_options()
 @jobs_option
-@limit_options(tuple(f for f in OPTIONS if f != "timeout"))
+@limit_options()
 def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_values):
     """Validate the specs in PATHS without computing anything.
 
@@ -161,7 +180,8 @@ def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_val
 @output_options(formats=("human", "json"), levels=False)
 @click.option("--emit", type=click.Choice(["python"]),
               help="Instead, print a standalone numpy function computing J and every gradient.")
-def explain_command(spec, fmt, output, color, width, emit):
+@timeout_option
+def explain_command(spec, fmt, output, color, width, emit, timeout):
     """Derive the gradients of SPEC symbolically, as UFLDL's backpropagation tables.
 
     Per term, a table with each layer's weight, f, f′, error signal δ and input z, in the spec's own
@@ -171,9 +191,14 @@ def explain_command(spec, fmt, output, color, width, emit):
     out = make_output(fmt or "human", output, color, width)
     from .errors import SpecError
 
+    from .deadline import SpecTimeout, time_limit, timeout_error
+
     with out.stream() as stream:
         try:
-            status = explain_spec(spec, out, emit, stream)
+            with time_limit(timeout):
+                status = explain_spec(spec, out, emit, stream)
+        except SpecTimeout:
+            status = explain_error(out, stream, spec, str(timeout_error(spec, timeout)))
         except SpecError as exc:
             status = explain_error(out, stream, spec, str(exc))
     sys.exit(status)
@@ -184,16 +209,17 @@ def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> i
     from .emit import emit_python
     from .explain import explain
     from .loader import build_model
+    from .source import for_argument
     from .spec import read
     from .symbolic import NoClosedForm
     from .yamlsrc import parse_yaml
 
-    model = build_model(parse_yaml(read(path), path))
+    model = build_model(parse_yaml(read(for_argument(path)), path))
     if emit == "python":
         try:
             stream.write(emit_python(model))
         except NoClosedForm as exc:
-            click.echo(f"gradcheck: {path}: cannot emit python: {exc}", err=True)
+            say(f"gradcheck: {path}: cannot emit python: {exc}")
             return 1
         return 0
     explanation = explain(model)
@@ -213,10 +239,11 @@ def explain_error(out: Output, stream: IO[str], path: str, message: str) -> int:
     if out.fmt == "json":
         import json
 
-        json.dump({"path": path, "error": message}, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
+        from .formats.escape import json_text
+
+        stream.write(json_text(json.dumps({"path": path, "error": message}, indent=2, ensure_ascii=False)) + "\n")
     else:
-        click.echo(message, err=True)
+        say(message)
     return 1
 
 
@@ -235,8 +262,9 @@ def schema(output):
 @click.option("--method", type=click.Choice(METHODS), default="central",
               show_default=True, help="Finite-difference method to sweep.")
 @click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
-@click.option("--seed", type=int, help="Seed for random values, overriding the spec's.")
-def sweep(spec, method, fmt, seed):
+@click.option("--seed", type=SEED, help="Seed for random values (0 to 2**128 - 1), overriding the spec's.")
+@timeout_option
+def sweep(spec, method, fmt, seed, timeout):
     """Plot error against step size (1e-1 … 1e-14) at each param's worst entry.
 
     Shows the V of truncation error (large steps) against round-off (small steps), with the step
@@ -244,13 +272,20 @@ def sweep(spec, method, fmt, seed):
     """
     from .errors import SpecError
     from .report import render_sweep
+    from .source import for_argument
     from .spec import load
     from .sweep import sweep as run_sweep
 
+    from .deadline import SpecTimeout, time_limit, timeout_error
+
     try:
-        curves = run_sweep(load(spec), method=method, seed=seed)
+        with time_limit(timeout):
+            curves = run_sweep(load(for_argument(spec)), method=method, seed=seed)
+    except SpecTimeout:
+        say(str(timeout_error(spec, timeout)))
+        sys.exit(1)
     except SpecError as exc:
-        click.echo(str(exc), err=True)
+        say(str(exc))
         sys.exit(1)
     render_sweep(curves, sys.stdout, fmt, spec)
 
@@ -266,6 +301,11 @@ def entry() -> None:
     except BrokenPipeError:
         silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
+            sys.exit(EXIT_INTERNAL)
+        cannot_write(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence at the CLI edge
-        click.echo(f"gradcheck: internal error: {type(exc).__name__}: {exc}", err=True)
+        say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
         sys.exit(2)

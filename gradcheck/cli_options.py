@@ -16,7 +16,9 @@ import click
 from .formats import FORMAT_NAMES
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import EXPRESSION_DEPTH_CEILING, HELP, OPTIONS, parse_size
-from .options import Mode
+from .options import MAX_SEED, MAX_TIMEOUT, Mode, setting_problem
+
+MAX_LIMIT = 2**62  # any limit above this is no limit, and larger numbers overflow the estimates' arithmetic
 
 COLOR_CHOICES = {"auto": None, "always": True, "never": False}
 
@@ -45,17 +47,81 @@ class Output:
 
     @contextmanager
     def stream(self) -> Iterator[IO[str]]:
-        """stdout, or the -o file (opened at once, so a bad path is a usage error before any work)."""
+        """stdout, or the -o file, written atomically (see `atomic_file`)."""
         if self.path in (None, "-"):
             yield sys.stdout
             return
-        try:
-            handle = open(self.path, "w", encoding="utf-8")
-        except OSError as exc:
-            raise click.BadParameter(f"cannot write {self.path}: {exc.strerror or exc}",
-                                     param_hint="'-o' / '--output'") from None
-        with handle:
+        with atomic_file(self.path) as handle:
             yield handle
+
+
+COMMIT_ON_EXIT = (0, 1, 130)  # a report that was rendered: passed, failed, or the rows done before Ctrl-C
+
+
+@contextmanager
+def atomic_file(path: str) -> Iterator[IO[str]]:
+    """A temporary file in `path`'s folder, renamed onto `path` once the report is complete.
+
+    Two runs writing the same -o file each rename a whole report into place (the last one wins)
+    instead of interleaving; a run that fails leaves the old file as it was. The temporary file is
+    created at once, so an unwritable place is a usage error before any work. Something that is
+    not a regular file (/dev/stdout, a FIFO) is written in place: renaming over it would replace it.
+    """
+    if os.path.exists(path) and not os.path.isfile(path):
+        handle = _open_or_usage_error(lambda: open(path, "w", encoding="utf-8"), path)
+        try:
+            yield handle
+        except BaseException:
+            try:
+                handle.close()
+            except OSError:  # the writer met it first and said so: no second message
+                pass
+            raise
+        handle.close()
+        return
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temp = _open_or_usage_error(lambda: tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                                              dir=folder), path)
+    done, stopped = False, None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            try:
+                yield handle
+                done = True
+            except SystemExit as stop:  # the CLI exits from inside: 130 after Ctrl-C still has a report
+                done, stopped = stop.code in COMMIT_ON_EXIT, stop
+        if done:
+            os.chmod(temp, _mode_for(path))
+            os.replace(temp, path)
+        if stopped is not None:
+            raise stopped
+    finally:
+        if not done or os.path.exists(temp):
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+
+
+def _open_or_usage_error(opener, path: str):
+    """Open for writing; an OSError is a usage error naming -o."""
+    try:
+        return opener()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {path}: {exc.strerror or exc}",
+                                 param_hint="'-o' / '--output'") from None
+
+
+def _mode_for(path: str) -> int:
+    """The permissions the report gets: the old file's, else what open() would give (0666 less the umask)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def output_options(formats=FORMAT_NAMES, levels: bool = True):
@@ -69,7 +135,7 @@ def output_options(formats=FORMAT_NAMES, levels: bool = True):
             click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout."),
             click.option("--color", type=click.Choice(list(COLOR_CHOICES)), default="auto", show_default=True,
                          help="Colour in human output; auto means on a terminal, unless NO_COLOR is set."),
-            click.option("--width", type=click.IntRange(min=40), metavar="N",
+            click.option("--width", type=click.IntRange(40, 10_000), metavar="N",
                          help="Line width of human output (default: the terminal's; 200 off a terminal)."),
         ]
         if levels:
@@ -98,9 +164,42 @@ class SizeType(click.ParamType):
             found = parse_size(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-        if found < 1:
-            self.fail("must be at least 1 byte", param, ctx)
+        if not 1 <= found <= MAX_LIMIT:
+            self.fail(f"must be from 1 byte to {MAX_LIMIT:,} bytes", param, ctx)
         return found
+
+
+class SettingType(click.ParamType):
+    """rtol, atol or eps: a finite float within its valid range (options.SETTING_RANGES), else a usage error."""
+
+    name = "number"
+
+    def __init__(self, setting: str):
+        self.setting = setting
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"not a number: {value!r}", param, ctx)
+        problem = setting_problem(self.setting, number)
+        if problem:
+            self.fail(problem, param, ctx)
+        return number
+
+
+SEED = click.IntRange(0, MAX_SEED - 1)  # the range a spec's seed: has
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses NaN (which compares false with both ends, so FloatRange lets it in)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail("nan is not a number of seconds", param, ctx)
+        return number
+
+
+TIMEOUT = FiniteRange(0, MAX_TIMEOUT)
 
 
 def limit_type(field: str):
@@ -108,10 +207,10 @@ def limit_type(field: str):
     if field in ("file_size", "memory"):
         return SizeType()
     if field == "timeout":
-        return click.FloatRange(min=0)
+        return TIMEOUT
     if field == "expression_depth":
         return click.IntRange(1, EXPRESSION_DEPTH_CEILING)
-    return click.IntRange(min=1)
+    return click.IntRange(1, MAX_LIMIT)
 
 
 def limit_options(fields=tuple(OPTIONS)):
@@ -134,9 +233,28 @@ def limits_from(values: dict):
     return DEFAULT_LIMITS.raised(**{k[len("limit_"):]: v for k, v in values.items()})
 
 
+def timeout_option(command):
+    """--timeout for the commands that take one spec (explain, sweep); run and validate have it per spec."""
+    default = DEFAULT_LIMITS.timeout
+    return click.option("--timeout", type=TIMEOUT, default=default, show_default=True, metavar="SECONDS",
+                        help="Seconds the spec may take (0: no limit).")(command)
+
+
+SETTINGS_FROM = ("spec", "cli")
+
+
+def settings_from_option(command):
+    """--settings-from spec|cli: whether a spec's own check: may fill in (and so loosen) the run's settings."""
+    return click.option("--settings-from", type=click.Choice(SETTINGS_FROM), default="spec", show_default=True,
+                        envvar="GRADCHECK_SETTINGS_FROM", show_envvar=True,
+                        help="spec: a spec's check: section sets what the command line leaves open; cli: "
+                             "it is ignored, the command line and the defaults decide (for specs from "
+                             "others: students, pull requests).")(command)
+
+
 def jobs_option(command):
     """-j/--jobs: how many worker processes."""
-    return click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
+    return click.option("-j", "--jobs", type=click.IntRange(0, 1024), default=1, show_default=True, metavar="N",
                         help="Work in N processes (0: one per CPU); results stay in path order.")(command)
 
 

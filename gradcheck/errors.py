@@ -40,6 +40,20 @@ def one_line(message: str) -> str:
     return message
 
 
+EXCERPT = 24  # characters of a text that is not (yet) known to be a spec's own words
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """A short excerpt of user text for a message: at most `limit` characters, control characters escaped.
+
+    A file that is not a spec (a token someone named *.yaml) must not be echoed whole into a CI log.
+    """
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in cut)
+    return cut + (f"… ({len(text):,} characters)" if len(text) > limit else "")
+
+
 class Located:
     """Something with a place in the spec file; `error()` builds a SpecError there."""
 

@@ -256,9 +256,18 @@ class Where:
     file: str
     line: int
     col: int
+    # Where each character of the expression's text stands in the file, (line, col), when the
+    # loader could align the text with its source (folded and multi-line scalars join or re-indent
+    # lines, so offsets alone cannot say); line_starts: offsets where the text's own lines begin.
+    positions: tuple | None = None
+    line_starts: tuple = (0,)
 
     def error(self, message: str, lineno: int = 1, offset: int = 0) -> SpecError:
         """A SpecError at the given (1-based line, 0-based column) inside the expression."""
+        if self.positions:  # never past the last character: an "unexpected end" points at the last one
+            starts = self.line_starts
+            index = starts[min(max(lineno, 1), len(starts)) - 1] + max(offset, 0)
+            return SpecError(message, self.file, *self.positions[min(index, len(self.positions) - 1)])
         if lineno == 1:
             return SpecError(message, self.file, self.line, self.col + offset)
         return SpecError(message, self.file, self.line + lineno - 1, offset + 1)

@@ -6,6 +6,7 @@ Every refusal is a SpecError at the line and column of the construct refused.
 from __future__ import annotations
 
 import ast
+import warnings
 from typing import Mapping
 
 import numpy as np
@@ -63,7 +64,9 @@ def parse(text: object, where: Where, known: Mapping[str, object] | set[str], wh
     if "\x00" in text:
         raise where.error(f"{what} contains a NUL character", *_line_col(text, text.index("\x00")))
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: only our own messages reach the user
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         line, col = exc.lineno or 1, max((exc.offset or 1) - 1, 0)
         if line == 1:

@@ -7,57 +7,25 @@ Where there is no SIGALRM (Windows) or the caller is not the main thread, specs 
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 
 from . import budget
 from .check import check
+from .deadline import SpecTimeout, can_time_out, time_limit, timeout_error  # noqa: F401 - also used from here
 from .errors import SpecError
-from .limits import Limits, hint, size
+from .limits import Limits, size
+from .model import CheckOptions
 from .options import RunOptions
 from .results import SpecResult, error_result
 from .spec import load
 
 
-class SpecTimeout(BaseException):
-    """Raised by the alarm inside a spec's check; a BaseException so no `except Exception` swallows it."""
+UNCOUNTED = 2**62  # a steps limit the loader never reaches: check_path counts with the run's own mode
 
 
 class InternalError(SpecError):
     """A bug of gradcheck's met while checking one spec: the row says so, the batch goes on, the run exits 2."""
-
-
-def can_time_out() -> bool:
-    """Whether a time limit can be enforced here (SIGALRM exists and this is the main thread)."""
-    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-
-
-@contextmanager
-def time_limit(seconds: float | None):
-    """Raise SpecTimeout in this thread once `seconds` have passed; no limit for None or 0."""
-    if not seconds or not can_time_out():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise SpecTimeout()
-
-    previous_handler = signal.signal(signal.SIGALRM, expire)
-    previous_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous_handler)
-        if previous_delay:  # someone else's alarm was pending: give back what is left of it
-            signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - started), 1e-3))
-
-
-UNCOUNTED = 2**62  # a steps limit the loader never reaches: check_path counts with the run's own mode
 
 
 def check_path(path: str, options: RunOptions | None = None) -> SpecResult:
@@ -65,16 +33,30 @@ def check_path(path: str, options: RunOptions | None = None) -> SpecResult:
     options = options or RunOptions()
     started = time.perf_counter()
     try:
-        if options.mode is None and options.method is None:
-            spec = load(path, options.limits)
-        else:  # the run's mode or method beats the spec's: count the evaluations that run will really make
-            spec = load(path, replace(options.limits, steps=UNCOUNTED))
-            budget.require_steps(spec.model, options.limits, options.mode, options.method)
+        recount = options.mode is not None or options.method is not None or options.settings_from == "cli"
+        # the run's mode or method beats the spec's: the loader must not refuse by the spec's own count
+        spec = load(path, replace(options.limits, steps=UNCOUNTED) if recount else options.limits)
+        model = budgeted_model(spec.model, options)
+        if recount or model is not spec.model:  # the budget of the work that will really run
+            budget.require(model, options.limits)
     except SpecError as exc:
         return error_result(path, exc).timed(started)
     # --memory is the batch budget asked for; the check gets less if --max-memory needs it
-    memory = budget.batch_memory(spec.model, options.limits, options.memory)
+    memory = budget.batch_memory(model, options.limits, options.memory)
     return check(spec, replace(options, memory=max(1, memory)))
+
+
+def budgeted_model(model, options: RunOptions):
+    """The model with the method and mode the run will use, for the budget (the loader saw the spec's own).
+
+    Without it, `check: {mode: "sample:1"}` passes the step limit at load while --settings-from cli
+    (or --mode full) then checks every entry.
+    """
+    own = model.check if options.settings_from == "spec" else CheckOptions()
+    method, mode = options.method or own.method, options.mode or own.mode
+    if (method, mode) == (model.check.method, model.check.mode):
+        return model
+    return replace(model, check=replace(model.check, method=method, mode=mode))
 
 
 def check_one(path: str, limits: Limits | None = None, options: RunOptions | None = None) -> SpecResult:
@@ -90,9 +72,7 @@ def check_one(path: str, limits: Limits | None = None, options: RunOptions | Non
         with time_limit(options.limits.timeout):
             return check_path(path, options)
     except SpecTimeout:
-        message = (f"gave up after {options.limits.timeout:g} s, the time limit per spec ({hint('timeout')}); "
-                   f"the spec may ask for more work than it seems (large params, many layers)")
-        return error_result(path, SpecError(message, path, 1, 1)).timed(started)
+        return error_result(path, timeout_error(path, options.limits.timeout)).timed(started)
     except MemoryError:
         message = (f"ran out of memory while checking: the machine had less free memory than the estimate "
                    f"allowed (the limit is {size(options.limits.memory)}); use smaller matrices, or lower "

@@ -37,8 +37,8 @@ class Limits:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "timeout":
-                if value is not None and value < 0:
-                    raise ValueError("timeout must be >= 0 seconds")
+                if value is not None and not 0 <= value <= 1e6:  # NaN and infinity fail this too
+                    raise ValueError(f"timeout must be from 0 to 1e6 seconds, not {value!r}")
             elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"limit {f.name} must be a whole number >= 1, not {value!r}")
         if self.expression_depth > EXPRESSION_DEPTH_CEILING:

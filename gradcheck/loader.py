@@ -12,7 +12,7 @@ import re
 from . import budget, expr
 from .activations import TABLE, custom, lookup, with_argument
 from .declarations import check_size, declaration
-from .errors import SpecError
+from .errors import SpecError, excerpt
 from .expr import Expression, Shape, Where, broadcast, fmt_shape
 from .exprparse import parse
 from .kinds import KEYED, KINDS
@@ -22,11 +22,10 @@ from .limits import Limits, count, hint
 from .losses import LOSSES, unknown_loss, unknown_objective, with_target
 from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Ref, Term
 from .nodes import check_keys, describe, expect_list, expect_mapping, key_place, number, place_of, text
-from .options import METHODS, Mode
+from .options import MAX_SEED, METHODS, Mode, setting_problem
 from .suggest import did_you_mean
 from .yamlsrc import Node
 
-MAX_SEED = 2**128
 
 TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "objective",
             "terms", "define", "expect", "check")
@@ -47,6 +46,7 @@ class Loader:
         self.limits = limits or DEFAULT_LIMITS
         self.root = root
         self.file = root.file
+        self.source_lines = (getattr(root, "source", None) or "").split("\n")  # for expression_where
         self.top = expect_mapping(root, "a spec")
         self.shapes: dict[str, Shape] = {}
         self.kinds: dict[str, str] = {}
@@ -94,7 +94,7 @@ class Loader:
         out = []
         for name, node in expect_mapping(self.top[section], section).items():
             if not _IDENT.match(name):
-                raise node.key_error(f'"{name}" is not a valid name (letters, digits and _; not starting with a digit)')
+                raise node.key_error(f'"{excerpt(name)}" is not a valid name (letters, digits and _; not starting with a digit)')
             if name in RESERVED:
                 raise node.key_error(f'"{name}" is reserved (I, z and the function names); pick another name')
             if name in self.kinds:
@@ -143,7 +143,7 @@ class Loader:
 
     def unknown(self, name: str, role: str) -> str:
         declared = ", ".join(self.shapes) or "nothing"
-        return f'{role}: undefined name "{name}"{did_you_mean(name, self.shapes)}; declared: {declared}'
+        return f'{role}: undefined name "{excerpt(name)}"{did_you_mean(name, self.shapes)}; declared: {declared}'
 
     def ref_shape(self, ref: Ref) -> Shape:
         if ref.name is None:
@@ -311,7 +311,7 @@ class Loader:
     # -- define, expect, check
 
     def expression(self, node: Node, known: set[str], what: str) -> Expression:
-        return parse(node.value, expression_where(node), known, what, self.limits)
+        return parse(node.value, expression_where(node, self.source_lines), known, what, self.limits)
 
     def defines(self) -> list[tuple[str, Expression]]:
         if "define" not in self.top:
@@ -319,7 +319,7 @@ class Loader:
         out = []
         for name, node in expect_mapping(self.top["define"], "define").items():
             if not _IDENT.match(name) or name in RESERVED:
-                raise node.key_error(f'"{name}" cannot be defined (not a valid name, or reserved)')
+                raise node.key_error(f'"{excerpt(name)}" cannot be defined (not a valid name, or reserved)')
             if name in self.shapes:
                 raise node.key_error(f'"{name}" is already declared under {self.kinds.get(name, "define")}')
             e = self.expression(node, set(self.shapes), f"define {name}")
@@ -336,20 +336,28 @@ class Loader:
             if self.kinds.get(name) != "params":
                 what = f"is {self.kinds[name]}, not a param" if name in self.kinds else "is not a declared param"
                 params = [n for n, k in self.kinds.items() if k == "params"]
-                raise node.key_error(f'expect: "{name}" {what}{did_you_mean(name, params)}; params: '
+                raise node.key_error(f'expect: "{excerpt(name)}" {what}{did_you_mean(name, params)}; params: '
                                      f'{", ".join(params)}')
             e = self.expression(node, set(self.shapes), f"expect {name}")
             self.sized_shape(e, self.shapes, f"expect {name}")  # a wrong shape fails the param at check time
             out.append((name, e, place_of(node)))
         return out
 
+    @staticmethod
+    def setting(node: Node, name: str) -> float:
+        """A tolerance or step of check:, within its valid range (options.SETTING_RANGES)."""
+        value = number(node, f"check.{name}")
+        problem = setting_problem(name, value)
+        if problem:
+            raise node.error(f"check.{problem}")
+        return value
+
     def check_options(self) -> CheckOptions:
         if "check" not in self.top:
             return CheckOptions()
         mapping = expect_mapping(self.top["check"], "check")
         check_keys(mapping, CHECK_KEYS, "check")
-        options = {k: number(v, f"check.{k}", positive=k != "atol")
-                   for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
+        options = {k: self.setting(v, k) for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
         if "mode" in mapping:
             text = self.text(mapping["mode"], "check.mode")
             try:
@@ -359,17 +367,64 @@ class Loader:
         if "method" in mapping:
             method = self.text(mapping["method"], "check.method")
             if method not in METHODS:
-                raise mapping["method"].error(f'no such method: "{method}"{did_you_mean(method, METHODS)}; valid: '
+                raise mapping["method"].error(f'no such method: "{excerpt(method)}"{did_you_mean(method, METHODS)}; valid: '
                                               f'{", ".join(METHODS)}')
             options["method"] = method
         return CheckOptions(**options)
 
 
-def expression_where(node: Node) -> Where:
-    """Where an expression's first character stands: after the quote of a quoted scalar."""
+def expression_where(node: Node, source_lines: list[str] | None = None) -> Where:
+    """Where an expression's characters stand: after the quote of a quoted scalar; every character
+    mapped to its own line and column when the text can be aligned with the file's."""
     if node.style in ("|", ">"):
-        return Where(node.file, node.line + 1, node.col + 2)
-    return Where(node.file, node.line, node.col + (1 if node.style in ("'", '"') else 0))
+        where = Where(node.file, node.line + 1, node.col + 2)
+    else:
+        where = Where(node.file, node.line, node.col + (1 if node.style in ("'", '"') else 0))
+    start = (node.line + 1, 1) if node.style in ("|", ">") else (where.line, where.col)  # after indicator or quote
+    positions = align(str(node.value), source_lines, *start) if source_lines else None
+    if positions is None:
+        return where
+    text = str(node.value)
+    starts = (0,) + tuple(i + 1 for i, ch in enumerate(text) if ch == "\n")
+    return Where(where.file, where.line, where.col, positions, starts)
+
+
+# What may stand in a scalar's source between the characters of its value: quotes, block
+# indicators (`>-`, `|+2`), a backslash line continuation. Anything else means escapes: no alignment.
+_SKIPPABLE = set("\"'>|+-\\0123456789")
+
+
+def align(value: str, lines: list[str], line: int, col: int) -> tuple | None:
+    """(line, col) in the file of each character of a scalar's value, or None when they cannot be matched.
+
+    Folding turns a line break and the next line's indentation into one space; a block scalar
+    starts after its indicator; the value's characters are otherwise the source's, in order.
+    """
+    out = []
+    row, j = line - 1, col - 1  # 0-based place in `lines`
+    for ch in value:
+        while True:
+            if row >= len(lines):
+                return None
+            text = lines[row]
+            if j >= len(text):  # the end of a source line: a line break
+                if ch == "\n" or (ch == " " and out):
+                    break
+                row, j = row + 1, 0
+                continue
+            if text[j] == ch:
+                break
+            if text[j] in " \t" or text[j] in _SKIPPABLE:
+                j += 1
+                continue
+            return None
+        if j >= len(lines[row]):  # a folded break (a space) or a kept one ("\n"): it stands at the line's end
+            out.append((row + 1, max(len(lines[row]), 1)))
+            row, j = row + 1, 0
+        else:
+            out.append((row + 1, j + 1))
+            j += 1
+    return tuple(out) or None
 
 
 def default_name(path: str) -> str:

@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import excerpt
 from . import symbolic as s
 from .activations import softplus
 from .suggest import did_you_mean
@@ -171,10 +172,10 @@ def plain() -> tuple[str, ...]:
 
 def unknown_loss(name: str) -> str:
     """The message for a loss name that is not in the table."""
-    return f'no such loss: "{name}"{did_you_mean(name, with_target())}; valid: {", ".join(with_target())}'
+    return f'no such loss: "{excerpt(name)}"{did_you_mean(name, with_target())}; valid: {", ".join(with_target())}'
 
 
 def unknown_objective(name: str) -> str:
     """The message for an objective written as a bare word that is not in the table."""
-    return (f'no such objective: "{name}"{did_you_mean(name, [*plain(), *with_target()])}; valid: '
+    return (f'no such objective: "{excerpt(name)}"{did_you_mean(name, [*plain(), *with_target()])}; valid: '
             f'{", ".join(plain())}, or {{loss: ..., target: ...}}')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -227,6 +228,16 @@ class Term:
     coef: Ref | None
     place: Place
 
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """Every name the term reads (input, target, coef, each layer's refs), worked out once.
+
+        Asked once per param and term: recomputing it walked every layer each time, which made a
+        spec of T terms × L layers of small params cost O((T·L)²).
+        """
+        refs = [self.input, self.objective.target, self.coef] + [r for l in self.layers for r in layer_refs(l)]
+        return frozenset(r.name for r in refs if r is not None and r.name is not None)
+
 
 @dataclass(frozen=True)
 class CheckOptions:
@@ -265,15 +276,30 @@ class Model:
         None unless some layer gives the param a structured meaning (only conv kernels do). A kernel
         used by several conv layers with different geometry has no single meaning: None then too.
         """
-        found = {layer.options.entry_coordinates(param, index)
-                 for term in self.terms for layer in term.layers
-                 if hasattr(layer.options, "entry_coordinates")} - {None}
+        found = {layer.options.entry_coordinates(param, index) for layer in self.coordinate_layers} - {None}
         return found.pop() if len(found) == 1 else None
+
+    @functools.cached_property
+    def coordinate_layers(self) -> tuple[Layer, ...]:
+        """The layers that give entries a structured meaning (conv), found once rather than per param."""
+        return tuple(layer for term in self.terms for layer in term.layers
+                     if hasattr(layer.options, "entry_coordinates"))
 
     def is_kernel(self, param: str) -> bool:
         """Whether some conv layer uses `param` as its kernel."""
-        return any(getattr(layer.options, "kernel", None) is not None and layer.options.kernel.name == param
-                   for term in self.terms for layer in term.layers)
+        return param in self.kernel_names
+
+    @functools.cached_property
+    def kernel_names(self) -> frozenset[str]:
+        """The params some conv layer uses as its kernel (found once; asked per param)."""
+        return frozenset(layer.options.kernel.name for term in self.terms for layer in term.layers
+                         if getattr(layer.options, "kernel", None) is not None)
+
+    @functools.cached_property
+    def decl_places(self) -> dict[str, tuple]:
+        """name -> (where it is declared, where its expect stands or None), found once rather than per param."""
+        expects = {n: place for n, _, place in reversed(self.expects)}  # the first expect of a name wins
+        return {d.name: (d.place, expects.get(d.name)) for d in reversed(self.decls)}
 
     def describe_index(self, param: str, index) -> str | None:
         """'filter 1, channel 0, row 2, column 1' for a kernel entry; None for an ordinary matrix."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .errors import excerpt
 from .model import Place
 from .suggest import did_you_mean
 from .yamlsrc import Node
@@ -38,7 +39,7 @@ def describe(value) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, str):
-        return f'the string "{value[:40]}"'
+        return f'the string "{excerpt(value)}"'
     return "a list" if isinstance(value, list) else "a mapping"
 
 
@@ -47,7 +48,7 @@ def check_keys(mapping: dict[str, Node], allowed, where: str) -> None:
     for key, node in mapping.items():
         if key not in allowed:
             extra = did_you_mean(key, allowed) or f"; allowed: {', '.join(allowed)}"
-            raise node.key_error(f'unknown key "{key}" in {where}{extra}')
+            raise node.key_error(f'unknown key "{excerpt(key)}" in {where}{extra}')
 
 
 def number(node: Node, what: str, positive: bool = False, integer: bool = False) -> float:
@@ -79,6 +80,27 @@ def number(node: Node, what: str, positive: bool = False, integer: bool = False)
     if positive and value <= 0:
         raise node.error(f"{what} must be positive, not {value}")
     return value if integer else float(value)
+
+
+MAX_DIM = 10**9  # any one size, stride or padding: beyond every element limit, far from int64's end
+
+
+def whole(node: Node, what: str, low: int, high: int = MAX_DIM) -> int:
+    """A whole number from `low` to `high` (the one bounded integer reader of the loader).
+
+    Bounds before use: sizes are multiplied together, and numpy's int64 wraps silently (an image
+    [1, 274177, 67280421310721] "held" 1 number per column).
+    """
+    value = number(node, what, integer=True)
+    if not low <= value <= high:
+        raise node.error(f"{what} must be from {low:,} to {high:,}, not {shown_int(value)}")
+    return value
+
+
+def shown_int(value: int) -> str:
+    """An integer as a message shows it: digits, or for a huge one how many digits it has."""
+    digits = str(abs(value))
+    return f"{value:,}" if len(digits) <= 24 else f"a number of {len(digits):,} digits"
 
 
 def text(node: Node, what: str) -> str:

@@ -5,8 +5,10 @@ Light on purpose (no numpy): the CLI builds a RunOptions from its flags before a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from .errors import excerpt
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 
@@ -16,6 +18,31 @@ BATCH_MEMORY = 8 * 2**20
 FAST_DIRECTIONS = 2  # random directions per param in fast mode (gradcheck.check)
 METHODS = ("central", "richardson", "complex-step")  # finite-difference methods (gradcheck.numeric)
 MODE_HELP = "valid: full, fast, sample:K (K entries per param)"
+MAX_SAMPLE = 10**9  # entries per param a sample may ask for (more than any param the limits allow)
+
+
+# The valid range of every check setting, from a spec's `check:` or the command line (README, "Settings").
+# Outside them a setting would hide a wrong derivation or break the arithmetic: rtol 1e-320 makes
+# atol/rtol overflow to infinity (every error counts as 0); rtol or atol large enough, or a step so
+# large that truncation swamps everything, passes any gradient; NaN and infinity compare false.
+SETTING_RANGES = {
+    "rtol": (1e-15, 0.1),  # relative tolerance: above round-off of float64, below "anything goes"
+    "atol": (0.0, 1e-3),  # absolute floor under the per-entry numeric error
+    "eps": (1e-300, 0.1),  # base step (normal floats: a subnormal step is no step)
+}
+MAX_SEED = 2**128  # seeds are 0 .. 2**128 - 1 (numpy's SeedSequence takes any; a bound keeps text short)
+MAX_TIMEOUT = 1e6  # seconds (11.5 days): setitimer needs a finite number
+
+
+def setting_problem(name: str, value: float) -> str | None:
+    """Why `value` is not a valid `name` (rtol, atol, eps), or None when it is."""
+    low, high = SETTING_RANGES[name]
+    if not math.isfinite(value):
+        return f"{name} must be a finite number, not {value}"
+    if not low <= value <= high:
+        shown = repr(value) if 0 < abs(value) < 1e-300 else f"{value:g}"  # subnormals print oddly with :g
+        return f"{name} must be from {low:g} to {high:g}, not {shown}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -27,16 +54,17 @@ class Mode:
 
     @classmethod
     def parse(cls, text: str) -> Mode:
-        """`full`, `fast` or `sample:K` (K a positive whole number); ValueError naming the valid ones otherwise."""
+        """`full`, `fast` or `sample:K` (K an ASCII whole number, 1 to MAX_SAMPLE); ValueError naming the valid ones otherwise."""
         stripped = text.strip()
         if stripped in ("full", "fast"):
             return cls(stripped)
         head, colon, count = stripped.partition(":")
-        if head == "sample" and colon and count.strip().isdigit():
-            k = _whole(count)
-            if k is not None and k > 0:
-                return cls("sample", k)
-        raise ValueError(f'no such mode: "{text}"; {MODE_HELP}')
+        if head == "sample" and colon:
+            try:
+                return cls("sample", whole_number(count, 1, MAX_SAMPLE, "K of sample:K"))
+            except ValueError as exc:
+                raise ValueError(f'no such mode: "{excerpt(text)}"; {exc}; {MODE_HELP}') from None
+        raise ValueError(f'no such mode: "{excerpt(text)}"; {MODE_HELP}')
 
     def __str__(self) -> str:
         return f"sample:{self.k}" if self.kind == "sample" else self.kind
@@ -49,11 +77,18 @@ class Mode:
 FULL = Mode("full")
 
 
-def _whole(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:  # a digit int() does not read, such as "²"
-        return None
+def whole_number(text: str, low: int, high: int, what: str) -> int:
+    """An ASCII whole number from `low` to `high`; ValueError saying why not, without echoing a long text.
+
+    The one integer parser for text: int() alone reads Unicode digits ("١٢" is 12, "²" fails oddly)
+    and spends quadratic time on (or refuses past 4,300) digits, so length and digits are checked first.
+    """
+    digits = text.strip().replace("_", "")
+    if not digits or not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"{what} must be a whole number written with the digits 0-9")
+    if len(digits) > len(str(high)) or not low <= int(digits) <= high:
+        raise ValueError(f"{what} must be from {low:,} to {high:,}")
+    return int(digits)
 
 
 @dataclass(frozen=True)
@@ -69,6 +104,7 @@ class RunOptions:
     memory: int | None = None  # bytes wanted for one batch of perturbed evaluations (None: BATCH_MEMORY)
     limits: Limits = DEFAULT_LIMITS
     jobs: int = 1
+    settings_from: str = "spec"  # "spec": a spec's check: fills what the run left open; "cli": it is ignored
     keep_entries: bool = False  # keep per-entry arrays in results (verbose human output draws them)
 
     @classmethod

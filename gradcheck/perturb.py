@@ -49,8 +49,8 @@ def uses(layer: Layer, name: str) -> list[Ref]:
 
 
 def term_uses(term: Term, name: str) -> bool:
-    refs = [term.input, term.objective.target, term.coef] + [r for l in term.layers for r in layer_refs(l)]
-    return any(r is not None and r.name == name for r in refs)
+    """Whether the term reads `name` (Term.names is worked out once per term)."""
+    return name in term.names
 
 
 def base_traces(model: Model, values: dict) -> list:
@@ -141,8 +141,12 @@ class Perturber:
         self.model, self.values, self.name = model, values, name
         self.shape = values[name].shape
         self.traces = traces if traces is not None else base_traces(model, values)
-        self.states = [[discrete_state(lt.layer, lt.z) for lt in tr.layers] for tr in self.traces]
-        self.kind_states = [[_kind_state(lt) for lt in tr.layers] for tr in self.traces]
+        # Only for the terms that read the param (the others are never re-evaluated): per param the
+        # work is its own terms' layers, not every layer of the spec.
+        used = [term_uses(term, name) for term in model.terms]
+        self.states = [[discrete_state(lt.layer, lt.z) for lt in tr.layers] if u else None
+                       for tr, u in zip(self.traces, used)]
+        self.kind_states = [[_kind_state(lt) for lt in tr.layers] if u else None for tr, u in zip(self.traces, used)]
 
     def per_sample_bytes(self) -> int:
         """Memory one perturbation needs, following the representation a run will use."""

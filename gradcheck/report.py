@@ -86,8 +86,8 @@ def run_json(run: RunResult) -> dict:
 
 def render_json(run: RunResult, out: IO[str], **_) -> None:
     """The JSON report (-q and -v do not change it: it is for programs)."""
-    json.dump(run_json(run), out, indent=2, allow_nan=False, default=_json_default)
-    out.write("\n")
+    # dumped whole before writing: a value JSON cannot hold fails before the stream has half an object
+    out.write(json.dumps(run_json(run), indent=2, allow_nan=False, default=_json_default) + "\n")
 
 
 def _json_default(value):

@@ -10,12 +10,57 @@ from .errors import SpecError
 from .limits import count, hint
 
 
+class SpecPath(str):
+    """A path to read as a spec, with the folder it must stay inside (the path policy of the CLI).
+
+    `root` is the folder that was scanned, or for a file named on the command line the folder it
+    is in. A symlink whose target lies outside it is not followed: a pull request that adds
+    `specs/x.yaml -> ~/.ssh/id_rsa` must not make CI read (and echo) that file.
+    """
+
+    root: str | None
+
+    def __new__(cls, path: str, root: str | None):
+        made = super().__new__(cls, path)
+        made.root = root
+        return made
+
+    def __reduce__(self):  # crosses process boundaries with -j
+        return (SpecPath, (str(self), self.root))
+
+
+def for_argument(path: str) -> SpecPath:
+    """A file named on the command line: it must stay inside its own folder."""
+    return SpecPath(path, os.path.dirname(path) or os.curdir)
+
+
+def outside_root(path: str) -> str | None:
+    """Why `path` may not be read under the path policy (its target leaves its root), else None."""
+    root = getattr(path, "root", None)
+    if root is None or not os.path.islink(path):
+        return None  # not a symlink (intermediate folders were chosen by the caller or not followed by the walk)
+    target, home = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([target, home]) == home:
+        return None
+    return (f"is a symbolic link to a file outside {home_label(root)}; not followed (symlinks are followed "
+            f"only when their target stays inside the folder scanned)")
+
+
+def home_label(root: str) -> str:
+    """The scanned folder as the user named it."""
+    return "the current folder" if root in ("", os.curdir) else root
+
+
 def read_bytes(path: str, max_bytes: int) -> bytes:
     """A regular file's bytes, at most `max_bytes`; anything else is a SpecError at file:1:1.
 
     Opened non-blocking and checked on the open descriptor, so a FIFO or device named *.yaml can
-    neither hang the run nor be swapped in after the check.
+    neither hang the run nor be swapped in after the check. A `SpecPath` whose symlink leaves its
+    root is refused before it is opened, and re-checked on the descriptor (no swap in between).
     """
+    refused = outside_root(path)
+    if refused:
+        raise SpecError(refused, path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -24,6 +69,8 @@ def read_bytes(path: str, max_bytes: int) -> bytes:
         raise SpecError(f"cannot read file: {exc.strerror or exc}", path) from None
     try:
         info = os.fstat(fd)
+        if getattr(path, "root", None) is not None and not _same_file(info, path):
+            raise SpecError("changed while it was being opened (a symlink swapped); not read", path)
         if stat.S_ISDIR(info.st_mode):
             raise SpecError(_folder_problem(path), path)
         if not stat.S_ISREG(info.st_mode):
@@ -46,6 +93,17 @@ def read_bytes(path: str, max_bytes: int) -> bytes:
         raise SpecError(f"cannot read file: {exc.strerror or exc}", path) from None
     finally:
         os.close(fd)
+
+
+def _same_file(info: os.stat_result, path: str) -> bool:
+    """Whether the open descriptor is still the file the path policy approved."""
+    if outside_root(path):
+        return False
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino)
 
 
 def _folder_problem(path: str) -> str:

@@ -20,6 +20,12 @@ _PRECEDENCE = {"+": ADD, "-": ADD, "*": MUL, "/": MUL, "@": MUL, ">": COMPARE, "
 ASSOCIATIVE = {"+", "*", "@"}  # a op (b op c) may be printed a op b op c
 PYTHON_ONLY = {"power"}  # numpy functions the expression language cannot write
 
+# Nodes a printed expression may have. Inlining every step can grow exponentially with depth (16
+# layers of f = z*z*z print ~10^15 nodes); the bundled specs print at most ~200. The symbolic
+# budget, like the numeric ones: past it an expression is "no closed form", with a note.
+MAX_SYMBOLIC = 10_000
+
+
 class NoClosedForm(Exception):
     """Something the expression language cannot write."""
 
@@ -29,15 +35,25 @@ class Sym:
 
     shape: Shape
     precedence = ATOM
+    # Nodes of the expression as printed (shared subexpressions count each time they print):
+    # O(1) per node at construction, so the printed size is known before anything is printed.
+    size = 1
 
     def text(self) -> str:
         """In the spec expression language."""
-        return _print(self, _text_leaf)
+        return _print(self.printable(), _text_leaf)
 
     def python(self, names: Mapping[str, str] | None = None) -> str:
         """As numpy code; `names` renames variables."""
         names = names or {}
-        return _print(self, lambda node: _python_leaf(node, names))
+        return _print(self.printable(), lambda node: _python_leaf(node, names))
+
+    def printable(self) -> "Sym":
+        """This expression, if it prints within MAX_SYMBOLIC nodes: every printed form passes here."""
+        if self.size > MAX_SYMBOLIC:
+            raise NoClosedForm(f"its closed form would print {self.size:,} nodes; explain stops at "
+                               f"{MAX_SYMBOLIC:,} (`explain --emit python` writes it step by step)")
+        return self
 
 
 class Num(Sym):
@@ -56,6 +72,7 @@ class Ones(Sym):
 
     def __init__(self, like: Sym):
         self.like, self.shape = like, like.shape
+        self.size = like.size + 1
 
 
 class Count(Sym):
@@ -72,17 +89,20 @@ class Neg(Sym):
 
     def __init__(self, operand: Sym):
         self.operand, self.shape = operand, operand.shape
+        self.size = operand.size + 1
 
 
 class Transpose(Sym):
     def __init__(self, operand: Sym):
         self.operand, self.shape = operand, (operand.shape[1], operand.shape[0])
+        self.size = operand.size + 1
 
 
 class Bin(Sym):
     def __init__(self, op: str, left: Sym, right: Sym, shape: Shape):
         self.op, self.left, self.right, self.shape = op, left, right, shape
         self.precedence = _PRECEDENCE[op]
+        self.size = left.size + right.size + 1
 
 
 class Pow(Sym):
@@ -90,11 +110,13 @@ class Pow(Sym):
 
     def __init__(self, base: Sym, exponent: float):
         self.base, self.exponent, self.shape = base, float(exponent), base.shape
+        self.size = base.size + 1
 
 
 class Fn(Sym):
     def __init__(self, name: str, args: tuple[Sym, ...], axis: int | None, shape: Shape):
         self.name, self.args, self.axis, self.shape = name, args, axis, shape
+        self.size = sum(a.size for a in args) + 1
 
 
 # ----------------------------------------------------------------------------- builders

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from . import network
 from .kinds import KINDS
 from .model import ActivationUse, Layer, Model, Objective, Ref, Term
-from .symbolic import NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num, reduce_to, sub, t
+from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num, reduce_to, sub, t
 
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -222,6 +222,9 @@ def _sub(k: int) -> str:
 # ----------------------------------------------------------------------------- closed form
 
 
+_STEP_NAMES = {"z": "its input z", "a": "its output a", "delta": "its error signal δ"}
+
+
 class ClosedForm(Walker):
     """Every step inline: each param's gradient as one expression in the spec's names."""
 
@@ -229,6 +232,24 @@ class ClosedForm(Walker):
         super().__init__(model)
         self.parts: dict[str, list[Sym]] = {name: [] for name in model.param_names}
         self.uses: list[Use] = []
+        self.term: Term | None = None
+
+    def bind(self, hint: str, value: Sym) -> Sym:
+        """Inline, within MAX_SYMBOLIC printed nodes (checked before anything is printed)."""
+        if value.size > MAX_SYMBOLIC:
+            raise NoClosedForm(self.too_large(hint, value.size))
+        return value
+
+    def too_large(self, hint: str, size: int) -> str:
+        """Which layer's step outgrew the symbolic budget, and where that layer is written."""
+        kind = hint.rstrip("0123456789")
+        number = int(hint[len(kind):] or 0)
+        layer = next((l for l in (self.term.layers if self.term else ()) if l.index + 1 == number), None)
+        where = (f"{layer.label} ({layer.place.file}:{layer.place.line}:{layer.place.col})" if layer
+                 else f"layer {number - 1}")
+        return (f"in closed form, {_STEP_NAMES.get(kind, hint)} of {where} would print "
+                f"{size:,} nodes; explain stops at {MAX_SYMBOLIC:,} (each layer repeats the one below: "
+                f"`explain --emit python` writes it step by step)")
 
     def contribute(self, ref, term, where, formula, value):
         self.parts[ref.name].append(value)
@@ -238,6 +259,7 @@ class ClosedForm(Walker):
         """Walk one term, then put its uses in layer order (the walk goes top down; UFLDL sums bottom up)."""
         before = {name: len(parts) for name, parts in self.parts.items()}
         used = len(self.uses)
+        self.term = term
         try:
             super().walk_term(term)
         finally:
@@ -252,6 +274,9 @@ class ClosedForm(Walker):
         total = parts[0]
         for part in parts[1:]:
             total = add(total, part)
+        if total.size > MAX_SYMBOLIC:
+            raise NoClosedForm(f"the gradient of {name} would print {total.size:,} nodes in closed form; explain "
+                               f"stops at {MAX_SYMBOLIC:,} (`explain --emit python` writes it step by step)")
         return total
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 
+from .deadline import SpecTimeout, time_limit, timeout_error
 from .errors import SpecError
 from .expr import fmt_shape
+from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 from .model import Model
 from .results import SpecResult, error_result
@@ -33,9 +35,13 @@ def validate_model(model: Model) -> None:
 def validate_path(path: str, limits: Limits | None = None) -> SpecResult:
     """The validation verdict on one file: status "pass" or "error" (with the located message)."""
     started = time.perf_counter()
+    seconds = (limits or DEFAULT_LIMITS).timeout
     try:
-        model = build_model(parse_yaml(read(path, limits), path), limits)
-        validate_model(model)
+        with time_limit(seconds):
+            model = build_model(parse_yaml(read(path, limits), path), limits)
+            validate_model(model)
+    except SpecTimeout:
+        result = error_result(path, timeout_error(path, seconds))
     except SpecError as exc:
         result = error_result(path, exc)
     else:

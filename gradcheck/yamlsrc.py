@@ -8,7 +8,7 @@ from typing import Union
 
 import yaml
 
-from .errors import Located, SpecError
+from .errors import Located, SpecError, excerpt
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -36,7 +36,9 @@ class Node(Located):
     and a frozen dataclass's __init__ costs four times as much.
     """
 
-    __slots__ = ("value", "file", "line", "col", "key_line", "key_col", "style", "end_line")
+    # "source": the whole spec text, on the root node only (set by parse_yaml; never assigned elsewhere,
+    # so the other nodes pay nothing): where a multi-line expression's characters stand
+    __slots__ = ("value", "file", "line", "col", "key_line", "key_col", "style", "end_line", "source")
 
     def __init__(self, value: object, file: str, line: int, col: int, key_line: int = 0, key_col: int = 0,
                  style: str | None = None, end_line: int = 0):
@@ -75,7 +77,13 @@ class _YamlProblem(Exception):
 
 
 def parse_yaml(text: str, file: str) -> Node:
-    """Parse one YAML document into located Nodes, or raise a located SpecError."""
+    """Parse one YAML document into located Nodes, or raise a located SpecError; the root keeps the text."""
+    root = _parse_yaml(text, file)
+    root.source = text
+    return root
+
+
+def _parse_yaml(text: str, file: str) -> Node:
     fast = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
     if fast is None or len(text) <= PYTHON_PARSER_BYTES:
         return _parse_with(yaml.SafeLoader, text, file)
@@ -208,7 +216,7 @@ class _Composer:
             key_node = self.node(depth + 1)
             name = str(k.value)
             if name in out:
-                raise SpecError(f'duplicate key "{name}" (first at line {out[name].key_line})',
+                raise SpecError(f'duplicate key "{excerpt(name)}" (first at line {out[name].key_line})',
                                 self.file, key_node.line, key_node.col)
             out[name] = self.node(depth + 1, key=k)
         end = self.loader.get_event()

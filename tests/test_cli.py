@@ -75,8 +75,10 @@ def test_overrides_change_the_settings():
     assert strict["specs"][0]["settings"]["rtol"] == 1e-14 and strict["specs"][0]["settings"]["atol"] == 0
     # below what a central difference resolves, its own estimated error is the floor: correct still passes
     assert strict["specs"][0]["status"] == "pass"
-    floor = json.loads(invoke("run", "--format", "json", "--atol", "1e3", str(PAGE_TYPO)).output)
-    assert floor["specs"][0]["status"] == "pass"  # an absolute floor given by the user is honoured
+    floor = json.loads(invoke("run", "--format", "json", "--atol", "1e-3", str(PAGE_TYPO)).output)
+    assert floor["specs"][0]["settings"]["atol"] == 1e-3  # an absolute floor given by the user is honoured
+    assert floor["specs"][0]["status"] == "fail"  # ... within its range (issue 15: 1e3 passed a wrong page)
+    assert invoke("run", "--atol", "1e3", str(PAGE_TYPO)).exit_code == 2
     reseeded = json.loads(invoke("run", "--format", "json", "--seed", "3", ICA).output)
     default = json.loads(invoke("run", "--format", "json", ICA).output)
     assert reseeded["specs"][0]["objective"] != default["specs"][0]["objective"]

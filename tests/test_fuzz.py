@@ -63,6 +63,12 @@ def contained(path, raw: bytes) -> None:
     lines = raw.count(b"\n") + 1
     assert error.line in range(1, lines + 2), (error.line, lines)
     assert error.col >= 1
+    try:  # issue 15: no column past the end of its line (folded and multi-line scalars were); the place
+        source_lines = raw.decode("utf-8").split("\n")  # just after the last character (an empty value) is fine
+    except UnicodeDecodeError:
+        source_lines = None
+    if source_lines is not None and error.line <= len(source_lines):
+        assert error.col <= len(source_lines[error.line - 1].rstrip("\r")) + 1, (error.line, error.col)
     assert result.message == f"{path}:{error.line}:{error.col}: {error.message}"
     assert error.message and "\n" not in result.message and "Traceback" not in result.message
 

@@ -96,7 +96,7 @@ def test_objective_and_gradient_at_other_values():
     ("params: {W: {shape: [2, 2]}}\nterms: [{input: W, coef: W}]\n", 2, 26, "coef must be a number or a 1×1 name"),
     ("params: {W: {shape: [2, 2]}}\ndata: {W: 1}\ninput: W\n", 2, 8, "declared twice"),
     ("params: {I: {shape: [2, 2]}}\ninput: I\n", 1, 10, "reserved"),
-    ("params: {W: {shape: [2, 2]}}\ninput: W\ncheck: {rtol: 0}\n", 3, 15, "must be positive"),
+    ("params: {W: {shape: [2, 2]}}\ninput: W\ncheck: {rtol: 0}\n", 3, 15, "check.rtol must be from 1e-15 to 0.1, not 0"),
     ("params: {W: {shape: [2, 2]}}\ninput: W\ncheck: {rtoll: 1}\n", 3, 9, 'did you mean "rtol"'),
 ])
 def test_located_errors(text, line, col, fragment):

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..explain import Explanation, sup
+from .escape import human, json_text
 from .text import make_console
 
 _PLAIN_START = re.compile(r"[A-Za-z_0-9(]")
@@ -54,8 +55,8 @@ def render_explanation(ex: Explanation, out: IO[str], color: bool | None = None,
     """The derivation as UFLDL writes it, then the closed forms."""
     console = make_console(out, color, width)
     head = Text()
-    head.append(ex.name, style="bold")
-    head.append(f"  {ex.path}", style="dim")
+    head.append(human(ex.name), style="bold")
+    head.append(f"  {human(ex.path)}", style="dim")
     console.print(head, soft_wrap=True)
     console.print(Text("Layer 1 is the input; the spec's layer l is layer l + 1. δ⁽ⁿˡ⁾ = ∂J/∂a⁽ⁿˡ⁾ • f′(z⁽ⁿˡ⁾) "
                        "(for J = sum: f′(z⁽ⁿˡ⁾)); δ⁽ˡ⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁺¹⁾) • f′(z⁽ˡ⁾).", style="dim"),
@@ -92,8 +93,7 @@ def render_explanation(ex: Explanation, out: IO[str], color: bool | None = None,
 
 
 def render_explanation_json(ex: Explanation, out: IO[str], **_) -> None:
-    json.dump(ex.to_json(), out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    out.write(json_text(json.dumps(ex.to_json(), indent=2, ensure_ascii=False)) + "\n")
 
 
 def _sub(k: int) -> str:

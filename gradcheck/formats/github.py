@@ -11,17 +11,12 @@ from typing import IO
 
 from ..results import ParamResult, RunResult, SpecResult
 from ..verdict import Comparison
+from .escape import github_data, github_property
 from .text import fmt_err, fmt_index, fmt_num, in_error_units, summary_text
 
 
-def escape_data(text: str) -> str:
-    """Escape a workflow command's message (GitHub's toolkit: %, CR, LF)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """Escape a workflow command's property value (also ':' and ',')."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+escape_data = github_data  # the names this module had; formats.escape holds the one definition
+escape_property = github_property
 
 
 def workflow_command(kind: str, message: str, file: str, line: int | None = None, col: int | None = None,

@@ -12,15 +12,10 @@ import xml.etree.ElementTree as ET
 from typing import IO
 
 from ..results import RunResult, SpecResult
+from .escape import xml
 from .text import failure_lines, fmt_err, fmt_index, fmt_num, tolerance_label, worse_side
 
-# Characters XML 1.0 cannot carry at all, even escaped (a spec error may quote a control character).
-_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def xml_text(text: str) -> str:
-    """Text with characters XML 1.0 forbids written as \\xNN."""
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+xml_text = xml  # the name this module had; formats.escape holds the one definition
 
 
 def classname(path: str) -> str:

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from ..results import ParamResult, RunResult, SpecResult
 from ..verdict import Comparison
+from .escape import CommandSafeStream, human
 
 STATUS_STYLE = {"pass": ("PASS", "bold green"), "fail": ("FAIL", "bold red"), "error": ("ERROR", "bold red")}
 VALIDATE_STYLE = {"pass": ("VALID", "bold green"), "error": ("INVALID", "bold red")}
@@ -81,11 +82,8 @@ def tolerance_label(st) -> str:
 
 
 def printable(text: str) -> str:
-    """Text safe to show on a terminal: control and bidi characters (say, in a file name) escaped."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+    """Text safe to show on a terminal or a CI log (the human format's escaping, formats.escape.human)."""
+    return human(text)
 
 
 def summary_text(run: RunResult, command: str = "run") -> Text:
@@ -117,6 +115,6 @@ def make_console(out: IO[str], color: bool | None, width: int | None) -> Console
     terminal = hasattr(out, "isatty") and out.isatty()
     if color is None:
         color = terminal and not os.environ.get("NO_COLOR")
-    return PipeSafeConsole(file=out, force_terminal=color, no_color=not color, color_system="auto" if color else None,
+    return PipeSafeConsole(file=CommandSafeStream(out), force_terminal=color, no_color=not color, color_system="auto" if color else None,
                    width=width or (None if terminal else 200), highlight=False, soft_wrap=False,
                    emoji=False)

@@ -5,6 +5,8 @@ Its parser, its numbers (forward, backward, footprint) and its place in explain 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import structured
@@ -79,10 +81,10 @@ class Conv:
         filters = b.ref_shape(kernel)[0]
         bias = conv_bias(b, mapping["bias"], index, filters) if "bias" in mapping else None
         options = ConvOptions(kernel, bias, image, size, stride, padding, filters)
-        out_shape = (int(np.prod(options.out_image)), in_shape[1])
-        taps = image[0] * int(np.prod(size))
+        out_shape = (math.prod(options.out_image), in_shape[1])
+        taps = image[0] * math.prod(size)
         b.check_work(spec_node, f"the convolution of layer {index} unfolds into",
-                        taps * int(np.prod(options.out_spatial)) * in_shape[1], "numbers (im2col)")
+                        taps * math.prod(options.out_spatial) * in_shape[1], "numbers (im2col)")
         b.check_work(spec_node, f"the convolution of layer {index} outputs", out_shape[0] * out_shape[1], "numbers")
         activation = b.activation(mapping.get("activation"), index, out_shape)
         return Layer(index, None, None, activation, in_shape, out_shape, place_of(node), "conv", options)
@@ -116,8 +118,8 @@ class Conv:
     def footprint(layer: Layer) -> int:
         """z and a, the unfolded columns, and the padded input."""
         opt, m = layer.options, layer.in_shape[1]
-        unfolded = opt.channels * int(np.prod(opt.size)) * int(np.prod(opt.out_spatial)) * m
-        padded = opt.channels * int(np.prod([n + 2 * p for n, p in zip(opt.image[1:], opt.padding)])) * m
+        unfolded = opt.channels * math.prod(opt.size) * math.prod(opt.out_spatial) * m
+        padded = opt.channels * math.prod(n + 2 * p for n, p in zip(opt.image[1:], opt.padding)) * m
         return Dense.footprint(layer) + unfolded + padded
 
 
@@ -127,7 +129,7 @@ def conv_kernel(b, node: Node, index: int, image: tuple[int, ...], size: tuple[i
         raise node.error(f"the kernel of layer {index} must be a name of shape (filters, C·kh·kw); "
                          f"a transposed kernel is not supported")
     kernel = b.ref(node, f"the kernel of layer {index}")
-    k_shape, taps = b.ref_shape(kernel), image[0] * int(np.prod(size))
+    k_shape, taps = b.ref_shape(kernel), image[0] * math.prod(size)
     if k_shape[1] != taps:
         raise node.error(
             f"shape mismatch in layer {index}: kernel {kernel.label} has shape {fmt_shape(k_shape)} but image "

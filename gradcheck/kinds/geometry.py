@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+import math
+
 
 from ..expr import Shape, fmt_shape
 from ..yamlsrc import Node
 from ..model import Layer, fmt_image
-from ..nodes import expect_list, number
+from ..nodes import expect_list, whole
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,14 @@ def layer_image(index: int, kind: str, node: Node | None, spec_node: Node, in_sh
     if len(dims) not in (2, 3):
         raise node.error(f"image of layer {index} must be [C, H, W] or, for signals, [C, L]; got {len(dims)} "
                          f"numbers")
-    image = tuple(number(d, f"an image dimension of layer {index}", positive=True, integer=True) for d in dims)
+    image = tuple(whole(d, f"an image dimension of layer {index}", 1) for d in dims)
     if up.image is not None and up.image != image:
         raise node.error(f"shape mismatch in layer {index}: {kind} image {fmt_image(image)} but {up.label} "
                          f"outputs images {fmt_image(up.image)}")
-    if int(np.prod(image)) != in_shape[0]:
+    if math.prod(image) != in_shape[0]:
         raise node.error(
             f"shape mismatch in layer {index}: {kind} image {fmt_image(image)} holds "
-            f"{'·'.join(map(str, image))} = {int(np.prod(image))} numbers per column but the layer's input "
+            f"{'·'.join(map(str, image))} = {math.prod(image)} numbers per column but the layer's input "
             f"has shape {fmt_shape(in_shape)} ({in_shape[0]} rows)")
     return image
 
@@ -56,11 +57,7 @@ def int_list(node: Node, what: str, dims: int, minimum: int) -> tuple[int, ...]:
     if len(items) != dims:
         want = "[kh, kw] for a [C, H, W] image" if dims == 2 else "[k] for a [C, L] signal"
         raise node.error(f"{what} must be {want}, got {len(items)} number{'s' * (len(items) != 1)}")
-    out = tuple(number(d, what, integer=True) for d in items)
-    for d, n in zip(items, out):
-        if n < minimum:
-            raise d.error(f"{what} must be at least {minimum}, not {n}")
-    return out
+    return tuple(whole(d, what, minimum) for d in items)
 
 def int_or_list(node: Node | None, what: str, dims: int, default, minimum: int) -> tuple[int, ...]:
     """A number used along every spatial axis, or one per axis."""
@@ -68,7 +65,4 @@ def int_or_list(node: Node | None, what: str, dims: int, default, minimum: int) 
         return tuple(default) if isinstance(default, tuple) else (default,) * dims
     if isinstance(node.value, list):
         return int_list(node, what, dims, minimum)
-    value = number(node, what, integer=True)
-    if value < minimum:
-        raise node.error(f"{what} must be at least {minimum}, not {value}")
-    return (value,) * dims
+    return (whole(node, what, minimum),) * dims

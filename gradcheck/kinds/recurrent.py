@@ -50,7 +50,9 @@ class Recurrent:
         wh, wx = opt.hidden_weight.value(values), opt.input_weight.value(values)
         bias = 0.0 if opt.bias is None else opt.bias.value(values)
         m = a_in.shape[-1]
-        h = np.zeros((opt.hidden, m)) if opt.init is None else opt.init.value(values)
+        h = np.zeros((opt.hidden, m))
+        if opt.init is not None:  # broadcast to (hidden, m), as the forward pass does
+            h = h + opt.init.value(values)
         argument = argument_of(layer, values)
         zs, hs = [], []
         for x in _steps(a_in, opt):
@@ -113,7 +115,9 @@ class Recurrent:
         opt = layer.options
         wh, wx = opt.hidden_weight.value(values), opt.input_weight.value(values)
         bias = 0.0 if opt.bias is None else opt.bias.value(values)
-        h0 = np.zeros((opt.hidden, a_in.shape[-1])) if opt.init is None else opt.init.value(values)
+        h0 = np.zeros((opt.hidden, a_in.shape[-1]))
+        if opt.init is not None:  # broadcast to (hidden, m), as the loader allowed: an init of (1, 1) is one number
+            h0 = h0 + opt.init.value(values)
         argument = argument_of(layer, values)
         zs, hs, h = [], [], h0
         for x in _steps(a_in, opt):
