@@ -401,6 +401,7 @@ def test_expected_table_names_real_specs_and_params():
         assert name in EVERY and param in gradcheck.load(TESTS / name).param_names, (name, param)
 
 
+@pytest.mark.slow  # every spec in the tree, checked in full
 @pytest.mark.parametrize("name", SPECS)
 def test_right_specs_say_nothing(name):
     _, _, grads, _ = load_case(ROOT / name)
@@ -408,6 +409,7 @@ def test_right_specs_say_nothing(name):
         assert run(ROOT / name, param) is None, f"{name}: {param}"
 
 
+@pytest.mark.slow  # every spec in the tree, checked in full
 @pytest.mark.parametrize("name", EVERY)
 def test_every_fixture_says_only_what_is_true(name):
     _, _, grads, _ = load_case(TESTS / name)

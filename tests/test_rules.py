@@ -227,6 +227,7 @@ KIND_ALONE = {  # a spec with the kind as its only non-smooth part, for kinds th
 }
 
 
+@pytest.mark.slow  # every spec in the tree, checked in full
 @pytest.mark.parametrize("key", sorted(KINDS))
 def test_layer_kind_is_bundled_in_the_schema_and_honest_about_the_complex_step(key):
     kind = KINDS[key]

@@ -69,6 +69,7 @@ def resolved_entries_caught(path, method: str, slip: float) -> tuple[int, int]:
     return resolved, caught
 
 
+@pytest.mark.slow  # every spec in the tree, checked in full
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
 def test_defaults_catch_a_relative_1e5_error_in_any_resolved_entry(path):
     """Every entry whose numeric error estimate is below 1e-7 of its size fails when it alone is off by 1e-5,
@@ -79,6 +80,7 @@ def test_defaults_catch_a_relative_1e5_error_in_any_resolved_entry(path):
     assert caught == resolved
 
 
+@pytest.mark.slow  # every spec in the tree, checked in full
 @pytest.mark.parametrize("path", [p for p in BUNDLED if p.name not in ("max_pooling.yaml", "tiny_cnn.yaml")],
                          ids=lambda p: p.name)
 def test_the_complex_step_catches_a_relative_1e9_error_in_any_resolved_entry(path):

@@ -694,6 +694,7 @@ EVERY_SPEC = sorted(str(p.relative_to(ROOT)) for pattern in ("specs/*.yaml", "te
                     "tests/fixtures/kinks/*.yaml", "tests/verdicts/*/*.yaml") for p in ROOT.glob(pattern))
 
 
+@pytest.mark.slow  # every spec in the tree, checked in full
 @pytest.mark.parametrize("path", EVERY_SPEC)
 def test_the_checker_prints_only_true_diagnoses(path):
     result = checked(ROOT / path)
