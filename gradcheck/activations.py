@@ -18,7 +18,8 @@ import numpy as np
 
 from .errors import excerpt
 from . import symbolic as s
-from .expr import MAX_EXPONENT, sigmoid, softmax_columns
+from .expr import MAX_EXPONENT
+from .functions import sigmoid, softmax_columns
 from .suggest import did_you_mean
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import network, numeric, perturb
+from . import network, numeric, perturb_memory
 from .errors import TopOfFile
 from .expr import Name, Num
 from .limits import DEFAULT, Limits, count, hint, size
@@ -83,7 +83,7 @@ def expression_numbers(expression, shapes) -> int:
 
 def per_perturbation_bytes(model: Model, name: str) -> int:
     """What one perturbed evaluation of param `name` holds, in the representation the perturber will use."""
-    return perturb.per_sample_bytes(model, name, {d.name: d.shape for d in model.decls})
+    return perturb_memory.per_sample_bytes(model, name, {d.name: d.shape for d in model.decls})
 
 
 def batch_bytes(model: Model, name: str, batch_memory: int) -> int:

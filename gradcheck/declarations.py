@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .expr import Shape
+from .shapes import Shape
 from .limits import Limits, count, hint
 from .model import Decl, Place
 from .nodes import check_keys, expect_list, key_place, number, text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keyword
 
 from .model import Model
-from .expr import FUNCTIONS
+from .functions import FUNCTIONS
 from .symbolic import Count, Num, Ones, Sym, Var, functions_in
 from .symwalk import Walker
 

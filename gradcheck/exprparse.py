@@ -12,7 +12,8 @@ from typing import Mapping
 import numpy as np
 
 from .errors import SpecError
-from .expr import (FUNCTIONS, MAX_DEPTH, MAX_EXPONENT, Binary, Call, Expr, Expression, Name, Num, Power,
+from .functions import FUNCTIONS
+from .expr import (MAX_DEPTH, MAX_EXPONENT, Binary, Call, Expr, Expression, Name, Num, Power,
                    Transpose, Unary, Where)
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, hint

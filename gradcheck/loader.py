@@ -9,20 +9,22 @@ from __future__ import annotations
 import os
 import re
 
-from . import budget, expr
+from . import budget
 from .activations import TABLE, custom, lookup, with_argument
 from .declarations import check_size, declaration
 from .errors import SpecError, excerpt
-from .expr import Expression, Shape, Where, broadcast, fmt_shape
+from .expr import Expression
 from .exprparse import parse
+from .functions import FUNCTIONS
 from .kinds import KEYED, KINDS
 from .kinds.geometry import Upstream
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, count, hint
 from .losses import LOSSES, unknown_loss, unknown_objective, with_target
 from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Ref, Term
-from .nodes import check_keys, describe, expect_list, expect_mapping, key_place, number, place_of, text
+from .nodes import check_keys, expression_where, describe, expect_list, expect_mapping, key_place, number, place_of, text
 from .options import MAX_SEED, METHODS, Mode, setting_problem
+from .shapes import Shape, broadcast, fmt_shape
 from .suggest import did_you_mean
 from .yamlsrc import Node
 
@@ -32,7 +34,7 @@ TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", 
 TERM_KEYS = ("input", "layers", "objective", "coef")
 LAYER_KEYS = ("weight", "bias", "activation", *KEYED)
 CHECK_KEYS = ("eps", "rtol", "atol", "mode", "method")
-RESERVED = {"I", "z"} | set(expr.FUNCTIONS)
+RESERVED = {"I", "z"} | set(FUNCTIONS)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -371,60 +373,6 @@ class Loader:
                                               f'{", ".join(METHODS)}')
             options["method"] = method
         return CheckOptions(**options)
-
-
-def expression_where(node: Node, source_lines: list[str] | None = None) -> Where:
-    """Where an expression's characters stand: after the quote of a quoted scalar; every character
-    mapped to its own line and column when the text can be aligned with the file's."""
-    if node.style in ("|", ">"):
-        where = Where(node.file, node.line + 1, node.col + 2)
-    else:
-        where = Where(node.file, node.line, node.col + (1 if node.style in ("'", '"') else 0))
-    start = (node.line + 1, 1) if node.style in ("|", ">") else (where.line, where.col)  # after indicator or quote
-    positions = align(str(node.value), source_lines, *start) if source_lines else None
-    if positions is None:
-        return where
-    text = str(node.value)
-    starts = (0,) + tuple(i + 1 for i, ch in enumerate(text) if ch == "\n")
-    return Where(where.file, where.line, where.col, positions, starts)
-
-
-# What may stand in a scalar's source between the characters of its value: quotes, block
-# indicators (`>-`, `|+2`), a backslash line continuation. Anything else means escapes: no alignment.
-_SKIPPABLE = set("\"'>|+-\\0123456789")
-
-
-def align(value: str, lines: list[str], line: int, col: int) -> tuple | None:
-    """(line, col) in the file of each character of a scalar's value, or None when they cannot be matched.
-
-    Folding turns a line break and the next line's indentation into one space; a block scalar
-    starts after its indicator; the value's characters are otherwise the source's, in order.
-    """
-    out = []
-    row, j = line - 1, col - 1  # 0-based place in `lines`
-    for ch in value:
-        while True:
-            if row >= len(lines):
-                return None
-            text = lines[row]
-            if j >= len(text):  # the end of a source line: a line break
-                if ch == "\n" or (ch == " " and out):
-                    break
-                row, j = row + 1, 0
-                continue
-            if text[j] == ch:
-                break
-            if text[j] in " \t" or text[j] in _SKIPPABLE:
-                j += 1
-                continue
-            return None
-        if j >= len(lines[row]):  # a folded break (a space) or a kept one ("\n"): it stands at the line's end
-            out.append((row + 1, max(len(lines[row]), 1)))
-            row, j = row + 1, 0
-        else:
-            out.append((row + 1, j + 1))
-            j += 1
-    return tuple(out) or None
 
 
 def default_name(path: str) -> str:

@@ -12,7 +12,8 @@ import numpy as np
 from .activations import Activation
 from .errors import Located
 from .losses import LOSSES, Loss
-from .expr import Expression, Shape
+from .expr import Expression
+from .shapes import Shape
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .errors import excerpt
+from .expr import Where
 from .model import Place
 from .suggest import did_you_mean
 from .yamlsrc import Node
@@ -108,3 +109,57 @@ def text(node: Node, what: str) -> str:
     if isinstance(node.value, (dict, list)) or node.value is None:
         raise node.error(f"{what} must be text, not {describe(node.value)}")
     return str(node.value)
+
+
+def expression_where(node: Node, source_lines: list[str] | None = None) -> Where:
+    """Where an expression's characters stand: after the quote of a quoted scalar; every character
+    mapped to its own line and column when the text can be aligned with the file's."""
+    if node.style in ("|", ">"):
+        where = Where(node.file, node.line + 1, node.col + 2)
+    else:
+        where = Where(node.file, node.line, node.col + (1 if node.style in ("'", '"') else 0))
+    start = (node.line + 1, 1) if node.style in ("|", ">") else (where.line, where.col)  # after indicator or quote
+    positions = align(str(node.value), source_lines, *start) if source_lines else None
+    if positions is None:
+        return where
+    text = str(node.value)
+    starts = (0,) + tuple(i + 1 for i, ch in enumerate(text) if ch == "\n")
+    return Where(where.file, where.line, where.col, positions, starts)
+
+
+# What may stand in a scalar's source between the characters of its value: quotes, block
+# indicators (`>-`, `|+2`), a backslash line continuation. Anything else means escapes: no alignment.
+_SKIPPABLE = set("\"'>|+-\\0123456789")
+
+
+def align(value: str, lines: list[str], line: int, col: int) -> tuple | None:
+    """(line, col) in the file of each character of a scalar's value, or None when they cannot be matched.
+
+    Folding turns a line break and the next line's indentation into one space; a block scalar
+    starts after its indicator; the value's characters are otherwise the source's, in order.
+    """
+    out = []
+    row, j = line - 1, col - 1  # 0-based place in `lines`
+    for ch in value:
+        while True:
+            if row >= len(lines):
+                return None
+            text = lines[row]
+            if j >= len(text):  # the end of a source line: a line break
+                if ch == "\n" or (ch == " " and out):
+                    break
+                row, j = row + 1, 0
+                continue
+            if text[j] == ch:
+                break
+            if text[j] in " \t" or text[j] in _SKIPPABLE:
+                j += 1
+                continue
+            return None
+        if j >= len(lines[row]):  # a folded break (a space) or a kept one ("\n"): it stands at the line's end
+            out.append((row + 1, max(len(lines[row]), 1)))
+            row, j = row + 1, 0
+        else:
+            out.append((row + 1, j + 1))
+            j += 1
+    return tuple(out) or None

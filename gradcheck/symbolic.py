@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .expr import FUNCTIONS, Binary, Call, Expr, Name, Power, Shape, Transpose as ExprTranspose, Unary, broadcast
+from .expr import Binary, Call, Expr, Name, Power, Transpose as ExprTranspose, Unary
+from .functions import FUNCTIONS
+from .shapes import Shape, broadcast
 from .expr import Num as ExprNum
 
 # Precedence, as Python parses the text: + - < * / @ < unary minus < ** < atoms, calls and .T

@@ -11,7 +11,7 @@ import time
 
 from .deadline import SpecTimeout, time_limit, timeout_error
 from .errors import SpecError
-from .expr import fmt_shape
+from .shapes import fmt_shape
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 from .model import Model

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.expr import FUNCTIONS, Where
+from gradcheck.expr import Where
+from gradcheck.functions import FUNCTIONS
 from gradcheck.exprparse import parse
 
 RNG = np.random.default_rng(7)

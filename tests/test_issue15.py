@@ -365,7 +365,7 @@ def grid_spec(terms: int, layers: int) -> str:
 
 def test_work_per_param_does_not_grow_with_the_whole_spec(tmp_path, monkeypatch):
     """Layer walks grow with terms × layers (linear), not with their square."""
-    from gradcheck import model as model_module, perturb
+    from gradcheck import model as model_module, rowpatch
 
     calls = {"n": 0}
     original = model_module.layer_refs
@@ -375,7 +375,7 @@ def test_work_per_param_does_not_grow_with_the_whole_spec(tmp_path, monkeypatch)
         return original(layer)
 
     monkeypatch.setattr(model_module, "layer_refs", counted)
-    monkeypatch.setattr(perturb, "layer_refs", counted)
+    monkeypatch.setattr(rowpatch, "layer_refs", counted)
     counts = []
     for terms in (4, 16):
         spec = tmp_path / f"grid{terms}.yaml"

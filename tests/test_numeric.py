@@ -9,7 +9,8 @@ import pytest
 import gradcheck
 from conftest import invoke
 from gradcheck import network, numeric
-from gradcheck.perturb import Perturber, term_uses
+from gradcheck.perturb import Perturber
+from gradcheck.rowpatch import term_uses
 
 BUNDLED = sorted(glob.glob("specs/*.yaml"))
 

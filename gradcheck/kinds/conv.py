@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .. import structured
-from ..expr import Shape, fmt_shape
+from ..shapes import Shape, fmt_shape
 from ..model import ConvOptions, Layer, Ref, fmt_image
 from ..nodes import check_keys, expect_mapping, place_of
 from ..trace import LayerTrace, accumulate, activate, activation_backward

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import symbolic as s
-from ..expr import fmt_shape
+from ..shapes import fmt_shape
 from ..model import Layer
 from ..nodes import place_of
 from ..trace import LayerTrace, accumulate, activate, activation_backward

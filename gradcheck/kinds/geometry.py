@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import math
 
 
-from ..expr import Shape, fmt_shape
+from ..shapes import Shape, fmt_shape
 from ..yamlsrc import Node
 from ..model import Layer, fmt_image
 from ..nodes import expect_list, whole

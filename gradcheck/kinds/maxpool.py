@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .. import structured
-from ..expr import Shape
+from ..shapes import Shape
 from ..model import Layer, PoolOptions, fmt_image
 from ..nodes import check_keys, expect_mapping, place_of
 from ..trace import LayerTrace, activate, activation_backward

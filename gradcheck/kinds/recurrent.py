@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..activations import TABLE
-from ..expr import Shape, fmt_shape
+from ..shapes import Shape, fmt_shape
 from ..limits import count, hint
 from ..model import ActivationUse, Layer, RecurrentOptions, Ref
 from ..nodes import check_keys, expect_mapping, number, place_of
