@@ -734,8 +734,8 @@ def report(sections: list[str], peers: dict, command: str, budget: float, second
             "1e-8·max(1, |J|)), a = gradcheck's backprop gradient, n = the method's numeric gradient. "
             "torch and jax return only pass/fail (at their default tolerances), gradcheck fast compares "
             "directional derivatives, so they have no per-entry error. gradcheck's error is computed on "
-            "the numeric gradient its full check returns (ParamResult.entries); its own metric (floor "
-            "atol/rtol, 1e-2·max(1,|J|) for central) is in the notes. scipy's is computed from approx_fprime at check_grad's default step, outside "
+            "the numeric gradient its full check returns (ParamResult.entries); its own metric (floored "
+            "by each entry's estimated numeric error, not by |J|) is in the notes. scipy's is computed from approx_fprime at check_grad's default step, outside "
             "the timing.", "",
             f"Rows marked est.: a single run was predicted to exceed {budget:g} s, so the method was timed "
             "on a subset of the entries (the same function, the other entries held fixed: random entries "
