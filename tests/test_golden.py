@@ -45,7 +45,7 @@ def _explained(path: Path, emit: bool) -> str:
 
 
 def _explain_golden(path: Path, emit: bool) -> Path:
-    return GOLDEN / "explain" / f"{path.parent.name}_{path.stem}.{'py' if emit else 'json'}"
+    return GOLDEN / "explain" / f"{path.parent.name}_{path.stem}.{'emitted.txt' if emit else 'json'}"
 
 
 @pytest.fixture(autouse=True)
