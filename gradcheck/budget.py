@@ -83,7 +83,8 @@ def expression_numbers(expression, shapes) -> int:
 
 def per_perturbation_bytes(model: Model, name: str) -> int:
     """What one perturbed evaluation of param `name` holds, in the representation the perturber will use."""
-    return perturb_memory.per_sample_bytes(model, name, {d.name: d.shape for d in model.decls})
+    return perturb_memory.per_sample_bytes(model, name, {d.name: d.shape for d in model.decls},
+                                           _method(model) != "complex-step")
 
 
 def batch_bytes(model: Model, name: str, batch_memory: int) -> int:

@@ -167,7 +167,7 @@ def _estimate(perturber: Perturber, sides: list, settings: Settings, entries) ->
     where the error is what decides."""
     model, values, name = perturber.model, perturber.values, perturber.name
     theta = values[name]
-    batch = max(2, settings.memory // perturber.per_sample_bytes())
+    batch = max(2, settings.memory // perturber.per_sample_bytes(settings.method != "complex-step"))
     method, eps, rtol, atol = settings.method, settings.eps, settings.rtol, settings.atol
     est = numeric.estimate(perturber, theta, entries, method, eps, batch)
     unusable = ~np.isfinite(est.values)  # a stencil that left a domain: smaller steps may stay inside it

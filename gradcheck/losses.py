@@ -21,6 +21,7 @@ import numpy as np
 from .errors import excerpt
 from . import symbolic as s
 from .activations import softplus
+from .lowrank import squared_error_change
 from .suggest import did_you_mean
 
 
@@ -45,6 +46,7 @@ class Fused:
     grad_y: Callable  # (z, a, y) -> ∂L/∂y per entry
     elementwise: bool  # L_ij depends on z_ij alone (else on its whole column)
     rows: Callable | None  # (z, y, rows, new) -> (ΔL, size) per column when one row of z moves; None: elementwise
+    moved: Callable | None  # (z, y, dz) -> (ΔL, size) per column when z moves by dz (B, n, m); None: entry by entry
     sym_delta: Callable  # (a, y, onehot) -> δ as a symbol, before coef and 1/m
     text: Callable  # (a, y, onehot) -> δ as the UFLDL table writes it, before coef and 1/m
 
@@ -65,6 +67,7 @@ class Loss:
     grad_text: Callable  # (a, y, size) -> ∂J/∂a as table text, or None where it is 1
     edges: tuple[Edge, ...]
     fused: dict  # activation name -> Fused
+    low_rank: Callable | None  # (a, y, LowRank) -> (Σ ΔL, size) per variant, after an identity activation; None: dense
 
     def __post_init__(self):
         if self.needs_target != (self.grad_y is not None) or self.needs_target != (self.sym_grad_y is not None):
@@ -76,13 +79,14 @@ def _per_column(shape, reduce: str) -> float:
     return 1.0 / shape[-1] if reduce == "mean" else 1.0
 
 
-def _loss(name, entry, grad_a, grad_y, sym_total, sym_grad_a, sym_grad_y, grad_text, edges=(), fused=None) -> Loss:
+def _loss(name, entry, grad_a, grad_y, sym_total, sym_grad_a, sym_grad_y, grad_text, edges=(), fused=None,
+          low_rank=None) -> Loss:
     """A loss with a target; reduce: mean divides by the number of columns."""
     def sym_value(a, y, reduce, count):
         total = sym_total(a, y)
         return s.div(total, count(a, 1)) if reduce == "mean" else total
     return Loss(name, True, entry, grad_a, grad_y, _per_column, sym_value, sym_grad_a, sym_grad_y, grad_text,
-                tuple(edges), fused or {})
+                tuple(edges), fused or {}, low_rank)
 
 
 def _bce(a, y):
@@ -97,13 +101,14 @@ def _log_sum_exp(z):
 
 SIGMOID_BCE = Fused(
     entry=lambda z, y: softplus(z) - y * z,  # −y log σ(z) − (1 − y) log(1 − σ(z))
-    delta=lambda z, a, y: a - y, grad_y=lambda z, a, y: -z * np.ones_like(a), elementwise=True, rows=None,
+    delta=lambda z, a, y: a - y, grad_y=lambda z, a, y: -z * np.ones_like(a), elementwise=True, rows=None, moved=None,
     sym_delta=lambda a, y, onehot: s.sub(a, y), text=lambda a, y, onehot: f"{a} - {y}")
 
 SOFTMAX_CE = Fused(
     entry=lambda z, y: -y * (z - _log_sum_exp(z)),
     delta=lambda z, a, y: a * np.sum(y, axis=-2, keepdims=True) - y, grad_y=lambda z, a, y: _log_sum_exp(z) - z,
     elementwise=False, rows=lambda z, y, rows, new: _softmax_ce_rows(z, y, rows, new),
+    moved=lambda z, y, dz: _softmax_ce_moved(z, y, dz),
     sym_delta=lambda a, y, onehot: _ce_softmax_delta(a, y, onehot),
     text=lambda a, y, onehot: f"{a} - {y}" if onehot else f"{a} • sum({y}, axis=0) - {y}")
 
@@ -126,6 +131,21 @@ def _softmax_ce_rows(z, y, rows, new):
     return change, 2.0 * before + y_abs * dlse - np.abs(y_rows) * dz
 
 
+def _softmax_ce_moved(z, y, dz):
+    """(Σ_column ΔL, Σ_column |L(new)| + |L(old)|) per (perturbation, column) when z moves by dz (B, k, m).
+
+    Each column's log-sum-exp moves by log1p(Σ p·expm1(Δz)) (p the base softmax): no second log-sum-exp of
+    the base, no softmax of the moved z; every entry moves by y·(Δlse − Δz).
+    """
+    lse = _log_sum_exp(z)
+    dlse = np.log1p(np.sum(np.exp(z - lse) * np.expm1(dz), axis=-2))  # (B, m)
+    change = np.sum(y, axis=-2) * dlse - np.sum(y * dz, axis=-2)
+    if np.iscomplexobj(change):  # Σ|Im L(new)| = Σ |y|·|Im Δz − Im Δlse|
+        return change, np.sum(np.abs(y) * np.abs(dz.imag - dlse.imag[..., None, :]), axis=-2)
+    before = np.sum(np.abs(y) * (lse - z), axis=-2)  # log-softmax ≤ 0: |L| = |y|·(lse − z), as in _softmax_ce_rows
+    return change, 2.0 * before + np.sum(np.abs(y), axis=-2) * dlse - np.sum(np.abs(y) * dz, axis=-2)
+
+
 def _ce_softmax_delta(a, y, onehot):
     """Columns of a one-hot Y sum to 1, so a • sum(Y, axis=0) − Y is a − Y."""
     return s.sub(a, y) if onehot else s.sub(s.mul(a, s.fn("sum", y, axis=0)), y)
@@ -134,14 +154,14 @@ def _ce_softmax_delta(a, y, onehot):
 ROWS: tuple[Loss, ...] = (
     Loss("sum", False, lambda a, y: a, lambda a, y: np.ones_like(a), None, lambda shape, reduce: 1.0,
          lambda a, y, reduce, count: s.fn("sum", a), lambda a, y, ones_like, count: ones_like(a), None,
-         lambda a, y, size: None, (), {}),
+         lambda a, y, size: None, (), {}, None),
     Loss("mean", False, lambda a, y: a, lambda a, y: np.ones_like(a), None,
          lambda shape, reduce: 1.0 / (shape[-2] * shape[-1]),
          lambda a, y, reduce, count: s.fn("mean", a), lambda a, y, ones_like, count: s.div(ones_like(a), count(a, None)),
-         None, lambda a, y, size: f"1 / {size}", (), {}),
+         None, lambda a, y, size: f"1 / {size}", (), {}, None),
     _loss("squared_error", lambda a, y: 0.5 * np.square(a - y), lambda a, y: a - y, lambda a, y: y - a,
           lambda a, y: s.mul(0.5, s.fn("sum", s.power(s.sub(a, y), 2))), lambda a, y, ones_like, count: s.sub(a, y),
-          lambda a, y: s.sub(y, a), lambda a, y, size: f"{a} - {y}"),
+          lambda a, y: s.sub(y, a), lambda a, y, size: f"{a} - {y}", low_rank=squared_error_change),
     _loss("binary_cross_entropy", _bce, lambda a, y: (a - y) / (a * (1.0 - a)), lambda a, y: np.log1p(-a) - np.log(a),
           lambda a, y: s.fn("sum", s.sub(s.mul(s.neg(y), s.fn("log", a)), s.mul(s.sub(1, y), s.fn("log", s.sub(1, a))))),
           lambda a, y, ones_like, count: s.div(s.sub(a, y), s.mul(a, s.sub(1, a))),

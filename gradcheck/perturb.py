@@ -25,6 +25,7 @@ from . import network
 from .kinds import KINDS
 from .trace import activate, discrete_state
 from .model import Layer, Model, Ref, Term
+from .lowrank import LowRank
 from .perturb_memory import per_sample_bytes
 from .rowpatch import RowPatch, term_uses, uses
 
@@ -50,9 +51,9 @@ class Perturber:
                        for tr, u in zip(self.traces, used)]
         self.kind_states = [[_kind_state(lt) for lt in tr.layers] if u else None for tr, u in zip(self.traces, used)]
 
-    def per_sample_bytes(self) -> int:
-        """Memory one perturbation needs, following the representation a run will use."""
-        return per_sample_bytes(self.model, self.name, {k: np.shape(v) for k, v in self.values.items()})
+    def per_sample_bytes(self, real: bool = True) -> int:
+        """Memory one perturbation needs, following the representation a run will use (`real`: real steps)."""
+        return per_sample_bytes(self.model, self.name, {k: np.shape(v) for k, v in self.values.items()}, real)
 
     def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ΔJ, crossed a kink, size) per perturbation, for entry flat[b] moved by delta[b].
@@ -199,13 +200,17 @@ class _TermRun:
             if isinstance(state, RowPatch) and layer.weight is None and self.same_rows(layer, refs, state):
                 return self.rows_again(index, layer, state, refs)
             if all(r is layer.weight or r is layer.bias for r in refs):
-                return self.activate_dense(index, layer, self.second_use_z(index, layer, state, refs))
+                return self.low_rank(index, layer, state, refs) or \
+                    self.activate_dense(index, layer, self.second_use_z(index, layer, state, refs))
         if isinstance(state, RowPatch) and KINDS[layer.kind].row_patch and not refs:
             if layer.weight is None:
                 bias = 0.0 if layer.bias is None else np.broadcast_to(layer.bias.value(self.o.values), lt.z.shape)
                 vals = state.vals + (bias[state.rows] if layer.bias is not None else 0.0)
                 return self.activate_rows(index, layer, RowPatch(lt.z, state.rows, vals))
             # z = W a: only column rows[b] of W meets the changed row: a rank-1 change of z.
+            moved = self.low_rank(index, layer, state, refs)
+            if moved is not None:
+                return moved
             W = layer.weight.value(self.o.values)
             diff = state.vals - state.base[state.rows]
             if state.rows.ndim == 1:
@@ -215,6 +220,25 @@ class _TermRun:
             return self.activate_dense(index, layer, z)
         a_in = state.dense() if isinstance(state, RowPatch) else state
         return self.dense_layer(index, layer, a_in)
+
+    def low_rank(self, index: int, layer: Layer, state, refs: list[Ref]) -> LowRank | None:
+        """The last layer's z as base + rank-1 terms (lowrank.py) when its loss takes them: a moved row of the
+        input meets one column of W, and p read again as W adds its entry's own row. None: go dense."""
+        obj, lt = self.term.objective, self.trace.layers[index]
+        if index != len(self.term.layers) - 1 or not isinstance(state, RowPatch) or state.rows.ndim != 1 or \
+                layer.weight is None or any(r is not layer.weight for r in refs) or self.states[index] is not None or \
+                (obj.target is not None and obj.target.name == self.o.name):
+            return None
+        identity = layer.activation.row.name == "identity" and layer.activation.argument is None
+        if not (self.fused is not None and self.fused.moved is not None or identity and obj.row.low_rank is not None
+                and not np.iscomplexobj(self.delta)):  # squared error's sizes are for real steps
+            return None
+        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows, state.vals - state.base[state.rows])
+        if refs:  # W[i, j] moved: row i of z gains δ·a_in[j] (with .T, row j gains δ·a_in[i])
+            r, c = (self.cols, self.rows) if layer.weight.transposed else (self.rows, self.cols)
+            moved.rows, moved.w = r, self.delta[:, None] * self.input_rows(index, state, c)
+        self.z_last = moved
+        return moved
 
     # -- a second use of p: its moved entry's own term, never stacked copies of p
 
@@ -325,6 +349,8 @@ class _TermRun:
     def activate_dense(self, index: int, layer: Layer, z: np.ndarray):
         self.z_last = z
         self.note_kinks(index, layer, z)
+        if index == len(self.term.layers) - 1 and self.fused is not None and self.fused.moved is not None:
+            return z  # the fused loss reads z_last alone: no softmax of the moved z
         return activate(layer, None, z, self.o.values).a
 
     def note_kinks(self, index: int, layer: Layer, z) -> None:
@@ -366,6 +392,13 @@ class _TermRun:
         if isinstance(new, RowPatch) and not target_moves and fused is not None and fused.rows is not None:
             change, size = fused.rows(base, y_base, new.rows, new.vals)  # per column, O(m) a perturbation
             return self.summed(a_base, change, size)
+        if isinstance(new, LowRank) and fused is None:  # identity then a loss that takes the factors
+            scale = obj.row.scale(a_base.shape, obj.reduce)
+            return tuple(scale * x for x in obj.row.low_rank(base, y_base, new))
+        if not target_moves and fused is not None and fused.moved is not None and \
+                (isinstance(new, LowRank) or np.ndim(new) == 3):
+            dz = new.dz() if isinstance(new, LowRank) else new - base
+            return self.summed(a_base, *fused.moved(base, y_base, dz))
         if isinstance(new, RowPatch) and not target_moves and (fused is None or fused.elementwise):
             y_rows = None if y_base is None else y_base[new.rows]
             after, before = self.losses(new.vals, y_rows), self.losses(base[new.rows], y_rows)

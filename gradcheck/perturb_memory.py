@@ -16,13 +16,15 @@ BYTES = 8  # float64
 TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the loss's new, old, change, size…)
 
 
-def per_sample_bytes(model: Model, name: str, shapes: dict) -> int:
-    """Bytes one perturbation of `name` holds at its largest, from shapes alone (budget.py sizes the check by it)."""
-    numbers = max((_term_numbers(term, name, shapes) for term in model.terms if term_uses(term, name)), default=1)
+def per_sample_bytes(model: Model, name: str, shapes: dict, real: bool = True) -> int:
+    """Bytes one perturbation of `name` holds at its largest, from shapes alone (budget.py sizes the check by it);
+    `real`: real steps (the complex step takes no low-rank squared error)."""
+    numbers = max((_term_numbers(term, name, shapes, real) for term in model.terms if term_uses(term, name)),
+                  default=1)
     return BYTES * numbers
 
 
-def _term_numbers(term: Term, name: str, shapes: dict) -> int:
+def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int:
     """Numbers one perturbation holds along a term, walked as _TermRun.run walks it: temporaries of a row while a
     patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
     size = int(np.prod(shapes[name]))
@@ -36,6 +38,12 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
         if not started and not refs:
             continue
         m = layer.out_shape[1]
+        if started and rows and width == 1 and _low_rank_last(term, index, layer, name, real):
+            # the last z as its rank-1 factors (lowrank.py): a softmax's loss reads the dense Δz, squared error not
+            n = layer.out_shape[0]
+            if network.fused_loss(term) is not None:  # the dense Δz and its column sums
+                return max(peak, TEMPORARIES * (2 * m + n * m))
+            return max(peak, TEMPORARIES * 2 * m + 2 * n)  # the moved row's temporaries, W's column u and u·u
         if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
             rows = KINDS[layer.kind].row_patch and layer.weight is None and \
                 all(_same_row(layer, r, shapes, transposed) for r in refs)
@@ -57,6 +65,17 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
         stacked = size if (refs and not patched and not carried) or stacked else 0
         peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
+
+
+def _low_rank_last(term: Term, index: int, layer: Layer, name: str, real: bool) -> bool:
+    """A patched row meets the last layer's weight, whose loss takes rank-1 factors (as _TermRun.low_rank decides)."""
+    if index != len(term.layers) - 1 or layer.weight is None or not KINDS[layer.kind].row_patch or \
+            any(r is not layer.weight for r in uses(layer, name)) or layer.activation.row.kinks or \
+            (term.objective.target is not None and term.objective.target.name == name):
+        return False
+    fused = network.fused_loss(term)
+    identity = layer.activation.row.name == "identity" and layer.activation.argument is None
+    return fused is not None and fused.moved is not None or identity and real and term.objective.row.low_rank is not None
 
 
 def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:

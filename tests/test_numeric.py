@@ -326,6 +326,14 @@ SHORTCUTS = {
     "bias_twice": "input: x\nlayers: [{weight: W, bias: Pc, activation: tanh}, {bias: Pc, activation: sigmoid}]",
     "weight_twice_after_dense": "input: x5\nlayers: [{weight: S, activation: tanh}, {weight: U5, activation: softplus}, "
                                 "{weight: S, bias: Sc, activation: sigmoid}]",
+    "tied_squared_error": "input: x5\nlayers: [{weight: S, activation: tanh}, {weight: S.T}]\n"
+                          "objective: {loss: squared_error, target: x5, reduce: mean}",
+    "hidden_then_squared_error": "input: x\nlayers: [{weight: P, bias: Pc, activation: tanh}, {weight: U, bias: Sc2}]\n"
+                                 "objective: {loss: squared_error, target: y2}",
+    "mlp_softmax_ce": "input: x\nlayers: [{weight: P, bias: Pc, activation: tanh}, {weight: U3, activation: softmax}]\n"
+                      "objective: {loss: cross_entropy, target: Y, reduce: mean}",
+    "tied_softmax_ce": "input: x5\nlayers: [{weight: S, activation: tanh}, {weight: S.T, activation: softmax}]\n"
+                       "objective: {loss: cross_entropy, target: Y5}",
     "softmax_ce_after_bias_layer": "input: x\nlayers: [{weight: P, activation: tanh}, {bias: Pc, activation: softmax}]\n"
                                    "objective: {loss: cross_entropy, target: Y, reduce: mean}",
 }
@@ -337,6 +345,10 @@ SQUARE = """\
 data:
   x5: {shape: [5, 5]}
   U5: {shape: [5, 5], std: 0.4}
+  U3: {shape: [3, 3]}
+  Y5: {shape: [5, 5], init: onehot}
+  y2: {shape: [2, 5]}
+  Sc2: {shape: [2, 1]}
 """
 
 

@@ -1,0 +1,55 @@
+"""A dense last layer's z moved by a low-rank term: what one moved row below it (and a second use of the
+param in that layer) does to z, kept as its factors so that a loss can take the change without the dense copies.
+
+Variant b of z (n, m) is  z + W[:, cols[b]] v[b]ᵀ + e_{rows[b]} w[b]ᵀ : the moved row v of the layer's input
+meets one column of its weight W (rank 1), and a second use of the param as that weight adds the moved entry's
+own row w. Squared error then needs only ⟨R, Δ⟩ + ½‖Δ‖² with R = z − y, O(m) a perturbation after one
+product WᵀR; a softmax with cross-entropy takes the dense Δz (its columns' log-sum-exp read every entry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class LowRank:
+    """B variants of `base` (n, m): base + W[:, cols[b]] ⊗ v[b] (+ w[b] added to row rows[b])."""
+
+    base: np.ndarray
+    W: np.ndarray
+    cols: np.ndarray
+    v: np.ndarray
+    rows: np.ndarray | None = None
+    w: np.ndarray | None = None
+
+    def dz(self) -> np.ndarray:
+        """Δz of every variant, dense (B, n, m)."""
+        out = self.W[:, self.cols].T[:, :, None] * self.v[:, None, :]
+        if self.rows is not None:
+            out[np.arange(len(self.cols)), self.rows] += self.w
+        return out
+
+    def dense(self) -> np.ndarray:
+        return self.base[None] + self.dz()
+
+
+def squared_error_change(a, y, moved: LowRank):
+    """(Σ ΔL, Σ |L(new)| + |L(old)|) per variant for L = ½(a − y)², a = z moved by `moved` (real steps).
+
+    ΔL summed is ⟨R, Δ⟩ + ½ Σ Δ²: ⟨R, u vᵀ⟩ = (WᵀR)[col]·v and ⟨R, e_r wᵀ⟩ = R[r]·w; Σ(u vᵀ)² = (u·u)(v·v).
+    L ≥ 0 everywhere, so the sizes summed over every entry are 2 Σ L(old) + Σ ΔL, as the dense route finds them.
+    """
+    R = a - y
+    u = moved.W[:, moved.cols].T  # (B, n)
+    dot = np.einsum("bm,bm->b", (moved.W.T @ R)[moved.cols], moved.v)
+    square = np.einsum("bn,bn->b", u, u) * np.einsum("bm,bm->b", moved.v, moved.v)
+    if moved.rows is not None:
+        B = np.arange(len(moved.cols))
+        dot = dot + np.einsum("bm,bm->b", R[moved.rows], moved.w)
+        square = square + 2 * u[B, moved.rows] * np.einsum("bm,bm->b", moved.v, moved.w) + \
+            np.einsum("bm,bm->b", moved.w, moved.w)
+    change = dot + 0.5 * square
+    return change, np.sum(np.square(R)) + change
