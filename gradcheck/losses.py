@@ -138,12 +138,15 @@ def _softmax_ce_moved(z, y, dz):
     the base, no softmax of the moved z; every entry moves by y·(Δlse − Δz).
     """
     lse = _log_sum_exp(z)
-    dlse = np.log1p(np.sum(np.exp(z - lse) * np.expm1(dz), axis=-2))  # (B, m)
-    change = np.sum(y, axis=-2) * dlse - np.sum(y * dz, axis=-2)
+    y_dz = np.einsum("bkm,km->bm", dz, y)
+    grown = np.expm1(dz)
+    grown *= np.exp(z - lse)
+    dlse = np.log1p(np.sum(grown, axis=-2))  # (B, m)
+    change = np.sum(y, axis=-2) * dlse - y_dz
     if np.iscomplexobj(change):  # Σ|Im L(new)| = Σ |y|·|Im Δz − Im Δlse|
         return change, np.sum(np.abs(y) * np.abs(dz.imag - dlse.imag[..., None, :]), axis=-2)
     before = np.sum(np.abs(y) * (lse - z), axis=-2)  # log-softmax ≤ 0: |L| = |y|·(lse − z), as in _softmax_ce_rows
-    return change, 2.0 * before + np.sum(np.abs(y), axis=-2) * dlse - np.sum(np.abs(y) * dz, axis=-2)
+    return change, 2.0 * before + np.sum(np.abs(y), axis=-2) * dlse - np.einsum("bkm,km->bm", dz, np.abs(y))
 
 
 def _ce_softmax_delta(a, y, onehot):
