@@ -393,7 +393,7 @@ def test_conv_kernel_patch_equals_the_dense_route_to_1e12(placement):
             assert_shortcut_exact(spec, name, placement)
 
 
-@pytest.mark.parametrize("placement", ["recurrent_last", "recurrent_all", "recurrent_tied"])
+@pytest.mark.parametrize("placement", ["recurrent_last", "recurrent_all", "recurrent_tied", "recurrent_twice"])
 def test_recurrent_moved_entry_equals_the_dense_route_to_1e12(placement):
     """Recurrent.moved: the base weights once over the batch plus the moved entry's own term, exact."""
     text = STRUCTURED.get(placement) or (
@@ -405,6 +405,9 @@ def test_recurrent_moved_entry_equals_the_dense_route_to_1e12(placement):
                                                                                     "Wh2: {shape: [3, 3]}")
         text = text.replace("Wh2", "Wh").replace("{weight: Wh, activation: sigmoid}", "{weight: U9, activation: sigmoid}")
         decls = decls.replace("data:\n", "data:\n  U9: {shape: [2, 9]}\n")
+    if placement == "recurrent_twice":  # the second layer's input already moved: (hidden, B, m) columns
+        text = STRUCTURED["recurrent_all"] + ("\n  - recurrent: {hidden_weight: Wh, input_weight: Wh, bias: rb, "
+                                              "steps: 3, activation: tanh, output: last}")
     spec = gradcheck.loads(decls + text)
     for name in ("Wh", "Wx", "rb"):
         if any(term_uses(t, name) for t in spec.model.terms):

@@ -41,36 +41,58 @@ class Recurrent:
     @staticmethod
     def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
         """The batched forward with entry (rows[b], cols[b]) of a weight or the bias moved by delta[b] in member b:
-        each step multiplies the base weights once over the whole batch (one GEMM, no stacked copies), and adds
-        the moved entry's own term δ·h[j] or δ·x[j] to row i. None for other uses (init, argument): go dense."""
+        each step multiplies the base weights once over the whole batch (one GEMM over (hidden, B·m), no stacked
+        copies), and adds the moved entry's own term δ·h[j] or δ·x[j] to row i. Steps the move has not reached yet
+        (Wh moved while h is still 0) stay the base pass's. None for other uses (init, argument): go dense."""
         opt = layer.options
-        if any(r is not opt.hidden_weight and r is not opt.input_weight and r is not opt.bias for r in refs):
+        if any(r is not opt.hidden_weight and r is not opt.input_weight and r is not opt.bias for r in refs) or \
+                (layer.activation.row.takes_argument and layer.activation.argument is None):  # custom f: its env
             return None
         B, batch, delta = len(rows), np.arange(len(rows)), np.asarray(delta)
         wh, wx = opt.hidden_weight.value(values), opt.input_weight.value(values)
         bias = 0.0 if opt.bias is None else opt.bias.value(values)
-        m = a_in.shape[-1]
-        h = np.zeros((opt.hidden, m))
+        m, n = a_in.shape[-1], opt.hidden
+        h = np.zeros((n, m))
         if opt.init is not None:  # broadcast to (hidden, m), as the forward pass does
             h = h + opt.init.value(values)
         argument = argument_of(layer, values)
+        if np.ndim(argument) == 2:  # (hidden, m) or (hidden, 1) against the (hidden, B, m) layout below
+            argument = argument[:, None, :]
+        only_hidden = all(r is opt.hidden_weight for r in refs)
         zs, hs = [], []
-        for x in _steps(a_in, opt):
-            z = (_shared_matmul(wh, h, B) + _shared_matmul(wx, x, B) + bias).astype(np.result_type(delta, float))
+        for x in _steps(a_in, opt):  # h and x are (k, m) while shared by every member, else (k, B, m)
+            if x.ndim == 3:
+                x = x.transpose(1, 0, 2)
+            fed = _matmul(wx, x) + (bias if np.ndim(bias) < 2 or x.ndim == 2 else bias[:, None, :])
+            fed = fed[:, None, :] if fed.ndim == 2 else fed  # (n, 1 or B, m)
+            if h.ndim == 2 and x.ndim == 2 and only_hidden and not np.any(h):  # δ·h[j] = 0: the base step, exactly
+                z = _matmul(wh, h) + fed[:, 0]
+                h = apply(layer, z, argument[:, 0] if np.ndim(argument) == 3 else argument)
+                zs.append(np.broadcast_to(z[:, None, :], (n, B, m)))
+                hs.append(np.broadcast_to(h[:, None, :], (n, B, m)))
+                continue
+            if h.ndim == 2:  # the first step the move reaches: every member from the shared h
+                z = np.empty((n, B, m), dtype=np.result_type(delta, float))
+                z[...] = _matmul(wh, h)[:, None, :] + fed
+            else:  # the GEMM's own fresh array, added to in place
+                z = _matmul(wh, h).astype(np.result_type(delta, h, float), copy=False)
+                z += fed
             for ref in refs:
                 i, j = (cols, rows) if ref.transposed else (rows, cols)
                 if ref is opt.hidden_weight or ref is opt.input_weight:
                     source = h if ref is opt.hidden_weight else x
-                    z[batch, i] += delta[:, None] * (source[j] if source.ndim == 2 else source[batch, j])
+                    z[i, batch] += delta[:, None] * (source[j] if source.ndim == 2 else source[j, batch])
                 elif ref.value(values).shape[-1] == 1:  # a column bias moves the whole row
-                    z[batch, i] += delta[:, None]
+                    z[i, batch] += delta[:, None]
                 else:
-                    z[batch, i, j] += delta
+                    z[i, batch, j] += delta
             h = apply(layer, z, argument)
             zs.append(z)
             hs.append(h)
-        out = hs[-1] if opt.output == "last" else np.concatenate(hs, axis=-2)
-        return LayerTrace(layer, a_in, np.concatenate(zs, axis=-2), out, argument, {})
+        out = hs[-1] if opt.output == "last" else np.concatenate(hs, axis=0)
+        # z of every step only where a kink is watched; a is (B, rows, m) as every batched forward gives it
+        z_all = np.concatenate(zs, axis=0).transpose(1, 0, 2) if layer.activation.row.kinks else None
+        return LayerTrace(layer, a_in, z_all, out.transpose(1, 0, 2), argument, {})
     fusable = False  # a is the last step's h, not f of the layer's z: no loss is fused with its activation
     closed_form = False
     sym_z = sym_backward = None
@@ -161,12 +183,12 @@ class Recurrent:
         return 2 * opt.steps * opt.hidden * m + layer.out_shape[0] * m
 
 
-def _shared_matmul(w, x, batch: int) -> np.ndarray:
-    """w @ x for every member of a batch, x (k, m) shared or (B, k, m): one GEMM over all members' columns."""
-    if np.ndim(x) == 2:
-        return np.broadcast_to(w @ x, (batch,) + (w.shape[0], np.shape(x)[-1]))
-    k, m = x.shape[-2:]
-    return (w @ x.transpose(1, 0, 2).reshape(k, -1)).reshape(w.shape[0], batch, m).transpose(1, 0, 2)
+def _matmul(w, x) -> np.ndarray:
+    """w @ x for x (k, m) shared, or (k, B, m) one block of columns per member: one GEMM over (k, B·m)."""
+    if x.ndim == 2:
+        return w @ x
+    k, B, m = x.shape
+    return (w @ x.reshape(k, B * m)).reshape(w.shape[0], B, m)
 
 
 def _steps(a_in, opt) -> list:
