@@ -59,12 +59,14 @@ class Node(Located):
         return SpecError(message, self.file, self.key_line or self.line, self.key_col or self.col)
 
 
-# Files up to this size are parsed by PyYAML's Python parser, whose messages say what it found
-# ("expected ',' or ']', but got ':'"); larger ones by libyaml when it is present: on a 1 MB flow
-# list of 330,000 numbers, PyYAML's Python parser alone takes 4.7 s, libyaml events made into
-# located nodes 0.63 s (medians, `python benchmarks/hostile_inputs.py`). An error near the top of
-# a large file is re-read with the Python parser for its better message.
+# Every file is read by libyaml when it is present (a small spec in 0.6 ms against 4.2 ms for PyYAML's Python
+# parser), through the same composer below: its events carry the same marks, so the tree, every location and
+# every refusal are the Python parser's (tests/test_loading.py compares them on every bundled spec, fixture and
+# hostile input). The Python parser is the fallback that says what it found: a file libyaml refuses is re-read
+# by it (up to the error, for a file larger than PYTHON_PARSER_BYTES), and so is text with characters its
+# reader refuses up front (control characters, lone surrogates), which it locates.
 PYTHON_PARSER_BYTES = 64 * 1024
+_NOT_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 
 
 class _YamlProblem(Exception):
@@ -85,12 +87,14 @@ def parse_yaml(text: str, file: str) -> Node:
 
 def _parse_yaml(text: str, file: str) -> Node:
     fast = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
-    if fast is None or len(text) <= PYTHON_PARSER_BYTES:
+    if fast is None or _NOT_PRINTABLE.search(text):
         return _parse_with(yaml.SafeLoader, text, file)
     try:
         return _parse_with(fast, text, file)
-    except _SyntaxError as exc:
-        if exc.index <= PYTHON_PARSER_BYTES:  # cheap to re-read up to the error with the Python parser
+    except SpecError as exc:
+        if len(text) <= PYTHON_PARSER_BYTES:  # the Python parser's own message (or its tree, were it to accept)
+            return _parse_with(yaml.SafeLoader, text, file)
+        if isinstance(exc, _SyntaxError) and exc.index <= PYTHON_PARSER_BYTES:  # re-read up to the error
             try:
                 _parse_with(yaml.SafeLoader, text[: _line_end(text, exc.index)], file)
             except SpecError as better:
@@ -196,8 +200,9 @@ class _Composer:
         if kind is yaml.ScalarEvent:  # the common case, kept short: a 1 MB list has 300,000 of them
             if not event.value.isprintable():
                 _require_text(event, self.file)
-            return Node(_resolve_scalar(event), self.file, start.line + 1, start.column + 1, key_line, key_col,
-                        event.style, event.end_mark.line + 1)
+            style = event.style or None  # libyaml says '' for plain, the Python parser None
+            return Node(_resolve_scalar(event.value, style), self.file, start.line + 1, start.column + 1, key_line,
+                        key_col, style, event.end_mark.line + 1)
         check = self.loader.check_event
         if kind is yaml.SequenceStartEvent:
             items = []
@@ -247,10 +252,9 @@ def _char_name(ch: str) -> str:
         unicodedata.category(ch), "an unprintable character")
 
 
-def _resolve_scalar(node) -> Scalar:
+def _resolve_scalar(text: str, style: str | None) -> Scalar:
     """Plain scalars become numbers, booleans or null; quoted ones stay strings."""
-    text = node.value
-    if node.style is not None:
+    if style is not None:
         return text
     low = text.strip().lower()
     if _INT.match(low):
