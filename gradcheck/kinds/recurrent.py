@@ -59,18 +59,40 @@ class Recurrent:
         if np.ndim(argument) == 2:  # (hidden, m) or (hidden, 1) against the (hidden, B, m) layout below
             argument = argument[:, None, :]
         only_hidden = all(r is opt.hidden_weight for r in refs)
+        # Without kinks to watch or an argument, the step the move reaches changes one row of z per member (a row
+        # patch of h), and the next meets Wh as a rank-1 term: no GEMM for either (`patch`: (rows, their values)).
+        rowwise, patch = not layer.activation.row.kinks and layer.activation.argument is None, None
         zs, hs = [], []
         for x in _steps(a_in, opt):  # h and x are (k, m) while shared by every member, else (k, B, m)
             if x.ndim == 3:
                 x = x.transpose(1, 0, 2)
             fed = _matmul(wx, x) + (bias if np.ndim(bias) < 2 or x.ndim == 2 else bias[:, None, :])
             fed = fed[:, None, :] if fed.ndim == 2 else fed  # (n, 1 or B, m)
-            if h.ndim == 2 and x.ndim == 2 and only_hidden and not np.any(h):  # δ·h[j] = 0: the base step, exactly
+            if h.ndim == 2 and x.ndim == 2 and patch is None and only_hidden and not np.any(h):  # δ·h[j] = 0: exact
                 z = _matmul(wh, h) + fed[:, 0]
                 h = apply(layer, z, argument[:, 0] if np.ndim(argument) == 3 else argument)
                 zs.append(np.broadcast_to(z[:, None, :], (n, B, m)))
                 hs.append(np.broadcast_to(h[:, None, :], (n, B, m)))
                 continue
+            if rowwise and h.ndim == 2 and x.ndim == 2:
+                h_rows = (lambda j: h[j]) if patch is None else \
+                    (lambda j, p=patch: np.where((p[0] == j)[:, None], p[1], h[j]))
+                own = _entry_terms(opt, refs, values, rows, cols, delta, h_rows, x)
+                if own is not None:
+                    zb = _matmul(wh, h) + fed[:, 0]  # the base pass's z of this step
+                    if patch is None:  # the move reaches z: one row per member
+                        h, patch = apply(layer, zb, None), (own[0], apply(layer, zb[own[0]] + own[1], None))
+                    else:  # the patched row of h meets Wh: a rank-1 change of every row of z
+                        diff = patch[1] - h[patch[0]]
+                        z = zb[:, None, :] + wh[:, patch[0]][:, :, None] * diff[None]
+                        z[own[0], batch] += own[1]
+                        h, patch = apply(layer, z, None), None
+                        zs.append(z)
+                    if opt.output == "all":
+                        hs.append(_dense(h, patch, B))
+                    continue
+            h = _dense(h, patch, B) if patch is not None else h
+            patch = None
             if h.ndim == 2:  # the first step the move reaches: every member from the shared h
                 z = np.empty((n, B, m), dtype=np.result_type(delta, float))
                 z[...] = _matmul(wh, h)[:, None, :] + fed
@@ -89,7 +111,7 @@ class Recurrent:
             h = apply(layer, z, argument)
             zs.append(z)
             hs.append(h)
-        out = hs[-1] if opt.output == "last" else np.concatenate(hs, axis=0)
+        out = _dense(h, patch, B) if opt.output == "last" else np.concatenate(hs, axis=0)
         # z of every step only where a kink is watched; a is (B, rows, m) as every batched forward gives it
         z_all = np.concatenate(zs, axis=0).transpose(1, 0, 2) if layer.activation.row.kinks else None
         return LayerTrace(layer, a_in, z_all, out.transpose(1, 0, 2), argument, {})
@@ -181,6 +203,37 @@ class Recurrent:
         """z and h of every step, and the output."""
         opt, m = layer.options, layer.in_shape[1]
         return 2 * opt.steps * opt.hidden * m + layer.out_shape[0] * m
+
+
+def _entry_terms(opt, refs, values, rows, cols, delta, h_rows, x):
+    """(i, add): the moved entry's own term in z at this step, δ·h[j], δ·x[j] or δ (bias), all in row i[b]
+    (h_rows(j): row j[b] of member b's h); None when two uses move different rows (W as Wh and as Wxᵀ)."""
+    B, m = len(rows), x.shape[-1]
+    row, total = None, 0.0
+    for ref in refs:
+        i, j = (cols, rows) if ref.transposed else (rows, cols)
+        if row is not None and not np.array_equal(i, row):
+            return None
+        row = i
+        if ref is opt.hidden_weight or ref is opt.input_weight:
+            total = total + delta[:, None] * (h_rows(j) if ref is opt.hidden_weight else x[j])
+        elif ref.value(values).shape[-1] == 1:  # a column bias moves the whole row
+            total = total + np.broadcast_to(delta[:, None], (B, m))
+        else:
+            add = np.zeros((B, m), dtype=np.result_type(delta, float))
+            add[np.arange(B), j] = delta
+            total = total + add
+    return row, total
+
+
+def _dense(h, patch, B: int) -> np.ndarray:
+    """h of every member, (n, B, m): the shared h with each member's patched row, if any."""
+    if h.ndim == 3:
+        return h
+    out = np.repeat(h[:, None, :], B, axis=1).astype(np.result_type(h, *(() if patch is None else (patch[1],))))
+    if patch is not None:
+        out[patch[0], np.arange(B)] = patch[1]
+    return out
 
 
 def _matmul(w, x) -> np.ndarray:
