@@ -393,7 +393,8 @@ def test_conv_kernel_patch_equals_the_dense_route_to_1e12(placement):
             assert_shortcut_exact(spec, name, placement)
 
 
-@pytest.mark.parametrize("placement", ["recurrent_last", "recurrent_all", "recurrent_tied", "recurrent_twice"])
+@pytest.mark.parametrize("placement", ["recurrent_last", "recurrent_all", "recurrent_tied", "recurrent_twice",
+                                       "recurrent_full_bias", "recurrent_transposed_twice"])
 def test_recurrent_moved_entry_equals_the_dense_route_to_1e12(placement):
     """Recurrent.moved: the base weights once over the batch plus the moved entry's own term, exact."""
     text = STRUCTURED.get(placement) or (
@@ -408,6 +409,14 @@ def test_recurrent_moved_entry_equals_the_dense_route_to_1e12(placement):
     if placement == "recurrent_twice":  # the second layer's input already moved: (hidden, B, m) columns
         text = STRUCTURED["recurrent_all"] + ("\n  - recurrent: {hidden_weight: Wh, input_weight: Wh, bias: rb, "
                                               "steps: 3, activation: tanh, output: last}")
+    if placement == "recurrent_full_bias":  # a bias entry (i, j) moves one entry of row i
+        decls = decls.replace("  h0: {shape: [3, 1], std: 0.5}\n", "  h0: {shape: [3, 1], std: 0.5}\n  rb: {shape: [3, 4]}\n")
+        decls = decls.replace("  rb: {shape: [3, 1], std: 0.2}\n", "")
+        text = STRUCTURED["recurrent_last"]
+    if placement == "recurrent_transposed_twice":  # Wh as the hidden weight and Wh.T as the input weight: two rows
+        decls = decls.replace("seq: {shape: [6, 4]}", "seq: {shape: [9, 4]}")
+        text = ("input: seq\nlayers:\n  - recurrent: {hidden_weight: Wh, input_weight: Wh.T, bias: rb, steps: 3, "
+                "activation: tanh, output: last}\n  - activation: square")
     spec = gradcheck.loads(decls + text)
     for name in ("Wh", "Wx", "rb"):
         if any(term_uses(t, name) for t in spec.model.terms):
