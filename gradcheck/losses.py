@@ -21,6 +21,7 @@ import numpy as np
 from .errors import excerpt
 from . import symbolic as s
 from .activations import softplus
+from .functions import sigmoid
 from .lowrank import squared_error_change
 from .suggest import did_you_mean
 
@@ -101,7 +102,8 @@ def _log_sum_exp(z):
 
 SIGMOID_BCE = Fused(
     entry=lambda z, y: softplus(z) - y * z,  # −y log σ(z) − (1 − y) log(1 − σ(z))
-    delta=lambda z, a, y: a - y, grad_y=lambda z, a, y: -z * np.ones_like(a), elementwise=True, rows=None, moved=None,
+    delta=lambda z, a, y: a - y, grad_y=lambda z, a, y: -z * np.ones_like(a), elementwise=True, rows=None,
+    moved=lambda z, y, dz: _sigmoid_bce_moved(z, y, dz),
     sym_delta=lambda a, y, onehot: s.sub(a, y), text=lambda a, y, onehot: f"{a} - {y}")
 
 SOFTMAX_CE = Fused(
@@ -129,6 +131,21 @@ def _softmax_ce_rows(z, y, rows, new):
     # log-softmax is ≤ 0 before and after, so |L| = |y|·(lse − z) and its column sums move by y_abs·Δlse − |y|·Δz
     before = np.sum(np.abs(y) * (lse - z), axis=-2)
     return change, 2.0 * before + y_abs * dlse - np.abs(y_rows) * dz
+
+
+def _sigmoid_bce_moved(z, y, dz):
+    """(Σ_column ΔL, Σ_column |L(new)| + |L(old)|) per (perturbation, column) when z moves by dz (B, n, m).
+
+    softplus(z + Δz) − softplus(z) = log1p(σ(z)·expm1(Δz)): one log1p and one expm1 an entry instead of two
+    softplus, and no cancellation between them.
+    """
+    change = np.log1p(sigmoid(z) * np.expm1(dz)) - y * dz
+    if np.iscomplexobj(change):  # L(old) is real: Im L(new) = Im ΔL
+        return np.sum(change, axis=-2), np.sum(np.abs(change.imag), axis=-2)
+    old, total = softplus(z) - y * z, np.sum(change, axis=-2)
+    if np.all((y >= 0) & (y <= 1)):  # then L ≥ 0 at every z: Σ|L(new)| + |L(old)| = 2ΣL(old) + ΣΔL, per column
+        return total, 2.0 * np.sum(old, axis=-2) + total
+    return total, np.sum(np.abs(old + change) + np.abs(old), axis=-2)
 
 
 def _softmax_ce_moved(z, y, dz):

@@ -334,6 +334,10 @@ SHORTCUTS = {
                       "objective: {loss: cross_entropy, target: Y, reduce: mean}",
     "tied_softmax_ce": "input: x5\nlayers: [{weight: S, activation: tanh}, {weight: S.T, activation: softmax}]\n"
                        "objective: {loss: cross_entropy, target: Y5}",
+    "mlp_sigmoid_bce": "input: x\nlayers: [{weight: P, bias: Pc, activation: tanh}, {weight: U, activation: sigmoid}]\n"
+                       "objective: {loss: binary_cross_entropy, target: yb, reduce: mean}",
+    "tied_sigmoid_bce": "input: x5\nlayers: [{weight: S, activation: tanh}, {weight: S.T, activation: sigmoid}]\n"
+                        "objective: {loss: binary_cross_entropy, target: Yb5}",
     "softmax_ce_after_bias_layer": "input: x\nlayers: [{weight: P, activation: tanh}, {bias: Pc, activation: softmax}]\n"
                                    "objective: {loss: cross_entropy, target: Y, reduce: mean}",
 }
@@ -349,6 +353,8 @@ data:
   Y5: {shape: [5, 5], init: onehot}
   y2: {shape: [2, 5]}
   Sc2: {shape: [2, 1]}
+  yb: {shape: [2, 5], init: binary}
+  Yb5: {shape: [5, 5], init: binary}
 """
 
 
