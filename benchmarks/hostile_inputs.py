@@ -3,7 +3,7 @@
     python benchmarks/hostile_inputs.py
 
 Measures: the worst-case 1 MB YAML (a flat flow list of ~330,000 numbers) through PyYAML's pure
-Python parser and through gradcheck's reader (libyaml events for files over 64 kB), a whole
+Python parser and through gradcheck's reader (libyaml events for every file), a whole
 load-and-check of that file, and the time to refuse each file of the hostile corpus.
 """
 
@@ -41,7 +41,8 @@ def python_events(text: str) -> None:
 
 def main() -> None:
     text = "params: {W: [[1.0]]}\ninput: W\ndata: {x: [" + "1, " * 330_000 + "1]}\n"
-    print(f"worst-case file: {len(text):,} bytes (libyaml used above {PYTHON_PARSER_BYTES:,}; "
+    print(f"worst-case file: {len(text):,} bytes (libyaml for every file; a refused file up to "
+          f"{PYTHON_PARSER_BYTES:,} bytes is re-read by the Python parser for its message; "
           f"libyaml present: {yaml.__with_libyaml__})")
     pure = median_seconds(lambda: python_events(text), repeat=3)
     ours = median_seconds(lambda: parse_yaml(text, "wide.yaml"))

@@ -61,7 +61,7 @@ class Node(Located):
 
 # Every file is read by libyaml when it is present (a small spec in 0.6 ms against 4.2 ms for PyYAML's Python
 # parser), through the same composer below: its events carry the same marks, so the tree, every location and
-# every refusal are the Python parser's (tests/test_loading.py compares them on every bundled spec, fixture and
+# every refusal are the Python parser's (tests/test_yaml_readers.py compares them on every bundled spec, fixture and
 # hostile input). The Python parser is the fallback that says what it found: a file libyaml refuses is re-read
 # by it (up to the error, for a file larger than PYTHON_PARSER_BYTES), and so is text with characters its
 # reader refuses up front (control characters, lone surrogates), which it locates.
