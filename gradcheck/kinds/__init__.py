@@ -14,6 +14,11 @@ from .conv import Conv
 from .dense import Dense
 from .maxpool import MaxPool
 from .recurrent import Recurrent
+from .attention import Attention
+from .dropout import Dropout
+from .embedding import Embedding
+from .gated import GRU, LSTM
+from .norm import BatchNorm, LayerNorm
 
 REQUIRED = ("key", "schema", "parse", "forward", "backward", "state", "footprint", "analytic", "row_patch", "patch", "moved",
             "fusable", "closed_form", "sym_z", "sym_backward")
@@ -32,5 +37,5 @@ def register(*kinds) -> dict:
     return table
 
 
-KINDS = register(Dense, Conv, MaxPool, Recurrent)
+KINDS = register(Dense, Conv, MaxPool, Recurrent, LayerNorm, BatchNorm, LSTM, GRU, Attention, Embedding, Dropout)
 KEYED = tuple(name for name, kind in KINDS.items() if kind.key is not None)  # kinds named by their key in a layer

@@ -1,0 +1,132 @@
+"""Single-head scaled dot-product attention over the columns of its input (one column per token).
+
+Q = Wq X, K = Wk X, V = Wv X; S = KᵀQ/√d_k (S[s, t]: key s against query t); A = softmax of each column of S
+(over the keys), with keys after the query masked out when causal; z = V A. The columns are one sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import Layer, Ref
+from ..nodes import place_of
+from ..shapes import Shape, fmt_shape
+from ..trace import LayerTrace, accumulate, activate, activation_backward
+from ..yamlsrc import Node
+from .common import kind_options, tr
+
+KEYS = ("query", "key", "value", "causal")
+
+
+@dataclass(frozen=True)
+class AttentionOptions:
+    """The three projections (d_k, d), (d_k, d), (d_v, d) and whether a query sees only keys up to itself."""
+
+    query: Ref
+    key: Ref
+    value: Ref
+    causal: bool
+    width: int  # d_k, the rows of a query and of a key
+
+    @property
+    def label_parts(self) -> list[str]:
+        return [self.query.label, self.key.label, self.value.label] + (["causal"] if self.causal else [])
+
+
+class Attention:
+    """z = V softmax(KᵀQ/√d_k) with Q, K, V projections of the input; backward through the softmax's Jacobian."""
+
+    key = "attention"
+    schema = {"type": "object", "additionalProperties": False, "required": ["query", "key", "value"],
+              "description": "Single head over the columns (tokens): z = Wv X softmax((Wk X)ᵀ(Wq X)/√d_k), softmax "
+                             "over keys; causal masks keys after each query.",
+              "properties": {"query": {"$ref": "#/$defs/transposableName"},
+                             "key": {"$ref": "#/$defs/transposableName"},
+                             "value": {"$ref": "#/$defs/transposableName"}, "causal": {"type": "boolean"}}}
+    analytic = True  # exp and products; the max subtracted for stability is a constant of the softmax
+    row_patch = False  # every output entry reads every token
+    patch = moved = None
+    fusable = True
+    closed_form = False
+    sym_z = sym_backward = None
+
+    @staticmethod
+    def parse(b, index: int, node: Node, mapping: dict[str, Node], in_shape: Shape, _up) -> Layer:
+        """{attention: {query: Wq, key: Wk, value: Wv, causal: false}, activation: f}."""
+        options = kind_options("attention", index, mapping, KEYS, required=("query", "key", "value"))
+        refs = {}
+        for role in ("query", "key", "value"):
+            ref = b.ref(options[role], f"the {role} projection of layer {index}", allow_transpose=True)
+            shape = b.ref_shape(ref)
+            if shape[1] != in_shape[0]:
+                raise options[role].error(
+                    f"shape mismatch in layer {index}: {role} projection {ref.label} has shape {fmt_shape(shape)} "
+                    f"but the layer's input has shape {fmt_shape(in_shape)} ({shape[1]} columns against "
+                    f"{in_shape[0]} rows)")
+            refs[role] = ref
+        q_rows, k_rows = b.ref_shape(refs["query"])[0], b.ref_shape(refs["key"])[0]
+        if q_rows != k_rows:
+            raise options["key"].error(f"shape mismatch in layer {index}: key projection {refs['key'].label} gives "
+                                       f"{k_rows} rows but query projection {refs['query'].label} gives {q_rows}; "
+                                       f"queries and keys are compared by a dot product")
+        causal = False
+        if "causal" in options:
+            causal = options["causal"].value
+            if not isinstance(causal, bool):
+                raise options["causal"].error(f"causal of layer {index} must be true or false")
+        tokens = in_shape[1]
+        out_shape = (b.ref_shape(refs["value"])[0], tokens)
+        b.check_work(mapping["attention"], f"the attention of layer {index} holds", 3 * tokens * tokens,
+                     "numbers (scores and weights, token × token)")
+        activation = b.activation(mapping.get("activation"), index, out_shape)
+        opt = AttentionOptions(refs["query"], refs["key"], refs["value"], causal, q_rows)
+        return Layer(index, None, None, activation, in_shape, out_shape, place_of(node), "attention", opt)
+
+    @staticmethod
+    def forward(layer: Layer, a_in, values) -> LayerTrace:
+        opt = layer.options
+        q = np.matmul(opt.query.value(values), a_in)
+        k = np.matmul(opt.key.value(values), a_in)
+        v = np.matmul(opt.value.value(values), a_in)
+        weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
+        return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
+
+    @staticmethod
+    def backward(lt: LayerTrace, g, values, grads):
+        """dV = δAᵀ; dA = Vᵀδ; dS = A ⊙ (dA − 1(1ᵀ(A ⊙ dA))) per column; dQ = K dS/√d_k, dK = Q dSᵀ/√d_k."""
+        opt, c = lt.layer.options, lt.cache
+        delta = activation_backward(lt, g, grads)
+        weights, root = c["weights"], np.sqrt(c["q"].shape[-2])
+        d_weights = tr(c["v"]) @ delta
+        d_scores = weights * (d_weights - np.sum(weights * d_weights, axis=-2, keepdims=True))
+        dq, dk, dv = c["k"] @ d_scores / root, c["q"] @ tr(d_scores) / root, delta @ tr(weights)
+        x_t = tr(lt.a_in)
+        accumulate(grads, opt.query, dq @ x_t)
+        accumulate(grads, opt.key, dk @ x_t)
+        accumulate(grads, opt.value, dv @ x_t)
+        g_in = tr(opt.query.value(values)) @ dq + tr(opt.key.value(values)) @ dk + tr(opt.value.value(values)) @ dv
+        return g_in, delta
+
+    @staticmethod
+    def state(lt: LayerTrace):
+        return None
+
+    @staticmethod
+    def footprint(layer: Layer) -> int:
+        """Q, K, V, the scores, their exponentials and weights, z and a."""
+        opt, t, dv = layer.options, layer.in_shape[1], layer.out_shape[0]
+        return 3 * t * t + (2 * opt.width + 3 * dv) * t
+
+
+def softmax_keys(scores, causal: bool):
+    """Softmax of each column (over the keys); causal: key s > query t gets weight 0, never exp of −inf."""
+    if causal:
+        t = scores.shape[-1]
+        allowed = np.tril(np.ones((t, t), dtype=bool)).T  # allowed[s, t]: s ≤ t
+        top = np.max(np.where(allowed, scores.real, -np.inf), axis=-2, keepdims=True)
+        e = np.exp(np.where(allowed, scores - top, 0.0)) * allowed
+    else:
+        e = np.exp(scores - np.max(scores.real, axis=-2, keepdims=True))
+    return e / np.sum(e, axis=-2, keepdims=True)
