@@ -15,7 +15,7 @@ def kind_options(key: str, index: int, mapping: dict[str, Node], keys: tuple, re
     that belong inside it refused beside it (a located error at the misplaced key)."""
     for name in outside:
         if name in mapping:
-            raise mapping[name].key_error(f'a {key} layer takes no "{name}" beside it (layer {index}); its '
+            raise mapping[name].key_error(f'"{name}" does not go beside {key} (layer {index}): the {key} layer\'s '
                                           f"parameters go inside {key}: {{...}}: {', '.join(keys)}")
     spec_node = mapping[key]
     options = expect_mapping(spec_node, f"{key} of layer {index}")

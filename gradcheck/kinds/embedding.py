@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import Layer, Ref
+from ..model import Layer, Place, Ref
 from ..nodes import place_of
 from ..shapes import Shape, fmt_shape
 from ..trace import LayerTrace, accumulate, activate, activation_backward
@@ -29,6 +29,7 @@ class EmbeddingOptions:
     vocabulary: int
     tokens: int
     input: str  # the data name that holds the indices, for messages
+    input_place: Place  # where that name is declared: a bad index is reported there
 
     @property
     def label_parts(self) -> list[str]:
@@ -79,7 +80,8 @@ class Embedding:
         out_shape = (tokens * dim, in_shape[1])
         b.check_work(mapping["embedding"], f"the embedding of layer {index} outputs", out_shape[0] * out_shape[1],
                      "numbers")
-        opt = EmbeddingOptions(table, dim, vocabulary, tokens, source.name)
+        declared = b.top["data"].value[source.name]
+        opt = EmbeddingOptions(table, dim, vocabulary, tokens, source.name, place_of(declared))
         activation = b.activation(mapping.get("activation"), index, out_shape)
         return Layer(index, None, None, activation, in_shape, out_shape, place_of(node), "embedding", opt)
 
@@ -122,8 +124,9 @@ def indices(layer: Layer, a_in) -> np.ndarray:
     bad = np.argwhere(~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a >= opt.vocabulary))
     if len(bad):
         r, c = (int(x) for x in bad[0])
-        raise layer.place.error(
-            f"the indices {opt.input} of {layer.label} must be whole numbers from 0 to {opt.vocabulary - 1} (the "
+        others = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise opt.input_place.error(
+            f"{opt.input} holds the indices of {layer.label}: whole numbers from 0 to {opt.vocabulary - 1} (the "
             f"columns of table {opt.table.label}, shape {fmt_shape((opt.dim, opt.vocabulary))}); entry [{r}, {c}] "
-            f"is {a[r, c]:g} ({len(bad)} bad entries)")
+            f"is {a[r, c]:g}{others}")
     return a.astype(np.intp)

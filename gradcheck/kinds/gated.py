@@ -57,8 +57,8 @@ def parse_gated(key: str, b, index: int, node: Node, mapping: dict[str, Node], i
     (wh_rows, hidden), (wx_rows, _) = b.ref_shape(wh), b.ref_shape(wx)
     if wh_rows != gates * hidden:
         raise options["hidden_weight"].error(
-            f"shape mismatch in layer {index}: hidden_weight {wh.label} has shape {fmt_shape(b.ref_shape(wh))}; a "
-            f"{key} needs ({gates}·hidden, hidden), its {gates} gates stacked, e.g. ({gates * hidden}, {hidden})")
+            f"shape mismatch in layer {index}: hidden_weight {wh.label} has shape {fmt_shape(b.ref_shape(wh))}; the "
+            f"{key} layer needs ({gates}·hidden, hidden), its {gates} gates stacked, e.g. ({gates * hidden}, {hidden})")
     if wx_rows != wh_rows:
         raise options["input_weight"].error(
             f"shape mismatch in layer {index}: input_weight {wx.label} has shape {fmt_shape(b.ref_shape(wx))} but "
