@@ -47,7 +47,38 @@ class Attention:
                              "value": {"$ref": "#/$defs/transposableName"}, "causal": {"type": "boolean"}}}
     analytic = True  # exp and products; the max subtracted for stability is a constant of the softmax
     row_patch = False  # every output entry reads every token
-    patch = moved = None
+
+    @staticmethod
+    def patch(layer: Layer, lt: LayerTrace, ref: Ref, rows, cols, delta, values):
+        """(rows (B,), new z (B, T)) when entry (i, j) of the value projection moves by δ: V's row i moves by
+        δ·x_j, so z = V A moves in row i alone, by δ·(x_j A). None for the query and key projections."""
+        opt = layer.options
+        if ref is not opt.value or ref is opt.query or ref is opt.key:
+            return None
+        i, j = (cols, rows) if ref.transposed else (rows, cols)
+        return i, lt.z[i] + np.asarray(delta)[:, None] * (lt.a_in[j] @ lt.cache["weights"])
+
+    @staticmethod
+    def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
+        """The batched forward with entry (rows[b], cols[b]) of a projection moved by delta[b] in member b: the base
+        projections once (one product over the whole batch when the input is batched), plus the moved entry's own
+        term δ·x_j in row i; the scores, softmax and z = V A per member."""
+        opt, delta = layer.options, np.asarray(delta)
+        if any(r is not opt.query and r is not opt.key and r is not opt.value for r in refs):
+            return None
+        batch, dtype = np.arange(len(rows)), np.result_type(delta, a_in, float)
+        projected = {}
+        for role in ("query", "key", "value"):
+            ref = getattr(opt, role)
+            p = np.matmul(ref.value(values), a_in)  # the base projection: shared unless the input is batched
+            if any(r is ref for r in refs):  # only a moved projection is copied per member
+                p = np.broadcast_to(p, (len(rows),) + p.shape[-2:]).astype(dtype)
+                i, j = (cols, rows) if ref.transposed else (rows, cols)
+                p[batch, i] += delta[:, None] * (a_in[j] if a_in.ndim == 2 else a_in[batch, j])
+            projected[role] = p
+        q, k, v = projected["query"], projected["key"], projected["value"]
+        weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
+        return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
     fusable = True
     closed_form = False
     sym_z = sym_backward = None

@@ -32,6 +32,11 @@ class EmbeddingOptions:
     input_place: Place  # where that name is declared: a bad index is reported there
 
     @property
+    def patch_rows(self) -> int:
+        """A moved table entry moves one row of each token's block."""
+        return self.tokens
+
+    @property
     def label_parts(self) -> list[str]:
         return [self.table.label]
 

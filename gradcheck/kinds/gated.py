@@ -21,7 +21,7 @@ from ..shapes import Shape, fmt_shape
 from ..trace import LayerTrace, accumulate, activate, activation_backward
 from ..yamlsrc import Node
 from .common import blocks, kind_options, sigmoid, tr
-from .recurrent import recurrent_steps
+from .recurrent import _shared_matmul, recurrent_steps
 
 KEYS = ("input_weight", "hidden_weight", "bias", "steps", "init", "cell_init", "output")
 GATES = {"lstm": 4, "gru": 3}
@@ -108,10 +108,32 @@ def _accumulate_step(opt, grads, dgx, dgh, h_prev, x):
     accumulate(grads, opt.hidden_weight, dgh @ tr(h_prev))
 
 
+def _move(opt, refs, rows, cols, delta, ref_kind: str, pre, source, column_bias: bool = True):
+    """Add each moved entry's own term to a step's pre-activation `pre` (B, G·n, m): δ·source[j] in row i for a
+    moved weight entry (i, j) (`ref_kind` says which weight `source` multiplies), δ for a bias entry."""
+    batch = np.arange(len(rows))
+    weight = opt.input_weight if ref_kind == "input" else opt.hidden_weight
+    for ref in refs:
+        i, j = (cols, rows) if ref.transposed else (rows, cols)
+        if ref is weight:
+            pre[batch, i] += delta[:, None] * (source[j] if source.ndim == 2 else source[batch, j])
+        elif ref is opt.bias and ref_kind == "input":
+            if column_bias:  # a column bias moves the whole row
+                pre[batch, i] += delta[:, None]
+            else:
+                pre[batch, i, j] += delta
+    return pre
+
+
+def _movable(opt, refs) -> bool:
+    """moved() carries moves of the weights and the bias; an initial state read as p goes the dense way."""
+    return all(r is opt.input_weight or r is opt.hidden_weight or r is opt.bias for r in refs)
+
+
 class _Gated:
     analytic = True  # sigmoid, tanh and products
     row_patch = False  # a moved weight reaches every hidden unit after one step
-    patch = moved = None
+    patch = None  # no rows to patch: the gates mix every hidden unit after one step
     fusable = True  # a = f(output) over the whole output
     closed_form = False
     sym_z = sym_backward = None
@@ -160,6 +182,33 @@ class LSTM(_Gated):
             gates.append((i, f, o, g))
         h0, c0 = _start(opt.init, values, opt.hidden, m), _start(opt.cell_init, values, opt.hidden, m)
         return _finish(layer, a_in, hs, values, cs=cs, gates=gates, h0=h0, c0=c0)
+
+    @staticmethod
+    def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
+        """The batched forward with entry (rows[b], cols[b]) of Wx, Wh or the bias moved by delta[b] in member b: each
+        step multiplies the base weights once over the whole batch (one GEMM), plus the moved entry's own term."""
+        opt = layer.options
+        if not _movable(opt, refs):
+            return None
+        B, delta = len(rows), np.asarray(delta)
+        wx, wh = opt.input_weight.value(values), opt.hidden_weight.value(values)
+        bias = 0.0 if opt.bias is None else opt.bias.value(values)
+        column = np.shape(bias)[-1:] == (1,)
+        m, dtype = a_in.shape[-1], np.result_type(delta, a_in, float)
+        h, c = _start(opt.init, values, opt.hidden, m), _start(opt.cell_init, values, opt.hidden, m)
+        hs, cs, gates = [], [], []
+        for x in _xs(a_in, opt):
+            pre = (_shared_matmul(wx, x, B) + _shared_matmul(wh, h, B) + bias).astype(dtype, copy=False)
+            _move(opt, refs, rows, cols, delta, "input", pre, x, column)
+            _move(opt, refs, rows, cols, delta, "hidden", pre, h)
+            i, f, o, g = blocks(pre, 4)
+            i, f, o, g = sigmoid(i), sigmoid(f), sigmoid(o), np.tanh(g)
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            hs.append(h)
+            cs.append(c)
+            gates.append((i, f, o, g))
+        return _finish(layer, a_in, hs, values, cs=cs, gates=gates)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):
@@ -216,6 +265,29 @@ class GRU(_Gated):
             hs.append(h)
             steps.append((r, u, n, hn))
         return _finish(layer, a_in, hs, values, steps=steps, h0=h0)
+
+    @staticmethod
+    def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
+        """As LSTM.moved: the base weights once per step over the batch, plus the moved entry's own term."""
+        opt = layer.options
+        if not _movable(opt, refs):
+            return None
+        B, delta = len(rows), np.asarray(delta)
+        wx, wh = opt.input_weight.value(values), opt.hidden_weight.value(values)
+        bias = 0.0 if opt.bias is None else opt.bias.value(values)
+        column = np.shape(bias)[-1:] == (1,)
+        dtype = np.result_type(delta, a_in, float)
+        h = _start(opt.init, values, opt.hidden, a_in.shape[-1])
+        hs = []
+        for x in _xs(a_in, opt):
+            ax = _move(opt, refs, rows, cols, delta, "input", (_shared_matmul(wx, x, B) + bias).astype(dtype), x, column)
+            ah = _move(opt, refs, rows, cols, delta, "hidden", _shared_matmul(wh, h, B).astype(dtype), h)
+            xr, xu, xn = blocks(ax, 3)
+            hr, hu, hn = blocks(ah, 3)
+            r, u = sigmoid(xr + hr), sigmoid(xu + hu)
+            h = (1 - u) * np.tanh(xn + r * hn) + u * h
+            hs.append(h)
+        return _finish(layer, a_in, hs, values)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):

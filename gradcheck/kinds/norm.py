@@ -32,6 +32,8 @@ class NormOptions:
     eps: float
     axis: int  # -2: over the rows of each column (layer norm); -1: over the columns of each row (batch norm)
 
+    patch_rows = 1  # a moved gain or bias entry moves one row of z
+
     @property
     def label_parts(self) -> list[str]:
         parts = [] if self.gain is None else ["⊙ " + self.gain.label]
@@ -44,7 +46,27 @@ class _Norm:
     axis = -2
     analytic = True  # mean, square and square root of a positive number: the complex step passes
     row_patch = False  # one moved input entry moves the mean and variance of its whole column (or row)
-    patch = moved = None  # a moved gain or bias entry moves one row; the engine's dense fallback is exact
+    moved = None
+
+    @staticmethod
+    def patch(layer: Layer, lt: LayerTrace, ref: Ref, rows, cols, delta, values):
+        """(rows (B,), their new z (B, m)) when entry (rows[b], cols[b]) of the gain or the bias moves by delta[b]:
+        one row of z moves, by δ·x̂ (gain) or δ (bias), in every column or in one; None for other uses."""
+        opt = layer.options
+        if ref is not opt.gain and ref is not opt.bias:
+            return None
+        shape = np.shape(ref.value(values))
+        if shape[-2] != lt.z.shape[-2]:  # a (1, ·) gain or bias moves every row
+            return None
+        i, j = (cols, rows) if ref.transposed else (rows, cols)
+        delta = np.asarray(delta)
+        moved = lt.cache["xhat"][i] if ref is opt.gain else np.ones((len(i), lt.z.shape[-1]))
+        vals = lt.z[i].astype(np.result_type(delta, float))
+        if shape[-1] == 1:  # a column gain or bias is broadcast along its row
+            return i, vals + delta[:, None] * moved
+        batch = np.arange(len(i))
+        vals[batch, j] += delta * moved[batch, j]
+        return i, vals
     fusable = True  # a = f(z) over the layer's whole output: a loss may be fused with f
     closed_form = False
     sym_z = sym_backward = None
