@@ -76,6 +76,38 @@ def batchnorm():
     return _norm("batchnorm")
 
 
+def _norm_own(kind: str, n=5000, M=16):
+    """The norm's own params only: gain and bias of n = 5,000 features, tanh, squared error: N = 2n."""
+    axis = 0 if kind == "layernorm" else 1
+    text = f"""name: {kind} gain and bias n={n} M={M}
+seed: 0
+params:
+  g: {{shape: [{n}, 1], mean: 1, std: 0.1}}
+  b: {{shape: [{n}, 1], std: 0.1}}
+data:
+  X: {{shape: [{n}, {M}]}}
+  Y: {{shape: [{n}, {M}], std: 0.5}}
+input: X
+layers:
+  - {{{kind}: {{gain: g, bias: b, eps: 1e-5}}, activation: tanh}}
+objective: {{loss: squared_error, target: Y}}
+"""
+
+    def f(xp, p, d):
+        c = d["X"] - d["X"].mean(axis=axis, keepdims=True)
+        xh = c / xp.sqrt((c * c).mean(axis=axis, keepdims=True) + 1e-5)
+        return 0.5 * ((xp.tanh(p["g"] * xh + p["b"]) - d["Y"]) ** 2).sum()
+    return text, f
+
+
+def layernorm_own():
+    return _norm_own("layernorm")
+
+
+def batchnorm_own():
+    return _norm_own("batchnorm")
+
+
 def _gated(kind: str, H, D=20, T=5, M=20):
     gates = 4 if kind == "lstm" else 3
     text = f"""name: {kind} H={H} D={D} T={T} M={M}
@@ -205,7 +237,7 @@ objective: {{loss: cross_entropy, target: Y}}
     return text, f
 
 
-KINDS = {"layernorm": layernorm, "batchnorm": batchnorm, "lstm": lstm, "gru": gru, "attention": attention,
+KINDS = {"layernorm_own": layernorm_own, "batchnorm_own": batchnorm_own, "layernorm": layernorm, "batchnorm": batchnorm, "lstm": lstm, "gru": gru, "attention": attention,
          "embedding": embedding, "dropout": dropout}
 
 
@@ -266,13 +298,13 @@ def main(argv=None) -> int:
           f"{platform.release()}, Python {platform.python_version()}, numpy {np.__version__}"
           + (f", torch {torch.__version__}" if torch else ", torch not installed")
           + f", {args.threads} thread(s); medians of {args.repeat} (gradcheck); load {os.getloadavg()[0]:.2f}")
-    print(f"{'kind':12s} {'N':>7s} {'gradcheck full':>15s} {'naive loop':>14s} {'torch full':>14s} "
+    print(f"{'kind':14s} {'N':>7s} {'gradcheck full':>15s} {'naive loop':>14s} {'torch full':>14s} "
           f"{'vs naive':>9s} {'vs torch':>9s}")
     for key in args.kinds.split(","):
         n, ours, naive, naive_est, tt, t_est = time_kind(key, args.repeat, args.budget, torch)
         naive_s = f"{naive:.3g} s" + (" est." if naive_est else "")
         torch_s = "—" if tt is None else f"{tt:.3g} s" + (" est." if t_est else "")
-        print(f"{key:12s} {n:7,d} {ours * 1e3:12.1f} ms {naive_s:>14s} {torch_s:>14s} {naive / ours:8.1f}× "
+        print(f"{key:14s} {n:7,d} {ours * 1e3:12.1f} ms {naive_s:>14s} {torch_s:>14s} {naive / ours:8.1f}× "
               + ("—" if tt is None else f"{tt / ours:8.1f}×"), flush=True)
     return 0
 

@@ -66,6 +66,8 @@ class Attention:
         opt, delta = layer.options, np.asarray(delta)
         if any(r is not opt.query and r is not opt.key and r is not opt.value for r in refs):
             return None
+        if a_in.ndim == 2 and len(refs) == 1 and (refs[0] is opt.query or refs[0] is opt.key):
+            return _moved_scores(layer, a_in, values, refs[0], rows, cols, delta)
         batch, dtype = np.arange(len(rows)), np.result_type(delta, a_in, float)
         projected = {}
         for role in ("query", "key", "value"):
@@ -161,3 +163,21 @@ def softmax_keys(scores, causal: bool):
     else:
         e = np.exp(scores - np.max(scores.real, axis=-2, keepdims=True))
     return e / np.sum(e, axis=-2, keepdims=True)
+
+
+def _moved_scores(layer: Layer, a_in, values, ref: Ref, rows, cols, delta) -> LayerTrace:
+    """One entry (i, j) of the query (or key) projection moved, the input shared: the scores move by a rank-1
+    term, δ/√d_k · K[i, :]ᵀ ⊗ x_j (or x_jᵀ ⊗ Q[i, :]), and z = V A is one product over the whole batch."""
+    opt = layer.options
+    q, k, v = (np.matmul(r.value(values), a_in) for r in (opt.query, opt.key, opt.value))
+    root = np.sqrt(q.shape[-2])
+    i, j = (cols, rows) if ref.transposed else (rows, cols)
+    step = (np.asarray(delta) / root)[:, None, None]
+    if ref is opt.query:  # query t's row i moves by δ·x_j[t]: S[s, t] += δ/√d_k · K[i, s] · x_j[t]
+        scores = tr(k) @ q / root + step * k[i][:, :, None] * a_in[j][:, None, :]
+    else:  # key s's row i moves by δ·x_j[s]: S[s, t] += δ/√d_k · x_j[s] · Q[i, t]
+        scores = tr(k) @ q / root + step * a_in[j][:, :, None] * q[i][:, None, :]
+    weights = softmax_keys(scores, opt.causal)
+    batch, t = weights.shape[:2]
+    z = (v @ weights.transpose(1, 0, 2).reshape(t, -1)).reshape(-1, batch, t).transpose(1, 0, 2)
+    return activate(layer, a_in, z, values, weights=weights)

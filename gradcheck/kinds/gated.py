@@ -21,7 +21,7 @@ from ..shapes import Shape, fmt_shape
 from ..trace import LayerTrace, accumulate, activate, activation_backward
 from ..yamlsrc import Node
 from .common import blocks, kind_options, sigmoid, tr
-from .recurrent import _shared_matmul, recurrent_steps
+from .recurrent import recurrent_steps
 
 KEYS = ("input_weight", "hidden_weight", "bias", "steps", "init", "cell_init", "output")
 GATES = {"lstm": 4, "gru": 3}
@@ -108,21 +108,47 @@ def _accumulate_step(opt, grads, dgx, dgh, h_prev, x):
     accumulate(grads, opt.hidden_weight, dgh @ tr(h_prev))
 
 
+def _wide(w, source, batch: int, dtype):
+    """w @ source for every member, in the wide layout (rows, B, m): one GEMM over all members' columns; a shared
+    source (k, m) is multiplied once. Returns a fresh writable array."""
+    if source.ndim == 2:
+        product = (w @ source)[:, None, :]
+    else:
+        k, _, m = source.shape
+        product = (w @ source.reshape(k, -1)).reshape(w.shape[0], batch, m)
+    out = np.empty((w.shape[0], batch, source.shape[-1]), dtype)
+    out[...] = product
+    return out
+
+
 def _move(opt, refs, rows, cols, delta, ref_kind: str, pre, source, column_bias: bool = True):
-    """Add each moved entry's own term to a step's pre-activation `pre` (B, G·n, m): δ·source[j] in row i for a
+    """Add each moved entry's own term to a step's pre-activation `pre` (G·n, B, m): δ·source[j] in row i for a
     moved weight entry (i, j) (`ref_kind` says which weight `source` multiplies), δ for a bias entry."""
     batch = np.arange(len(rows))
     weight = opt.input_weight if ref_kind == "input" else opt.hidden_weight
     for ref in refs:
         i, j = (cols, rows) if ref.transposed else (rows, cols)
         if ref is weight:
-            pre[batch, i] += delta[:, None] * (source[j] if source.ndim == 2 else source[batch, j])
+            pre[i, batch] += delta[:, None] * (source[j] if source.ndim == 2 else source[j, batch])
         elif ref is opt.bias and ref_kind == "input":
             if column_bias:  # a column bias moves the whole row
-                pre[batch, i] += delta[:, None]
+                pre[i, batch] += delta[:, None]
             else:
-                pre[batch, i, j] += delta
+                pre[i, batch, j] += delta
     return pre
+
+
+def _wide_steps(a_in, opt) -> list:
+    """x_1..x_T in the wide layout: (d, m) when the input is shared, (d, B, m) when it is batched."""
+    return [x if x.ndim == 2 else x.transpose(1, 0, 2) for x in _xs(a_in, opt)]
+
+
+def _wide_bias(opt, values):
+    """The bias as (G·n, 1, ·), broadcasting over the members of the wide layout (0 without one)."""
+    if opt.bias is None:
+        return 0.0, True
+    bias = opt.bias.value(values)
+    return bias[:, None, :], bias.shape[-1] == 1
 
 
 def _movable(opt, refs) -> bool:
@@ -190,25 +216,24 @@ class LSTM(_Gated):
         opt = layer.options
         if not _movable(opt, refs):
             return None
-        B, delta = len(rows), np.asarray(delta)
+        B, delta, n = len(rows), np.asarray(delta), opt.hidden
         wx, wh = opt.input_weight.value(values), opt.hidden_weight.value(values)
-        bias = 0.0 if opt.bias is None else opt.bias.value(values)
-        column = np.shape(bias)[-1:] == (1,)
+        bias, column = _wide_bias(opt, values)
         m, dtype = a_in.shape[-1], np.result_type(delta, a_in, float)
-        h, c = _start(opt.init, values, opt.hidden, m), _start(opt.cell_init, values, opt.hidden, m)
-        hs, cs, gates = [], [], []
-        for x in _xs(a_in, opt):
-            pre = (_shared_matmul(wx, x, B) + _shared_matmul(wh, h, B) + bias).astype(dtype, copy=False)
+        h, c = _start(opt.init, values, n, m), _start(opt.cell_init, values, n, m)
+        hs = []
+        for x in _wide_steps(a_in, opt):  # the wide layout (rows, B, m): no transposes between steps
+            pre = _wide(wx, x, B, dtype)
+            pre += _wide(wh, h, B, dtype) if h.ndim == 3 else (wh @ h)[:, None, :]
+            pre += bias
             _move(opt, refs, rows, cols, delta, "input", pre, x, column)
             _move(opt, refs, rows, cols, delta, "hidden", pre, h)
-            i, f, o, g = blocks(pre, 4)
-            i, f, o, g = sigmoid(i), sigmoid(f), sigmoid(o), np.tanh(g)
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            hs.append(h)
-            cs.append(c)
-            gates.append((i, f, o, g))
-        return _finish(layer, a_in, hs, values, cs=cs, gates=gates)
+            gates = sigmoid(pre[:3 * n])
+            c = gates[n:2 * n] * c[:, None, :] if c.ndim == 2 else gates[n:2 * n] * c
+            c += gates[:n] * np.tanh(pre[3 * n:])
+            h = gates[2 * n:] * np.tanh(c)
+            hs.append(h.transpose(1, 0, 2))
+        return _finish(layer, a_in, hs, values)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):
@@ -272,21 +297,20 @@ class GRU(_Gated):
         opt = layer.options
         if not _movable(opt, refs):
             return None
-        B, delta = len(rows), np.asarray(delta)
+        B, delta, n = len(rows), np.asarray(delta), opt.hidden
         wx, wh = opt.input_weight.value(values), opt.hidden_weight.value(values)
-        bias = 0.0 if opt.bias is None else opt.bias.value(values)
-        column = np.shape(bias)[-1:] == (1,)
+        bias, column = _wide_bias(opt, values)
         dtype = np.result_type(delta, a_in, float)
-        h = _start(opt.init, values, opt.hidden, a_in.shape[-1])
+        h = _start(opt.init, values, n, a_in.shape[-1])
         hs = []
-        for x in _xs(a_in, opt):
-            ax = _move(opt, refs, rows, cols, delta, "input", (_shared_matmul(wx, x, B) + bias).astype(dtype), x, column)
-            ah = _move(opt, refs, rows, cols, delta, "hidden", _shared_matmul(wh, h, B).astype(dtype), h)
-            xr, xu, xn = blocks(ax, 3)
-            hr, hu, hn = blocks(ah, 3)
-            r, u = sigmoid(xr + hr), sigmoid(xu + hu)
-            h = (1 - u) * np.tanh(xn + r * hn) + u * h
-            hs.append(h)
+        for x in _wide_steps(a_in, opt):
+            ax = _move(opt, refs, rows, cols, delta, "input", _wide(wx, x, B, dtype) + bias, x, column)
+            ah = _move(opt, refs, rows, cols, delta, "hidden", _wide(wh, h, B, dtype), h)
+            ru = sigmoid(ax[:2 * n] + ah[:2 * n])
+            u = ru[n:]
+            h_prev = h[:, None, :] if h.ndim == 2 else h
+            h = (1 - u) * np.tanh(ax[2 * n:] + ru[:n] * ah[2 * n:]) + u * h_prev
+            hs.append(h.transpose(1, 0, 2))
         return _finish(layer, a_in, hs, values)
 
     @staticmethod
