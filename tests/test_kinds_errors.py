@@ -173,3 +173,19 @@ def test_schema_refuses_an_unknown_key_inside_a_kind():
     jsonschema = pytest.importorskip("jsonschema")
     spec = {"params": {"W": {"shape": [2, 2]}}, "input": "W", "layers": [{"layernorm": {"gian": "W"}}]}
     assert not jsonschema.Draft202012Validator(load_schema()).is_valid(spec)
+
+
+@pytest.mark.parametrize("name, kind, words", [
+    ("layer_norm", "layernorm", "x̂ ∘ mean(d ∘ x̂)"), ("batch_norm", "batchnorm", "(the batch)"),
+    ("lstm", "lstm", "f_(t+1) ∘ dc_(t+1)"), ("gru", "gru", "dh ∘ u + Whᵀ dAh"),
+    ("attention", "attention", "dS = A ∘ (dA − 1 (1ᵀ(A ∘ dA)))"), ("embedding", "embedding", "O_kᵀ"),
+    ("dropout", "dropout", "δ ∘ M / (1 − rate)"),
+])
+def test_explain_says_plainly_no_closed_form_and_prints_the_standard_backward_once(name, kind, words):
+    from gradcheck.explain import explain
+    ex = explain(gradcheck.load(ROOT / "specs" / f"{name}.yaml").model)
+    note = ex.terms[0].note
+    assert f"{kind} layer: no closed form in the expression language; its standard backward" in note
+    assert words in note
+    assert all(text is None for text in ex.params.values())
+    assert all("standard backward" not in n and "no closed form" in n for n in ex.notes.values())

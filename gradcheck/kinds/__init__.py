@@ -39,3 +39,12 @@ def register(*kinds) -> dict:
 
 KINDS = register(Dense, Conv, MaxPool, Recurrent, LayerNorm, BatchNorm, LSTM, GRU, Attention, Embedding, Dropout)
 KEYED = tuple(name for name, kind in KINDS.items() if kind.key is not None)  # kinds named by their key in a layer
+
+
+def no_closed_form(layer, standard: bool = False) -> str:
+    """What explain says of a layer kind without symbols: plainly that it prints no closed form, and (once, under
+    the table: `standard`) the kind's standard backward in words where the kind gives one."""
+    article = "an" if layer.kind in ("attention", "embedding", "lstm") else "a"  # as the name is said
+    text = f"{layer.label} is {article} {layer.kind} layer: no closed form in the expression language"
+    words = getattr(KINDS[layer.kind], "standard", None) if standard else None
+    return text + (f"; its standard backward, as a spec's define can write it: {words}" if words else "")

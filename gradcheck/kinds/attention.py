@@ -39,6 +39,9 @@ class Attention:
     """z = V softmax(KᵀQ/√d_k) with Q, K, V projections of the input; backward through the softmax's Jacobian."""
 
     key = "attention"
+    standard = ("δ = ∂J/∂z; dV = δ Aᵀ, dA = Vᵀ δ, dS = A ∘ (dA − 1 (1ᵀ(A ∘ dA))) column by column, "
+                "dQ = K dS / √d_k, dK = Q dSᵀ / √d_k; ∂J/∂Wq = dQ Xᵀ, ∂J/∂Wk = dK Xᵀ, ∂J/∂Wv = dV Xᵀ, "
+                "∂J/∂X = Wqᵀ dQ + Wkᵀ dK + Wvᵀ dV")
     schema = {"type": "object", "additionalProperties": False, "required": ["query", "key", "value"],
               "description": "Single head over the columns (tokens): z = Wv X softmax((Wk X)ᵀ(Wq X)/√d_k), softmax "
                              "over keys; causal masks keys after each query.",

@@ -45,6 +45,7 @@ class Dropout:
     """z = a ⊙ M/(1 − rate) with M fixed by the seed; backward multiplies δ by the same mask."""
 
     key = "dropout"
+    standard = "∂J/∂a = δ ∘ M / (1 − rate), with the same mask M as the forward pass"
     schema = {"type": "object", "additionalProperties": False, "required": ["rate"],
               "description": "Inverted dropout with a fixed mask drawn from the spec's seed: z = a ⊙ M/(1 − rate).",
               "properties": {"rate": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}}}

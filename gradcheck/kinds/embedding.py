@@ -45,6 +45,8 @@ class Embedding:
     """z = the table's columns picked by the input's indices; ∂J/∂table[:, v] sums δ over every use of v."""
 
     key = "embedding"
+    standard = ("δ = ∂J/∂z; ∂J/∂table = Σ_k δ_k O_kᵀ, δ_k the block of token k and O_k the one-hot matrix of "
+                "the k-th row of indices: each use of an index adds its column")
     schema = {"type": "object", "additionalProperties": False, "required": ["table"],
               "description": "Columns of table (d, V) picked by the integer indices the layer reads (0 … V−1); "
                              "k indices per column give k·d rows.",

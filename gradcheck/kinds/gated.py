@@ -187,6 +187,9 @@ class LSTM(_Gated):
     """The LSTM over T steps; backward carries ∂J/∂h and ∂J/∂c back through time."""
 
     key = "lstm"
+    standard = ("back through time: dcₜ = dhₜ ∘ o ∘ (1 − tanh²cₜ) + f_(t+1) ∘ dc_(t+1); dGₜ = [dcₜ ∘ g ∘ i(1 − i); "
+                "dcₜ ∘ cₜ₋₁ ∘ f(1 − f); dhₜ ∘ tanh cₜ ∘ o(1 − o); dcₜ ∘ i ∘ (1 − g²)]; dhₜ₋₁ = Whᵀ dGₜ; "
+                "∂J/∂Wx = Σₜ dGₜ xₜᵀ, ∂J/∂Wh = Σₜ dGₜ hₜ₋₁ᵀ, ∂J/∂b = Σₜ dGₜ 1 (specs/lstm.yaml writes it out)")
     schema = _schema("lstm", "LSTM over steps, gates [i; f; o; g] stacked in Wx (4n, d), Wh (4n, n), bias (4n, 1): "
                              "c_t = σ(f) ⊙ c_(t-1) + σ(i) ⊙ tanh(g), h_t = σ(o) ⊙ tanh(c_t).")
 
@@ -271,6 +274,9 @@ class GRU(_Gated):
     """The GRU over T steps; backward through the update gate's two paths and the reset gate inside n."""
 
     key = "gru"
+    standard = ("back through time: dn = dh ∘ (1 − u) ∘ (1 − n²), dr = dn ∘ (Whₙ h) ∘ r(1 − r), "
+                "du = dh ∘ (hₜ₋₁ − n) ∘ u(1 − u); dAx = [dr; du; dn], dAh = [dr; du; dn ∘ r]; "
+                "dhₜ₋₁ = dh ∘ u + Whᵀ dAh; ∂J/∂Wx = Σₜ dAx xₜᵀ, ∂J/∂Wh = Σₜ dAh hₜ₋₁ᵀ (specs/gru.yaml writes it out)")
     schema = _schema("gru", "GRU over steps, gates [r; u; n] stacked in Wx (3n, d), Wh (3n, n), bias (3n, 1): "
                             "n = tanh(Wx_n x + b_n + σ(r) ⊙ (Wh_n h)), h_t = (1 − σ(u)) ⊙ n + σ(u) ⊙ h_(t-1).")
 

@@ -124,6 +124,8 @@ class LayerNorm(_Norm):
     """Layer norm: each column standardized over its rows, then gain ⊙ x̂ + bias."""
 
     key = "layernorm"
+    standard = ("δ = ∂J/∂z; ∂J/∂gain = Σ_cols δ ∘ x̂, ∂J/∂bias = Σ_cols δ; with d = gain ∘ δ and means over each "
+                "column's rows, ∂J/∂x = (d − mean(d) − x̂ ∘ mean(d ∘ x̂)) / √(σ² + eps)")
     axis = -2
     schema = {"type": "object", "additionalProperties": False,
               "description": "Each column standardized over its rows: z = gain ⊙ (x − μ)/√(σ² + eps) + bias.",
@@ -134,6 +136,8 @@ class BatchNorm(_Norm):
     """Batch norm in training mode: each row standardized over the columns (the batch), then gain ⊙ x̂ + bias."""
 
     key = "batchnorm"
+    standard = ("δ = ∂J/∂z; ∂J/∂gain = Σ_cols δ ∘ x̂, ∂J/∂bias = Σ_cols δ; with d = gain ∘ δ and means over each "
+                "row's columns (the batch), ∂J/∂x = (d − mean(d) − x̂ ∘ mean(d ∘ x̂)) / √(σ² + eps)")
     axis = -1
     schema = {"type": "object", "additionalProperties": False,
               "description": "Training mode: each row standardized over the columns (the batch's own mean "
