@@ -213,6 +213,10 @@ class _TermRun:
             else:  # several rows a perturbation: rank P, one small matmul each
                 z = lt.z[None] + np.matmul(W[:, state.rows].transpose(1, 0, 2), diff)
             return self.activate_dense(index, layer, z)
+        carry = getattr(KINDS[layer.kind], "carry_rows", None)  # a kind that maps a changed row to the same row
+        if isinstance(state, RowPatch) and not refs and carry is not None and state.rows.shape[1:] in ((), (1,)):
+            rows, vals = state.rows.reshape(-1), state.vals.reshape(len(state.rows), -1)
+            return self.activate_rows(index, layer, RowPatch(lt.z, rows, carry(layer, lt, rows, vals, self.o.values)))
         a_in = state.dense() if isinstance(state, RowPatch) else state
         return self.dense_layer(index, layer, a_in)
 

@@ -38,7 +38,8 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
         m = layer.out_shape[1]
         if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
             rows = KINDS[layer.kind].row_patch and layer.weight is None and \
-                all(_same_row(layer, r, shapes, transposed) for r in refs)
+                all(_same_row(layer, r, shapes, transposed) for r in refs) or \
+                not refs and width == 1 and getattr(KINDS[layer.kind], "carry_rows", None) is not None
         elif not started and KINDS[layer.kind].patch is not None and len(refs) == 1:  # the kind's own rows
             rows = True  # a kind may say how many rows its patch moves (patch_rows); conv moves one filter's
             width = getattr(layer.options, "patch_rows", None) or layer.out_shape[0] // getattr(layer.options, "filters", 1)

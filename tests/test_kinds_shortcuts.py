@@ -1,4 +1,4 @@
-"""The new kinds' exact shortcuts (a norm's gain and bias rows, attention's value rows and moved projections,
+"""The new kinds' exact shortcuts (a norm's gain and bias rows, a row carried through batch norm and dropout, attention's value rows and moved projections,
 an embedding's table rows, the gated recurrences' moved weights) equal the dense route: every layer's own
 batched forward on stacked copies of the param, and the plain per-entry loop, for real and imaginary steps."""
 
@@ -31,12 +31,17 @@ data:
   X: {shape: [3, 5]}
   X4: {shape: [4, 5]}
   Y: {shape: [4, 5]}
+  P2: {shape: [2, 5], init: onehot}
   T: [[0, 4, 4, 1, 2], [3, 3, 0, 4, 1]]
 """
 
 CASES = {
     "layernorm_column_gain": ("input: X\nlayers: [{weight: W}, {layernorm: {gain: g, bias: bt.T}, activation: tanh}]\n"
                               "objective: {loss: squared_error, target: Y}", ("g", "bt", "W")),
+    "batchnorm_carries_a_row": ("input: X\nlayers: [{weight: W, activation: tanh}, {batchnorm: {gain: gm, bias: g}, "
+                                "activation: sigmoid}, {weight: Wk}]\nobjective: sum", ("W",)),
+    "dropout_carries_a_row": ("input: X\nlayers: [{weight: W, activation: tanh}, {dropout: {rate: 0.5}}, "
+                              "{weight: Wq, activation: softmax}]\nobjective: {loss: cross_entropy, target: P2}", ("W",)),
     "batchnorm_full_gain": ("input: X\nlayers: [{weight: W}, {batchnorm: {gain: gm, bias: g}, activation: softmax}]\n"
                             "objective: {loss: cross_entropy, target: Y}", ("gm", "g")),
     "attention_projections": ("input: X4\nlayers: [{attention: {query: Wq, key: Wk, value: Wv, causal: true}, "

@@ -83,6 +83,11 @@ class Dropout:
         return None
 
     @staticmethod
+    def carry_rows(layer: Layer, lt: LayerTrace, rows, vals, values):
+        """A changed input row is the same row of z, masked: the perturbation stays one row."""
+        return vals * layer.options.mask[rows]
+
+    @staticmethod
     def footprint(layer: Layer) -> int:
         """z and a (the mask is shared by every evaluation)."""
         return 2 * layer.out_shape[0] * layer.out_shape[1]

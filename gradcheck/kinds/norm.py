@@ -143,3 +143,16 @@ class BatchNorm(_Norm):
               "description": "Training mode: each row standardized over the columns (the batch's own mean "
                              "and biased variance): z = gain ⊙ (x − μ)/√(σ² + eps) + bias.",
               "properties": SCHEMA_PROPERTIES}
+
+    @staticmethod
+    def carry_rows(layer: Layer, lt: LayerTrace, rows, vals, values):
+        """A changed input row moves only its own statistics, so only that row of z, recomputed from the row alone.
+        (Layer norm has no such method: a changed row moves every column's statistics.)"""
+        opt = layer.options
+        centred = vals - np.mean(vals, axis=-1, keepdims=True)
+        z = centred / np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + opt.eps)
+        for ref, add in ((opt.gain, False), (opt.bias, True)):
+            if ref is not None:
+                full = np.broadcast_to(ref.value(values), lt.z.shape)[rows]
+                z = z + full if add else z * full
+        return z
