@@ -11,7 +11,8 @@ Three ideas make this fast and exact:
   summed over that row alone. A softmax with cross-entropy after it updates each column's
   log-sum-exp from the one changed logit (losses.Fused.rows); a kind may name the rows an entry moves
   (conv: one filter's, kinds' `patch`) or carry the moved entry through its own batched forward
-  (recurrent: `moved`); a second use of p as a dense weight or bias adds the entry's own rank-1 term.
+  (recurrent: `moved`), or carry a changed row on as the same row (batch norm, dropout: `carry_rows`);
+  a second use of p as a dense weight or bias adds the entry's own rank-1 term.
   Elsewhere the batch is made dense and the ordinary batched forward pass takes over.
 - ΔJ is summed entry-wise as Σ [L(new) − L(old)], so round-off scales with the entries that
   changed, not with |J|.
