@@ -143,6 +143,14 @@ def test_dropout_mask_is_fixed_by_the_seed():
     assert abs(np.mean(masks[0] == 0) - 0.25) < 0.03  # 2,000 draws: the rate within a few standard errors
 
 
+def test_another_seed_draws_another_mask_and_still_passes():
+    spec = gradcheck.load(ROOT / "specs" / "dropout.yaml")
+    other = spec.reseeded(11)
+    masks = [s.model.terms[0].layers[1].options.mask for s in (spec, other, spec.reseeded(spec.model.seed))]
+    assert not np.array_equal(masks[0], masks[1]) and np.array_equal(masks[0], masks[2])
+    assert gradcheck.check(spec, seed=11).status == "pass"
+
+
 def test_schema_holds_each_kind_and_its_keys():
     layer = load_schema()["$defs"]["layer"]["properties"]
     keys = {"layernorm": NORM_KEYS, "batchnorm": NORM_KEYS, "lstm": GATED_KEYS,

@@ -7,7 +7,7 @@ same mask in every evaluation (base pass, every perturbation, backprop), and the
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -91,3 +91,14 @@ class Dropout:
     def footprint(layer: Layer) -> int:
         """z and a (the mask is shared by every evaluation)."""
         return 2 * layer.out_shape[0] * layer.out_shape[1]
+
+
+def redraw_masks(model):
+    """The model with every dropout mask drawn again from its seed (a run with --seed moves the masks too)."""
+    def layer_of(layer, term: int):
+        if layer.kind != "dropout":
+            return layer
+        mask = draw_mask(model.seed, term, layer.index, layer.in_shape, layer.options.rate)
+        return replace(layer, options=replace(layer.options, mask=mask))
+    terms = tuple(replace(t, layers=tuple(layer_of(l, t.index) for l in t.layers)) for t in model.terms)
+    return replace(model, terms=terms)
