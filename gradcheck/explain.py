@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from . import expr, network
 from .expr import MAX_DEPTH, MAX_LENGTH
 from .exprparse import parse
-from .kinds import KINDS
+from .kinds import KINDS, no_closed_form
 from .model import Layer, Model, Term, layer_refs
 from .symbolic import NoClosedForm, Ones, Sym, Var, num
 from .symwalk import ClosedForm, SymStep, Use, Walker, derivative, forward, objective_value, safe_text, sup
@@ -279,7 +279,7 @@ def explain(model: Model) -> Explanation:
                           term.coef.label if term.coef is not None else None, table_rows(model, term))
         structured = [layer for layer in term.layers if not KINDS[layer.kind].closed_form]
         if structured:
-            table.note = f"{structured[0].label} is a {structured[0].kind} layer: no closed form in the expression language"
+            table.note = no_closed_form(structured[0], standard=True)
         terms.append(table)
     return Explanation(model.path, model.name, terms, closed.uses, params, notes)
 

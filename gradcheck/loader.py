@@ -181,6 +181,7 @@ class Loader:
         if "input" not in mapping:
             raise node.error(f'term {index} needs an "input"')
         input_ref = self.ref(mapping["input"], "input", allow_transpose=True)
+        self.term_index, self.term_input = index, input_ref  # what a kind may ask of its term (dropout, embedding)
         layers = []
         shape = self.ref_shape(input_ref)
         image = None  # the (C, *spatial) image each column holds, while a conv/maxpool's output flows

@@ -46,9 +46,11 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
             return max(peak, TEMPORARIES * 2 * m + 2 * n)  # the moved row's temporaries, W's column u and u·u
         if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
             rows = KINDS[layer.kind].row_patch and layer.weight is None and \
-                all(_same_row(layer, r, shapes, transposed) for r in refs)
+                all(_same_row(layer, r, shapes, transposed) for r in refs) or \
+                not refs and width == 1 and getattr(KINDS[layer.kind], "carry_rows", None) is not None
         elif not started and KINDS[layer.kind].patch is not None and len(refs) == 1:  # the kind's own rows
-            rows, width = True, layer.out_shape[0] // getattr(layer.options, "filters", 1)
+            rows = True  # a kind may say how many rows its patch moves (patch_rows); conv moves one filter's
+            width = getattr(layer.options, "patch_rows", None) or layer.out_shape[0] // getattr(layer.options, "filters", 1)
         elif not started:
             rows = KINDS[layer.kind].row_patch and len(refs) == 1 and _row_local(layer, refs[0], shapes)
             transposed = rows and refs[0].transposed

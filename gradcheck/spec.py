@@ -10,6 +10,7 @@ import numpy as np
 
 from . import network
 from .errors import SpecError
+from .kinds.dropout import redraw_masks
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, count, hint
 from .loader import build_model
@@ -60,7 +61,7 @@ class Spec:
 
     def reseeded(self, seed: int) -> "Spec":
         """The same spec with its random values drawn from another seed."""
-        model = replace(self.model, seed=seed)
+        model = redraw_masks(replace(self.model, seed=seed))
         return Spec(model, draw_values(model))
 
 

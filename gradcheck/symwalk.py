@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import network
-from .kinds import KINDS
+from .kinds import KINDS, no_closed_form
 from .model import ActivationUse, Layer, Model, Objective, Ref, Term
 from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num, reduce_to, sub, t
 
@@ -131,8 +131,7 @@ class Walker:
     def walk_term(self, term: Term) -> None:
         structured = [layer for layer in term.layers if not KINDS[layer.kind].closed_form]
         if structured:
-            raise NoClosedForm(f"{structured[0].label} is a {structured[0].kind} layer: no closed form in the "
-                               f"expression language")
+            raise NoClosedForm(no_closed_form(structured[0]))
         steps, a = network.walk_forward(term, self.ref(term.input), self.layer_forward)
         obj = term.objective
         y = self.ref(obj.target) if obj.target is not None else None

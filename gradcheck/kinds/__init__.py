@@ -14,6 +14,11 @@ from .conv import Conv
 from .dense import Dense
 from .maxpool import MaxPool
 from .recurrent import Recurrent
+from .attention import Attention
+from .dropout import Dropout
+from .embedding import Embedding
+from .gated import GRU, LSTM
+from .norm import BatchNorm, LayerNorm
 
 REQUIRED = ("key", "schema", "parse", "forward", "backward", "state", "footprint", "analytic", "row_patch", "patch", "moved",
             "fusable", "closed_form", "sym_z", "sym_backward")
@@ -32,5 +37,14 @@ def register(*kinds) -> dict:
     return table
 
 
-KINDS = register(Dense, Conv, MaxPool, Recurrent)
+KINDS = register(Dense, Conv, MaxPool, Recurrent, LayerNorm, BatchNorm, LSTM, GRU, Attention, Embedding, Dropout)
 KEYED = tuple(name for name, kind in KINDS.items() if kind.key is not None)  # kinds named by their key in a layer
+
+
+def no_closed_form(layer, standard: bool = False) -> str:
+    """What explain says of a layer kind without symbols: plainly that it prints no closed form, and (once, under
+    the table: `standard`) the kind's standard backward in words where the kind gives one."""
+    article = "an" if layer.kind in ("attention", "embedding", "lstm") else "a"  # as the name is said
+    text = f"{layer.label} is {article} {layer.kind} layer: no closed form in the expression language"
+    words = getattr(KINDS[layer.kind], "standard", None) if standard else None
+    return text + (f"; its standard backward, as a spec's define can write it: {words}" if words else "")

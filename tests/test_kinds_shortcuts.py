@@ -1,0 +1,68 @@
+"""The new kinds' exact shortcuts (a norm's gain and bias rows, a row carried through batch norm and dropout, attention's value rows and moved projections,
+an embedding's table rows, the gated recurrences' moved weights) equal the dense route: every layer's own
+batched forward on stacked copies of the param, and the plain per-entry loop, for real and imaginary steps."""
+
+from __future__ import annotations
+
+import pytest
+
+import gradcheck
+from gradcheck.rowpatch import term_uses
+from test_numeric import assert_shortcut_exact
+
+DECLS = """\
+seed: 4
+params:
+  W: {shape: [4, 3], std: 0.6}
+  g: {shape: [4, 1], mean: 1, std: 0.3}
+  gm: {shape: [4, 5], mean: 1, std: 0.3}
+  bt: {shape: [1, 4], std: 0.3}
+  Wq: {shape: [2, 4], std: 0.6}
+  Wk: {shape: [2, 4], std: 0.6}
+  Wv: {shape: [4, 4], std: 0.6}
+  E: {shape: [2, 5], std: 0.6}
+  Wx: {shape: [8, 2], std: 0.6}
+  Wh: {shape: [8, 2], std: 0.6}
+  Gx: {shape: [6, 2], std: 0.6}
+  Gh: {shape: [6, 2], std: 0.6}
+  gb: {shape: [6, 1], std: 0.3}
+  lb: {shape: [8, 5], std: 0.3}
+data:
+  X: {shape: [3, 5]}
+  X4: {shape: [4, 5]}
+  Y: {shape: [4, 5]}
+  P2: {shape: [2, 5], init: onehot}
+  T: [[0, 4, 4, 1, 2], [3, 3, 0, 4, 1]]
+"""
+
+CASES = {
+    "layernorm_column_gain": ("input: X\nlayers: [{weight: W}, {layernorm: {gain: g, bias: bt.T}, activation: tanh}]\n"
+                              "objective: {loss: squared_error, target: Y}", ("g", "bt", "W")),
+    "batchnorm_carries_a_row": ("input: X\nlayers: [{weight: W, activation: tanh}, {batchnorm: {gain: gm, bias: g}, "
+                                "activation: sigmoid}, {weight: Wk}]\nobjective: sum", ("W",)),
+    "dropout_carries_a_row": ("input: X\nlayers: [{weight: W, activation: tanh}, {dropout: {rate: 0.5}}, "
+                              "{weight: Wq, activation: softmax}]\nobjective: {loss: cross_entropy, target: P2}", ("W",)),
+    "batchnorm_full_gain": ("input: X\nlayers: [{weight: W}, {batchnorm: {gain: gm, bias: g}, activation: softmax}]\n"
+                            "objective: {loss: cross_entropy, target: Y}", ("gm", "g")),
+    "attention_projections": ("input: X4\nlayers: [{attention: {query: Wq, key: Wk, value: Wv, causal: true}, "
+                              "activation: tanh}]\nobjective: {loss: squared_error, target: Y}", ("Wq", "Wk", "Wv")),
+    "attention_tied_query_key": ("input: X4\nlayers: [{attention: {query: Wq, key: Wq, value: Wv.T}}]\n"
+                                 "objective: {loss: squared_error, target: Y}", ("Wq", "Wv")),
+    "attention_after_its_value": ("input: X4\nlayers: [{weight: Wv, activation: tanh}, "
+                                  "{attention: {query: Wq, key: Wk, value: Wv}}]\nobjective: sum", ("Wv",)),
+    "embedding_table": ("input: T\nlayers: [{embedding: {table: E}, activation: tanh}, {weight: Wk}]\nobjective: sum",
+                        ("E",)),
+    "lstm_weights": ("input: X4\nlayers: [{lstm: {input_weight: Wx, hidden_weight: Wh, bias: lb, steps: 2, "
+                     "output: all}}]\nobjective: {loss: squared_error, target: Y}", ("Wx", "Wh", "lb")),
+    "gru_weights": ("input: X4\nlayers: [{gru: {input_weight: Gx, hidden_weight: Gh, bias: gb, steps: 2}, "
+                    "activation: sigmoid}]\nobjective: sum", ("Gx", "Gh", "gb")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_kind_shortcut_equals_the_dense_route(case):
+    text, names = CASES[case]
+    spec = gradcheck.loads(DECLS + text)
+    for name in names:
+        assert any(term_uses(t, name) for t in spec.model.terms), name
+        assert_shortcut_exact(spec, name, case)
