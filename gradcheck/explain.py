@@ -124,7 +124,7 @@ class _NoSymbols(Exception):
 
 def _forward_symbols(walker: Walker, term: Term) -> list[Sym]:
     """z⁽¹⁾ … z⁽ⁿˡ⁾ in closed form (z⁽¹⁾ is the input); "—" from the first layer kind without one."""
-    zs = [walker.ref(term.input)]
+    zs = [walker.ref(term.input) if term.input is not None else Var("—", (1, 1))]
 
     def step(layer: Layer, a_in: Sym) -> SymStep:
         if not KINDS[layer.kind].closed_form:
@@ -134,7 +134,7 @@ def _forward_symbols(walker: Walker, term: Term) -> list[Sym]:
         return done
 
     try:
-        network.walk_forward(term, zs[0], step)
+        network.walk_forward(term, walker.ops(), step)
     except _NoSymbols:
         pass
     return zs + [Var("—", (1, 1))] * (len(term.layers) + 1 - len(zs))

@@ -26,6 +26,8 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
     """Numbers one perturbation holds along a term, walked as _TermRun.run walks it: temporaries of a row while a
     patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
     size = int(np.prod(shapes[name]))
+    if not term.chain:
+        return _graph_numbers(term, name, size)
     started = rows = term.input.name == name
     peak, stacked, width = 1, 0, 1  # width: rows a patch changes
     transposed = term.input.transposed  # the patched row is p's column index (else its row index)
@@ -57,6 +59,18 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
         stacked = size if (refs and not patched and not carried) or stacked else 0
         peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
+
+
+def _graph_numbers(term: Term, name: str, size: int) -> int:
+    """A DAG (perturb_graph): every layer downstream of p holds its batch until the objective, as dense at worst."""
+    moved, held, peak = set(), 0, 1
+    for layer in term.layers:
+        if uses(layer, name) or any(r.name in moved or r.name == name for r in layer.inputs):
+            moved.add(layer.key)
+            work = KINDS[layer.kind].footprint(layer) + layer.in_shape[0] * layer.in_shape[1]
+            held += work
+            peak = max(peak, TEMPORARIES * work)
+    return held + peak + size
 
 
 def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:
