@@ -39,6 +39,11 @@ def _built() -> dict:
         layer["properties"][key] = KINDS[key].schema
     for key, row in MERGES.items():
         layer["properties"][key] = _merge_schema(key, row.arity)
+    # without an input, the first layer says what it reads (`input:` or a merge)
+    reads = {"required": ["layers"], "properties": {"layers": {"prefixItems": [
+        {"anyOf": [{"required": [key]} for key in ("input", *MERGES)]}]}}}
+    schema["oneOf"][0]["anyOf"][1] = reads
+    defs["term"]["anyOf"][1] = reads
     layer["not"]["anyOf"] = [{"required": list(pair)} for pair in combinations(["weight", *KEYED], 2)
                              if pair[0] != "weight"] + [{"required": ["weight", key]} for key in KEYED] + \
                             [{"required": list(pair)} for pair in combinations(["input", *MERGES], 2)]
