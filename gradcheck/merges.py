@@ -217,7 +217,7 @@ ROWS: tuple[Merge, ...] = (
     Merge("slice", 1, lambda xs, opt: xs[0][..., opt[0]:opt[1], :], _slice_backward, _slice_shape,
           lambda xs, opt: s.matmul(_select(xs[0].shape[0], *opt), xs[0]),
           lambda g, xs, out, opt: [s.matmul(s.t(_select(xs[0].shape[0], *opt)), g)],
-          (lambda d, labels, i: f"{d} in its rows of {labels[0]}, zeros elsewhere"), analytic=True, kinks=()),
+          (lambda d, labels, i: f"{d} into its rows of {labels[0]}"), analytic=True, kinks=()),
     Merge("solve", 2, _solve_forward, _solve_backward, _solve_shape,
           lambda xs, opt: s.fn("solve", xs[0], xs[1]), _solve_sym_backward,
           (lambda d, labels, i: f"−{labels[0]}⁻ᵀ {d} zᵀ" if i == 0 else f"{labels[0]}⁻ᵀ {d}"),
