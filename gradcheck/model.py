@@ -110,7 +110,8 @@ class Layer:
         if hasattr(self.options, "label_parts"):
             parts.extend(self.options.label_parts)
         else:
-            parts.append(self.weight.label if self.weight else "I")
+            if self.weight or self.merge is None:
+                parts.append(self.weight.label if self.weight else "I")
             if self.bias:
                 parts.append("+ " + self.bias.label)
         parts.append(self.activation.label)
