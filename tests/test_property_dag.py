@@ -32,7 +32,7 @@ def dags(draw):
             source, rows = f"matmul: [{pick()}, {pick(COLS)}]", None
             rows = nodes[source.split("[")[1].split(",")[0]]
         elif op == "concat" and sum(sorted(nodes.values())[:2]) <= 6:
-            a = pick()
+            a = draw(st.sampled_from([n for n in names if nodes[n] + min(nodes.values()) <= 6]))
             b = draw(st.sampled_from([n for n in names if nodes[a] + nodes[n] <= 6]))
             source, rows = f"concat: [{a}, {b}]", nodes[a] + nodes[b]
         elif op == "slice" and any(nodes[n] >= 2 for n in names):
