@@ -32,14 +32,81 @@ def run_graph(run):
             out = run.first_use(index, layer, refs) if state is None else run.propagate(index, layer, state, refs)
         else:
             base = run.trace.layers[index].inputs
-            xs = [_dense(run, ref, states, base[k]) for k, ref in enumerate(layer.inputs)]
-            out = run.dense_layer(index, layer, MERGES[layer.merge].forward(xs, layer.merge_options))
+            patch = _carried_rows(run, layer, base, states) if run.shortcuts else None
+            if patch is not None:  # the merge moved one row per perturbation: on as a row, as in a chain
+                out = run.propagate(index, layer, patch, refs)
+            else:
+                xs = [_dense(run, ref, states, base[k]) for k, ref in enumerate(layer.inputs)]
+                out = run.dense_layer(index, layer, MERGES[layer.merge].forward(xs, layer.merge_options))
         states[layer.key] = out
         if index == out_pos:
             z_out = run.z_last
     run.z_last = z_out
     dJ, size = run.objective(states.get(term.layers[out_pos].key))
     return dJ, run.crossed, size
+
+
+def _carried_rows(run, layer, base: list, states: dict):
+    """The merged input as a row patch when the merge keeps each perturbation's change in a few rows: add and mul
+    (the union of the moved inputs' rows, the others as in the base pass), a slice (a row outside it stays as it
+    was), concat (the rows shifted to their place). None where it would not (broadcast rows, a transposed or
+    moved-as-a-whole input)."""
+    patches = [None if ref.transposed else states.get(ref.name) for ref in layer.inputs]
+    moved = [k for k, ref in enumerate(layer.inputs) if ref.name in states or ref.name == run.o.name]
+    if not moved or any(not isinstance(patches[k], RowPatch) for k in moved):
+        return None
+    merged = run.trace.layers[layer.index - 1].a_in
+    if layer.merge == "slice":
+        start, stop = layer.merge_options
+        rows, vals = patches[0].rows, patches[0].vals
+        inside = (rows >= start) & (rows < stop)
+        out_rows = _distinct(np.where(inside, rows - start, -1), merged.shape[0])  # outside: a row as it was
+        if out_rows is None:
+            return None
+        return RowPatch(merged, out_rows, np.where(inside[..., None], vals, merged[out_rows]))
+    if layer.merge == "concat" and len(moved) == 1:
+        offset = sum(np.shape(base[k])[-2] for k in range(moved[0]))
+        return RowPatch(merged, patches[moved[0]].rows + offset, patches[moved[0]].vals)
+    if layer.merge not in ("add", "mul") or any(np.ndim(x) != 2 or np.shape(x)[0] != merged.shape[0] for x in base):
+        return None
+    B = len(patches[moved[0]].rows)
+    rows = np.concatenate([patches[k].rows.reshape(B, -1) for k in moved], axis=1)  # (B, P): every moved row
+    for q in range(1, rows.shape[1]):  # a row moved by two inputs is listed once (ΔJ sums over listed rows)
+        rows[(rows[:, q:q + 1] == rows[:, :q]).any(axis=1), q] = -1
+    rows = _distinct(rows, merged.shape[0])
+    if rows is None:
+        return None
+    pieces = [_at_rows(base[k], patches[k] if k in moved else None, rows) for k in range(len(base))]
+    vals = MERGES[layer.merge].forward(pieces, layer.merge_options)
+    return RowPatch(merged, rows[:, 0], vals[:, 0]) if rows.shape[1] == 1 else RowPatch(merged, rows, vals)
+
+
+def _distinct(rows, n: int):
+    """rows with each −1 replaced by a row of its perturbation not listed yet (that row is as it was: its values
+    are the base pass's), so every perturbation lists distinct rows; None if there are not enough rows."""
+    if rows.ndim == 1 or not (rows < 0).any():
+        return np.where(rows < 0, 0, rows) if rows.ndim == 1 else rows
+    if rows.shape[1] >= n:
+        return None
+    rows = rows.copy()
+    for q in range(rows.shape[1]):
+        empty = rows[:, q] < 0
+        if empty.any():
+            taken = (rows[:, :, None] == np.arange(rows.shape[1] + 1)).any(axis=1)  # (B, P + 1)
+            rows[empty, q] = np.argmin(taken, axis=1)[empty]
+    return rows
+
+
+def _at_rows(x, patch, rows):
+    """Input x at rows (B, P) of each perturbation: the patch's values where it moved that row, else x's."""
+    out = x[rows]  # (B, P, m)
+    if patch is None:
+        return out
+    own = patch.rows.reshape(len(rows), -1)
+    vals = patch.vals.reshape(own.shape + patch.vals.shape[-1:])
+    match = rows[:, :, None] == own[:, None, :]  # (B, P, P_k)
+    chosen = np.take_along_axis(vals, match.argmax(axis=-1)[..., None], axis=1)
+    return np.where(match.any(axis=-1)[..., None], chosen, out)
 
 
 def _single(run, ref, states):

@@ -27,7 +27,7 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
     patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
     size = int(np.prod(shapes[name]))
     if not term.chain:
-        return _graph_numbers(term, name, size)
+        return _graph_numbers(term, name, size, shapes)
     started = rows = term.input.name == name
     peak, stacked, width = 1, 0, 1  # width: rows a patch changes
     transposed = term.input.transposed  # the patched row is p's column index (else its row index)
@@ -61,16 +61,30 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
     return peak
 
 
-def _graph_numbers(term: Term, name: str, size: int) -> int:
-    """A DAG (perturb_graph): every layer downstream of p holds its batch until the objective, as dense at worst."""
-    moved, held, peak = set(), 0, 1
+def _graph_numbers(term: Term, name: str, size: int, shapes: dict) -> int:
+    """A DAG (perturb_graph): each layer the move reaches holds its batch until the objective, as a row while
+    the row patches last (first uses, weight-less layers, elementwise merges, slices), else densely."""
+    rows: dict[str, bool] = {}  # layer key -> whether its moved output is a row patch
+    held, peak, stacked = 0, 1, 0
     for layer in term.layers:
-        if uses(layer, name) or any(r.name in moved or r.name == name for r in layer.inputs):
-            moved.add(layer.key)
-            work = KINDS[layer.kind].footprint(layer) + layer.in_shape[0] * layer.in_shape[1]
-            held += work
-            peak = max(peak, TEMPORARIES * work)
-    return held + peak + size
+        refs = uses(layer, name)
+        moved = [r for r in layer.inputs if r.name in rows or r.name == name]
+        if not refs and not moved:
+            continue
+        kind = KINDS[layer.kind]
+        if not moved:
+            as_rows = kind.row_patch and len(refs) == 1 and _row_local(layer, refs[0], shapes)
+        else:
+            carried = all(rows.get(r.name, False) and not r.transposed for r in moved)
+            as_rows = carried and kind.row_patch and layer.weight is None and not refs and \
+                (layer.merge in (None, "add", "mul", "slice") or layer.merge == "concat" and len(moved) == 1)
+        as_rows = as_rows and layer.activation.row.elementwise and not layer.activation.row.takes_argument
+        rows[layer.key] = as_rows
+        work = 2 * layer.out_shape[1] if as_rows else kind.footprint(layer) + layer.in_shape[0] * layer.in_shape[1]
+        stacked = size if refs and not as_rows else stacked
+        held += work
+        peak = max(peak, TEMPORARIES * work)
+    return held + peak + stacked
 
 
 def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:
