@@ -28,31 +28,34 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from families import time_family  # noqa: E402
 
 
-def residual(H=70, M=40):
-    """h = tanh(W1 x + b1), r = W2 h, a = softplus(r + x) (the skip as `add`), J = mean(a²): N = 2·H² + H."""
-    text = f"""name: residual block H={H} M={M}
+def residual(H=70, K=4, M=32):
+    """h = tanh(W1 x + b1), r = W2 h, a = tanh(r + x) (the skip as `add`), then a readout V a + c and a squared
+    error: N = 2·H² + H + K·H + K."""
+    text = f"""name: residual block H={H} K={K} M={M}
 seed: 0
 params:
   W1: {{shape: [{H}, {H}], std: 0.1}}
   W2: {{shape: [{H}, {H}], std: 0.1}}
   b1: {{shape: [{H}, 1], std: 0.1}}
+  V: {{shape: [{K}, {H}], std: 0.1}}
+  c: {{shape: [{K}, 1], std: 0.1}}
 data:
   x: {{shape: [{H}, {M}]}}
+  y: {{shape: [{K}, {M}]}}
 input: x
 layers:
   - {{name: h, weight: W1, bias: b1, activation: tanh}}
   - {{name: r, weight: W2}}
-  - {{add: [r, x], activation: softplus}}
-  - {{activation: square}}
-objective: mean
+  - {{add: [r, x], activation: tanh}}
+  - {{weight: V, bias: c}}
+objective: {{loss: squared_error, target: y, reduce: mean}}
 """
 
     def f(xp, p, d):
         h = xp.tanh(p["W1"] @ d["x"] + p["b1"])
-        z = p["W2"] @ h + d["x"]
-        a = xp.logaddexp(0 * z, z) if xp is np else xp.nn.functional.softplus(z)
-        return xp.mean(xp.square(a))
-    return "residual block (add)", text, f
+        a = xp.tanh(p["W2"] @ h + d["x"])
+        return 0.5 * xp.sum(xp.square(p["V"] @ a + p["c"] - d["y"])) / d["y"].shape[1]
+    return "residual block (add) + readout", text, f
 
 
 def lstm(H=40, D=20, M=20):
