@@ -33,6 +33,12 @@ def explicit(mapping: dict) -> bool:
     return isinstance(mapping, dict) and any(k in mapping for k in SOURCE_KEYS)
 
 
+def first_layer_reads(mapping: dict) -> bool:
+    """Whether a term's first layer says what it reads (then the term needs no `input`)."""
+    layers = mapping["layers"].value if "layers" in mapping else None
+    return isinstance(layers, list) and bool(layers) and explicit(layers[0].value)
+
+
 class Inputs:
     """One term's layer names and what each layer reads, resolved in spec order."""
 

@@ -17,7 +17,7 @@ from .errors import SpecError, excerpt
 from .expr import Expression
 from .exprparse import parse
 from .functions import FUNCTIONS
-from .graph import SOURCE_KEYS, Inputs, explicit
+from .graph import SOURCE_KEYS, Inputs, first_layer_reads
 from .kinds import KEYED, KINDS
 from .kinds.geometry import Upstream
 from .limits import DEFAULT as DEFAULT_LIMITS
@@ -176,18 +176,12 @@ class Loader:
                 check_keys(mapping, TERM_KEYS, f"term {i}")
                 out.append(self.term(i, mapping, item))
             return out
-        if "input" not in self.top and not self.first_layer_reads(self.top):
+        if "input" not in self.top and not first_layer_reads(self.top):
             raise self.root.error('the spec needs "input" and "layers" (or a list of "terms")')
         return [self.term(1, self.top, self.root)]
 
-    @staticmethod
-    def first_layer_reads(mapping: dict[str, Node]) -> bool:
-        """Whether the first layer says what it reads (then the term needs no `input`)."""
-        layers = mapping["layers"].value if "layers" in mapping else None
-        return isinstance(layers, list) and bool(layers) and explicit(layers[0].value)
-
     def term(self, index: int, mapping: dict[str, Node], node: Node) -> Term:
-        if "input" not in mapping and not self.first_layer_reads(mapping):
+        if "input" not in mapping and not first_layer_reads(mapping):
             raise node.error(f'term {index} needs an "input"')
         input_ref = self.ref(mapping["input"], "input", allow_transpose=True) if "input" in mapping else None
         layers = []

@@ -58,6 +58,7 @@ def test_network_matches_its_closed_form(path, oracle, names):
             np.testing.assert_allclose(g, grads[name], rtol=1e-11, atol=1e-13, err_msg=name)
 
 
+@pytest.mark.slow  # importing torch alone takes seconds
 def test_lstm_from_primitives_matches_torch_autograd():
     torch = pytest.importorskip("torch")
     spec = gradcheck.load(LSTM)
@@ -99,24 +100,7 @@ def test_solve_merge_is_a_inverse_b_with_its_closed_form_gradients():
 
 
 def test_every_merge_passes_the_check_and_the_complex_step():
-    spec = load("""\
-        params:
-          W: {shape: [3, 3], std: 0.5}
-          V: {shape: [2, 3], std: 0.5}
-          A: {shape: [3, 3], init: eye}
-        data: {x: {shape: [3, 4]}}
-        input: x
-        layers:
-          - {name: h, weight: W, activation: tanh}
-          - {name: s, add: [h, x]}
-          - {name: p, mul: [s, h, x]}
-          - {name: m, matmul: [p, x.T], weight: W.T}
-          - {name: k, concat: [m, V], activation: sigmoid}
-          - {name: q, slice: {input: k, rows: [1, 4]}}
-          - {name: r, solve: [A, q]}
-          - {matmul: [V, r], activation: tanh}
-        objective: sum
-        """)
+    spec = gradcheck.loads(MERGE_SPEC, "t.yaml")  # every merge row, in one network (below)
     for method in ("central", "complex-step"):
         result = gradcheck.check(spec, method=method)
         assert result.status == "pass", (method, result.message, [(p.name, p.backprop) for p in result.params])
@@ -274,3 +258,74 @@ def test_two_sources_and_an_unknown_output():
 def test_v1_specs_without_input_still_need_one():
     line, col, message = error_at("layers:\n  - {weight: W}\n")
     assert (line, col) == (1, 1) and '"input"' in message
+
+
+# ----------------------------------------------------------------------------- hazards, kinds, the merge table
+
+
+def test_a_hazard_after_a_merge_names_the_layer():
+    result = gradcheck.check(load("""\
+        params: {W: {shape: [3, 3]}}
+        data: {x: {shape: [3, 4]}}
+        input: x
+        layers:
+          - {name: h, weight: W}
+          - {name: s, add: [h, x], activation: log}
+        objective: sum
+        """))
+    assert result.status == "error"
+    assert "t.yaml:6:5:" in result.message and "layer 2 s (add h, x, log)" in result.message
+    assert "log needs z > 0" in result.message
+
+
+def test_max_pooling_and_conv_inside_a_network():
+    spec = load("""\
+        params: {K: {shape: [2, 4]}, V: {shape: [2, 8]}}
+        data: {x: {shape: [16, 3]}}
+        layers:
+          - {name: c, input: x, conv: {kernel: K, image: [1, 4, 4], size: [2, 2]}, activation: tanh}
+          - {name: p, input: c, maxpool: {size: [2, 2], stride: 1}}
+          - {name: q, slice: {input: p, rows: [0, 8]}}
+          - {name: m, mul: [q, q], weight: V}
+        objective: sum
+        """)
+    result = gradcheck.check(spec)
+    assert result.status == "pass", result.message
+    assert spec.model.terms[0].layers[1].options.image == (2, 3, 3)  # the conv's image reached the pool by name
+
+
+MERGE_SPEC = """\
+params:
+  W: {shape: [3, 3], std: 0.5}
+  V: {shape: [2, 3], std: 0.5}
+  A: {shape: [3, 3], init: eye}
+data: {x: {shape: [3, 4]}}
+input: x
+layers:
+  - {name: h, weight: W, activation: tanh}
+  - {name: s, add: [h, x]}
+  - {name: p, mul: [s, h, x]}
+  - {name: m, matmul: [p, x.T], weight: W.T}
+  - {name: k, concat: [m, V], activation: sigmoid}
+  - {name: q, slice: {input: k, rows: [1, 4]}}
+  - {name: r, solve: [A, q]}
+  - {matmul: [V, r], activation: tanh}
+objective: sum
+"""
+
+
+def test_every_merge_row_is_used_by_run_explain_and_the_schema(tmp_path):
+    from gradcheck.explain import explain
+    from gradcheck.merges import MERGES
+    from gradcheck.schema import load_schema
+
+    spec = gradcheck.loads(MERGE_SPEC, "t.yaml")
+    assert {layer.merge for layer in spec.model.terms[0].layers} - {None} == set(MERGES)
+    params = explain(spec.model).params
+    assert all(params.values()), params
+    pasted = tmp_path / "pasted.yaml"
+    pasted.write_text(MERGE_SPEC + "expect:\n" + "".join(f"  {n}: {t}\n" for n, t in params.items()))
+    result = gradcheck.check(gradcheck.load(pasted))
+    assert result.status == "pass" and all(p.expect.passed for p in result.params)
+    layer = load_schema()["$defs"]["layer"]["properties"]
+    assert set(MERGES) <= set(layer) and {"name", "input"} <= set(layer)
