@@ -19,17 +19,6 @@ NOTE = ("a network: each row is one spec layer with its own weight and bias; its
         "reading it hands back (a merge gives each input its share: add the δ itself, mul δ • the others)")
 
 
-def reads_text(layer: Layer) -> str:
-    """'add(r, x)', 'h', 'slice(g, rows 0:4)'."""
-    labels = ", ".join(r.label for r in layer.inputs)
-    if layer.merge is None:
-        return labels
-    if layer.merge == "slice":
-        start, stop = layer.merge_options
-        return f"slice({labels}, rows {start}:{stop})"
-    return f"{layer.merge}({labels})"
-
-
 def network_rows(model: Model, term: Term, row_type, f_texts, top_delta, hadamard) -> list:
     """The rows of a network term (explain.py passes its row type and its text helpers)."""
     walker = Walker(model)
@@ -41,13 +30,13 @@ def network_rows(model: Model, term: Term, row_type, f_texts, top_delta, hadamar
         bias = layer.bias.label if layer.bias is not None else None
         if not KINDS[layer.kind].closed_form:
             rows.append(row_type(level, weight, bias, layer.kind, "—", "—", "—", layer.kind, layer.name,
-                                 reads_text(layer)))
+                                 layer.reads))
             continue
         f_text, df_text, fprime = f_texts(walker, layer)
         delta = _delta_text(walker, term, layer, fprime, top_delta, hadamard)
         z = safe_text(zs[layer.key]) if layer.key in zs else None
         rows.append(row_type(level, weight, bias, f_text, df_text, delta, z or "—", "dense", layer.name,
-                             reads_text(layer)))
+                             layer.reads))
     return rows
 
 

@@ -121,6 +121,16 @@ class Layer:
         return f"layer {self.index}{named} ({', '.join(parts)})"
 
     @property
+    def reads(self) -> str:
+        """What the layer reads, as explain writes it: 'h', 'add(r, x)', 'slice(g, rows 0:4)'."""
+        labels = ", ".join(r.label for r in self.inputs)
+        if self.merge is None:
+            return labels
+        if self.merge == "slice":
+            return f"slice({labels}, rows {self.merge_options[0]}:{self.merge_options[1]})"
+        return f"{self.merge}({labels})"
+
+    @property
     def image(self) -> tuple[int, ...] | None:
         """The (channels, *spatial) image each output column holds, when the kind tracks one."""
         return getattr(self.options, "out_image", None)

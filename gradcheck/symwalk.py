@@ -111,6 +111,12 @@ class Walker:
                 return Ones(self.var(name))
         return Ones(like)
 
+    def input_text(self, term: Term, layer: Layer) -> str:
+        """How a gradient's formula names a layer's input: a⁽ˡ⁾ in a chain, what the layer reads in a network."""
+        if term.chain:
+            return f"a{sup(layer.index)}"
+        return layer.reads if layer.merge is None else f"({layer.reads})"
+
     def uses_param(self, ref: Ref | None) -> bool:
         return ref is not None and ref.name in self.params
 

@@ -329,3 +329,17 @@ def test_every_merge_row_is_used_by_run_explain_and_the_schema(tmp_path):
     assert result.status == "pass" and all(p.expect.passed for p in result.params)
     layer = load_schema()["$defs"]["layer"]["properties"]
     assert set(MERGES) <= set(layer) and {"name", "input"} <= set(layer)
+
+
+@pytest.mark.parametrize("layer", ["{input: x, add: [x, x]}", "{slice: {input: x}}", "{matmul: [x, x, x]}",
+                                   "{add: [x]}", "{name: 1h, input: x}"])
+def test_the_schema_refuses_what_the_loader_refuses_for_structure(layer):
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from gradcheck.schema import load_schema
+
+    text = BASE + f"layers:\n  - {layer}\n"
+    with pytest.raises(gradcheck.SpecError):
+        gradcheck.loads(text, "t.yaml")
+    assert not jsonschema.Draft202012Validator(load_schema()).is_valid(yaml.safe_load(text))
