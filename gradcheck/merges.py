@@ -174,16 +174,25 @@ def _solve_shape(shapes, opt):
     return (n, m) if n == k else f"the first has {n} rows and the second {k}"
 
 
+def _solve(a, b):
+    """A⁻¹B over batch axes; a singular A gives NaN there (reported as a non-finite value of its layer)."""
+    a, b = _batched([a, b])
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        if a.ndim == 2:
+            return np.full(np.broadcast_shapes(a.shape[:-1] + b.shape[-1:], b.shape), np.nan)
+        return np.stack([_solve(x, y) for x, y in zip(a, b)])
+
+
 def _solve_forward(xs, opt):
-    a, b = _batched(xs)
-    return np.linalg.solve(a, b)
+    return _solve(xs[0], xs[1])
 
 
 def _solve_backward(g, xs, out, opt):
     """δ_B = A⁻ᵀ δ, δ_A = −δ_B Zᵀ (Z = A⁻¹B, the forward output)."""
     a, b = xs
-    lead = np.broadcast_shapes(np.shape(g)[:-2], np.shape(a)[:-2])
-    gb = np.linalg.solve(np.broadcast_to(_t(a), lead + np.shape(a)[-2:]), np.broadcast_to(g, lead + np.shape(g)[-2:]))
+    gb = _solve(_t(a), g)
     return [unbroadcast_to(-gb @ _t(out), np.shape(a)), unbroadcast_to(gb, np.shape(b))]
 
 
