@@ -34,6 +34,7 @@ class Merge:
     formula: Callable  # (δ, input labels, i) -> how explain writes input i's share of δ
     analytic: bool  # holomorphic: the complex step may pass through it
     kinks: tuple  # non-smooth points of the merge itself (none of these has any)
+    nonfinite: str  # what a NaN or Inf first seen in its output most likely means ("": overflow, as anywhere)
 
 
 def unbroadcast_to(g, shape: tuple):
@@ -209,28 +210,28 @@ ROWS: tuple[Merge, ...] = (
     Merge("add", None, lambda xs, opt: _fold(xs, np.add),
           lambda g, xs, out, opt: [unbroadcast_to(g, np.shape(x)) for x in xs],
           _add_shape, _add_sym, lambda g, xs, out, opt: [s.reduce_to(g, x.shape) for x in xs],
-          (lambda d, labels, i: d), analytic=True, kinks=()),
+          (lambda d, labels, i: d), analytic=True, kinks=(), nonfinite=""),
     Merge("mul", None, lambda xs, opt: _fold(xs, np.multiply), _mul_backward, _add_shape,
           lambda xs, opt: _fold(xs, s.mul),
           _mul_sym_backward,
           (lambda d, labels, i: f"{d} • " + " • ".join(l for j, l in enumerate(labels) if j != i)),
-          analytic=True, kinks=()),
+          analytic=True, kinks=(), nonfinite=""),
     Merge("matmul", 2, lambda xs, opt: np.matmul(xs[0], xs[1]), _matmul_backward, _matmul_shape,
           lambda xs, opt: s.matmul(xs[0], xs[1]),
           lambda g, xs, out, opt: [s.matmul(g, s.t(xs[1])), s.matmul(s.t(xs[0]), g)],
           (lambda d, labels, i: f"{d} {labels[1]}ᵀ" if i == 0 else f"{labels[0]}ᵀ {d}"),
-          analytic=True, kinks=()),
+          analytic=True, kinks=(), nonfinite=""),
     Merge("concat", None, lambda xs, opt: np.concatenate(_batched(xs), axis=-2), _concat_backward, _concat_shape,
           _concat_sym, _concat_sym_backward, (lambda d, labels, i: f"rows of {d} for {labels[i]}"),
-          analytic=True, kinks=()),
+          analytic=True, kinks=(), nonfinite=""),
     Merge("slice", 1, lambda xs, opt: xs[0][..., opt[0]:opt[1], :], _slice_backward, _slice_shape,
           lambda xs, opt: s.matmul(_select(xs[0].shape[0], *opt), xs[0]),
           lambda g, xs, out, opt: [s.matmul(s.t(_select(xs[0].shape[0], *opt)), g)],
-          (lambda d, labels, i: f"{d} into its rows of {labels[0]}"), analytic=True, kinks=()),
+          (lambda d, labels, i: f"{d} into its rows of {labels[0]}"), analytic=True, kinks=(), nonfinite=""),
     Merge("solve", 2, _solve_forward, _solve_backward, _solve_shape,
           lambda xs, opt: s.fn("solve", xs[0], xs[1]), _solve_sym_backward,
           (lambda d, labels, i: f"−{labels[0]}⁻ᵀ {d} zᵀ" if i == 0 else f"{labels[0]}⁻ᵀ {d}"),
-          analytic=True, kinks=()),
+          analytic=True, kinks=(), nonfinite="A is singular"),
 )
 
 MERGES: dict[str, Merge] = {row.key: row for row in ROWS}

@@ -29,10 +29,11 @@ from .trace import AtZ, LayerTrace, Recorder, accumulate
 class NonFinite(Exception):
     """A NaN or Inf first appeared at `where` (a Layer, Objective or Term)."""
 
-    def __init__(self, where, what: str):
+    def __init__(self, where, what: str, cause: str | None = None):
         super().__init__(what)
         self.where = where
         self.what = what
+        self.cause = cause  # what most likely made it, when the step knows (a singular matrix)
 
 
 @dataclass
@@ -123,6 +124,8 @@ def forward(model: Model, values: Mapping[str, np.ndarray], check_finite: bool =
 def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: bool = False) -> TermTrace:
     """Run one term's layers, keeping each layer's input, z and a."""
     def step(layer, a_in):
+        if check_finite and layer.merge is not None:
+            require_finite(a_in, layer, f"its merge {layer.reads}", MERGES[layer.merge].nonfinite or None)
         trace = KINDS[layer.kind].forward(layer, a_in, values)
         if check_finite:
             require_finite(trace.z, layer, "z, the layer's input to its activation")
@@ -297,7 +300,7 @@ def objective_grad(obj: Objective, a: np.ndarray, values, z=None, fused: Fused |
     return scale * np.broadcast_to(row.grad_a(a, y), a.shape), g_target
 
 
-def require_finite(x, where, what: str) -> None:
+def require_finite(x, where, what: str, cause: str | None = None) -> None:
     """Raise NonFinite naming `where` if x holds a NaN or an Inf."""
     if not np.all(np.isfinite(x)):
-        raise NonFinite(where, what)
+        raise NonFinite(where, what, cause)

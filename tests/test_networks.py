@@ -343,3 +343,16 @@ def test_the_schema_refuses_what_the_loader_refuses_for_structure(layer):
     with pytest.raises(gradcheck.SpecError):
         gradcheck.loads(text, "t.yaml")
     assert not jsonschema.Draft202012Validator(load_schema()).is_valid(yaml.safe_load(text))
+
+
+def test_a_singular_solve_is_an_error_naming_its_layer():
+    result = gradcheck.check(load("""\
+        params: {B: {shape: [2, 3]}}
+        data: {A: [[1.0, 2.0], [2.0, 4.0]]}
+        layers:
+          - {name: s, solve: [A, B], activation: tanh}
+        objective: sum
+        """))
+    assert result.status == "error"
+    assert result.message.startswith("t.yaml:4:5: non-finite value (NaN or Inf) first appeared in layer 1 s")
+    assert result.message.endswith("its merge solve(A, B) (A is singular)")
