@@ -323,8 +323,8 @@ class _TermRun:
 
     def rows_reach_loss(self, index: int) -> bool:
         """Layer `index` is the last, and its loss, fused with its column-wise activation, updates columns from one row."""
-        return index == self.term.output % len(self.term.layers) and self.term.read_by(index) == 0 and \
-            self.fused is not None and self.fused.rows is not None
+        return index == self.term.output % len(self.term.layers) and self.fused is not None and \
+            self.fused.rows is not None and (self.term.chain or self.term.read_by(index) == 0)
 
     def activate_dense(self, index: int, layer: Layer, z: np.ndarray):
         self.z_last = z
