@@ -356,3 +356,28 @@ def test_a_singular_solve_is_an_error_naming_its_layer():
     assert result.status == "error"
     assert result.message.startswith("t.yaml:4:5: non-finite value (NaN or Inf) first appeared in layer 1 s")
     assert result.message.endswith("its merge solve(A, B) (A is singular)")
+
+
+def test_terms_each_with_their_own_named_layers():
+    spec = load("""\
+        params: {W: {shape: [3, 3]}, V: {shape: [3, 3]}}
+        data: {x: {shape: [3, 4]}}
+        terms:
+          - layers:
+              - {name: h, input: x, weight: W, activation: tanh}
+              - {add: [h, x]}
+            objective: sum
+          - coef: 0.5
+            input: x
+            layers:
+              - {name: h, weight: V}          # the same name in another term: its own layer
+              - {mul: [h, h]}
+            objective: sum
+        """)
+    W, V, x = spec.values["W"], spec.values["V"], spec.values["x"]
+    h = np.tanh(W @ x)
+    assert spec.objective() == pytest.approx(np.sum(h + x) + 0.5 * np.sum((V @ x) ** 2), rel=1e-13)
+    grads = spec.gradient()
+    np.testing.assert_allclose(grads["W"], (1 - h ** 2) @ x.T, rtol=1e-12)
+    np.testing.assert_allclose(grads["V"], (V @ x) @ x.T, rtol=1e-12)
+    assert gradcheck.check(spec).status == "pass"
