@@ -381,3 +381,27 @@ def test_terms_each_with_their_own_named_layers():
     np.testing.assert_allclose(grads["W"], (1 - h ** 2) @ x.T, rtol=1e-12)
     np.testing.assert_allclose(grads["V"], (V @ x) @ x.T, rtol=1e-12)
     assert gradcheck.check(spec).status == "pass"
+
+
+def test_a_layer_read_transposed():
+    spec = load("""\
+        params: {W: {shape: [3, 3]}, V: {shape: [2, 4]}}
+        data: {x: {shape: [3, 4]}}
+        input: x
+        layers:
+          - {name: h, weight: W, activation: tanh}
+          - {name: g, input: h.T}             # 4×3
+          - {name: k, matmul: [V, g], activation: sigmoid}
+          - {matmul: [k.T, k]}                # 3×3
+        objective: sum
+        """)
+    W, V, x = spec.values["W"], spec.values["V"], spec.values["x"]
+    h = np.tanh(W @ x)
+    k = 1 / (1 + np.exp(-(V @ h.T)))
+    assert spec.objective() == pytest.approx(np.sum(k.T @ k), rel=1e-13)
+    dk = k @ np.ones((3, 3)) + k @ np.ones((3, 3)).T  # ∂ sum(kᵀk)/∂k
+    dz = dk * k * (1 - k)
+    dh = (V.T @ dz).T  # back through g = hᵀ
+    np.testing.assert_allclose(spec.gradient()["V"], dz @ h, rtol=1e-12)
+    np.testing.assert_allclose(spec.gradient()["W"], (dh * (1 - h ** 2)) @ x.T, rtol=1e-12)
+    assert gradcheck.check(spec).status == "pass"
