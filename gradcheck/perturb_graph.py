@@ -3,11 +3,15 @@ downstream of the moved entry are re-evaluated, in spec order, each from its inp
 
 A layer that reads one input as is goes through the chain's own steps (perturb._TermRun.first_use and
 propagate), so a param's first use as a weight keeps its exact row patch, and a changed row goes on as a
-row through weight-less layers and as a rank-1 change through a weight. A merge reads its inputs densely
-(batched over the perturbations) and its layer runs batched; layers the move never reaches are never run.
+row through weight-less layers. Merges keep what they can: add, mul, slice and concat carry row patches
+(the union of the moved rows); a row that meets a weight is a rank-1 change (LowRank), which an identity
+activation and an `add` keep (a residual block's skip). Elsewhere a merge reads its inputs densely (batched
+over the perturbations) and its layer runs batched; layers the move never reaches are never run.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,11 +20,26 @@ from .merges import MERGES
 from .rowpatch import RowPatch, uses
 
 
+@dataclass
+class LowRank:
+    """B variants of `base` (n, m): variant b is base + u[b] ⊗ v[b] (a moved row that met a weight), kept in this
+    form through an identity activation and an `add`, made dense only where a layer needs every entry."""
+
+    base: np.ndarray
+    u: np.ndarray  # (B, n)
+    v: np.ndarray  # (B, m)
+
+    def dense(self) -> np.ndarray:
+        z = np.einsum("bn,bm->bnm", self.u, self.v)  # an outer product per perturbation, then one in-place add
+        z += self.base
+        return z
+
+
 def run_graph(run):
     """(ΔJ, crossed, size) of one term for `run` (a perturb._TermRun), walking the term's DAG."""
     term, name = run.term, run.o.name
     out_pos = term.output % len(term.layers)
-    states: dict = {}  # layer key -> its perturbed a (a RowPatch or a batch); absent: the base pass's
+    states: dict = {}  # layer key -> its perturbed a (a RowPatch, a LowRank or a batch); absent: the base pass's
     z_out = None
     for index, layer in enumerate(term.layers):
         refs = uses(layer, name)
@@ -29,27 +48,72 @@ def run_graph(run):
             continue
         run.z_last = None
         if layer.merge is None:
-            state = _single(run, layer.inputs[0], states)
-            if state is None:
-                out = run.first_use(index, layer, refs)
-            elif _rank_one(layer, state, refs):
-                out = run.activate_dense(index, layer, _rank_one_z(run, index, layer, state))
-            else:
-                out = run.propagate(index, layer, state, refs)
+            out = _one_input(run, index, layer, _single(run, layer.inputs[0], states), refs, index == out_pos)
         else:
-            base = run.trace.layers[index].inputs
-            patch = _carried_rows(run, layer, base, states) if run.shortcuts else None
-            if patch is not None:  # the merge moved one row per perturbation: on as a row, as in a chain
-                out = run.propagate(index, layer, patch, refs)
-            else:
-                xs = [_dense(run, ref, states, base[k]) for k, ref in enumerate(layer.inputs)]
-                out = run.dense_layer(index, layer, MERGES[layer.merge].forward(xs, layer.merge_options))
+            out = _merged(run, index, layer, states, refs)
         states[layer.key] = out
         if index == out_pos:
             z_out = run.z_last
     run.z_last = z_out
-    dJ, size = run.objective(states.get(term.layers[out_pos].key))
+    final = states.get(term.layers[out_pos].key)
+    dJ, size = run.objective(final.dense() if isinstance(final, LowRank) else final)
     return dJ, run.crossed, size
+
+
+def _one_input(run, index: int, layer, state, refs, is_output: bool):
+    """A layer that reads one input as is: the chain's own steps, or a rank-1 change where a row meets a weight."""
+    if state is None:
+        return run.first_use(index, layer, refs)
+    if isinstance(state, LowRank):
+        return _rank_one_step(run, index, layer, state, refs, is_output)
+    if _rank_one(layer, state, refs):  # z changes by W[:, i] ⊗ Δrow
+        W = layer.weight.value(run.o.values)
+        change = LowRank(run.trace.layers[index].z, W[:, state.rows].T, state.vals - state.base[state.rows])
+        return _activate_rank_one(run, index, layer, change, is_output)
+    return run.propagate(index, layer, state, refs)
+
+
+def _rank_one_step(run, index: int, layer, low: "LowRank", refs, is_output: bool):
+    """A rank-1 change of a layer's (merged) input: z = W a + b changes by (W u) ⊗ v, still rank 1."""
+    if refs or not KINDS[layer.kind].row_patch:
+        return run.propagate(index, layer, low.dense(), refs)
+    u = low.u if layer.weight is None else low.u @ np.swapaxes(layer.weight.value(run.o.values), -1, -2)
+    return _activate_rank_one(run, index, layer, LowRank(run.trace.layers[index].z, u, low.v), is_output)
+
+
+def _activate_rank_one(run, index: int, layer, z: "LowRank", is_output: bool):
+    """a = f(z): an identity keeps the change rank 1 (unless the objective reads it); any other f needs all of z."""
+    if layer.activation.row.name == "identity" and layer.activation.argument is None and not is_output:
+        return z
+    return run.activate_dense(index, layer, z.dense())
+
+
+def _merged(run, index: int, layer, states: dict, refs):
+    """A merge layer: its input as a row patch or a rank-1 change where the merge keeps one, else dense."""
+    base = run.trace.layers[index].inputs
+    is_output = index == run.term.output % len(run.term.layers)
+    if run.shortcuts:
+        patch = _carried_rows(run, layer, base, states)
+        if patch is not None:  # the merge moved a few rows per perturbation: on as rows, as in a chain
+            return run.propagate(index, layer, patch, refs)
+        low = _carried_rank_one(run, layer, states)
+        if low is not None:
+            return _rank_one_step(run, index, layer, low, refs, is_output)
+    xs = [_dense(run, ref, states, base[k]) for k, ref in enumerate(layer.inputs)]
+    return run.dense_layer(index, layer, MERGES[layer.merge].forward(xs, layer.merge_options))
+
+
+def _carried_rank_one(run, layer, states: dict):
+    """An `add` whose one moved input is a rank-1 change of the same shape: the sum is the same change of the
+    merged base."""
+    moved = [ref for ref in layer.inputs if ref.name in states or ref.name == run.o.name]
+    if layer.merge != "add" or len(moved) != 1 or moved[0].transposed:
+        return None
+    state = states.get(moved[0].name)
+    merged = run.trace.layers[layer.index - 1].a_in
+    if not isinstance(state, LowRank) or state.base.shape != merged.shape:
+        return None
+    return LowRank(merged, state.u, state.v)
 
 
 def _carried_rows(run, layer, base: list, states: dict):
@@ -121,24 +185,13 @@ def _rank_one(layer, state, refs) -> bool:
         KINDS[layer.kind].row_patch
 
 
-def _rank_one_z(run, index: int, layer, state: RowPatch):
-    """z + W[:, i] ⊗ Δrow for each perturbation, as perturb._TermRun.propagate computes it; einsum's outer
-    product with an in-place add is several times faster than broadcasting at network sizes (the residual
-    benchmark's W1: B × 70 × 32)."""
-    W = layer.weight.value(run.o.values)
-    diff = state.vals - state.base[state.rows]
-    z = np.einsum("bn,bm->bnm", W[:, state.rows].T, diff)
-    z += run.trace.layers[index].z
-    return z
-
-
 def _single(run, ref, states):
     """A one-input layer's perturbed input: a row patch where one lasts, a batch, or None (unchanged)."""
     if ref.name in states:
         state = states[ref.name]
         if not ref.transposed:
             return state
-        dense = state.dense() if isinstance(state, RowPatch) else state
+        dense = state.dense() if isinstance(state, (RowPatch, LowRank)) else state
         return np.swapaxes(dense, -1, -2)
     if ref.name == run.o.name:
         return run.input_patch(ref) if run.shortcuts else ref.value(run.batched_values())
@@ -149,7 +202,7 @@ def _dense(run, ref, states, base):
     """A merge's input over the batch: perturbed if it moved, else the base pass's value (broadcast by the merge)."""
     if ref.name in states:
         state = states[ref.name]
-        dense = state.dense() if isinstance(state, RowPatch) else state
+        dense = state.dense() if isinstance(state, (RowPatch, LowRank)) else state
         return np.swapaxes(dense, -1, -2) if ref.transposed else dense
     if ref.name == run.o.name:
         return ref.value(run.batched_values())
