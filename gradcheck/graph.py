@@ -83,9 +83,8 @@ class Inputs:
             value = mapping[key].value
             if key == "slice" and isinstance(value, dict) and "input" in value:
                 value = value["input"].value
-            items = value if isinstance(value, list) else [value]
-            out += [_name_of(i.value if isinstance(i, Node) else i)[0] for i in items
-                    if isinstance(i.value if isinstance(i, Node) else i, str)]
+            items = [i.value if isinstance(i, Node) else i for i in (value if isinstance(value, list) else [value])]
+            out += [_name_of(text)[0] for text in items if isinstance(text, str)]
         return out
 
     # -- one layer's inputs

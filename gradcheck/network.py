@@ -93,7 +93,7 @@ def walk_backward(term: Term, steps: list, g, ops: Ops, layer_step: Callable, le
     """δ flows back through every edge, last layer first: `layer_step(step, g, below)` returns the signal at
     the layer's (merged) input (`below`: whether another layer is read by it); the merge splits it over the
     inputs; a layer read by several collects the sum of their signals (`+=`) before its own step, and a
-    declared name gets `leaf(ref, signal)`. A layer nothing reads past the objective gets no signal."""
+    declared name gets `leaf(ref, signal)`. A layer whose output never reaches the objective gets no signal."""
     if not steps:
         leaf(term.input, g)
         return
