@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from .errors import excerpt
+from .limits import count, hint
 from .merges import MERGES, describe_shapes, merge_shape
 from .model import Layer, Ref
 from .nodes import check_keys, expect_list, expect_mapping, number, place_of
@@ -117,6 +118,9 @@ class Inputs:
             raise node.error(f"{key} in layer {position} takes {arity} names, not {len(items)}")
         if arity is None and len(items) < 2:
             raise node.error(f"{key} in layer {position} takes two or more names, not {len(items)}")
+        if len(items) > self.b.limits.layers:
+            raise node.error(f"{key} in layer {position} merges {count(len(items))} names; the limit is "
+                             f"{count(self.b.limits.layers)}, as for layers ({hint('layers')})")
         refs = tuple(self.resolve(position, item, f"{key} in layer {position}") for item in items)
         shape = self.merged(position, key, node, refs, None)
         return refs, key, None, shape, None, None
@@ -169,7 +173,9 @@ class Inputs:
         target = self.names[name]
         path = self.path(target, position)
         if path is not None:
-            labels = " → ".join(self.label(p) for p in [position, *path])
+            route = [position, *path]
+            shown = route if len(route) <= 8 else [*route[:4], None, *route[-3:]]  # a long cycle, shortened
+            labels = " → ".join("…" if p is None else self.label(p) for p in shown)
             return f'layer {position} reads "{name}", which reads layer {position} back: a cycle ({labels}); ' \
                    f"layers must form a DAG"
         return f'"{name}" is used before it is defined (by layer {target}, below layer {position}); layers read ' \

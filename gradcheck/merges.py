@@ -89,7 +89,13 @@ def _others(xs, i, times):
 
 
 def _mul_backward(g, xs, out, opt):
-    return [unbroadcast_to(g * _others(xs, i, np.multiply), np.shape(x)) for i, x in enumerate(xs)]
+    """g • (the product of every other input), from prefix and suffix products: O(n), not O(n²), for n inputs."""
+    before, after = [1.0], [1.0]
+    for x in xs[:-1]:
+        before.append(before[-1] * x)
+    for x in xs[:0:-1]:
+        after.append(after[-1] * x)
+    return [unbroadcast_to(g * before[i] * after[len(xs) - 1 - i], np.shape(x)) for i, x in enumerate(xs)]
 
 
 def _mul_sym_backward(g, xs, out, opt):
