@@ -159,11 +159,11 @@ class Inputs:
         name, transposed = _name_of(node.value)
         if name in self.layers:
             return Ref(name, transposed=transposed, place=place_of(node))
-        if self.b.kinds.get(name) in ("params", "data"):
+        if name in self.b.shapes:  # a param or data name (any name declared before the layers)
             return Ref(name, transposed=transposed, place=place_of(node))
         if name in self.names:
             raise node.error(self.forward_reference(position, name))
-        known = [*self.layers, *(n for n, k in self.b.kinds.items() if k in ("params", "data"))]
+        known = [*self.layers, *self.b.shapes]
         raise node.error(f'{role}: undefined name "{excerpt(name)}"{did_you_mean(name, [*known, *self.names])}; '
                          f"layers above it: {', '.join(n for n in self.layers if not n.startswith('#')) or 'none'}; "
                          f"params and data: {', '.join(known[len(self.layers):]) or 'none'}")
