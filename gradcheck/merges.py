@@ -33,7 +33,7 @@ class Merge:
     sym_backward: Callable
     formula: Callable  # (δ, input labels, i) -> how explain writes input i's share of δ
     analytic: bool  # holomorphic: the complex step may pass through it
-    kinks: tuple  # non-smooth points of the merge itself (none of these has any)
+    kinks: tuple  # non-smooth points of the merge itself (none of these has any; _register refuses them for now)
     nonfinite: str  # what a NaN or Inf first seen in its output most likely means ("": overflow, as anywhere)
 
 
@@ -240,7 +240,17 @@ ROWS: tuple[Merge, ...] = (
           analytic=True, kinks=(), nonfinite="A is singular"),
 )
 
-MERGES: dict[str, Merge] = {row.key: row for row in ROWS}
+
+def _register(rows) -> dict[str, Merge]:
+    """key -> row; a row with kinks of its own is refused until the perturber flags crossings of merge kinks
+    (today kinks come from activations and layer kinds only, and every merge above is smooth)."""
+    for row in rows:
+        if row.kinks:
+            raise TypeError(f"merge {row.key} declares kinks, which the kink detection does not read yet")
+    return {row.key: row for row in rows}
+
+
+MERGES: dict[str, Merge] = _register(ROWS)
 
 
 def describe_shapes(labels, shapes) -> str:

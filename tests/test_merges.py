@@ -102,3 +102,10 @@ def test_a_merge_row_missing_a_field_fails_when_it_is_made():
     del fields["nonfinite"]
     with pytest.raises(TypeError):
         Merge(**fields)
+
+
+def test_a_merge_with_kinks_is_refused_until_kinks_of_merges_are_detected():
+    from gradcheck.merges import ROWS, _register
+
+    with pytest.raises(TypeError, match="kinks"):
+        _register([dataclasses.replace(ROWS[0], kinks=(0.0,))])
