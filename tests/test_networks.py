@@ -405,3 +405,39 @@ def test_a_layer_read_transposed():
     np.testing.assert_allclose(spec.gradient()["V"], dz @ h, rtol=1e-12)
     np.testing.assert_allclose(spec.gradient()["W"], (dh * (1 - h ** 2)) @ x.T, rtol=1e-12)
     assert gradcheck.check(spec).status == "pass"
+
+
+@pytest.mark.parametrize("text", [
+    """\
+    params: {W: {shape: [4, 3], std: 0.5}, V: {shape: [4, 4], std: 0.5}, b: {shape: [4, 1]}}
+    data: {x: {shape: [3, 6]}, Y: {shape: [4, 6], init: onehot}}
+    layers:
+      - {name: h, input: x, weight: W, bias: b, activation: tanh}
+      - {name: g, input: h, weight: V}
+      - {add: [g, h], activation: softmax}
+    objective: {loss: cross_entropy, target: Y, reduce: mean}
+    """,
+    """\
+    params: {W: {shape: [4, 3], std: 0.5}, V: {shape: [4, 4], std: 0.5}, b: {shape: [4, 1]}}
+    data: {x: {shape: [3, 6]}, Y: {shape: [4, 6], init: binary}}
+    layers:
+      - {name: h, input: x, weight: W, bias: b, activation: tanh}
+      - {name: s, slice: {input: h, rows: [0, 4]}}
+      - {name: g, mul: [s, h], weight: V, bias: b}
+      - {add: [g, h], activation: sigmoid}
+    objective: {loss: binary_cross_entropy, target: Y}
+    """], ids=["softmax_cross_entropy", "sigmoid_binary_cross_entropy"])
+def test_a_loss_fused_with_a_networks_last_activation(text):
+    spec = load(text)
+    grads = spec.gradient()
+    for name in spec.param_names:  # plain central differences of J, outside the engine's perturber
+        theta = spec.values[name]
+        numeric = np.zeros_like(theta)
+        for idx in np.ndindex(theta.shape):
+            plus, minus = theta.copy(), theta.copy()
+            plus[idx] += 1e-6
+            minus[idx] -= 1e-6
+            numeric[idx] = (spec.objective({name: plus}) - spec.objective({name: minus})) / 2e-6
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+    for method in ("central", "complex-step"):
+        assert gradcheck.check(spec, method=method).status == "pass"
