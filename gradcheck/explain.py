@@ -101,7 +101,7 @@ def check_expression(text: str, model: Model, name: str) -> str | None:
 def table_rows(model: Model, term: Term) -> list[LayerRow]:
     """The UFLDL table of a term, n_l first; symbolic entries in the spec's names."""
     if not term.chain:
-        return network_rows(model, term, LayerRow, _f_texts, _top_delta_text, _hadamard)
+        return network_rows(model, term, LayerRow, _f_texts, _top_delta_text, _hadamard, _at)
     walker = Walker(model)
     n = len(term.layers) + 1
     z_syms = _forward_symbols(walker, term)

@@ -12,14 +12,14 @@ from . import network
 from .kinds import KINDS
 from .merges import MERGES
 from .model import Layer, Model, Term
-from .symbolic import NoClosedForm, Var
+from .symbolic import NoClosedForm
 from .symwalk import Walker, safe_text, sup
 
 NOTE = ("a network: each row is one spec layer with its own weight and bias; its δ sums what every layer "
         "reading it hands back (a merge gives each input its share: add the δ itself, mul δ • the others)")
 
 
-def network_rows(model: Model, term: Term, row_type, f_texts, top_delta, hadamard) -> list:
+def network_rows(model: Model, term: Term, row_type, f_texts, top_delta, hadamard, at) -> list:
     """The rows of a network term (explain.py passes its row type and its text helpers)."""
     walker = Walker(model)
     zs = _z_symbols(walker, term)
@@ -33,7 +33,7 @@ def network_rows(model: Model, term: Term, row_type, f_texts, top_delta, hadamar
                                  layer.reads))
             continue
         f_text, df_text, fprime = f_texts(walker, layer)
-        delta = _delta_text(walker, term, layer, fprime, top_delta, hadamard)
+        delta = _delta_text(walker, term, layer, fprime, top_delta, hadamard, at)
         z = safe_text(zs[layer.key]) if layer.key in zs else None
         rows.append(row_type(level, weight, bias, f_text, df_text, delta, z or "—", "dense", layer.name,
                              layer.reads))
@@ -75,7 +75,7 @@ def _handed_back(term: Term, layer: Layer) -> list[str]:
     return parts
 
 
-def _delta_text(walker, term: Term, layer: Layer, fprime, top_delta, hadamard) -> str:
+def _delta_text(walker, term: Term, layer: Layer, fprime, top_delta, hadamard, at) -> str:
     level = layer.index + 1
     parts = _handed_back(term, layer)
     is_out = layer is term.layers[term.output]
@@ -88,7 +88,5 @@ def _delta_text(walker, term: Term, layer: Layer, fprime, top_delta, hadamard) -
             a = f"a{sup(level)}"
             texts.append(f"{a} • (g - sum({a} • g, axis=0)), g = {g}")
         else:
-            z = Var(f"z{sup(level)}", layer.out_shape)
-            from .explain import _rename_z  # one renaming helper, owned by explain
-            texts.append(hadamard(g, safe_text(_rename_z(fprime, z.name)) or "—"))
+            texts.append(hadamard(g, at(fprime, level)))
     return " + ".join(texts)

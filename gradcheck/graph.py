@@ -15,7 +15,7 @@ from .limits import count, hint
 from .merges import MERGES, describe_shapes, merge_shape
 from .model import Layer, Ref
 from .nodes import check_keys, expect_list, expect_mapping, number, place_of
-from .shapes import Shape, fmt_shape
+from .shapes import Shape
 from .suggest import did_you_mean
 from .yamlsrc import Node
 
