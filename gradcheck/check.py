@@ -156,7 +156,7 @@ def _columns(perturber: Perturber) -> int | None:
     """m, the columns (examples) of the first term that reads the param."""
     for trace in perturber.traces:
         if term_uses(trace.term, perturber.name):
-            last = trace.layers[-1].a if trace.layers else trace.term.input.value(perturber.values)
+            last = trace.layers[trace.term.output].a if trace.layers else trace.term.input.value(perturber.values)
             return int(np.shape(last)[-1])
     return None
 

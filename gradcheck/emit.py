@@ -78,7 +78,8 @@ class PythonEmitter(Walker):
 
     def walk_term(self, term):
         self.prefix = f"t{term.index}_" if len(self.model.terms) > 1 else ""
-        self.lines.append(f"    # term {term.index}: input {term.input.label}, objective {term.objective.label}"
+        reads = f"input {term.input.label}" if term.input is not None else "a network"
+        self.lines.append(f"    # term {term.index}: {reads}, objective {term.objective.label}"
                           + (f", coef {term.coef.label}" if term.coef is not None else ""))
         super().walk_term(term)
 

@@ -20,6 +20,8 @@ from . import expr, network
 from .expr import MAX_DEPTH, MAX_LENGTH
 from .exprparse import parse
 from .kinds import KINDS, no_closed_form
+from .explain_network import NOTE, network_rows
+
 from .model import Layer, Model, Term, layer_refs
 from .symbolic import NoClosedForm, Ones, Sym, Var, num
 from .symwalk import ClosedForm, SymStep, Use, Walker, derivative, forward, objective_value, safe_text, sup
@@ -37,10 +39,13 @@ class LayerRow:
     delta: str
     z: str
     kind: str = "dense"
+    name: str | None = None  # a network's rows: the layer's name and what it reads
+    reads: str | None = None
 
     def to_json(self) -> dict:
-        return {"layer": self.layer, "kind": self.kind, "weight": self.weight, "bias": self.bias, "f": self.f,
-                "df": self.df, "delta": self.delta, "z": self.z}
+        out = {"layer": self.layer, "kind": self.kind, "weight": self.weight, "bias": self.bias, "f": self.f,
+               "df": self.df, "delta": self.delta, "z": self.z}
+        return out if self.reads is None else {**out, "name": self.name, "reads": self.reads}
 
 
 @dataclass
@@ -96,6 +101,8 @@ def check_expression(text: str, model: Model, name: str) -> str | None:
 
 def table_rows(model: Model, term: Term) -> list[LayerRow]:
     """The UFLDL table of a term, n_l first; symbolic entries in the spec's names."""
+    if not term.chain:
+        return network_rows(model, term, LayerRow, _f_texts, _top_delta_text, _hadamard, _at)
     walker = Walker(model)
     n = len(term.layers) + 1
     z_syms = _forward_symbols(walker, term)
@@ -124,7 +131,7 @@ class _NoSymbols(Exception):
 
 def _forward_symbols(walker: Walker, term: Term) -> list[Sym]:
     """z⁽¹⁾ … z⁽ⁿˡ⁾ in closed form (z⁽¹⁾ is the input); "—" from the first layer kind without one."""
-    zs = [walker.ref(term.input)]
+    zs = [walker.ref(term.input) if term.input is not None else Var("—", (1, 1))]
 
     def step(layer: Layer, a_in: Sym) -> SymStep:
         if not KINDS[layer.kind].closed_form:
@@ -134,7 +141,7 @@ def _forward_symbols(walker: Walker, term: Term) -> list[Sym]:
         return done
 
     try:
-        network.walk_forward(term, zs[0], step)
+        network.walk_forward(term, walker.ops(), step)
     except _NoSymbols:
         pass
     return zs + [Var("—", (1, 1))] * (len(term.layers) + 1 - len(zs))
@@ -227,19 +234,19 @@ def _paren(text: str) -> str:
 
 
 def _columns(term: Term) -> int:
-    last = term.layers[-1].out_shape if term.layers else None
+    last = term.layers[term.output].out_shape if term.layers else None
     return last[1] if last else 1
 
 
 def _size(term: Term) -> int:
-    last = term.layers[-1].out_shape if term.layers else (1, 1)
+    last = term.layers[term.output].out_shape if term.layers else (1, 1)
     return last[0] * last[1]
 
 
 def objective_text(term: Term) -> str:
     """J_term in terms of a⁽ⁿˡ⁾, e.g. 'sum(a⁽⁵⁾)'."""
-    level = len(term.layers) + 1
-    shape = term.layers[-1].out_shape if term.layers else (1, 1)
+    level = (term.output % len(term.layers) + 2) if term.layers else 1
+    shape = term.layers[term.output].out_shape if term.layers else (1, 1)
     a = Var(f"a{sup(level)}", shape)
     y = Var(term.objective.target.label, shape) if term.objective.target is not None else None
     return objective_value(term.objective, a, y).text()
@@ -275,9 +282,11 @@ def explain(model: Model) -> Explanation:
             notes[name] = problem
     terms = []
     for term in model.terms:
-        table = TermTable(term.index, term.input.label, objective_text(term),
+        table = TermTable(term.index, term.input.label if term.input is not None else "—", objective_text(term),
                           term.coef.label if term.coef is not None else None, table_rows(model, term))
         structured = [layer for layer in term.layers if not KINDS[layer.kind].closed_form]
+        if not term.chain:
+            table.note = NOTE
         if structured:
             table.note = no_closed_form(structured[0], standard=True)
         terms.append(table)

@@ -187,7 +187,7 @@ class Call(Expr):
     def evaluate(self, env):
         row = FUNCTIONS[self.func]
         if row.literal:
-            return row.impl(self.args[0].value)
+            return row.impl(*(a.value for a in self.args))
         values = [a.evaluate(env) for a in self.args]
         return row.impl(*values, axis=self.axis) if row.takes_axis else row.impl(*values)
 

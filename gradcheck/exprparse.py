@@ -153,12 +153,14 @@ class _Compiler:
         raise self.fail(node, f"{what} is not allowed in expressions (allowed: numbers, names, "
                               f"+ - * / @ **, comparisons, .T and the functions {', '.join(sorted(FUNCTIONS))})")
 
-    def whole_number(self, node: ast.AST, func: str) -> None:
+    def whole_number(self, node: ast.AST, func: str, low: int = 1) -> None:
         """eye(n): n must be written as a whole number from 1 to MAX_EYE, not computed."""
         value = node.value if isinstance(node, ast.Constant) else None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
-                or not 1 <= value <= MAX_EYE:
-            raise self.fail(node, f"{func}(n) takes a whole number n from 1 to {MAX_EYE:,}, written out")
+                or not low <= value <= MAX_EYE:
+            if func == "eye":
+                raise self.fail(node, f"{func}(n) takes a whole number n from 1 to {MAX_EYE:,}, written out")
+            raise self.fail(node, f"{func}() takes whole numbers from {low} to {MAX_EYE:,}, written out")
 
     def compare(self, node: ast.Compare, depth: int, loc: dict) -> Expr:
         """a > b and the like: a 0/1 matrix. One comparison at a time (a < b < c reads two ways)."""
@@ -213,7 +215,8 @@ class _Compiler:
         if len(node.args) != arity:
             raise self.fail(node, f"{func}() takes {arity} argument{'s' * (arity > 1)}, got {len(node.args)}")
         if row.literal:
-            self.whole_number(node.args[0], func)
+            for i, arg in enumerate(node.args):  # the first is a size (from 1), any other a row number
+                self.whole_number(arg, func, 1 if i == 0 else 0)
         axis = None
         for kw in node.keywords:
             if not row.takes_axis or kw.arg != "axis":

@@ -126,6 +126,18 @@ def _eye_shape(shapes, axis, literals):
     return (n, n)
 
 
+def _select_shape(shapes, axis, literals):
+    n, start, stop = literals
+    if not 0 <= start < stop <= n:
+        raise ShapeProblem(f"select(n, start, stop) needs 0 <= start < stop <= n, not ({n}, {start}, {stop})")
+    return (stop - start, n)
+
+
+def _select(n, start, stop):
+    """The (stop−start)×n matrix that picks rows start..stop−1: select(n, s, e) @ x is x[s:e]."""
+    return np.eye(int(n))[int(start):int(stop)]
+
+
 def _outer_shape(shapes, axis, literals):
     u, v = shapes
     if u[1] != 1 or v[1] != 1:
@@ -212,6 +224,8 @@ FUNCTION_ROWS: tuple[Function, ...] = (
     _row("diag", _diag, 1, _diag_shape, "diag",
          helper=_helper("diag", "x", "np.diag(np.ravel(x)) if 1 in np.shape(x) else np.diag(x)[:, None]")),
     _row("eye", lambda n: np.eye(int(n)), 1, _eye_shape, "np.eye", literal=True),
+    _row("select", _select, 3, _select_shape, "select", literal=True,
+         helper=_helper("select", "n, start, stop", "np.eye(n)[start:stop]")),
     _row("rows", lambda x: np.full(np.shape(x)[:-2] + (1, 1), float(np.shape(x)[-2])), 1, _count_shape, "rows",
          helper=_helper("rows", "x", "np.shape(x)[0]")),
     _row("cols", lambda x: np.full(np.shape(x)[:-2] + (1, 1), float(np.shape(x)[-1])), 1, _count_shape, "cols",

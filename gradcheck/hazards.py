@@ -78,12 +78,12 @@ def _forward_operation(term, values, where) -> Finding | None:
         return compute()
 
     try:
-        steps, a = network.walk_forward(term, term.input.value(values), step)
+        steps, a = network.walk_forward(term, network.numbers(values), step)
     except _Raised as exc:
         return exc.finding
     if term.objective is where:
         fused = network.fused_loss(term)
-        z = steps[-1].z if fused else None
+        z = steps[term.output].z if fused else None
         found = _raised(lambda: network.objective_value(term.objective, a, values, z, fused))
         return Finding(found, term.objective) if found else None
     return None
@@ -180,7 +180,7 @@ def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float 
                     found = _straddles(np.asarray(lt.z), np.asarray(lt.a), edges, rtol)
                     if found:
                         return _stencil_message(point, found, lt.layer.label, "z")
-                a_last = trace.layers[-1].a if trace.layers else term.input.value(batched)
+                a_last = trace.layers[term.output].a if trace.layers else term.input.value(batched)
                 edges = [] if network.fused_loss(term) else objective_boundaries(term.objective)  # logits: no edge
                 found = _straddles(np.asarray(a_last), None, edges, rtol)
                 if found:

@@ -6,6 +6,7 @@ is parsed by its kind (gradcheck/kinds), an activation by its row, an objective 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -16,6 +17,7 @@ from .errors import SpecError, excerpt
 from .expr import Expression
 from .exprparse import parse
 from .functions import FUNCTIONS
+from .graph import SOURCE_KEYS, Inputs, first_layer_reads
 from .kinds import KEYED, KINDS
 from .kinds.geometry import Upstream
 from .limits import DEFAULT as DEFAULT_LIMITS
@@ -29,10 +31,10 @@ from .suggest import did_you_mean
 from .yamlsrc import Node
 
 
-TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "objective",
+TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "output", "objective",
             "terms", "define", "expect", "check")
-TERM_KEYS = ("input", "layers", "objective", "coef")
-LAYER_KEYS = ("weight", "bias", "activation", *KEYED)
+TERM_KEYS = ("input", "layers", "output", "objective", "coef")
+LAYER_KEYS = ("name", *SOURCE_KEYS, "weight", "bias", "activation", *KEYED)
 CHECK_KEYS = ("eps", "rtol", "atol", "mode", "method")
 RESERVED = {"I", "z"} | set(FUNCTIONS)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -52,6 +54,7 @@ class Loader:
         self.top = expect_mapping(root, "a spec")
         self.shapes: dict[str, Shape] = {}
         self.kinds: dict[str, str] = {}
+        self.layer_names: dict[str, int] = {}  # every layer name -> its term (one namespace with params and data)
         self.total = 0
 
     def build(self) -> Model:
@@ -157,7 +160,7 @@ class Loader:
 
     def terms(self) -> list[Term]:
         has_terms = "terms" in self.top
-        flat = [k for k in ("input", "layers", "objective") if k in self.top]
+        flat = [k for k in ("input", "layers", "output", "objective") if k in self.top]
         if has_terms and flat:
             raise self.top[flat[0]].key_error(f'"{flat[0]}" cannot stand beside "terms": put it inside a term')
         if has_terms:
@@ -173,32 +176,41 @@ class Loader:
                 check_keys(mapping, TERM_KEYS, f"term {i}")
                 out.append(self.term(i, mapping, item))
             return out
-        if "input" not in self.top:
+        if "input" not in self.top and not first_layer_reads(self.top):
             raise self.root.error('the spec needs "input" and "layers" (or a list of "terms")')
         return [self.term(1, self.top, self.root)]
 
     def term(self, index: int, mapping: dict[str, Node], node: Node) -> Term:
-        if "input" not in mapping:
+        if "input" not in mapping and not first_layer_reads(mapping):
             raise node.error(f'term {index} needs an "input"')
-        input_ref = self.ref(mapping["input"], "input", allow_transpose=True)
+        input_ref = self.ref(mapping["input"], "input", allow_transpose=True) if "input" in mapping else None
         self.term_index, self.term_input = index, input_ref  # what a kind may ask of its term (dropout, embedding)
         layers = []
-        shape = self.ref_shape(input_ref)
-        image = None  # the (C, *spatial) image each column holds, while a conv/maxpool's output flows
+        shape = self.ref_shape(input_ref) if input_ref is not None else (1, 1)
         layer_nodes = expect_list(mapping["layers"], "layers") if "layers" in mapping else []
         if len(layer_nodes) > self.limits.layers:
             raise mapping["layers"].error(f"{count(len(layer_nodes))} layers; the limit is "
                                           f"{count(self.limits.layers)} per term ({hint('layers')})")
+        graph = Inputs(self, index, layer_nodes, input_ref, RESERVED)
         for i, layer_node in enumerate(layer_nodes, 1):
-            layer = self.layer(i, layer_node, shape, image, layers[-1] if layers else None)
+            mapping_i = expect_mapping(layer_node, f"layer {i}")
+            check_keys(mapping_i, LAYER_KEYS, f"layer {i}")
+            inputs, merge, opt, in_shape, image, before = graph.read(i, layer_node, mapping_i)
+            layer = self.layer(i, layer_node, in_shape, image, before)
+            name = mapping_i["name"].value if "name" in mapping_i else None
+            layer = dataclasses.replace(layer, name=name, inputs=inputs, merge=merge, merge_options=opt)
             check_size(layer_node, f"the output of layer {i}, shape {fmt_shape(layer.out_shape)},", layer.out_shape,
                        self.limits)
+            graph.add(layer, image)
             layers.append(layer)
-            shape = layer.out_shape
-            image = layer.image if layer.kind != "dense" else (image if layer.weight is None else None)
+            if name is not None:
+                self.layer_names[name] = index
+        output = graph.output(mapping.get("output"), len(layers))
+        if layers:
+            shape = layers[output].out_shape
         objective = self.objective(mapping.get("objective"), shape)
         coef = self.coef(mapping["coef"]) if "coef" in mapping else None
-        return Term(index, input_ref, tuple(layers), objective, coef, place_of(node))
+        return Term(index, input_ref, tuple(layers), objective, coef, place_of(node), output)
 
     def coef(self, node: Node) -> Ref:
         ref = self.ref(node, "coef", allow_number=True)
@@ -210,7 +222,6 @@ class Loader:
     def layer(self, index: int, node: Node, in_shape: Shape, image=None, before: Layer | None = None) -> Layer:
         """One layer: its kind is the kind key it carries (conv, maxpool, …), dense without one."""
         mapping = expect_mapping(node, f"layer {index}")
-        check_keys(mapping, LAYER_KEYS, f"layer {index}")
         kinds = [k for k in ("weight", *KEYED) if k in mapping]
         if len(kinds) > 1:
             raise mapping[kinds[1]].key_error(
@@ -325,6 +336,9 @@ class Loader:
                 raise node.key_error(f'"{excerpt(name)}" cannot be defined (not a valid name, or reserved)')
             if name in self.shapes:
                 raise node.key_error(f'"{name}" is already declared under {self.kinds.get(name, "define")}')
+            if name in self.layer_names:
+                raise node.key_error(f'"{name}" is already the name of a layer of term {self.layer_names[name]}; '
+                                     f"layers, params, data and defines share one namespace")
             e = self.expression(node, set(self.shapes), f"define {name}")
             self.shapes[name] = self.sized_shape(e, self.shapes, f"define {name}")
             self.kinds[name] = "define"

@@ -77,7 +77,12 @@ class ActivationUse:
 
 @dataclass(frozen=True)
 class Layer:
-    """z = W a (+ b), a = f(z)."""
+    """z = W a (+ b), a = f(z), where a is the layer's input, or the merge of its inputs (merges.py).
+
+    `inputs` name what the layer reads: a layer of its term (by its key), a param or data name, or the
+    term's input; the loader fills them in (the layer before, when a spec says nothing), so the walks
+    never guess. `merge` (a key of merges.MERGES, or None for one input read as is) combines them.
+    """
 
     index: int  # 1-based within its term
     weight: Ref | None  # None: identity
@@ -88,6 +93,15 @@ class Layer:
     place: Place
     kind: str = "dense"  # a key of kinds.KINDS
     options: object = None  # kind-specific settings (frozen), e.g. a convolution's geometry
+    name: str | None = None  # `name:` in the spec; other layers and `output` read it by this name
+    inputs: tuple[Ref, ...] = ()
+    merge: str | None = None
+    merge_options: object = None  # a slice's (start, stop)
+
+    @property
+    def key(self) -> str:
+        """How other layers of its term refer to it: its name, or '#k' for an unnamed layer k."""
+        return self.name if self.name is not None else f"#{self.index}"
 
     @property
     def label(self) -> str:
@@ -96,11 +110,25 @@ class Layer:
         if hasattr(self.options, "label_parts"):
             parts.extend(self.options.label_parts)
         else:
-            parts.append(self.weight.label if self.weight else "I")
+            if self.weight or self.merge is None:
+                parts.append(self.weight.label if self.weight else "I")
             if self.bias:
                 parts.append("+ " + self.bias.label)
         parts.append(self.activation.label)
-        return f"layer {self.index} ({', '.join(parts)})"
+        if self.merge is not None:
+            parts.insert(0, f"{self.merge} {', '.join(r.label for r in self.inputs)}")
+        named = f" {self.name}" if self.name is not None else ""
+        return f"layer {self.index}{named} ({', '.join(parts)})"
+
+    @property
+    def reads(self) -> str:
+        """What the layer reads, as explain writes it: 'h', 'add(r, x)', 'slice(g, rows 0:4)'."""
+        labels = ", ".join(r.label for r in self.inputs)
+        if self.merge is None:
+            return labels
+        if self.merge == "slice":
+            return f"slice({labels}, rows {self.merge_options[0]}:{self.merge_options[1]})"
+        return f"{self.merge}({labels})"
 
     @property
     def image(self) -> tuple[int, ...] | None:
@@ -223,11 +251,38 @@ class Term:
     """One network: J_term = objective(layers(input)), weighted by coef."""
 
     index: int
-    input: Ref
+    input: Ref | None  # None when every layer says what it reads
     layers: tuple[Layer, ...]
     objective: Objective
     coef: Ref | None
     place: Place
+    output: int = -1  # the position of the layer the objective reads (`output: name`; the last by default)
+
+    @functools.cached_property
+    def chain(self) -> bool:
+        """Whether each layer reads the one before it as is (the first the term's input) and the objective the
+        last: the v1 shape, which the perturber's chain shortcuts assume."""
+        if self.output not in (-1, len(self.layers) - 1):
+            return False
+        for position, layer in enumerate(self.layers):
+            if layer.merge is not None or len(layer.inputs) != 1:
+                return False
+            ref = layer.inputs[0]
+            if position == 0 and ref is not self.input:
+                return False
+            if position > 0 and (ref.transposed or ref.name != self.layers[position - 1].key):
+                return False
+        return True
+
+    def read_by(self, position: int) -> int:
+        """How many inputs of later layers read the layer at `position` (0 for the last layer of a chain)."""
+        key = self.layers[position].key
+        return sum(ref.name == key for layer in self.layers[position + 1:] for ref in layer.inputs)
+
+    @functools.cached_property
+    def keys(self) -> frozenset[str]:
+        """The keys of its layers (what a layer's input may name besides params and data)."""
+        return frozenset(layer.key for layer in self.layers)
 
     @functools.cached_property
     def names(self) -> frozenset[str]:
@@ -237,6 +292,7 @@ class Term:
         spec of T terms × L layers of small params cost O((T·L)²).
         """
         refs = [self.input, self.objective.target, self.coef] + [r for l in self.layers for r in layer_refs(l)]
+        refs += [r for l in self.layers for r in l.inputs]
         return frozenset(r.name for r in refs if r is not None and r.name is not None)
 
 

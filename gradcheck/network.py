@@ -1,7 +1,8 @@
 """The one forward walk and the one backward walk over a term (the UFLDL network view), in pure numpy.
 
-`walk_forward` and `walk_backward` are the only places that know how layers connect: each layer
-reads the one before it, and the signal to a layer's input goes to the layer below. Every consumer
+`walk_forward` and `walk_backward` are the only places that know how layers connect: each layer reads
+its inputs (the layer before, unless the spec names others), merges them, and steps; the signal at a
+layer's input is split over its inputs, and a layer read by several sums their signals. Every consumer
 walks through them with its own step: backprop (this module), hazards (a step that raises on the
 first floating-point error and names the layer) and `explain` (a step on symbols).
 
@@ -19,6 +20,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .kinds import KINDS
+from .merges import MERGES
 from .model import Model, Objective, Term
 from .losses import Fused
 from .trace import AtZ, LayerTrace, Recorder, accumulate
@@ -27,10 +29,11 @@ from .trace import AtZ, LayerTrace, Recorder, accumulate
 class NonFinite(Exception):
     """A NaN or Inf first appeared at `where` (a Layer, Objective or Term)."""
 
-    def __init__(self, where, what: str):
+    def __init__(self, where, what: str, cause: str | None = None):
         super().__init__(what)
         self.where = where
         self.what = what
+        self.cause = cause  # what most likely made it, when the step knows (a singular matrix)
 
 
 @dataclass
@@ -46,23 +49,68 @@ class TermTrace:
 # ----------------------------------------------------------------------------- the walks
 
 
-def walk_forward(term: Term, a, layer_step: Callable) -> tuple[list, object]:
-    """Each layer reads the one before it: (every step's result, the last a). `layer_step(layer, a_in)`
-    returns an object with `.a`."""
-    steps = []
+@dataclass(frozen=True)
+class Ops:
+    """What a walk does with values, numbers (backprop, hazards) or symbols (explain): read a declared name
+    (transposed as written), transpose, add two signals, merge a layer's inputs and split its signal."""
+
+    read: Callable  # Ref -> value
+    transpose: Callable
+    add: Callable
+    merge: Callable  # (layer, xs) -> the merged input
+    split: Callable  # (layer, g, xs, merged) -> one signal per input, each at that input's shape
+
+
+def numbers(values: Mapping[str, np.ndarray]) -> Ops:
+    """The walk on numbers, over `values` (which may carry batch axes)."""
+    return Ops(lambda ref: ref.value(values), lambda x: np.swapaxes(x, -1, -2), lambda x, y: x + y,
+               lambda layer, xs: MERGES[layer.merge].forward(xs, layer.merge_options),
+               lambda layer, g, xs, merged: MERGES[layer.merge].backward(g, xs, merged, layer.merge_options))
+
+
+def walk_forward(term: Term, ops: Ops, layer_step: Callable) -> tuple[list, object]:
+    """Each layer in spec order (a topological order: a name is defined before it is read) reads its inputs,
+    merges them, and steps: (every step's result, the a the objective reads). `layer_step(layer, a_in)`
+    returns an object with `.a` and `.inputs` (set here: what the layer read, for the backward split)."""
+    outs, steps = {}, []
     for layer in term.layers:
-        step = layer_step(layer, a)
+        xs = [_read(ref, term, outs, ops) for ref in layer.inputs]
+        step = layer_step(layer, xs[0] if layer.merge is None else ops.merge(layer, xs))
+        step.inputs = xs
         steps.append(step)
-        a = step.a
-    return steps, a
+        outs[layer.key] = step.a
+    return steps, (steps[term.output].a if steps else ops.read(term.input))
 
 
-def walk_backward(steps: list, g, layer_step: Callable):
-    """The signal to each layer's input goes to the layer below: `layer_step(step, g, below)` returns the
-    signal for the step under it (`below`: whether a layer lies under this one). Returns ∂J/∂input."""
-    for position in range(len(steps) - 1, -1, -1):
-        g = layer_step(steps[position], g, position > 0)
-    return g
+def _read(ref, term: Term, outs: dict, ops: Ops):
+    """A layer's input: a layer of the term (transposed when written `.T`), or a declared name."""
+    if ref.name in term.keys:
+        return ops.transpose(outs[ref.name]) if ref.transposed else outs[ref.name]
+    return ops.read(ref)
+
+
+def walk_backward(term: Term, steps: list, g, ops: Ops, layer_step: Callable, leaf: Callable) -> None:
+    """δ flows back through every edge, last layer first: `layer_step(step, g, below)` returns the signal at
+    the layer's (merged) input (`below`: whether another layer is read by it); the merge splits it over the
+    inputs; a layer read by several collects the sum of their signals (`+=`) before its own step, and a
+    declared name gets `leaf(ref, signal)`. A layer whose output never reaches the objective gets no signal."""
+    if not steps:
+        leaf(term.input, g)
+        return
+    signals = {steps[term.output].layer.key: g}
+    for step in reversed(steps):
+        layer = step.layer
+        if layer.key not in signals:
+            continue
+        below = any(ref.name in term.keys for ref in layer.inputs)
+        g_in = layer_step(step, signals.pop(layer.key), below)
+        parts = [g_in] if layer.merge is None else ops.split(layer, g_in, step.inputs, step.a_in)
+        for ref, part in zip(layer.inputs, parts):
+            if ref.name not in term.keys:
+                leaf(ref, part)
+                continue
+            part = ops.transpose(part) if ref.transposed else part
+            signals[ref.name] = ops.add(signals[ref.name], part) if ref.name in signals else part
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -76,15 +124,17 @@ def forward(model: Model, values: Mapping[str, np.ndarray], check_finite: bool =
 def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: bool = False) -> TermTrace:
     """Run one term's layers, keeping each layer's input, z and a."""
     def step(layer, a_in):
+        if check_finite and layer.merge is not None:
+            require_finite(a_in, layer, f"its merge {layer.reads}", MERGES[layer.merge].nonfinite or None)
         trace = KINDS[layer.kind].forward(layer, a_in, values)
         if check_finite:
             require_finite(trace.z, layer, "z, the layer's input to its activation")
             require_finite(trace.a, layer, f"the activation {layer.activation.label}")
         return trace
 
-    traces, a = walk_forward(term, term.input.value(values), step)
+    traces, a = walk_forward(term, numbers(values), step)
     fused = fused_loss(term)
-    value = objective_value(term.objective, a, values, traces[-1].z if fused else None, fused)
+    value = objective_value(term.objective, a, values, traces[term.output].z if fused else None, fused)
     coef = 1.0 if term.coef is None else term.coef.value(values)
     if check_finite:
         require_finite(value, term.objective, f"the objective {term.objective.label}")
@@ -131,9 +181,9 @@ def backward_term(trace: TermTrace, values: Mapping[str, np.ndarray], grads: dic
     """
     term = trace.term
     accumulate(grads, term.coef, trace.value)
-    a_last = trace.layers[-1].a if trace.layers else term.input.value(values)
+    a_last = trace.layers[term.output].a if trace.layers else term.input.value(values)
     fused = fused_loss(term)
-    z_last = trace.layers[-1].z if fused else None
+    z_last = trace.layers[term.output].z if fused else None
     compute_top = lambda: objective_grad(term.objective, a_last, values, z_last, fused)  # noqa: E731
     g, g_target = objective_step(compute_top) if objective_step else compute_top()
     g = AtZ(trace.coef * g) if fused else trace.coef * g
@@ -147,7 +197,7 @@ def backward_term(trace: TermTrace, values: Mapping[str, np.ndarray], grads: dic
         deltas.append(delta)
         return g_in
 
-    accumulate(grads, term.input, walk_backward(trace.layers, g, step))
+    walk_backward(term, trace.layers, g, numbers(values), step, lambda ref, part: accumulate(grads, ref, part))
     return deltas
 
 
@@ -183,7 +233,7 @@ def _use_label(term: Term, where: str, ref) -> str:
 
 def _role(term: Term, ref) -> str:
     """What the use is: weight, bias, input, coef, target, argument, or a layer kind's own role."""
-    if ref is term.input:
+    if ref is term.input or any(ref is r for layer in term.layers for r in layer.inputs):
         return "input"
     if ref is term.coef:
         return "coef"
@@ -220,7 +270,7 @@ def fused_loss(term: Term) -> Fused | None:
     cross-entropy), when the last layer's a is that activation of its whole z; else None."""
     if not term.layers:
         return None
-    last = term.layers[-1]
+    last = term.layers[term.output]
     if not KINDS[last.kind].fusable or last.activation.argument is not None:
         return None
     return term.objective.row.fused.get(last.activation.row.name)
@@ -250,7 +300,7 @@ def objective_grad(obj: Objective, a: np.ndarray, values, z=None, fused: Fused |
     return scale * np.broadcast_to(row.grad_a(a, y), a.shape), g_target
 
 
-def require_finite(x, where, what: str) -> None:
+def require_finite(x, where, what: str, cause: str | None = None) -> None:
     """Raise NonFinite naming `where` if x holds a NaN or an Inf."""
     if not np.all(np.isfinite(x)):
-        raise NonFinite(where, what)
+        raise NonFinite(where, what, cause)

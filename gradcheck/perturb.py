@@ -27,6 +27,7 @@ from .kinds import KINDS
 from .trace import activate, discrete_state
 from .model import Layer, Model, Ref, Term
 from .lowrank import LowRank
+from .perturb_graph import run_graph
 from .perturb_memory import per_sample_bytes
 from .rowpatch import RowPatch, term_uses, uses
 
@@ -124,6 +125,8 @@ class _TermRun:
 
     def run(self):
         name, term = self.o.name, self.term
+        if not term.chain:  # named inputs or merges: only the layers downstream of the move (perturb_graph)
+            return run_graph(self)
         state = None  # None: still equal to the base pass
         if term.input.name == name:
             state = self.input_patch(term.input) if self.shortcuts else term.input.value(self.batched_values())
@@ -349,7 +352,8 @@ class _TermRun:
 
     def rows_reach_loss(self, index: int) -> bool:
         """Layer `index` is the last, and its loss, fused with its column-wise activation, updates columns from one row."""
-        return index == len(self.term.layers) - 1 and self.fused is not None and self.fused.rows is not None
+        return index == self.term.output % len(self.term.layers) and self.fused is not None and \
+            self.fused.rows is not None and (self.term.chain or self.term.read_by(index) == 0)
 
     def activate_dense(self, index: int, layer: Layer, z: np.ndarray):
         self.z_last = z
@@ -375,7 +379,7 @@ class _TermRun:
     def objective(self, state):
         """(ΔJ of this term, the size of what it summed), weighted by its coef (which may be the perturbed param)."""
         term, trace = self.term, self.trace
-        a_base = trace.layers[-1].a if trace.layers else term.input.value(self.o.values)
+        a_base = trace.layers[term.output].a if trace.layers else term.input.value(self.o.values)
         target_moves = term.objective.target is not None and term.objective.target.name == self.o.name
         if state is None and not target_moves:
             dJ_term, size = np.zeros(self.B), np.zeros(self.B)
@@ -392,7 +396,7 @@ class _TermRun:
         """(Σ over entries of [L(new) − L(old)], its size): over the changed rows only, for a row patch."""
         obj, fused = self.term.objective, self.fused
         y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
-        base = self.trace.layers[-1].z if fused is not None else a_base
+        base = self.trace.layers[self.term.output].z if fused is not None else a_base
         new = state if fused is None else (base if self.z_last is None else self.z_last)
         if isinstance(new, RowPatch) and not target_moves and fused is not None and fused.rows is not None:
             change, size = fused.rows(base, y_base, new.rows, new.vals)  # per column, O(m) a perturbation

@@ -28,6 +28,8 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
     """Numbers one perturbation holds along a term, walked as _TermRun.run walks it: temporaries of a row while a
     patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
     size = int(np.prod(shapes[name]))
+    if not term.chain:
+        return _graph_numbers(term, name, size, shapes)
     started = rows = term.input.name == name
     peak, stacked, width = 1, 0, 1  # width: rows a patch changes
     transposed = term.input.transposed  # the patched row is p's column index (else its row index)
@@ -78,6 +80,40 @@ def _low_rank_last(term: Term, index: int, layer: Layer, name: str, real: bool) 
     fused = network.fused_loss(term)
     identity = layer.activation.row.name == "identity" and layer.activation.argument is None
     return fused is not None and fused.moved is not None or identity and real and term.objective.row.low_rank is not None
+def _graph_numbers(term: Term, name: str, size: int, shapes: dict) -> int:
+    """A DAG (perturb_graph): each layer the move reaches keeps its moved a until the objective, P rows of it
+    while the row patches last (first uses, weight-less layers, elementwise merges of P moved rows, slices),
+    else all of it; on top, the largest layer's work (its z, each input at the moved rows or densely, the
+    merged input, and at the output the loss's new, old, change and size)."""
+    rows: dict[str, int] = {}  # layer key -> rows its moved output changes per perturbation (0: dense)
+    out = term.layers[term.output].key
+    held, work_max, stacked = 0, 1, 0
+    for layer in term.layers:
+        refs = uses(layer, name)
+        moved = [r for r in layer.inputs if r.name in rows or r.name == name]
+        if not refs and not moved:
+            continue
+        kind = KINDS[layer.kind]
+        count = 0
+        if not moved:
+            count = int(kind.row_patch and len(refs) == 1 and _row_local(layer, refs[0], shapes))
+        elif all(rows.get(r.name, 0) and not r.transposed for r in moved) and kind.row_patch and \
+                layer.weight is None and not refs and \
+                (layer.merge in (None, "add", "mul", "slice") or layer.merge == "concat" and len(moved) == 1):
+            count = sum(rows[r.name] for r in moved)
+        if not (layer.activation.row.elementwise and not layer.activation.row.takes_argument):
+            count = 0
+        rows[layer.key] = count
+        a = count * layer.out_shape[1] if count else layer.out_shape[0] * layer.out_shape[1]
+        if count:  # each input at the moved rows, the merged rows, z and a
+            work = (len(layer.inputs) + 2) * count * layer.in_shape[1] + a
+        else:  # the layer's own work on the merged input
+            work = kind.footprint(layer) + (layer.in_shape[0] * layer.in_shape[1] if layer.merge else 0)
+        work += 4 * a if layer.key == out else 0
+        stacked = size if refs and not count else stacked
+        held += a
+        work_max = max(work_max, work)
+    return (3 * (held + work_max)) // 2 + stacked  # measured peaks run up to 1.3× the sum (numpy's own temporaries)
 
 
 def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:

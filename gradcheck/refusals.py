@@ -12,6 +12,7 @@ from . import hazards, network, numeric
 from .kinds import KINDS
 from .errors import SpecError, TopOfFile
 from .model import Model
+from .merges import MERGES
 from .results import Settings
 
 
@@ -27,7 +28,7 @@ def non_finite_error(model: Model, exc: network.NonFinite, values) -> SpecError:
     at = f" in {label}" if label and hasattr(where, "index") else ""
     if backward:
         at = f" in the backward pass, in {label if hasattr(where, 'index') else 'the objective ' + label}"
-    cause = found.text if found else "log or sqrt of a negative, or overflow?"
+    cause = exc.cause or (found.text if found else "log or sqrt of a negative, or overflow?")
     message = f"non-finite value (NaN or Inf) first appeared{at}: {exc.what} ({cause})"
     if place is None:
         return SpecError(message, model.path, 1, 1)
@@ -39,6 +40,9 @@ def refuse_non_analytic(model: Model) -> None:
     for term in model.terms:
         for layer in term.layers:
             row = layer.activation.row
+            if layer.merge is not None and not MERGES[layer.merge].analytic:
+                raise layer.place.error(f"complex-step needs every operation to be analytic; the merge "
+                                        f"{layer.merge} of {layer.label} is not: use --method central or richardson")
             if not KINDS[layer.kind].analytic:
                 raise layer.place.error(f"complex-step needs every operation to be analytic; {layer.label} is a "
                                         f"{layer.kind} layer, which is not: use --method central or richardson")

@@ -18,6 +18,7 @@ from itertools import combinations
 from .activations import with_argument, without_argument
 from .kinds import KEYED, KINDS
 from .losses import plain, with_target
+from .merges import MERGES
 
 
 def schema_text() -> str:
@@ -36,8 +37,16 @@ def _built() -> dict:
     layer = defs["layer"]
     for key in KEYED:
         layer["properties"][key] = KINDS[key].schema
+    for key, row in MERGES.items():
+        layer["properties"][key] = _merge_schema(key, row.arity)
+    # without an input, the first layer says what it reads (`input:` or a merge)
+    reads = {"required": ["layers"], "properties": {"layers": {"prefixItems": [
+        {"anyOf": [{"required": [key]} for key in ("input", *MERGES)]}]}}}
+    schema["oneOf"][0]["anyOf"][1] = reads
+    defs["term"]["anyOf"][1] = reads
     layer["not"]["anyOf"] = [{"required": list(pair)} for pair in combinations(["weight", *KEYED], 2)
-                             if pair[0] != "weight"] + [{"required": ["weight", key]} for key in KEYED]
+                             if pair[0] != "weight"] + [{"required": ["weight", key]} for key in KEYED] + \
+                            [{"required": list(pair)} for pair in combinations(["input", *MERGES], 2)]
     simple, by_argument = defs["activation"]["oneOf"][1:3]
     simple["enum"] = list(without_argument())
     by_argument["properties"] = {name: {"$ref": "#/$defs/nameOrNumber"} for name in with_argument()}
@@ -45,3 +54,17 @@ def _built() -> dict:
     bare["enum"] = list(plain())
     loss["properties"]["loss"]["enum"] = list(with_target())
     return schema
+
+
+def _merge_schema(key: str, arity: int | None) -> dict:
+    """A merge key's value: a list of names (`slice`: the input and its rows)."""
+    if key == "slice":
+        return {"type": "object", "additionalProperties": False, "required": ["input", "rows"],
+                "properties": {"input": {"$ref": "#/$defs/transposableName"},
+                               "rows": {"type": "array", "minItems": 2, "maxItems": 2,
+                                        "items": {"$ref": "#/$defs/integer"}}},
+                "description": "Rows start..stop−1 of a layer, param or data name."}
+    names = {"type": "array", "items": {"$ref": "#/$defs/transposableName"}, "minItems": arity or 2}
+    if arity is not None:
+        names["maxItems"] = arity
+    return {**names, "description": f"{key} of the named layers, params or data (NAME.T allowed)."}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from . import network
 from .kinds import KINDS, no_closed_form
+from .merges import MERGES
 from .model import ActivationUse, Layer, Model, Objective, Ref, Term
 from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num, reduce_to, sub, t
 
@@ -110,6 +111,12 @@ class Walker:
                 return Ones(self.var(name))
         return Ones(like)
 
+    def input_text(self, term: Term, layer: Layer) -> str:
+        """How a gradient's formula names a layer's input: a⁽ˡ⁾ in a chain, what the layer reads in a network."""
+        if term.chain:
+            return f"a{sup(layer.index)}"
+        return layer.reads if layer.merge is None else f"({layer.reads})"
+
     def uses_param(self, ref: Ref | None) -> bool:
         return ref is not None and ref.name in self.params
 
@@ -132,7 +139,8 @@ class Walker:
         structured = [layer for layer in term.layers if not KINDS[layer.kind].closed_form]
         if structured:
             raise NoClosedForm(no_closed_form(structured[0]))
-        steps, a = network.walk_forward(term, self.ref(term.input), self.layer_forward)
+        ops = self.ops()
+        steps, a = network.walk_forward(term, ops, self.layer_forward)
         obj = term.objective
         y = self.ref(obj.target) if obj.target is not None else None
         coef = self.ref(term.coef) if term.coef is not None else None
@@ -159,14 +167,35 @@ class Walker:
                 grad = use.row.argument.sym_grad(g_here, step.z, step.a, step.c)
                 self.give(use.argument, term, f"argument {use.argument.label} of f{sup(step.layer.index + 1)}",
                           f"Σ ∂J/∂a{sup(step.layer.index + 1)} • ∂f/∂c", scaled(grad) if top else grad)
-            return KINDS[step.layer.kind].sym_backward(self, term, step.layer, step.a_in, delta,
-                                                       below or self.uses_param(term.input))
+            reads_param = any(self.uses_param(r) for r in step.layer.inputs)
+            return KINDS[step.layer.kind].sym_backward(self, term, step.layer, step.a_in, delta, below or reads_param)
 
-        g = network.walk_backward(steps, None, layer_backward)
-        if g is None:  # no layers: J is the objective of the input itself
-            g = scaled(obj.row.sym_grad_a(a, y, self.ones_like, self.count))
-        formula = f"δ{sup(1)}" + ("ᵀ" if term.input.transposed else "")
-        self.give(term.input, term, f"input {term.input.label}", formula, g)
+        def leaf(ref: Ref, g):
+            if g is None:  # no layers: J is the objective of the input itself
+                g = scaled(obj.row.sym_grad_a(a, y, self.ones_like, self.count))
+            if ref is term.input:
+                formula = f"δ{sup(1)}" + ("ᵀ" if ref.transposed else "")
+                self.give(ref, term, f"input {ref.label}", formula, g)
+                return
+            reader = next(l for l in term.layers if any(r is ref for r in l.inputs))
+            self.give(ref, term, f"input {ref.label} of layer {reader.index}", self.share(reader, ref), g)
+
+        network.walk_backward(term, steps, None, ops, layer_backward, leaf)
+
+    def ops(self) -> network.Ops:
+        """The walk on symbols: names as variables, merges by their rows' symbols."""
+        return network.Ops(self.ref, t, add, lambda layer, xs: MERGES[layer.merge].sym_forward(xs, layer.merge_options),
+                           lambda layer, g, xs, merged: MERGES[layer.merge].sym_backward(g, xs, merged,
+                                                                                      layer.merge_options))
+
+    def share(self, layer: Layer, ref: Ref) -> str:
+        """How explain writes the δ a layer hands one of its inputs (its merge row's words)."""
+        delta = f"δ{sup(layer.index)}ᵢₙ"
+        if layer.merge is None:
+            return delta
+        labels = [r.label for r in layer.inputs]
+        i = next(k for k, r in enumerate(layer.inputs) if r is ref)
+        return MERGES[layer.merge].formula(delta, labels, i)
 
     def layer_forward(self, layer: Layer, a_in: Sym) -> "SymStep":
         """One layer on symbols: z from its kind, a from its activation's row, each bound to a name."""
@@ -212,6 +241,7 @@ class SymStep:
     z: Sym
     a: Sym
     c: object
+    inputs: list = None  # what the layer read, before its merge (set by the walk)
 
 
 def _sub(k: int) -> str:

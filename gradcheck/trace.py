@@ -24,6 +24,7 @@ class LayerTrace:
     a: np.ndarray
     argument: object
     cache: dict = field(default_factory=dict)
+    inputs: list = field(default_factory=list)  # what the layer read, before its merge (set by the walk)
 
 
 def argument_of(layer: Layer, values):

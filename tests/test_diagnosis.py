@@ -281,8 +281,8 @@ def load_case(path: Path):
             env[name] = expression.evaluate(env)
         expects = {item[0]: np.asarray(item[1].evaluate(env), dtype=float) for item in spec.model.expects}
     values = {k: np.asarray(v, dtype=float) for k, v in spec.values.items()}
-    ref = spec.model.terms[0].input
-    x = values.get(ref.name) if ref.name else None
+    ref = spec.model.terms[0].input  # None for a network whose layers say what they read
+    x = values.get(ref.name) if ref is not None and ref.name else None
     columns = int(x.shape[1]) if x is not None and x.ndim == 2 else None
     return values, expects, spec.gradient(), columns
 

@@ -11,6 +11,7 @@ import yaml
 import gradcheck
 from conftest import BUNDLED, FIXTURES, ICA, SPECS, invoke
 from gradcheck.emit import emit_python
+from gradcheck.limits import DEFAULT as DEFAULT_LIMITS
 from gradcheck.explain import explain
 from gradcheck.symbolic import NoClosedForm
 
@@ -129,7 +130,11 @@ def assert_round_trip(path: Path, tmp_path: Path) -> dict:
     """Every printed closed form, pasted into expect, passes the check."""
     params = explain_json(path)["params"]
     assert params and all(text is not None for text in params.values()), params
-    result = gradcheck.check(gradcheck.load(with_expect(path, params, tmp_path / "pasted.yaml")))
+    # a network's closed form can outgrow expect's default length (the LSTM cell's ~2,400 characters):
+    # pasted with the length limit raised (--max-expression-length), it must pass all the same
+    longest = max(len(text) for text in params.values())
+    limits = replace(DEFAULT_LIMITS, expression_length=max(DEFAULT_LIMITS.expression_length, longest))
+    result = gradcheck.check(gradcheck.load(with_expect(path, params, tmp_path / "pasted.yaml"), limits))
     assert result.status == "pass", [(p.name, p.expect) for p in result.params]
     assert all(p.expect is not None and p.expect.passed for p in result.params)
     return params

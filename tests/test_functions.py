@@ -41,6 +41,7 @@ CASES = {
     "solve": ("solve(S, A)", {"S": SQUARE, "A": B}, np.linalg.inv(SQUARE) @ B),
     "diag": ("diag(u)", {"u": COLUMN}, np.diag(COLUMN.ravel())),
     "eye": ("eye(3) @ S", {"S": SQUARE}, SQUARE),
+    "select": ("select(3, 1, 3) @ S", {"S": SQUARE}, SQUARE[1:3]),
     "rows": ("rows(A)", {"A": B}, np.array([[3.0]])),
     "cols": ("cols(A)", {"A": B}, np.array([[2.0]])),
     "where": ("where(A > 0, A, 2 * A)", {"A": B}, np.where(B > 0, B, 2 * B)),
@@ -66,7 +67,7 @@ def test_function_value_and_shape(name):
     assert expression.shape({k: v.shape for k, v in env.items()}) == want.shape
 
 
-@pytest.mark.parametrize("name", sorted(n for n in CASES if n != "eye"))
+@pytest.mark.parametrize("name", sorted(n for n in CASES if n not in ("eye", "select")))
 def test_function_evaluates_stacks_entry_by_entry(name):
     """The engine evaluates stacks of perturbed values in one call: a stack must equal the loop."""
     text, env, _ = CASES[name]
@@ -77,7 +78,7 @@ def test_function_evaluates_stacks_entry_by_entry(name):
         np.testing.assert_allclose(batched[k], evaluate(text, {**env, key: stack[k]}), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in CASES if FUNCTIONS[n].analytic and n not in ("eye", "rows", "cols",
+@pytest.mark.parametrize("name", sorted(n for n in CASES if FUNCTIONS[n].analytic and n not in ("eye", "select", "rows", "cols",
                                                                                                  "ones_like", "zeros_like")))
 def test_analytic_functions_take_the_complex_step(name):
     """Im f(x + ih·v)/h equals the central difference of f along v: the flag the complex step relies on."""

@@ -113,7 +113,11 @@ def test_structured_perturbations_equal_the_plain_loop(placement, text=None):
         np.testing.assert_allclose(dense, want, rtol=1e-9, atol=1e-12 * max(1, abs(spec.objective())))
 
 
-NOT_ANALYTIC = ("specs/max_pooling.yaml", "specs/tiny_cnn.yaml")  # max pooling, relu: no complex step
+NOT_ANALYTIC = ("specs/max_pooling.yaml", "specs/tiny_cnn.yaml",  # max pooling, relu: no complex step
+                "specs/residual_block.yaml")
+# The LSTM cell's Wx[1, 2] (2.6e-4) sums terms of ~1e-2 that cancel: the complex step's imaginary parts
+# carry that cancellation's round-off (2e-13 relative; backprop is 4e-14 from a long-double evaluation)
+CANCELLING = {"specs/lstm_cell_from_primitives.yaml": 5e-13}
 METHOD_CASES = [(path, method) for method in ("central", "richardson", "complex-step") for path in BUNDLED
                 if not (method == "complex-step" and path in NOT_ANALYTIC)]
 
@@ -123,7 +127,7 @@ def test_every_method_on_every_bundled_spec(path, method):
     result = gradcheck.check(gradcheck.load(path), method=method)
     assert result.status == "pass", result.message or [(p.name, p.backprop, p.expect) for p in result.params]
     # the worst relative error, floored by each entry's own estimated error (gradcheck.verdict)
-    limit = {"central": 5e-8, "richardson": 5e-10, "complex-step": 1e-13}[method]
+    limit = {"central": 5e-8, "richardson": 5e-10, "complex-step": CANCELLING.get(path, 1e-13)}[method]
     assert max(p.backprop.max_rel_error for p in result.params) <= limit
 
 

@@ -81,7 +81,7 @@ def test_defaults_catch_a_relative_1e5_error_in_any_resolved_entry(path):
 
 
 @pytest.mark.slow  # every spec in the tree, checked in full
-@pytest.mark.parametrize("path", [p for p in BUNDLED if p.name not in ("max_pooling.yaml", "tiny_cnn.yaml")],
+@pytest.mark.parametrize("path", [p for p in BUNDLED if p.name not in ("max_pooling.yaml", "tiny_cnn.yaml", "residual_block.yaml")],
                          ids=lambda p: p.name)
 def test_the_complex_step_catches_a_relative_1e9_error_in_any_resolved_entry(path):
     resolved, caught = resolved_entries_caught(path, "complex-step", 1e-9)

@@ -41,12 +41,14 @@ def expect_block(ex: Explanation) -> list[str]:
 def term_table(rows) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     has_bias = any(r.bias for r in rows)
-    headers = ["layer", "weight W⁽ˡ⁾"] + (["bias"] if has_bias else []) + ["f(z)", "f′(z)", "δ⁽ˡ⁾",
+    network = any(r.reads is not None for r in rows)  # a network's rows: each layer with what it reads
+    headers = ["layer"] + (["reads"] if network else []) + ["weight W⁽ˡ⁾"] + (["bias"] if has_bias else []) + ["f(z)", "f′(z)", "δ⁽ˡ⁾",
                                                                           "z⁽ˡ⁾ (input to the layer)"]
     for header in headers:
         table.add_column(header, overflow="fold")
     for r in rows:
-        cells = [str(r.layer), r.weight] + ([r.bias or ""] if has_bias else []) + [r.f, r.df, r.delta, r.z]
+        layer = f"{r.layer} {r.name}" if network and r.name else str(r.layer)
+        cells = [layer] + ([r.reads] if network else []) + [r.weight] + ([r.bias or ""] if has_bias else []) + [r.f, r.df, r.delta, r.z]
         table.add_row(*cells)
     return table
 

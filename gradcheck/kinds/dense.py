@@ -86,7 +86,7 @@ class Dense:
                f"Σ δ{w.sup(level)}", delta)
         if layer.weight is None:
             return delta
-        formula = f"δ{w.sup(level)} a{w.sup(level - 1)}ᵀ"
+        formula = f"δ{w.sup(level)} {w.input_text(term, layer)}ᵀ"
         formula = f"({formula})ᵀ" if layer.weight.transposed else formula
         w.give(layer.weight, term, f"weight {layer.weight.label} of layer {level - 1}", formula,
                s.matmul(delta, s.t(a_in)))
