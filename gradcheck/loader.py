@@ -15,7 +15,7 @@ from .declarations import check_size, declaration
 from .errors import SpecError, excerpt
 from .expr import Expression
 from .exprparse import parse
-from .functions import FUNCTIONS
+from .functions import FUNCTIONS, ShapeProblem
 from .kinds import KEYED, KINDS
 from .kinds.geometry import Upstream
 from .limits import DEFAULT as DEFAULT_LIMITS
@@ -52,6 +52,7 @@ class Loader:
         self.top = expect_mapping(root, "a spec")
         self.shapes: dict[str, Shape] = {}
         self.kinds: dict[str, str] = {}
+        self.on_params: dict[str, str] = {}  # define name -> a param it reads (directly or through a define)
         self.total = 0
 
     def build(self) -> Model:
@@ -60,8 +61,8 @@ class Loader:
         if not any(d.kind == "param" for d in decls):
             where = self.top.get("params") or self.root
             raise where.error("the spec declares no params: list at least one under params:")
+        defines = self.defines()  # before the terms: layers may read defines of data
         terms = self.terms()
-        defines = self.defines()
         expects = self.expects()
         name = self.top.get("name")
         model = Model(
@@ -141,7 +142,15 @@ class Loader:
         name = text[:-2].strip() if transposed else text
         if name not in self.shapes:
             raise node.error(self.unknown(name, role))
+        self.require_data_define(node, name, role)
         return Ref(name, transposed=transposed, place=place_of(node))
+
+    def require_data_define(self, node: Node, name: str, role: str) -> None:
+        """A layer may read a define only as data computed from data: one that reads a param is refused here."""
+        if name in self.on_params:
+            raise node.error(f'{role}: define "{name}" depends on param {self.on_params[name]}; layers may use '
+                             f'defines of data only (a define is computed once, so no gradient flows through it): '
+                             f'write the computation as layers, or use the param itself')
 
     def unknown(self, name: str, role: str) -> str:
         declared = ", ".join(self.shapes) or "nothing"
@@ -238,11 +247,16 @@ class Loader:
             raise node.error(f"shape mismatch: {what} has shape {fmt_shape(shape)}, which does not "
                              f"broadcast onto z of shape {fmt_shape(target)}")
 
-    def activation(self, node: Node | None, index: int, z_shape: Shape) -> ActivationUse:
+    def activation(self, node: Node | None, index: int, z_shape: Shape, whole_matrix: bool = False) -> ActivationUse:
+        """The layer's activation; a whole-matrix one (inv, logdet) only where the kind says it may (dense)."""
         if node is None or node.value is None:
             return ActivationUse("identity", TABLE["identity"])
         if isinstance(node.value, str):
-            return ActivationUse(node.value, lookup(node.value.strip(), node), place=place_of(node))
+            row = lookup(node.value.strip(), node)
+            if row.whole_matrix and not whole_matrix:
+                raise node.error(f'"{row.name}" is a whole-matrix activation: only a dense layer (weight, bias, '
+                                 f'activation) applies it; put it in a layer of its own')
+            return ActivationUse(node.value, row, place=place_of(node))
         mapping = expect_mapping(node, f"the activation of layer {index}")
         if set(mapping) & {"f", "df"}:
             return self.custom_activation(node, mapping, index, z_shape)
@@ -257,6 +271,15 @@ class Loader:
         argument = self.ref(arg_node, f"the argument of {name}", allow_number=True, allow_transpose=True)
         self.require_fits(arg_node, f"the argument {argument.label} of {name}", self.ref_shape(argument), z_shape)
         return ActivationUse(f"{{{name}: {argument.label}}}", TABLE[name], argument, place=place_of(node))
+
+    @staticmethod
+    def activation_shape(node: Node | None, use: ActivationUse, index: int, z_shape: Shape) -> Shape:
+        """a's shape from the row's shape rule; a z the row does not take is an error at the activation."""
+        try:
+            return use.row.shape(z_shape)
+        except ShapeProblem as exc:
+            raise node.error(f"activation {use.row.name} of layer {index} {exc} (z = W a + b, what the layer "
+                             f"hands its activation)") from None
 
     def custom_activation(self, node: Node, mapping: dict[str, Node], index: int, z_shape: Shape) -> ActivationUse:
         check_keys(mapping, ("f", "df"), f"the custom activation of layer {index}")
@@ -327,6 +350,9 @@ class Loader:
             e = self.expression(node, set(self.shapes), f"define {name}")
             self.shapes[name] = self.sized_shape(e, self.shapes, f"define {name}")
             self.kinds[name] = "define"
+            reads = sorted(n for n in e.names if self.kinds.get(n) == "params" or n in self.on_params)
+            if reads:
+                self.on_params[name] = self.on_params.get(reads[0], reads[0])
             out.append((name, e))
         return out
 

@@ -36,6 +36,7 @@ class Decl:
     options: tuple[tuple[str, float], ...] = ()
     literal: tuple[tuple[float, ...], ...] | None = None
     place: Place | None = None
+    symmetric: bool = False  # a param checked on symmetric matrices: (i, j) and (j, i) move together
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,12 @@ class Layer:
     place: Place
     kind: str = "dense"  # a key of kinds.KINDS
     options: object = None  # kind-specific settings (frozen), e.g. a convolution's geometry
+    pre_shape: Shape | None = None  # z's shape where the activation changes it (logdet: z n×n, a 1×1)
+
+    @property
+    def z_shape(self) -> Shape:
+        """The shape of z, the activation's input."""
+        return self.pre_shape or self.out_shape
 
     @property
     def label(self) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from . import network
 from .kinds import KINDS
 from .model import ActivationUse, Layer, Model, Objective, Ref, Term
-from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num, reduce_to, sub, t
+from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num, reduce_to, t
 
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -198,9 +198,10 @@ class Walker:
         return target is not None and target.name in self.onehot and not target.transposed
 
     def delta(self, step: "SymStep", g: Sym) -> Sym:
-        """δ = g • f′(z); a row that mixes entries (softmax) gives a • (g − Σ_column a • g)."""
-        if not step.layer.activation.row.elementwise:
-            return mul(step.a, sub(g, fn("sum", mul(step.a, g), axis=0)))
+        """δ = g • f′(z); a row that mixes entries gives its own δ (softmax: a • (g − Σ_column a • g); logdet: g • inv(z).T)."""
+        row = step.layer.activation.row
+        if row.sym_vjp is not None:
+            return row.sym_vjp(g, step.z, step.a, step.c)
         return mul(g, derivative(step.layer.activation, step.z, step.c))
 
 

@@ -36,8 +36,9 @@ def argument_of(layer: Layer, values):
 
 def apply(layer: Layer, z, argument):
     """a = f(z), broadcast to z's shape at least."""
-    out = layer.activation.row.forward(z, argument)
-    if np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
+    row = layer.activation.row
+    out = row.forward(z, argument)
+    if row.elementwise and np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
         out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
     return out
 

@@ -41,8 +41,10 @@ class Dense:
         if "bias" in mapping:
             bias = b.ref(mapping["bias"], f"the bias of layer {index}", allow_transpose=True)
             b.require_fits(mapping["bias"], f"bias {bias.label} of layer {index}", b.ref_shape(bias), z_shape)
-        activation = b.activation(mapping.get("activation"), index, z_shape)
-        return Layer(index, weight, bias, activation, in_shape, z_shape, place_of(node))
+        activation = b.activation(mapping.get("activation"), index, z_shape, whole_matrix=True)
+        a_shape = b.activation_shape(mapping.get("activation"), activation, index, z_shape)
+        return Layer(index, weight, bias, activation, in_shape, a_shape, place_of(node),
+                     pre_shape=z_shape if a_shape != z_shape else None)
 
     @staticmethod
     def forward(layer: Layer, a_in, values) -> LayerTrace:
@@ -69,8 +71,9 @@ class Dense:
 
     @staticmethod
     def footprint(layer: Layer) -> int:
-        """Numbers one forward evaluation of this layer holds: z and a."""
-        return 2 * layer.out_shape[0] * layer.out_shape[1]
+        """Numbers one forward evaluation of this layer holds: z and a (twice z for a whole-matrix activation's work)."""
+        (zr, zc), (ar, ac) = layer.z_shape, layer.out_shape
+        return (3 if layer.activation.row.whole_matrix else 1) * zr * zc + ar * ac
 
     @staticmethod
     def sym_z(w, layer: Layer, a_in):
