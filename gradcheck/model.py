@@ -304,6 +304,11 @@ class Model:
                          if getattr(layer.options, "kernel", None) is not None)
 
     @functools.cached_property
+    def symmetric_params(self) -> frozenset[str]:
+        """The params declared `symmetric: true` (checked on symmetric matrices)."""
+        return frozenset(d.name for d in self.decls if d.kind == "param" and d.symmetric)
+
+    @functools.cached_property
     def decl_places(self) -> dict[str, tuple]:
         """name -> (where it is declared, where its expect stands or None), found once rather than per param."""
         expects = {n: place for n, _, place in reversed(self.expects)}  # the first expect of a name wins
