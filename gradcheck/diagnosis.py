@@ -79,7 +79,7 @@ def symmetric_factor(case: Case) -> str | None:
             return f"{said}: an off-diagonal entry of the symmetric-space gradient counts G_ij + G_ji, not one of them"
         if case.symmetric:
             return (f"{said}: expect is written in the symmetric space (G + Gᵀ − diag(G)) but symmetric: true reads it "
-                    f"as the unconstrained gradient G and maps it there itself (write G, e.g. inv(X).T for logdet)")
+                    f"as the unconstrained gradient G and maps it there itself: write G")
         return (f"{said}: expect is the symmetric-space gradient G + Gᵀ − diag(G) of a param checked entry by entry, "
                 f"whose gradient is the unconstrained G (declare symmetric: true to check on symmetric matrices)")
     return None
