@@ -19,7 +19,7 @@ import numpy as np
 from .errors import excerpt
 from . import symbolic as s
 from .expr import MAX_EXPONENT
-from .functions import sigmoid, softmax_columns
+from .functions import det, frobenius, inverse, logdet, matrix_trace, sigmoid, softmax_columns
 from . import matrixcalc as mc
 from .matrixcalc import MatrixDomain
 from .suggest import did_you_mean
@@ -197,15 +197,15 @@ ROWS: tuple[Activation, ...] = (
     Activation("softmax", softmax_columns, None, _softmax_vjp, lambda z, c: s.fn("softmax", z), None,
                "diag(a) − a aᵀ per column", (), _smooth, True, None, _same, _sym_softmax_vjp,
                lambda a, z: f"{a} • (g - sum({a} • g, axis=0))", False, None),
-    _matrix_row("inv", mc.inverse, mc.inv_vjp, mc.sym_inv_vjp, "−aᵀ g aᵀ (a = inv(z))",
+    _matrix_row("inv", inverse, mc.inv_vjp, mc.sym_inv_vjp, "−aᵀ g aᵀ (a = inv(z))",
                 lambda a, z: f"-{a}.T @ g @ {a}.T", mc.square, mc.INVERTIBLE),
-    _matrix_row("logdet", mc.logdet, mc.logdet_vjp, mc.sym_logdet_vjp, "inv(z).T",
+    _matrix_row("logdet", logdet, mc.logdet_vjp, mc.sym_logdet_vjp, "inv(z).T",
                 lambda a, z: f"g • inv({z}).T", mc.scalar_of_square, mc.LOGDET_DOMAIN),
-    _matrix_row("det", mc.det, mc.det_vjp, mc.sym_det_vjp, "det(z) • inv(z).T",
+    _matrix_row("det", det, mc.det_vjp, mc.sym_det_vjp, "det(z) • inv(z).T",
                 lambda a, z: f"g • {a} • inv({z}).T", mc.scalar_of_square, mc.INVERTIBLE),
-    _matrix_row("trace", mc.trace, mc.trace_vjp, mc.sym_trace_vjp, "eye(n)",
+    _matrix_row("trace", matrix_trace, mc.trace_vjp, mc.sym_trace_vjp, "eye(n)",
                 lambda a, z: "g • eye(n)", mc.scalar_of_square),
-    _matrix_row("frobenius", mc.frobenius, mc.frobenius_vjp, mc.sym_frobenius_vjp, "z / norm(z)",
+    _matrix_row("frobenius", frobenius, mc.frobenius_vjp, mc.sym_frobenius_vjp, "z / norm(z)",
                 lambda a, z: f"g • {z} / {a}", mc.to_scalar, sym_f=lambda z, c: s.fn("norm", z)),
     _matrix_row("transpose", lambda z: np.swapaxes(z, -1, -2), mc.transpose_vjp, mc.sym_transpose_vjp, "gᵀ",
                 lambda a, z: "g.T", mc.swapped, sym_f=lambda z, c: s.t(z)),

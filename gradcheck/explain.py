@@ -286,4 +286,4 @@ def explain(model: Model) -> Explanation:
 def _params_of(term: Term, params: set[str]) -> list[str]:
     """Params a term reads anywhere, including inside a structured layer's options (a conv kernel)."""
     refs = [term.input, term.coef, term.objective.target] + [r for layer in term.layers for r in layer_refs(layer)]
-    return [r.name for r in refs if r is not None and r.name in params]
+    return [n for r in refs if r is not None for n in ([r.name] if r.name else sorted(r.params)) if n in params]

@@ -12,7 +12,8 @@ import re
 from . import budget
 from .activations import TABLE, custom, lookup, with_argument
 from .declarations import check_size, declaration
-from .errors import SpecError, excerpt
+from .refs import DATA, RefReader
+from .errors import excerpt
 from .expr import Expression
 from .exprparse import parse
 from .functions import FUNCTIONS, ShapeProblem
@@ -22,7 +23,7 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, count, hint
 from .losses import LOSSES, unknown_loss, unknown_objective, with_target
 from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Ref, Term
-from .nodes import check_keys, expression_where, describe, expect_list, expect_mapping, key_place, number, place_of, text
+from .nodes import check_keys, expression_where, expect_list, expect_mapping, key_place, number, place_of, text
 from .options import MAX_SEED, METHODS, Mode, setting_problem
 from .shapes import Shape, broadcast, fmt_shape
 from .suggest import did_you_mean
@@ -41,7 +42,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # ----------------------------------------------------------------------------- validation
 
 
-class Loader:
+class Loader(RefReader):
     """Validates the located YAML tree section by section into a Model."""
 
     def __init__(self, root: Node, limits: Limits | None = None):
@@ -123,45 +124,6 @@ class Loader:
                                  f"the limit is {count(self.limits.elements)} per matrix ({hint('elements')})")
         return found[-1][1]
 
-    # -- names used in roles
-
-    def ref(self, node: Node, role: str, allow_number: bool = False, allow_transpose: bool = False) -> Ref:
-        value = node.value
-        if allow_number and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Ref(None, number(node, role), place=place_of(node))
-        if isinstance(value, str) and allow_number:
-            try:
-                return Ref(None, number(node, role), place=place_of(node))
-            except SpecError:
-                pass
-        if not isinstance(value, str):
-            kinds = "a name or a number" if allow_number else "a name"
-            raise node.error(f"{role} must be {kinds}, not {describe(value)}")
-        text = value.strip()
-        transposed = allow_transpose and text.endswith(".T")
-        name = text[:-2].strip() if transposed else text
-        if name not in self.shapes:
-            raise node.error(self.unknown(name, role))
-        self.require_data_define(node, name, role)
-        return Ref(name, transposed=transposed, place=place_of(node))
-
-    def require_data_define(self, node: Node, name: str, role: str) -> None:
-        """A layer may read a define only as data computed from data: one that reads a param is refused here."""
-        if name in self.on_params:
-            raise node.error(f'{role}: define "{name}" depends on param {self.on_params[name]}; layers may use '
-                             f'defines of data only (a define is computed once, so no gradient flows through it): '
-                             f'write the computation as layers, or use the param itself')
-
-    def unknown(self, name: str, role: str) -> str:
-        declared = ", ".join(self.shapes) or "nothing"
-        return f'{role}: undefined name "{excerpt(name)}"{did_you_mean(name, self.shapes)}; declared: {declared}'
-
-    def ref_shape(self, ref: Ref) -> Shape:
-        if ref.name is None:
-            return (1, 1)
-        rows, cols = self.shapes[ref.name]
-        return (cols, rows) if ref.transposed else (rows, cols)
-
     # -- terms and layers
 
     def terms(self) -> list[Term]:
@@ -209,7 +171,7 @@ class Loader:
         return Term(index, input_ref, tuple(layers), objective, coef, place_of(node))
 
     def coef(self, node: Node) -> Ref:
-        ref = self.ref(node, "coef", allow_number=True)
+        ref = self.ref(node, "coef", allow_number=True, computed=DATA)
         if self.ref_shape(ref) != (1, 1):
             raise node.error(f"coef must be a number or a 1×1 name; {ref.label} has shape "
                              f"{fmt_shape(self.ref_shape(ref))}")
@@ -268,7 +230,8 @@ class Loader:
             takes = "takes no argument" if name in TABLE else "is not an activation"
             raise arg_node.key_error(f'"{name}" {takes}{did_you_mean(name, [*with_argument(), "f", "df"])}; activations '
                                      f'with an argument: {", ".join(with_argument())}; custom: {{f: ..., df: ...}}')
-        argument = self.ref(arg_node, f"the argument of {name}", allow_number=True, allow_transpose=True)
+        argument = self.ref(arg_node, f"the argument of {name}", allow_number=True, allow_transpose=True,
+                            computed=DATA, identity=z_shape[0])
         self.require_fits(arg_node, f"the argument {argument.label} of {name}", self.ref_shape(argument), z_shape)
         return ActivationUse(f"{{{name}: {argument.label}}}", TABLE[name], argument, place=place_of(node))
 
@@ -326,7 +289,7 @@ class Loader:
             raise mapping["loss"].error(unknown_loss(loss))
         if "target" not in mapping:
             raise node.error(f'loss "{loss}" needs a target: name the matrix of labels')
-        target = self.ref(mapping["target"], "target", allow_transpose=True)
+        target = self.ref(mapping["target"], "target", allow_transpose=True, computed=DATA, identity=shape[0])
         self.require_fits(mapping["target"], f"target {target.label}", self.ref_shape(target), shape)
         reduce = self.text(mapping["reduce"], "reduce") if "reduce" in mapping else "sum"
         if reduce not in ("sum", "mean"):

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from . import symbolic as s
-from .functions import ShapeProblem, det, frobenius, inverse, logdet, matrix_trace as trace  # noqa: F401 - the rows' f
+from .functions import ShapeProblem, inverse
 
 # inv refuses a matrix whose condition number is above this: its finite differences would measure
 # round-off (a relative error ~ cond · ε), not a derivative.
@@ -121,10 +121,10 @@ def sym_transpose_vjp(g, z, a, c):
 
 
 def _positive_det(z):
-    det = float(np.linalg.det(z))
-    if det > 0:
+    value = float(np.linalg.det(z))
+    if value > 0:
         return None
-    return f"det z = {det:.6g} is not positive: logdet needs det z > 0 (a positive definite z is always inside)"
+    return f"det z = {value:.6g} is not positive: logdet needs det z > 0 (a positive definite z is always inside)"
 
 
 def _conditioned(z):

@@ -41,22 +41,40 @@ class Decl:
 
 @dataclass(frozen=True)
 class Ref:
-    """A use of a name (or a number) in some role: weight, bias, input, argument, target, coef."""
+    """A use of a name, a number or an expression in some role: weight, bias, input, argument, target, coef."""
 
-    name: str | None  # None for a number
+    name: str | None  # None for a number or an expression
     number: float = 0.0
     transposed: bool = False
     place: Place | None = None
+    expression: Expression | None = field(default=None, hash=False)  # a computed use: `lam / 2`, `W + I`
+    identity: int = 0  # the size of I inside the expression (0: it reads no I)
+    params: frozenset = frozenset()  # the params the expression reads (its backward pass: exprgrad.py)
 
     @property
     def label(self) -> str:
         """How the spec wrote it."""
+        if self.expression is not None:
+            return self.expression.text.strip()
         if self.name is None:
             return f"{self.number:g}"
         return self.name + (".T" if self.transposed else "")
 
+    @property
+    def reads(self) -> frozenset:
+        """Every name the use reads."""
+        if self.expression is not None:
+            return frozenset(self.expression.names - {"I"})
+        return frozenset() if self.name is None else frozenset((self.name,))
+
+    def env(self, values: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """The values an expression reads, with I when it uses one."""
+        return {**values, "I": np.eye(self.identity)} if self.identity else values
+
     def value(self, values: Mapping[str, np.ndarray]):
         """The referenced array (transposed over the last two axes when written `.T`)."""
+        if self.expression is not None:
+            return self.expression.evaluate(self.env(values))
         if self.name is None:
             return self.number
         v = values[self.name]
@@ -244,7 +262,7 @@ class Term:
         spec of T terms × L layers of small params cost O((T·L)²).
         """
         refs = [self.input, self.objective.target, self.coef] + [r for l in self.layers for r in layer_refs(l)]
-        return frozenset(r.name for r in refs if r is not None and r.name is not None)
+        return frozenset().union(*(r.reads for r in refs if r is not None))
 
 
 @dataclass(frozen=True)
@@ -325,4 +343,4 @@ def layer_refs(layer: Layer) -> list[Ref]:
     refs = [layer.weight, layer.bias, layer.activation.argument]
     if layer.options is not None and dataclasses.is_dataclass(layer.options):
         refs += [getattr(layer.options, f.name) for f in dataclasses.fields(layer.options)]
-    return [r for r in refs if isinstance(r, Ref) and r.name is not None]
+    return [r for r in refs if isinstance(r, Ref) and (r.name is not None or r.params)]

@@ -149,6 +149,8 @@ class _TermRun:
     def first_use(self, index: int, layer: Layer, refs: list[Ref]):
         """The layer where p first appears: a row patch if p has one row-local role here, else dense."""
         lt = self.trace.layers[index]
+        if _computed(refs):  # an expression such as W + I: its own batched evaluation, no shortcut
+            return self.dense_layer(index, layer, lt.a_in)
         if self.direction is not None and KINDS[layer.kind].row_patch and len(refs) == 1 and \
                 (refs[0] is layer.weight or refs[0] is layer.bias):
             v, ts = self.direction
@@ -195,7 +197,7 @@ class _TermRun:
         lt = self.trace.layers[index]
         if refs and isinstance(state, RowPatch) and state.rows.ndim > 1:  # second uses take one row a patch
             state = state.dense()
-        if refs and self.shortcuts and KINDS[layer.kind].row_patch:
+        if refs and self.shortcuts and KINDS[layer.kind].row_patch and not _computed(refs):
             if isinstance(state, RowPatch) and layer.weight is None and self.same_rows(layer, refs, state):
                 return self.rows_again(index, layer, state, refs)
             if all(r is layer.weight or r is layer.bias for r in refs):
@@ -285,7 +287,7 @@ class _TermRun:
     def dense_layer(self, index: int, layer: Layer, a_in):
         """No shortcut: the layer's own batched forward, with p as a stack if it reads p."""
         refs, moved, lt = uses(layer, self.o.name), KINDS[layer.kind].moved, None
-        if refs and self.shortcuts and moved is not None:  # the kind carries the moved entry itself
+        if refs and self.shortcuts and moved is not None and not _computed(refs):  # the kind carries the moved entry
             lt = moved(layer, a_in, self.o.values, refs, self.rows, self.cols, self.delta)
         if lt is None:
             lt = KINDS[layer.kind].forward(layer, a_in, self.batched_values() if refs else self.o.values)
@@ -400,6 +402,11 @@ class _Lazy:
 
     def __call__(self) -> np.ndarray:
         return self.make()
+
+
+def _computed(refs: list[Ref]) -> bool:
+    """Whether a use of p is an expression (W + I): moving an entry of p moves it through the expression."""
+    return any(r.expression is not None for r in refs)
 
 
 def _kind_state(lt):

@@ -52,8 +52,10 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
             continue
         # p read again as a dense layer's weight or bias is carried as its own rank-1 term (second_use_z); any
         # other use stacks copies of p, and once made the stack lives as long as the batch
-        carried = KINDS[layer.kind].moved is not None or \
-            KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs)
+        carried = not any(r.expression is not None for r in refs) and (KINDS[layer.kind].moved is not None or
+                                                                       KINDS[layer.kind].row_patch and
+                                                                       all(r is layer.weight or r is layer.bias
+                                                                           for r in refs))
         stacked = size if (refs and not patched and not carried) or stacked else 0
         peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
@@ -61,6 +63,8 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
 
 def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:
     """Moving one entry of `ref` at its first use moves one row of z (see _TermRun.first_use)."""
+    if ref.expression is not None:  # an expression use goes dense (perturb._computed)
+        return False
     if ref is layer.weight:
         return True
     return (ref is layer.bias or ref is layer.activation.argument) and _ref_shape(ref, shapes)[0] == layer.out_shape[0]

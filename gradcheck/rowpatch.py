@@ -25,7 +25,7 @@ class RowPatch:
 
 
 def uses(layer: Layer, name: str) -> list[Ref]:
-    return [r for r in layer_refs(layer) if r.name == name]
+    return [r for r in layer_refs(layer) if r.name == name or name in r.params]
 
 
 def term_uses(term: Term, name: str) -> bool:

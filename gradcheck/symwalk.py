@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import network
+from . import exprgrad, network
 from .kinds import KINDS
 from .model import ActivationUse, Layer, Model, Objective, Ref, Term
-from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num, reduce_to, t
+from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, from_expr, mul, num, reduce_to, t
 
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -94,6 +94,8 @@ class Walker:
     # -- helpers
 
     def ref(self, ref: Ref) -> Sym:
+        if ref.expression is not None:
+            return from_expr(ref.expression.root, self.expression_env(ref))
         if ref.name is None:
             return num(ref.number)
         v = self.var(ref.name)
@@ -110,12 +112,24 @@ class Walker:
                 return Ones(self.var(name))
         return Ones(like)
 
+    def expression_env(self, ref: Ref) -> dict:
+        """The symbols an expression use reads: each name as itself, I as eye(n)."""
+        env = {name: self.var(name) for name in ref.reads}
+        return {**env, "I": fn("eye", num(ref.identity))} if ref.identity else env
+
     def uses_param(self, ref: Ref | None) -> bool:
-        return ref is not None and ref.name in self.params
+        return ref is not None and (ref.name in self.params or bool(ref.params))
 
     def give(self, ref: Ref | None, term: Term, where: str, formula: str, value: Sym) -> None:
-        """Reduce a contribution to the use's shape, transpose it back for `.T` uses, and hand it on."""
+        """Reduce a contribution to the use's shape, transpose it back for `.T` uses, and hand it on (through an
+        expression use's own backward pass to each param it reads)."""
         if not self.uses_param(ref):
+            return
+        if ref.params:
+            ops = exprgrad.SymbolOps(self.expression_env(ref))
+            g = reduce_to(value, ops.shape(ref.expression.root))
+            exprgrad.backward(ref.expression.root, g, set(ref.params), ops,
+                              lambda name, piece: self.contribute(Ref(name), term, where, formula, piece))
             return
         rows, cols = self.shapes[ref.name]
         use_shape = (cols, rows) if ref.transposed else (rows, cols)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import exprgrad
 from .model import Layer, Ref
 
 
@@ -96,6 +97,27 @@ def accumulate(grads: dict, ref: Ref | None, contribution) -> None:
     grads[ref.name] += summed
     if isinstance(grads, Recorder):
         grads.uses.append((grads.where, ref, summed, signal))
+
+
+def accumulate_use(grads: dict, ref: Ref | None, contribution, values) -> None:
+    """accumulate(), and for an expression that reads params (`W + I`) its backward pass to each of them."""
+    if ref is None or not ref.params:
+        accumulate(grads, ref, contribution)
+        return
+    if not any(name in grads for name in ref.params):
+        return
+    contribution = np.asarray(contribution, dtype=float)
+    signal = contribution
+    ops = exprgrad.NumberOps(ref.env(values))
+    g = ops.reduce(contribution, np.shape(ref.value(values)))  # a column bias used over m columns
+
+    def add(name, piece):
+        if name in grads:
+            grads[name] += piece
+            if isinstance(grads, Recorder):
+                grads.uses.append((grads.where, ref, piece, signal))
+
+    exprgrad.backward(ref.expression.root, g, set(ref.params), ops, add)
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
