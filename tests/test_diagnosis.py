@@ -36,7 +36,8 @@ def rng(seed=0):
 # ----------------------------------------------------------------------------- the list
 
 def test_patterns_are_listed_in_order():
-    assert [name for name, _ in PATTERNS] == ["transpose", "factor", "sign", "missing use", "bias axis", "confined"]
+    assert [name for name, _ in PATTERNS] == ["transpose", "symmetric factor", "factor", "sign", "missing use", "bias axis",
+                                             "confined"]
     assert all(callable(fn) and fn.__doc__ for _, fn in PATTERNS)
 
 
