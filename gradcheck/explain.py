@@ -80,7 +80,7 @@ def check_expression(text: str, model: Model, name: str) -> str | None:
     if len(text) > MAX_LENGTH:
         return (f"the closed form is {len(text):,} characters long; expect takes at most {MAX_LENGTH:,} "
                 f"(use --emit python)")
-    shapes = {d.name: d.shape for d in model.decls}
+    shapes = model.shapes
     try:
         parsed = parse(text, expr.Where(model.path, 1, 1), set(shapes), f"expect {name}")
         shape = parsed.shape(shapes)

@@ -322,6 +322,25 @@ class Model:
                          if getattr(layer.options, "kernel", None) is not None)
 
     @functools.cached_property
+    def shapes(self) -> dict[str, Shape]:
+        """The shape of every declared and defined name."""
+        shapes = {d.name: d.shape for d in self.decls}
+        for name, expression in self.defines:
+            shapes[name] = expression.shape(shapes)
+        return shapes
+
+    @functools.cached_property
+    def data_defines(self) -> tuple:
+        """The defines that read data (and earlier such defines) only, in order: layers may use them."""
+        known = {d.name for d in self.decls if d.kind == "data"}
+        out = []
+        for name, expression in self.defines:
+            if expression.names <= known:
+                known.add(name)
+                out.append((name, expression))
+        return tuple(out)
+
+    @functools.cached_property
     def symmetric_params(self) -> frozenset[str]:
         """The params declared `symmetric: true` (checked on symmetric matrices)."""
         return frozenset(d.name for d in self.decls if d.kind == "param" and d.symmetric)

@@ -69,7 +69,7 @@ class Walker:
 
     def __init__(self, model: Model):
         self.model = model
-        self.shapes = {d.name: d.shape for d in model.decls}
+        self.shapes = dict(model.shapes)  # defines of data too: layers may read them
         self.data = {d.name for d in model.decls if d.kind == "data"}
         self.params = set(model.param_names)
         self.onehot = {d.name for d in model.decls if d.init == "onehot"}

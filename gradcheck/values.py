@@ -26,21 +26,10 @@ def draw_values(model: Model) -> dict[str, np.ndarray]:
         if decl.symmetric:  # drawn entry by entry, then made symmetric: the point lies in the space checked
             value = (value + value.T) / 2
         values[decl.name] = value
-    for name, expression in data_defines(model):  # data computed from data: what layers may read
+    for name, expression in model.data_defines:  # data computed from data: what layers may read
         with np.errstate(all="ignore"):
             values[name] = expression.evaluate(values)
     return values
-
-
-def data_defines(model: Model) -> list:
-    """The defines that read data (and earlier such defines) only, in order: layers may use them."""
-    known = {d.name for d in model.decls if d.kind == "data"}
-    out = []
-    for name, expression in model.defines:
-        if expression.names <= known:
-            known.add(name)
-            out.append((name, expression))
-    return out
 
 
 def decl_error(decl: Decl, model: Model, message: str) -> SpecError:
