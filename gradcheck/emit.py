@@ -89,7 +89,8 @@ def emit_python(model: Model, function: str = "objective_and_gradients") -> str:
     body = [f'    """J and {{param: dJ/dparam}} for "{_doc(model.name)}"; values maps every param and data name to its matrix."""']
     for d in model.decls:
         body.append(f"    {emitter.local[d.name]} = np.asarray(values[{d.name!r}], dtype=float)")
-    for name, expression in model.data_defines:  # data computed from data, which layers may read
+    read = set().union(*(term.names for term in model.terms))
+    for name, expression in (d for d in model.data_defines if d[0] in read):  # data from data a layer reads
         emitter.local[name] = emitter.fresh(name)
         symbol = from_expr(expression.root, {n: Var(n, model.shapes[n]) for n in expression.names})
         body.append(f"    {emitter.local[name]} = {emitter.code(symbol)}")
