@@ -169,6 +169,10 @@ def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float 
     stack = np.repeat(theta[None], 3, axis=0)
     stack[1][index] += h
     stack[2][index] -= h
+    mirror = tuple(reversed(index))
+    if name in model.symmetric_params and mirror != tuple(index):  # a symmetric param moves (j, i) with (i, j)
+        stack[1][mirror] += h
+        stack[2][mirror] -= h
     batched = {**values, name: stack}
     point = f"{name}{list(index)} = {theta[index]:.6g} ± {h:.2g}"
     try:

@@ -19,6 +19,8 @@ TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the 
 def per_sample_bytes(model: Model, name: str, shapes: dict) -> int:
     """Bytes one perturbation of `name` holds at its largest, from shapes alone (budget.py sizes the check by it)."""
     numbers = max((_term_numbers(term, name, shapes) for term in model.terms if term_uses(term, name)), default=1)
+    if name in model.symmetric_params:  # a mirrored move is a dense copy of p through every layer (symmetric.Moves)
+        numbers = max(numbers, int(np.prod(shapes[name])) + TEMPORARIES * network.footprint(model))
     return BYTES * numbers
 
 

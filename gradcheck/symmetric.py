@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import network
-from .perturb_memory import BYTES, TEMPORARIES
 
 CONVENTION = ("symmetric: checked on symmetric matrices, (i, j) and (j, i) moved together; backprop and expect are "
               "read as the unconstrained gradient G and compared as G + Gᵀ − diag(G)")
@@ -37,7 +35,8 @@ def weights(v: np.ndarray) -> np.ndarray:
 
 
 class Moves:
-    """The perturber of a symmetric param: each move of entry (i, j) moves (j, i) by the same step."""
+    """The perturber of a symmetric param: each move of entry (i, j) moves (j, i) by the same step (its memory per
+    move, a dense copy of the param through every layer, is counted in perturb_memory)."""
 
     def __init__(self, perturber):
         self.inner = perturber
@@ -56,9 +55,3 @@ class Moves:
         off = rows != cols
         stack[members[off], cols[off], rows[off]] += delta[off]
         return self.inner.along(stack)
-
-    def per_sample_bytes(self) -> int:
-        """A move here is a dense copy of the param through the whole forward pass, not a row patch."""
-        size = int(np.prod(self.inner.shape))
-        return max(self.inner.per_sample_bytes(),
-                   BYTES * (size + TEMPORARIES * network.footprint(self.inner.model)))

@@ -245,3 +245,25 @@ def test_explain_prints_the_closed_form_of_logdet():
 
     spec = gradcheck.loads("params: {S: {shape: [3, 3], init: spd}}\ninput: S\nlayers: [{activation: logdet}]\n")
     assert explain(spec.model).params["S"] == "inv(S).T"
+
+
+def test_a_symmetric_stencil_moves_both_mirrored_entries():
+    from gradcheck import hazards
+
+    # det X = 1 - x01 * x10: moving x01 and x10 together by h crosses det = 0 where moving one alone would not
+    spec = gradcheck.loads("params: {X: {shape: [2, 2], init: eye, symmetric: true}}\ninput: X\n"
+                           "layers: [{activation: logdet}]\n")
+    values = {"X": np.array([[1.0, 1.0 - 1e-9], [1.0 - 1e-9, 1.0]])}
+    found = hazards.stencil(spec.model, values, "X", (0, 1), 1e-6, 1e-6)
+    assert found and "crosses the edge of the domain of logdet" in found
+
+
+@pytest.mark.parametrize("text, line, col, fragment", [
+    ("params: {X: {shape: [2, 3], symmetric: true}}\ninput: X\n", 1, 29, "symmetric needs a square matrix"),
+    ("params: {X: {shape: [2, 2]}}\ndata: {Y: {shape: [2, 2], symmetric: true}}\ninput: X\n", 2, 27,
+     "symmetric applies to params"),
+    ("params: {X: {shape: [2, 3], init: spd}}\ninput: X\n", 1, 21, "init spd draws a square matrix"),
+])
+def test_symmetric_and_spd_declaration_errors_are_located(text, line, col, fragment):
+    got = at(text)
+    assert fragment in got[2] and got[:2] == (line, col), got
