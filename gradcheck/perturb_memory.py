@@ -9,7 +9,7 @@ import numpy as np
 from . import network
 from .kinds import KINDS
 from .model import Layer, Model, Ref, Term
-from .rowpatch import term_uses, uses
+from .rowpatch import computed, term_uses, uses
 
 
 BYTES = 8  # float64
@@ -54,7 +54,7 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
             continue
         # p read again as a dense layer's weight or bias is carried as its own rank-1 term (second_use_z); any
         # other use stacks copies of p, and once made the stack lives as long as the batch
-        carried = not any(r.expression is not None for r in refs) and (KINDS[layer.kind].moved is not None or
+        carried = not computed(refs) and (KINDS[layer.kind].moved is not None or
                                                                        KINDS[layer.kind].row_patch and
                                                                        all(r is layer.weight or r is layer.bias
                                                                            for r in refs))

@@ -31,3 +31,8 @@ def uses(layer: Layer, name: str) -> list[Ref]:
 def term_uses(term: Term, name: str) -> bool:
     """Whether the term reads `name` (Term.names is worked out once per term)."""
     return name in term.names
+
+
+def computed(refs: list[Ref]) -> bool:
+    """Whether a use of p is an expression (W + I): moving an entry of p moves it through the expression, no row patch."""
+    return any(r.expression is not None for r in refs)
