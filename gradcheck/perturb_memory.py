@@ -65,7 +65,7 @@ def _term_numbers(term: Term, name: str, shapes: dict) -> int:
 
 def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:
     """Moving one entry of `ref` at its first use moves one row of z (see _TermRun.first_use)."""
-    if ref.expression is not None:  # an expression use goes dense (perturb._computed)
+    if ref.expression is not None:  # an expression use goes dense (rowpatch.computed)
         return False
     if ref is layer.weight:
         return True

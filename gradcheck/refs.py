@@ -19,6 +19,7 @@ from .suggest import did_you_mean
 from .yamlsrc import Node
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\s*\.T)?\Z")  # a name, or a name written .T
+_EXPRESSION = re.compile(r"[-+*/@()]")  # what marks text as an expression rather than a misspelt name
 
 DATA = "data"  # an expression of data, defines of data and numbers
 PARAMS = "params"  # and of params, differentiated through (weight, bias)
@@ -44,6 +45,10 @@ class RefReader:
         text = value.strip()
         if computed and not _PLAIN.match(text):
             return self.computed_ref(node, role, computed, identity)
+        if not _PLAIN.match(text) and text not in self.shapes and _EXPRESSION.search(text):
+            raise node.error(f'{role} takes a name{" or a number" if allow_number else ""}, not an expression '
+                             f'("{excerpt(text)}"): expressions stand in a dense weight or bias, a coef, an '
+                             f'activation argument and a target; use a define of data here')
         transposed = allow_transpose and text.endswith(".T")
         name = text[:-2].strip() if transposed else text
         if name not in self.shapes:
