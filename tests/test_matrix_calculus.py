@@ -267,3 +267,11 @@ def test_a_symmetric_stencil_moves_both_mirrored_entries():
 def test_symmetric_and_spd_declaration_errors_are_located(text, line, col, fragment):
     got = at(text)
     assert fragment in got[2] and got[:2] == (line, col), got
+
+
+def test_a_define_of_data_follows_data_given_to_the_api():
+    spec = load("gaussian_nll_covariance.yaml")
+    X = 2 * spec.values["X"]
+    S = spec.values["S"]
+    C = X @ X.T / X.shape[1]
+    assert spec.objective({"X": X}) == pytest.approx(0.5 * np.linalg.slogdet(S)[1] + 0.5 * np.trace(inv(S) @ C))
