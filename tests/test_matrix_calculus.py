@@ -275,3 +275,27 @@ def test_a_define_of_data_follows_data_given_to_the_api():
     S = spec.values["S"]
     C = X @ X.T / X.shape[1]
     assert spec.objective({"X": X}) == pytest.approx(0.5 * np.linalg.slogdet(S)[1] + 0.5 * np.trace(inv(S) @ C))
+
+
+# ----------------------------------------------------------------------------- torch autograd, where installed
+
+TORCH_J = {  # J written in torch from the spec's values, independent of the engine
+    "gaussian_nll_covariance.yaml": lambda t, v: 0.5 * t.logdet(v["S"]) + 0.5 * t.trace(
+        t.linalg.inv(v["S"]) @ (v["X"] @ v["X"].T / v["X"].shape[1])),
+    "logdet_gram_ridge.yaml": lambda t, v: t.logdet(v["X"].T @ v["X"] + v["lam"][0, 0] * t.eye(3, dtype=t.float64)),
+    "least_squares_frobenius.yaml": lambda t, v: t.linalg.norm(v["A"] @ v["X"] - v["B"]) ** 2,
+    "trace_xtax.yaml": lambda t, v: t.trace(v["X"].T @ v["A"] @ v["X"]),
+}
+
+
+@pytest.mark.parametrize("name", TORCH_J)
+def test_bundled_matrix_spec_matches_torch_autograd(name):
+    torch = pytest.importorskip("torch")
+    spec = load(name)
+    v = {k: torch.tensor(np.asarray(x), dtype=torch.float64, requires_grad=k in spec.param_names)
+         for k, x in spec.values.items()}
+    J = TORCH_J[name](torch, v)
+    J.backward()
+    assert spec.objective() == pytest.approx(float(J), rel=1e-12)
+    for param in spec.param_names:
+        np.testing.assert_allclose(spec.gradient()[param], v[param].grad.numpy(), rtol=1e-10, atol=1e-12)
