@@ -296,6 +296,6 @@ def test_bundled_matrix_spec_matches_torch_autograd(name):
          for k, x in spec.values.items()}
     J = TORCH_J[name](torch, v)
     J.backward()
-    assert spec.objective() == pytest.approx(float(J), rel=1e-12)
+    assert spec.objective() == pytest.approx(J.item(), rel=1e-12)
     for param in spec.param_names:
         np.testing.assert_allclose(spec.gradient()[param], v[param].grad.numpy(), rtol=1e-10, atol=1e-12)
