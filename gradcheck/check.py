@@ -19,8 +19,8 @@ from .model import CheckOptions, Model
 from .options import FAST_DIRECTIONS, FULL, RunOptions
 from .perturb import Perturber
 from .rowpatch import term_uses
-from .refusals import (non_finite_error, outside_domain_error, refuse_non_analytic, refuse_unreliable_stencil, require_finite_estimate,
-                       require_usable_steps)
+from .refusals import (non_finite_error, outside_domain_error, refuse_non_analytic, refuse_unreliable_stencil,
+                       require_finite_estimate, require_usable_steps)
 from .results import Entries, ParamResult, Settings, SpecResult, error_result
 from .spec import Spec
 from .diagnosis import Use, diagnose

@@ -39,7 +39,8 @@ def apply(layer: Layer, z, argument):
     """a = f(z), broadcast to z's shape at least."""
     row = layer.activation.row
     out = row.forward(z, argument)
-    if row.elementwise and np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
+    # a custom f may return less (a constant), a batched argument more; a whole-matrix row has its own shape
+    if row.elementwise and np.shape(out) != np.shape(z):
         out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
     return out
 
