@@ -55,7 +55,7 @@ class Ref:
     def label(self) -> str:
         """How the spec wrote it."""
         if self.expression is not None:
-            return self.expression.text.strip()
+            return " ".join(self.expression.text.split())  # one line, however the YAML scalar was folded
         if self.name is None:
             return f"{self.number:g}"
         return self.name + (".T" if self.transposed else "")

@@ -299,3 +299,14 @@ def test_bundled_matrix_spec_matches_torch_autograd(name):
     assert spec.objective() == pytest.approx(J.item(), rel=1e-12)
     for param in spec.param_names:
         np.testing.assert_allclose(spec.gradient()[param], v[param].grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("weight", ["W + I", "W.T", "-W", "2 * W - W.T / 3", "W @ W", "W.T @ A @ W", "W ** 2",
+                                    "(W + I) / (2 + A * A)", "A / (2 + W * W)", "W @ W.T + I", "exp(A) * W"])
+def test_backprop_through_a_weight_expression_matches_finite_differences(weight):
+    text = ("params: {W: {shape: [3, 3]}, b: {shape: [3, 1]}}\ndata: {A: {shape: [3, 3]}, X: {shape: [3, 4]}}\n"
+            f"input: X\nlayers: [{{weight: '{weight}', bias: 'b * 2 - 1', activation: tanh}}, {{activation: square}}]\n")
+    spec = gradcheck.loads(text)
+    for method in ("central", "complex-step"):
+        result = gradcheck.check(spec, method=method)
+        assert result.status == "pass", (method, [(p.name, p.backprop) for p in result.params])
