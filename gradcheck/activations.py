@@ -202,7 +202,7 @@ ROWS: tuple[Activation, ...] = (
     _matrix_row("logdet", logdet, mc.logdet_vjp, mc.sym_logdet_vjp, "inv(z).T",
                 lambda a, z: f"g • inv({z}).T", mc.scalar_of_square, mc.LOGDET_DOMAIN),
     _matrix_row("det", det, mc.det_vjp, mc.sym_det_vjp, "det(z) • inv(z).T",
-                lambda a, z: f"g • {a} • inv({z}).T", mc.scalar_of_square, mc.INVERTIBLE),
+                lambda a, z: f"g • {a} • inv({z}).T", mc.scalar_of_square),
     _matrix_row("trace", matrix_trace, mc.trace_vjp, mc.sym_trace_vjp, "eye(n)",
                 lambda a, z: "g • eye(n)", mc.scalar_of_square),
     _matrix_row("frobenius", frobenius, mc.frobenius_vjp, mc.sym_frobenius_vjp, "z / norm(z)",

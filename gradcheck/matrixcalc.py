@@ -70,9 +70,21 @@ def logdet_vjp(g, z, a):
     return g * _t(inverse(z))
 
 
+def adjugate(z):
+    """adj(z), with adj(z) = det(z) z⁻¹ where z is invertible and defined (and smooth) where it is not:
+    for z = U S Vᵀ, adj(z) = det(U) det(V) V diag(Π_{j≠i} s_j) Uᵀ."""
+    if np.iscomplexobj(z):  # only the forward pass ever sees a complex step; an invertible z is the case there
+        return np.linalg.det(z)[..., None, None] * inverse(z)
+    u, s, vt = np.linalg.svd(z)
+    n = s.shape[-1]
+    others = np.stack([np.prod(np.delete(s, i, axis=-1), axis=-1) for i in range(n)], axis=-1)
+    sign = (np.linalg.det(u) * np.linalg.det(vt))[..., None, None]
+    return sign * (_t(vt) * others[..., None, :]) @ _t(u)
+
+
 def det_vjp(g, z, a):
-    """a = det z: δ = g · det z · z⁻ᵀ."""
-    return g * a * _t(inverse(z))
+    """a = det z: δ = g · adj(z)ᵀ (= g · det z · z⁻ᵀ where z is invertible; defined where it is not)."""
+    return g * _t(adjugate(z))
 
 
 def trace_vjp(g, z, a):

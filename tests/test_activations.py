@@ -136,3 +136,11 @@ def test_logdet_outside_its_domain_is_nan_and_its_domain_says_why():
     assert np.isnan(TABLE["logdet"].forward(z)).all()
     assert "det z = -5" in TABLE["logdet"].matrix_domain.problem(z)
     assert TABLE["inv"].matrix_domain.problem(np.array([[1.0, 2.0], [2.0, 4.0]])).startswith("z is singular")
+
+
+def test_det_has_a_gradient_at_a_singular_matrix_too():
+    z = np.array([[1.0, 2.0, 0.5], [2.0, 4.0, 1.0], [0.3, -1.0, 2.0]])  # rank 2
+    row = TABLE["det"]
+    g = np.array([[1.7]])
+    np.testing.assert_allclose(row.backward(g, z, row.forward(z)), fd_vjp(row.forward, z, g), rtol=1e-6, atol=1e-8)
+    assert row.matrix_domain is None
