@@ -206,7 +206,7 @@ ROWS: tuple[Activation, ...] = (
     _matrix_row("trace", matrix_trace, mc.trace_vjp, mc.sym_trace_vjp, "eye(n)",
                 lambda a, z: "g • eye(n)", mc.scalar_of_square),
     _matrix_row("frobenius", frobenius, mc.frobenius_vjp, mc.sym_frobenius_vjp, "z / norm(z)",
-                lambda a, z: f"g • {z} / {a}", mc.to_scalar, sym_f=lambda z, c: s.fn("norm", z)),
+                lambda a, z: f"g • {z} / {a}", mc.to_scalar, mc.NONZERO, sym_f=lambda z, c: s.fn("norm", z)),
     _matrix_row("transpose", lambda z: np.swapaxes(z, -1, -2), mc.transpose_vjp, mc.sym_transpose_vjp, "gᵀ",
                 lambda a, z: "g.T", mc.swapped, sym_f=lambda z, c: s.t(z)),
     _arg_row("add", lambda z, c: z + c, lambda z, a, c: 1.0, lambda z, c: s.add(z, c), lambda z, c: s.num(1),

@@ -209,7 +209,7 @@ def _matrix_edge(lt) -> str | None:
         return None
     side = np.real(row.matrix_domain.side(z))
     if side[1] * side[2] <= 0 and side[1] != side[2]:
-        return f"crosses the edge of the domain of {row.name} ({row.matrix_domain.text}: det z changes sign)"
+        return f"crosses the edge of the domain of {row.name} ({row.matrix_domain.text})"
     outside = [k for k in (1, 2) if row.matrix_domain.problem(z[k])]
     if outside and not row.matrix_domain.problem(z[0]):
         return f"leaves the domain of {row.name} ({row.matrix_domain.text}) at its {('upper', 'lower')[outside[0] - 1]} end"

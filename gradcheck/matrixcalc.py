@@ -157,3 +157,12 @@ def _det_side(z):
 
 LOGDET_DOMAIN = MatrixDomain("det z > 0", _positive_det, _det_side)
 INVERTIBLE = MatrixDomain("z invertible and well conditioned", _conditioned, _det_side)
+
+
+def _nonzero(z):
+    if np.any(z != 0):
+        return None
+    return "z = 0, where frobenius (‖z‖_F) is not differentiable (its δ is z / ‖z‖_F)"
+
+
+NONZERO = MatrixDomain("z ≠ 0", _nonzero, lambda z: np.sqrt(np.sum(np.real(z) ** 2, axis=(-2, -1))))
