@@ -19,7 +19,9 @@ import numpy as np
 from .errors import excerpt
 from . import symbolic as s
 from .expr import MAX_EXPONENT
-from .functions import sigmoid, softmax_columns
+from .functions import det, frobenius, inverse, logdet, matrix_trace, sigmoid, softmax_columns
+from . import matrixcalc as mc
+from .matrixcalc import MatrixDomain
 from .suggest import did_you_mean
 
 
@@ -61,10 +63,17 @@ class Activation:
     edges: Callable  # (argument value or None) -> tuple[Edge, ...]: where f's domain ends
     analytic: bool  # holomorphic where defined: the complex step may pass through it
     argument: Argument | None  # for rows written {name: c}
+    shape: Callable  # z's shape -> a's shape (raises ShapeProblem for a z it does not take)
+    sym_vjp: Callable | None  # (g, z, a, c) -> δ as a symbol, for a row with vjp
+    vjp_text: Callable | None  # (a, z) -> δ as the UFLDL table writes it, in the signal g from above
+    whole_matrix: bool  # a depends on all of z as one matrix (inv, logdet): only a dense layer applies it
+    matrix_domain: MatrixDomain | None  # where a whole-matrix row is defined (det z > 0), at a point and a stencil
 
     def __post_init__(self):
         if (self.df is None) == (self.vjp is None):
             raise TypeError(f"activation {self.name}: give exactly one of df (elementwise) and vjp")
+        if (self.vjp is None) != (self.sym_vjp is None) or (self.vjp is None) != (self.vjp_text is None):
+            raise TypeError(f"activation {self.name}: a row with vjp gives sym_vjp and vjp_text too (and only it)")
         if (self.sym_df is None) == (self.df_text is None):
             raise TypeError(f"activation {self.name}: give exactly one of sym_df and df_text")
 
@@ -139,15 +148,33 @@ def _edge(text):
     return lambda _c=None: (Edge(0.0, text),)
 
 
+def _same(shape):
+    """An elementwise or column-wise row keeps z's shape."""
+    return shape
+
+
 def _row(name, f, df, sym_f, sym_df, kinks=(), edges=_smooth, analytic=True):
     """An elementwise activation without an argument."""
     return Activation(name, f, df, None, lambda z, c: sym_f(z), lambda z, c: sym_df(z), None, kinks, edges,
-                      analytic, None)
+                      analytic, None, _same, None, None, False, None)
 
 
 def _arg_row(name, f, df, sym_f, sym_df, dc, sym_grad, edges=_smooth):
     """An elementwise activation written {name: c}."""
-    return Activation(name, f, df, None, sym_f, sym_df, None, (), edges, True, Argument(dc, sym_grad))
+    return Activation(name, f, df, None, sym_f, sym_df, None, (), edges, True, Argument(dc, sym_grad), _same, None,
+                      None, False, None)
+
+
+def _matrix_row(name, f, vjp, sym_vjp, df_text, vjp_text, shape, domain=None, sym_f=None):
+    """A whole-matrix activation (inv, logdet, …): its δ in closed form, its shape rule, its domain; its symbol is
+    the expression language's function of the same name unless given."""
+    return Activation(name, f, None, vjp, sym_f or (lambda z, c: s.fn(name, z)), None, df_text, (), _smooth, True,
+                      None, shape, sym_vjp, vjp_text, True, domain)
+
+
+def _sym_softmax_vjp(g, z, a, c):
+    """a • (g − Σ_column a • g)."""
+    return s.mul(a, s.sub(g, s.fn("sum", s.mul(a, g), axis=0)))
 
 
 _SIG = lambda z: s.fn("sigmoid", z)  # noqa: E731 - a symbol used by two rows
@@ -168,7 +195,20 @@ ROWS: tuple[Activation, ...] = (
     _row("abs", np.abs, lambda z, a: np.sign(z), lambda z: s.fn("abs", z), lambda z: s.fn("sign", z), kinks=(0.0,),
          analytic=False),
     Activation("softmax", softmax_columns, None, _softmax_vjp, lambda z, c: s.fn("softmax", z), None,
-               "diag(a) − a aᵀ per column", (), _smooth, True, None),
+               "diag(a) − a aᵀ per column", (), _smooth, True, None, _same, _sym_softmax_vjp,
+               lambda a, z: f"{a} • (g - sum({a} • g, axis=0))", False, None),
+    _matrix_row("inv", inverse, mc.inv_vjp, mc.sym_inv_vjp, "−aᵀ g aᵀ (a = inv(z))",
+                lambda a, z: f"-{a}.T @ g @ {a}.T", mc.square, mc.INVERTIBLE),
+    _matrix_row("logdet", logdet, mc.logdet_vjp, mc.sym_logdet_vjp, "inv(z).T",
+                lambda a, z: f"g • inv({z}).T", mc.scalar_of_square, mc.LOGDET_DOMAIN),
+    _matrix_row("det", det, mc.det_vjp, mc.sym_det_vjp, "det(z) • inv(z).T",
+                lambda a, z: f"g • {a} • inv({z}).T", mc.scalar_of_square),
+    _matrix_row("trace", matrix_trace, mc.trace_vjp, mc.sym_trace_vjp, "eye(n)",
+                lambda a, z: "g • eye(n)", mc.scalar_of_square),
+    _matrix_row("frobenius", frobenius, mc.frobenius_vjp, mc.sym_frobenius_vjp, "z / norm(z)",
+                lambda a, z: f"g • {z} / {a}", mc.to_scalar, mc.NONZERO, sym_f=lambda z, c: s.fn("norm", z)),
+    _matrix_row("transpose", lambda z: np.swapaxes(z, -1, -2), mc.transpose_vjp, mc.sym_transpose_vjp, "gᵀ",
+                lambda a, z: "g.T", mc.swapped, sym_f=lambda z, c: s.t(z)),
     _arg_row("add", lambda z, c: z + c, lambda z, a, c: 1.0, lambda z, c: s.add(z, c), lambda z, c: s.num(1),
              lambda z, a, c: 1.0, lambda g, z, a, c: g),
     _arg_row("sub", lambda z, c: z - c, lambda z, a, c: 1.0, lambda z, c: s.sub(z, c), lambda z, c: s.num(1),
@@ -225,4 +265,5 @@ def custom(f_expr, df_expr) -> Activation:
         kinks=(), edges=_smooth,
         analytic=f_expr.analytic,
         argument=Argument(dc=None, sym_grad=None),  # the environment travels where an argument would
+        shape=_same, sym_vjp=None, vjp_text=None, whole_matrix=False, matrix_domain=None,
     )

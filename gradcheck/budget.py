@@ -66,12 +66,17 @@ def steps(model: Model, mode: Mode | None = None, method: str | None = None) -> 
 
 def evaluation_numbers(model: Model) -> int:
     """Numbers one forward evaluation holds: layer outputs (and kind-specific work), custom intermediates."""
-    shapes = {d.name: d.shape for d in model.decls}
+    shapes = model.shapes
     total = network.footprint(model)
     for term in model.terms:
+        refs = [term.coef, term.objective.target]
         for layer in term.layers:
+            refs += [layer.weight, layer.bias, layer.activation.argument]
             for expression in getattr(layer.activation, "expressions", ()):
-                total += expression_numbers(expression, {**shapes, "z": layer.out_shape})
+                total += expression_numbers(expression, {**shapes, "z": layer.z_shape})
+        for ref in refs:  # an expression in a role (W + I, lam / 2) computes its nodes at every evaluation
+            if ref is not None and ref.expression is not None:
+                total += expression_numbers(ref.expression, {**shapes, "I": (ref.identity, ref.identity)})
     return total
 
 

@@ -13,14 +13,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import budget, network, numeric
+from . import budget, network, numeric, symmetric
 from .errors import SpecError
 from .model import CheckOptions, Model
 from .options import FAST_DIRECTIONS, FULL, RunOptions
 from .perturb import Perturber
 from .rowpatch import term_uses
-from .refusals import (non_finite_error, refuse_non_analytic, refuse_unreliable_stencil, require_finite_estimate,
-                       require_usable_steps)
+from .refusals import (non_finite_error, outside_domain_error, refuse_non_analytic, refuse_unreliable_stencil,
+                       require_finite_estimate, require_usable_steps)
 from .results import Entries, ParamResult, Settings, SpecResult, error_result
 from .spec import Spec
 from .diagnosis import Use, diagnose
@@ -83,14 +83,35 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
         grads = network.backward(model, traces, values, check_finite=True)
     except network.NonFinite as exc:
         raise non_finite_error(model, exc, values) from None
+    except network.OutsideDomain as exc:
+        raise outside_domain_error(exc) from None
     expected = _expectations(model, values)
-    params = tuple(_check_param(Perturber(model, values, name, traces), grads[name], expected, settings,
+    params = tuple(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings,
                                 options.limits.steps) for name in model.param_names)
     status = "pass" if all(p.status == "pass" for p in params) else "fail"
     return SpecResult(spec.path, spec.name, status, None, objective, params, settings)
 
 
+def _sides(model: Model, values, name: str, traces, grad, expected: dict):
+    """(perturber, backprop, expectations) of a param; a symmetric one moves (i, j) and (j, i) together and has its
+    analytic sides mapped to the symmetric space, G + Gᵀ − diag(G) (gradcheck.symmetric)."""
+    perturber = Perturber(model, values, name, traces)
+    if name not in model.symmetric_params:
+        return perturber, grad, expected
+    mapped = dict(expected)
+    if name in mapped and np.shape(mapped[name]) == grad.shape:
+        mapped[name] = symmetric.to_space(mapped[name])
+    return symmetric.Moves(perturber), symmetric.to_space(grad), mapped
+
+
 def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
+    result = _param(perturber, grad, expected, settings, max_steps)
+    if isinstance(perturber, symmetric.Moves):
+        result = replace(result, note=symmetric.CONVENTION + (f"; {result.note}" if result.note else ""))
+    return result
+
+
+def _param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
     if settings.mode.kind != "fast":
         return _entrywise_param(perturber, grad, expected, settings, _sample_entries(perturber, settings))
     result = _fast_param(perturber, grad, expected, settings)
@@ -149,7 +170,8 @@ def _diagnosis(perturber: Perturber, grad, expect, est: numeric.Estimate, settin
         merged[key] = (contribution if previous is None else previous[0] + contribution,
                        usable if previous is None else None)
     uses = [Use(label, role, contribution, signal) for (label, role), (contribution, signal) in merged.items()]
-    return diagnose(expect, grad, allowed, uses, _columns(perturber))
+    mirrored = isinstance(perturber, symmetric.Moves)  # the uses add up to G, not to the symmetric-space truth
+    return diagnose(expect, grad, allowed, [] if mirrored else uses, _columns(perturber), mirrored)
 
 
 def _columns(perturber: Perturber) -> int | None:
@@ -207,16 +229,20 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings) 
     exp_problem = _expect_problem(name, expected[name], theta.shape) if name in expected else None
     if name in expected and exp_problem is None:
         sides["expect"] = (expected[name], [], [])
+    mirrored = isinstance(perturber, symmetric.Moves)
     for _ in range(FAST_DIRECTIONS):
         v = rng.uniform(-1.0, 1.0, theta.shape)  # max |v| ≤ 1 as drawn; 3× cheaper than normals at N = 1e6
+        if mirrored:
+            v = symmetric.direction(v)
 
         def along(ts, v=v):
             dJ, _, size = perturber.along_direction(v, np.asarray(ts))
             return dJ, size
 
         n, e = numeric.directional(along, scale, settings.method, settings.eps)
+        weights = symmetric.weights(v) if mirrored else v  # ⟨G, v⟩ from the symmetric-space G + Gᵀ − diag(G)
         for analytic, a_list, n_list in sides.values():
-            a_list.append(float(np.dot(analytic.reshape(-1), v.reshape(-1))))
+            a_list.append(float(np.dot(analytic.reshape(-1), weights.reshape(-1))))
             n_list.append((n, e))
     comps = {side: replace(compare(np.array(a), np.array([n for n, _ in ne]), settings.rtol, settings.atol,
                                    np.array([e for _, e in ne])), worst_index=None)

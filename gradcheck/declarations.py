@@ -14,6 +14,7 @@ INIT_OPTIONS = {
     "uniform": {"low": 0.0, "high": 1.0},
     "zeros": {}, "ones": {}, "eye": {}, "onehot": {},
     "binary": {"p": 0.5},
+    "spd": {"low": 0.5, "high": 2.0},  # symmetric positive definite: Q diag(λ) Qᵀ, λ uniform in [low, high]
 }
 
 
@@ -62,10 +63,15 @@ def initialized(name: str, kind: str, node: Node, place: Place, limits: Limits) 
         raise init_node.error(f'no such init: "{init}"{did_you_mean(init, INIT_OPTIONS)}; valid: '
                               f'{", ".join(INIT_OPTIONS)}')
     defaults = INIT_OPTIONS[init]
-    check_keys(spec, ("shape", "init", *defaults), f'{name} (init "{init}")')
+    check_keys(spec, ("shape", "init", "symmetric", *defaults), f'{name} (init "{init}")')
     if "shape" not in spec:
         raise node.error(f"{name} needs a shape: [rows, cols]")
     shape = read_shape(spec["shape"], name, limits)
+    symmetric = _symmetric(spec, name, kind, shape)
+    if init == "spd" and shape[0] != shape[1]:
+        raise spec["shape"].error(f"init spd draws a square matrix; {name} has shape {shape[0]}×{shape[1]}")
+    if init == "spd" and not 0 < spec_number(spec, "low", defaults, name) <= spec_number(spec, "high", defaults, name):
+        raise spec.get("low", spec.get("high", node)).error(f"init spd of {name} needs 0 < low <= high (its eigenvalues)")
     options = {k: number(spec[k], f"{k} of {name}") if k in spec else v for k, v in defaults.items()}
     if init == "normal" and options["std"] < 0:
         raise spec["std"].error(f"std of {name} must be >= 0")
@@ -73,7 +79,27 @@ def initialized(name: str, kind: str, node: Node, place: Place, limits: Limits) 
         raise spec.get("low", node).error(f"low of {name} is above high ({options['low']} > {options['high']})")
     if init == "binary" and not 0 <= options["p"] <= 1:
         raise spec["p"].error(f"p of {name} must lie in [0, 1]")
-    return Decl(name, kind, shape, init, tuple(options.items()), place=place)
+    return Decl(name, kind, shape, init, tuple(options.items()), place=place, symmetric=symmetric)
+
+
+def spec_number(spec: dict, key: str, defaults: dict, name: str) -> float:
+    """An init option as written, or its default."""
+    return number(spec[key], f"{key} of {name}") if key in spec else defaults[key]
+
+
+def _symmetric(spec: dict, name: str, kind: str, shape) -> bool:
+    """`symmetric: true`: a square param checked on symmetric matrices only (see README, symmetric params)."""
+    node = spec.get("symmetric")
+    if node is None:
+        return False
+    if not isinstance(node.value, bool):
+        raise node.error(f"symmetric of {name} must be true or false")
+    if node.value and kind != "param":
+        raise node.key_error(f"symmetric applies to params (it changes how {name}'s gradient is checked); "
+                             f"data is drawn as it is")
+    if node.value and shape[0] != shape[1]:
+        raise node.key_error(f"symmetric needs a square matrix; {name} has shape {shape[0]}×{shape[1]}")
+    return bool(node.value)
 
 def read_shape(node: Node, name: str, limits: Limits) -> Shape:
     """[rows, cols], each at least 1, within the per-matrix limit."""

@@ -36,6 +36,7 @@ class Case:
     tol: np.ndarray
     uses: tuple[Use, ...]
     columns: int | None
+    symmetric: bool = False  # the param is declared symmetric: truth and expect are in the symmetric space
 
     def fits(self, predicted: np.ndarray) -> bool:
         """Does `predicted` match expect within tolerance at every entry?"""
@@ -60,6 +61,28 @@ def transpose(case: Case) -> str | None:
         return None
     # explains() needs truthᵀ ≠ truth beyond 2·tol somewhere: a symmetric truth never fits
     return "expect is the transpose of the gradient" if case.explains(t.T) else None
+
+
+def symmetric_factor(case: Case) -> str | None:
+    """The off-diagonal entries 2× (or ½×) the gradient, the diagonal right: the two gradient conventions mixed."""
+    t = case.truth
+    if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] < 2:
+        return None
+    off = ~np.eye(t.shape[0], dtype=bool)
+    if not np.any(np.abs(t[off]) > 2 * case.tol[off]):
+        return None  # an off-diagonal truth ~0 fits any factor
+    for value, times in ((2.0, "2"), (0.5, "1/2")):
+        if not case.explains(np.where(off, value * t, t)):
+            continue
+        said = f"the off-diagonal entries are {times} × the gradient and the diagonal is right"
+        if value == 0.5:
+            return f"{said}: an off-diagonal entry of the symmetric-space gradient counts G_ij + G_ji, not one of them"
+        if case.symmetric:
+            return (f"{said}: expect is written in the symmetric space (G + Gᵀ − diag(G)) but symmetric: true reads it "
+                    f"as the unconstrained gradient G and maps it there itself: write G")
+        return (f"{said}: expect is the symmetric-space gradient G + Gᵀ − diag(G) of a param checked entry by entry, "
+                f"whose gradient is the unconstrained G (declare symmetric: true to check on symmetric matrices)")
+    return None
 
 
 def _informative(case: Case) -> int:
@@ -222,6 +245,7 @@ Pattern = Callable[[Case], "str | None"]
 # In the order they are tried: the first that fits is the diagnosis.
 PATTERNS: tuple[tuple[str, Pattern], ...] = (
     ("transpose", transpose),
+    ("symmetric factor", symmetric_factor),
     ("factor", factor),
     ("sign", sign_subset),
     ("missing use", missing_use),
@@ -231,9 +255,9 @@ PATTERNS: tuple[tuple[str, Pattern], ...] = (
 
 
 def diagnose(expect: np.ndarray, truth: np.ndarray, tolerance: np.ndarray, uses: Sequence[Use] = (),
-             columns: int | None = None) -> str | None:
+             columns: int | None = None, symmetric: bool = False) -> str | None:
     """The first slip pattern that explains expect against the true gradient within tolerance, as one line."""
-    case = _case(expect, truth, tolerance, uses, columns)
+    case = _case(expect, truth, tolerance, uses, columns, symmetric)
     if case is None or case.fits(case.truth):
         return None  # wrong shape, non-finite, or nothing to explain
     for _, pattern in PATTERNS:
@@ -243,7 +267,7 @@ def diagnose(expect: np.ndarray, truth: np.ndarray, tolerance: np.ndarray, uses:
     return None
 
 
-def _case(expect, truth, tolerance, uses, columns) -> Case | None:
+def _case(expect, truth, tolerance, uses, columns, symmetric=False) -> Case | None:
     """The arrays as float, or None when they cannot be compared entry by entry."""
     e, t = np.asarray(expect, dtype=float), np.asarray(truth, dtype=float)
     if e.shape != t.shape or e.size == 0:
@@ -254,4 +278,4 @@ def _case(expect, truth, tolerance, uses, columns) -> Case | None:
         return None
     if not (np.all(np.isfinite(e)) and np.all(np.isfinite(t)) and np.all(np.isfinite(tol))) or np.any(tol < 0):
         return None
-    return Case(e, t, tol, tuple(uses), columns)
+    return Case(e, t, tol, tuple(uses), columns, symmetric)

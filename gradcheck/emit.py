@@ -7,7 +7,7 @@ import keyword
 
 from .model import Model
 from .functions import FUNCTIONS
-from .symbolic import Count, Num, Ones, Sym, Var, functions_in
+from .symbolic import Count, Num, Ones, Sym, Var, from_expr, functions_in
 from .symwalk import Walker
 
 # ----------------------------------------------------------------------------- --emit python
@@ -90,6 +90,11 @@ def emit_python(model: Model, function: str = "objective_and_gradients") -> str:
     body = [f'    """J and {{param: dJ/dparam}} for "{_doc(model.name)}"; values maps every param and data name to its matrix."""']
     for d in model.decls:
         body.append(f"    {emitter.local[d.name]} = np.asarray(values[{d.name!r}], dtype=float)")
+    read = set().union(*(term.names for term in model.terms))
+    for name, expression in (d for d in model.data_defines if d[0] in read):  # data from data a layer reads
+        emitter.local[name] = emitter.fresh(name)
+        symbol = from_expr(expression.root, {n: Var(n, model.shapes[n]) for n in expression.names})
+        body.append(f"    {emitter.local[name]} = {emitter.code(symbol)}")
     for name in model.param_names:
         body.append(f"    {emitter.grad[name]} = np.zeros_like({emitter.local[name]})")
     body.append("    J = 0.0")

@@ -85,7 +85,7 @@ def check_expression(text: str, model: Model, name: str) -> str | None:
     if len(text) > MAX_LENGTH:
         return (f"the closed form is {len(text):,} characters long; expect takes at most {MAX_LENGTH:,} "
                 f"(use --emit python)")
-    shapes = {d.name: d.shape for d in model.decls}
+    shapes = model.shapes
     try:
         parsed = parse(text, expr.Where(model.path, 1, 1), set(shapes), f"expect {name}")
         shape = parsed.shape(shapes)
@@ -151,7 +151,7 @@ def _f_texts(walker: Walker, layer: Layer | None) -> tuple[str, str, Sym | None]
     """f(z), f′(z) as text, and f′ as a symbol in the placeholder z (None for a row without one, like softmax)."""
     if layer is None:
         return "z", "1", num(1)
-    z = Var("z", layer.out_shape)
+    z = Var("z", layer.z_shape)
     use = layer.activation
     c = walker.argument(use)
     f_text = safe_text(forward(use, z, c)) or "—"
@@ -208,9 +208,9 @@ def _top_delta_text(walker: Walker, term: Term, layer: Layer | None, level: int,
     if fused is not None:
         return f"{scale}({fused.text(a, y, walker.is_onehot(obj.target))}){m}"
     dJda = obj.row.grad_text(a, y, _size(term))
-    if fprime is None:  # softmax on top of another objective
+    if fprime is None:  # a row that mixes entries (softmax, logdet) on top of another objective
         g = dJda or "1"
-        return f"{scale}{a} • (g - sum({a} • g, axis=0)){m}, g = {g}"
+        return f"{scale}{layer.activation.row.vjp_text(a, f'z{sup(level)}')}{m}, g = {g}"
     f_at = _at(fprime, level)
     body = f_at if dJda is None else _hadamard(dJda, f_at)
     return f"{scale}{_paren(body) if scale or m else body}{m}"
@@ -224,8 +224,7 @@ def _lower_delta_text(leaving: Layer, layer: Layer | None, level: int, fprime: S
         w = leaving.weight
         g = f"{w.name} @ {above}" if w.transposed else f"{w.name}.T @ {above}"
     if fprime is None:
-        a = f"a{sup(level)}"
-        return f"{a} • (g - sum({a} • g, axis=0)), g = {g}"
+        return f"{layer.activation.row.vjp_text(f'a{sup(level)}', f'z{sup(level)}')}, g = {g}"
     return _hadamard(g, _at(fprime, level))
 
 
@@ -296,4 +295,4 @@ def explain(model: Model) -> Explanation:
 def _params_of(term: Term, params: set[str]) -> list[str]:
     """Params a term reads anywhere, including inside a structured layer's options (a conv kernel)."""
     refs = [term.input, term.coef, term.objective.target] + [r for layer in term.layers for r in layer_refs(layer)]
-    return [r.name for r in refs if r is not None and r.name in params]
+    return [n for r in refs if r is not None for n in ([r.name] if r.name else sorted(r.params)) if n in params]

@@ -30,6 +30,22 @@ def transpose(x):
     return np.swapaxes(x, -1, -2) if np.ndim(x) >= 2 else x
 
 
+def inverse(x):
+    """inv over the last two axes; a singular member of a stack is NaN rather than an error for the whole stack."""
+    try:
+        return np.linalg.inv(x)
+    except np.linalg.LinAlgError:
+        x = np.asarray(x)
+        flat = x.reshape((-1,) + x.shape[-2:])
+        out = np.full(flat.shape, np.nan, dtype=np.result_type(x, float))
+        for k, member in enumerate(flat):
+            try:
+                out[k] = np.linalg.inv(member)
+            except np.linalg.LinAlgError:
+                pass
+        return out.reshape(x.shape)
+
+
 def _reduce(fn):
     """sum/mean over the whole matrix, or over axis 0 (rows) / 1 (columns) keeping dims."""
 
@@ -154,15 +170,15 @@ def _count_shape(shapes, axis, literals):
     return (1, 1)
 
 
-def _trace(x):
+def matrix_trace(x):
     return np.trace(x, axis1=-2, axis2=-1)[..., None, None]
 
 
-def _det(x):
+def det(x):
     return np.linalg.det(x)[..., None, None]
 
 
-def _logdet(x):
+def logdet(x):
     """log det x, NaN where det x <= 0 (the edge of its domain); log(det) for the complex step."""
     if np.iscomplexobj(x):
         return np.log(np.linalg.det(x))[..., None, None]
@@ -185,7 +201,7 @@ def _kron(a, b):
     return out.reshape(out.shape[:-4] + (a.shape[-2] * b.shape[-2], a.shape[-1] * b.shape[-1]))
 
 
-def _norm(x):
+def frobenius(x):
     """The Frobenius norm, written without abs so the complex step passes through it."""
     return np.sqrt(np.sum(x * x, axis=(-2, -1), keepdims=True))
 
@@ -215,11 +231,11 @@ FUNCTION_ROWS: tuple[Function, ...] = (
     _row("minimum", np.minimum, 2, _broadcast_all, "np.minimum", elementwise=True, analytic=False),
     _row("sum", _reduce(np.sum), 1, _reduced, "np.sum", takes_axis=True),
     _row("mean", _reduce(np.mean), 1, _reduced, "np.mean", takes_axis=True),
-    _row("trace", _trace, 1, _scalar_of_square("trace"), "np.trace"),
-    _row("det", _det, 1, _scalar_of_square("det"), "np.linalg.det"),
-    _row("logdet", _logdet, 1, _scalar_of_square("logdet"), "logdet",
+    _row("trace", matrix_trace, 1, _scalar_of_square("trace"), "np.trace"),
+    _row("det", det, 1, _scalar_of_square("det"), "np.linalg.det"),
+    _row("logdet", logdet, 1, _scalar_of_square("logdet"), "logdet",
          helper=_helper("logdet", "x", "np.linalg.slogdet(x)[1]")),
-    _row("inv", np.linalg.inv, 1, _inverse_shape, "np.linalg.inv"),
+    _row("inv", inverse, 1, _inverse_shape, "np.linalg.inv"),
     _row("solve", np.linalg.solve, 2, _solve_shape, "np.linalg.solve"),
     _row("diag", _diag, 1, _diag_shape, "diag",
          helper=_helper("diag", "x", "np.diag(np.ravel(x)) if 1 in np.shape(x) else np.diag(x)[:, None]")),
@@ -232,7 +248,7 @@ FUNCTION_ROWS: tuple[Function, ...] = (
          helper=_helper("cols", "x", "np.shape(x)[1]")),
     _row("where", lambda c, a, b: np.where(np.real(c) != 0, a, b), 3, _broadcast_all, "np.where", analytic=False,
          elementwise=True),
-    _row("norm", _norm, 1, _count_shape, "np.linalg.norm"),
+    _row("norm", frobenius, 1, _count_shape, "np.linalg.norm"),
     _row("outer", lambda u, v: u @ np.swapaxes(v, -1, -2), 2, _outer_shape, "np.outer"),
     _row("kron", _kron, 2, _kron_shape, "np.kron"),
 )

@@ -169,6 +169,10 @@ def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float 
     stack = np.repeat(theta[None], 3, axis=0)
     stack[1][index] += h
     stack[2][index] -= h
+    mirror = tuple(reversed(index))
+    if name in model.symmetric_params and mirror != tuple(index):  # a symmetric param moves (j, i) with (i, j)
+        stack[1][mirror] += h
+        stack[2][mirror] -= h
     batched = {**values, name: stack}
     point = f"{name}{list(index)} = {theta[index]:.6g} ± {h:.2g}"
     try:
@@ -176,6 +180,9 @@ def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float 
             for term in model.terms:
                 trace = network.forward_term(term, batched)
                 for lt in trace.layers:
+                    crossed = _matrix_edge(lt)
+                    if crossed:
+                        return f"the finite-difference stencil {point} {crossed} in {lt.layer.label}: " + _NO_VERDICT
                     edges = [b for b in boundaries(lt.layer, values) if b.edge]
                     found = _straddles(np.asarray(lt.z), np.asarray(lt.a), edges, rtol)
                     if found:
@@ -187,6 +194,25 @@ def stencil(model: Model, values, name: str, index: tuple[int, ...], eps: float 
                     return _stencil_message(point, found, f"the objective {term.objective.label}", "a")
     except Exception:  # noqa: BLE001 - a diagnosis must never turn a result into a crash
         return None
+    return None
+
+
+_NO_VERDICT = ("the numeric gradient there is no verdict on the analytic one; move the value (another seed or "
+               "value) or use a smaller eps")
+
+
+def _matrix_edge(lt) -> str | None:
+    """How a 3-batch z (θ, θ + h, θ − h) of a whole-matrix activation leaves its domain, or None."""
+    row = lt.layer.activation.row
+    z = np.asarray(lt.z)
+    if row.matrix_domain is None or z.ndim < 3 or z.shape[0] != 3:
+        return None
+    side = np.real(row.matrix_domain.side(z))
+    if side[1] * side[2] <= 0 and side[1] != side[2]:
+        return f"crosses the edge of the domain of {row.name} ({row.matrix_domain.text})"
+    outside = [k for k in (1, 2) if row.matrix_domain.problem(z[k])]
+    if outside and not row.matrix_domain.problem(z[0]):
+        return f"leaves the domain of {row.name} ({row.matrix_domain.text}) at its {('upper', 'lower')[outside[0] - 1]} end"
     return None
 
 
@@ -228,5 +254,4 @@ def _stencil_message(point: str, found: _Straddle, label: str, var: str) -> str:
     else:
         how = (f"comes within {found.distance:.2g} of {found.boundary.what}, at {where} (the step moves it by "
                f"{found.reach:.2g}), where the function curves too fast for a central difference")
-    return (f"the finite-difference stencil {point} {how}: the numeric gradient there is no verdict on the "
-            f"analytic one; move the value (another seed or value) or use a smaller eps")
+    return f"the finite-difference stencil {point} {how}: {_NO_VERDICT}"

@@ -13,10 +13,11 @@ import re
 from . import budget
 from .activations import TABLE, custom, lookup, with_argument
 from .declarations import check_size, declaration
-from .errors import SpecError, excerpt
+from .refs import DATA, RefReader
+from .errors import excerpt
 from .expr import Expression
 from .exprparse import parse
-from .functions import FUNCTIONS
+from .functions import FUNCTIONS, ShapeProblem
 from .graph import SOURCE_KEYS, Inputs, first_layer_reads
 from .kinds import KEYED, KINDS
 from .kinds.geometry import Upstream
@@ -24,7 +25,7 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, count, hint
 from .losses import LOSSES, unknown_loss, unknown_objective, with_target
 from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Ref, Term
-from .nodes import check_keys, expression_where, describe, expect_list, expect_mapping, key_place, number, place_of, text
+from .nodes import check_keys, expression_where, expect_list, expect_mapping, key_place, number, place_of, text
 from .options import MAX_SEED, METHODS, Mode, setting_problem
 from .shapes import Shape, broadcast, fmt_shape
 from .suggest import did_you_mean
@@ -43,7 +44,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # ----------------------------------------------------------------------------- validation
 
 
-class Loader:
+class Loader(RefReader):
     """Validates the located YAML tree section by section into a Model."""
 
     def __init__(self, root: Node, limits: Limits | None = None):
@@ -55,6 +56,7 @@ class Loader:
         self.shapes: dict[str, Shape] = {}
         self.kinds: dict[str, str] = {}
         self.layer_names: dict[str, int] = {}  # every layer name -> its term (one namespace with params and data)
+        self.on_params: dict[str, str] = {}  # define name -> a param it reads (directly or through a define)
         self.total = 0
 
     def build(self) -> Model:
@@ -63,8 +65,8 @@ class Loader:
         if not any(d.kind == "param" for d in decls):
             where = self.top.get("params") or self.root
             raise where.error("the spec declares no params: list at least one under params:")
+        defines = self.defines()  # before the terms: layers may read defines of data
         terms = self.terms()
-        defines = self.defines()
         expects = self.expects()
         name = self.top.get("name")
         model = Model(
@@ -125,37 +127,6 @@ class Loader:
                                  f"the limit is {count(self.limits.elements)} per matrix ({hint('elements')})")
         return found[-1][1]
 
-    # -- names used in roles
-
-    def ref(self, node: Node, role: str, allow_number: bool = False, allow_transpose: bool = False) -> Ref:
-        value = node.value
-        if allow_number and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Ref(None, number(node, role), place=place_of(node))
-        if isinstance(value, str) and allow_number:
-            try:
-                return Ref(None, number(node, role), place=place_of(node))
-            except SpecError:
-                pass
-        if not isinstance(value, str):
-            kinds = "a name or a number" if allow_number else "a name"
-            raise node.error(f"{role} must be {kinds}, not {describe(value)}")
-        text = value.strip()
-        transposed = allow_transpose and text.endswith(".T")
-        name = text[:-2].strip() if transposed else text
-        if name not in self.shapes:
-            raise node.error(self.unknown(name, role))
-        return Ref(name, transposed=transposed, place=place_of(node))
-
-    def unknown(self, name: str, role: str) -> str:
-        declared = ", ".join(self.shapes) or "nothing"
-        return f'{role}: undefined name "{excerpt(name)}"{did_you_mean(name, self.shapes)}; declared: {declared}'
-
-    def ref_shape(self, ref: Ref) -> Shape:
-        if ref.name is None:
-            return (1, 1)
-        rows, cols = self.shapes[ref.name]
-        return (cols, rows) if ref.transposed else (rows, cols)
-
     # -- terms and layers
 
     def terms(self) -> list[Term]:
@@ -213,7 +184,7 @@ class Loader:
         return Term(index, input_ref, tuple(layers), objective, coef, place_of(node), output)
 
     def coef(self, node: Node) -> Ref:
-        ref = self.ref(node, "coef", allow_number=True)
+        ref = self.ref(node, "coef", allow_number=True, computed=DATA)
         if self.ref_shape(ref) != (1, 1):
             raise node.error(f"coef must be a number or a 1×1 name; {ref.label} has shape "
                              f"{fmt_shape(self.ref_shape(ref))}")
@@ -250,11 +221,16 @@ class Loader:
             raise node.error(f"shape mismatch: {what} has shape {fmt_shape(shape)}, which does not "
                              f"broadcast onto z of shape {fmt_shape(target)}")
 
-    def activation(self, node: Node | None, index: int, z_shape: Shape) -> ActivationUse:
+    def activation(self, node: Node | None, index: int, z_shape: Shape, whole_matrix: bool = False) -> ActivationUse:
+        """The layer's activation; a whole-matrix one (inv, logdet) only where the kind says it may (dense)."""
         if node is None or node.value is None:
             return ActivationUse("identity", TABLE["identity"])
         if isinstance(node.value, str):
-            return ActivationUse(node.value, lookup(node.value.strip(), node), place=place_of(node))
+            row = lookup(node.value.strip(), node)
+            if row.whole_matrix and not whole_matrix:
+                raise node.error(f'"{row.name}" is a whole-matrix activation: only a dense layer (weight, bias, '
+                                 f'activation) applies it; put it in a layer of its own')
+            return ActivationUse(node.value, row, place=place_of(node))
         mapping = expect_mapping(node, f"the activation of layer {index}")
         if set(mapping) & {"f", "df"}:
             return self.custom_activation(node, mapping, index, z_shape)
@@ -266,9 +242,19 @@ class Loader:
             takes = "takes no argument" if name in TABLE else "is not an activation"
             raise arg_node.key_error(f'"{name}" {takes}{did_you_mean(name, [*with_argument(), "f", "df"])}; activations '
                                      f'with an argument: {", ".join(with_argument())}; custom: {{f: ..., df: ...}}')
-        argument = self.ref(arg_node, f"the argument of {name}", allow_number=True, allow_transpose=True)
+        argument = self.ref(arg_node, f"the argument of {name}", allow_number=True, allow_transpose=True,
+                            computed=DATA, identity=z_shape[0])
         self.require_fits(arg_node, f"the argument {argument.label} of {name}", self.ref_shape(argument), z_shape)
         return ActivationUse(f"{{{name}: {argument.label}}}", TABLE[name], argument, place=place_of(node))
+
+    @staticmethod
+    def activation_shape(node: Node | None, use: ActivationUse, index: int, z_shape: Shape) -> Shape:
+        """a's shape from the row's shape rule; a z the row does not take is an error at the activation."""
+        try:
+            return use.row.shape(z_shape)
+        except ShapeProblem as exc:
+            raise node.error(f"activation {use.row.name} of layer {index} {exc} (z = W a + b, what the layer "
+                             f"hands its activation)") from None
 
     def custom_activation(self, node: Node, mapping: dict[str, Node], index: int, z_shape: Shape) -> ActivationUse:
         check_keys(mapping, ("f", "df"), f"the custom activation of layer {index}")
@@ -315,7 +301,7 @@ class Loader:
             raise mapping["loss"].error(unknown_loss(loss))
         if "target" not in mapping:
             raise node.error(f'loss "{loss}" needs a target: name the matrix of labels')
-        target = self.ref(mapping["target"], "target", allow_transpose=True)
+        target = self.ref(mapping["target"], "target", allow_transpose=True, computed=DATA, identity=shape[0])
         self.require_fits(mapping["target"], f"target {target.label}", self.ref_shape(target), shape)
         reduce = self.text(mapping["reduce"], "reduce") if "reduce" in mapping else "sum"
         if reduce not in ("sum", "mean"):
@@ -342,6 +328,9 @@ class Loader:
             e = self.expression(node, set(self.shapes), f"define {name}")
             self.shapes[name] = self.sized_shape(e, self.shapes, f"define {name}")
             self.kinds[name] = "define"
+            reads = sorted(n for n in e.names if self.kinds.get(n) == "params" or n in self.on_params)
+            if reads:
+                self.on_params[name] = self.on_params.get(reads[0], reads[0])
             out.append((name, e))
         return out
 

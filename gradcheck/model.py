@@ -36,26 +36,45 @@ class Decl:
     options: tuple[tuple[str, float], ...] = ()
     literal: tuple[tuple[float, ...], ...] | None = None
     place: Place | None = None
+    symmetric: bool = False  # a param checked on symmetric matrices: (i, j) and (j, i) move together
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A use of a name (or a number) in some role: weight, bias, input, argument, target, coef."""
+    """A use of a name, a number or an expression in some role: weight, bias, input, argument, target, coef."""
 
-    name: str | None  # None for a number
+    name: str | None  # None for a number or an expression
     number: float = 0.0
     transposed: bool = False
     place: Place | None = None
+    expression: Expression | None = field(default=None, hash=False)  # a computed use: `lam / 2`, `W + I`
+    identity: int = 0  # the size of I inside the expression (0: it reads no I)
+    params: frozenset = frozenset()  # the params the expression reads (its backward pass: exprgrad.py)
 
     @property
     def label(self) -> str:
         """How the spec wrote it."""
+        if self.expression is not None:
+            return " ".join(self.expression.text.split())  # one line, however the YAML scalar was folded
         if self.name is None:
             return f"{self.number:g}"
         return self.name + (".T" if self.transposed else "")
 
+    @property
+    def reads(self) -> frozenset:
+        """Every name the use reads."""
+        if self.expression is not None:
+            return frozenset(self.expression.names - {"I"})
+        return frozenset() if self.name is None else frozenset((self.name,))
+
+    def env(self, values: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """The values an expression reads, with I when it uses one."""
+        return {**values, "I": np.eye(self.identity)} if self.identity else values
+
     def value(self, values: Mapping[str, np.ndarray]):
         """The referenced array (transposed over the last two axes when written `.T`)."""
+        if self.expression is not None:
+            return self.expression.evaluate(self.env(values))
         if self.name is None:
             return self.number
         v = values[self.name]
@@ -102,6 +121,12 @@ class Layer:
     def key(self) -> str:
         """How other layers of its term refer to it: its name, or '#k' for an unnamed layer k."""
         return self.name if self.name is not None else f"#{self.index}"
+    pre_shape: Shape | None = None  # z's shape where the activation changes it (logdet: z n×n, a 1×1)
+
+    @property
+    def z_shape(self) -> Shape:
+        """The shape of z, the activation's input."""
+        return self.pre_shape or self.out_shape
 
     @property
     def label(self) -> str:
@@ -293,7 +318,7 @@ class Term:
         """
         refs = [self.input, self.objective.target, self.coef] + [r for l in self.layers for r in layer_refs(l)]
         refs += [r for l in self.layers for r in l.inputs]
-        return frozenset(r.name for r in refs if r is not None and r.name is not None)
+        return frozenset().union(*(r.reads for r in refs if r is not None))
 
 
 @dataclass(frozen=True)
@@ -353,6 +378,30 @@ class Model:
                          if getattr(layer.options, "kernel", None) is not None)
 
     @functools.cached_property
+    def shapes(self) -> dict[str, Shape]:
+        """The shape of every declared and defined name."""
+        shapes = {d.name: d.shape for d in self.decls}
+        for name, expression in self.defines:
+            shapes[name] = expression.shape(shapes)
+        return shapes
+
+    @functools.cached_property
+    def data_defines(self) -> tuple:
+        """The defines that read data (and earlier such defines) only, in order: layers may use them."""
+        known = {d.name for d in self.decls if d.kind == "data"}
+        out = []
+        for name, expression in self.defines:
+            if expression.names <= known:
+                known.add(name)
+                out.append((name, expression))
+        return tuple(out)
+
+    @functools.cached_property
+    def symmetric_params(self) -> frozenset[str]:
+        """The params declared `symmetric: true` (checked on symmetric matrices)."""
+        return frozenset(d.name for d in self.decls if d.kind == "param" and d.symmetric)
+
+    @functools.cached_property
     def decl_places(self) -> dict[str, tuple]:
         """name -> (where it is declared, where its expect stands or None), found once rather than per param."""
         expects = {n: place for n, _, place in reversed(self.expects)}  # the first expect of a name wins
@@ -369,4 +418,4 @@ def layer_refs(layer: Layer) -> list[Ref]:
     refs = [layer.weight, layer.bias, layer.activation.argument]
     if layer.options is not None and dataclasses.is_dataclass(layer.options):
         refs += [getattr(layer.options, f.name) for f in dataclasses.fields(layer.options)]
-    return [r for r in refs if isinstance(r, Ref) and r.name is not None]
+    return [r for r in refs if isinstance(r, Ref) and (r.name is not None or r.params)]

@@ -26,6 +26,15 @@ from .losses import Fused
 from .trace import AtZ, LayerTrace, Recorder, accumulate
 
 
+class OutsideDomain(Exception):
+    """A whole-matrix activation's z lies outside its domain at the point checked (logdet of det z <= 0)."""
+
+    def __init__(self, layer, what: str):
+        super().__init__(what)
+        self.layer = layer
+        self.what = what
+
+
 class NonFinite(Exception):
     """A NaN or Inf first appeared at `where` (a Layer, Objective or Term)."""
 
@@ -129,6 +138,10 @@ def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: boo
         trace = KINDS[layer.kind].forward(layer, a_in, values)
         if check_finite:
             require_finite(trace.z, layer, "z, the layer's input to its activation")
+            domain = layer.activation.row.matrix_domain
+            problem = domain.problem(trace.z) if domain is not None else None
+            if problem:
+                raise OutsideDomain(layer, problem)
             require_finite(trace.a, layer, f"the activation {layer.activation.label}")
         return trace
 

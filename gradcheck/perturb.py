@@ -29,7 +29,7 @@ from .model import Layer, Model, Ref, Term
 from .lowrank import LowRank
 from .perturb_graph import run_graph
 from .perturb_memory import per_sample_bytes
-from .rowpatch import RowPatch, term_uses, uses
+from .rowpatch import RowPatch, computed, term_uses, uses
 
 
 def base_traces(model: Model, values: dict) -> list:
@@ -154,6 +154,8 @@ class _TermRun:
     def first_use(self, index: int, layer: Layer, refs: list[Ref]):
         """The layer where p first appears: a row patch if p has one row-local role here, else dense."""
         lt = self.trace.layers[index]
+        if computed(refs):  # an expression such as W + I: its own batched evaluation, no shortcut
+            return self.dense_layer(index, layer, lt.a_in)
         if self.direction is not None and KINDS[layer.kind].row_patch and len(refs) == 1 and \
                 (refs[0] is layer.weight or refs[0] is layer.bias):
             v, ts = self.direction
@@ -200,7 +202,7 @@ class _TermRun:
         lt = self.trace.layers[index]
         if refs and isinstance(state, RowPatch) and state.rows.ndim > 1:  # second uses take one row a patch
             state = state.dense()
-        if refs and self.shortcuts and KINDS[layer.kind].row_patch:
+        if refs and self.shortcuts and KINDS[layer.kind].row_patch and not computed(refs):
             if isinstance(state, RowPatch) and layer.weight is None and self.same_rows(layer, refs, state):
                 return self.rows_again(index, layer, state, refs)
             if all(r is layer.weight or r is layer.bias for r in refs):
@@ -317,7 +319,7 @@ class _TermRun:
     def dense_layer(self, index: int, layer: Layer, a_in):
         """No shortcut: the layer's own batched forward, with p as a stack if it reads p."""
         refs, moved, lt = uses(layer, self.o.name), KINDS[layer.kind].moved, None
-        if refs and self.shortcuts and moved is not None:  # the kind carries the moved entry itself
+        if refs and self.shortcuts and moved is not None and not computed(refs):  # the kind carries the moved entry
             lt = moved(layer, a_in, self.o.values, refs, self.rows, self.cols, self.delta)
         if lt is None:
             lt = KINDS[layer.kind].forward(layer, a_in, self.batched_values() if refs else self.o.values)

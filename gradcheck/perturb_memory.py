@@ -9,7 +9,7 @@ import numpy as np
 from . import network
 from .kinds import KINDS
 from .model import Layer, Model, Ref, Term
-from .rowpatch import term_uses, uses
+from .rowpatch import computed, term_uses, uses
 
 
 BYTES = 8  # float64
@@ -21,6 +21,8 @@ def per_sample_bytes(model: Model, name: str, shapes: dict, real: bool = True) -
     `real`: real steps (the complex step takes no low-rank squared error)."""
     numbers = max((_term_numbers(term, name, shapes, real) for term in model.terms if term_uses(term, name)),
                   default=1)
+    if name in model.symmetric_params:  # a mirrored move is a dense copy of p through every layer (symmetric.Moves)
+        numbers = max(numbers, int(np.prod(shapes[name])) + TEMPORARIES * network.footprint(model))
     return BYTES * numbers
 
 
@@ -64,8 +66,10 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
             continue
         # p read again as a dense layer's weight or bias is carried as its own rank-1 term (second_use_z); any
         # other use stacks copies of p, and once made the stack lives as long as the batch
-        carried = KINDS[layer.kind].moved is not None or \
-            KINDS[layer.kind].row_patch and all(r is layer.weight or r is layer.bias for r in refs)
+        carried = not computed(refs) and (KINDS[layer.kind].moved is not None or
+                                                                       KINDS[layer.kind].row_patch and
+                                                                       all(r is layer.weight or r is layer.bias
+                                                                           for r in refs))
         stacked = size if (refs and not patched and not carried) or stacked else 0
         peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
@@ -118,6 +122,8 @@ def _graph_numbers(term: Term, name: str, size: int, shapes: dict) -> int:
 
 def _row_local(layer: Layer, ref: Ref, shapes: dict) -> bool:
     """Moving one entry of `ref` at its first use moves one row of z (see _TermRun.first_use)."""
+    if ref.expression is not None:  # an expression use goes dense (rowpatch.computed)
+        return False
     if ref is layer.weight:
         return True
     return (ref is layer.bias or ref is layer.activation.argument) and _ref_shape(ref, shapes)[0] == layer.out_shape[0]

@@ -35,6 +35,13 @@ def non_finite_error(model: Model, exc: network.NonFinite, values) -> SpecError:
     return place.error(message)
 
 
+def outside_domain_error(exc: network.OutsideDomain) -> SpecError:
+    """A whole-matrix activation whose z is outside its domain at the spec's values, at that activation."""
+    layer = exc.layer
+    place = layer.activation.place or layer.place
+    return place.error(f"{layer.label}: {exc.what}; no gradient to check here (another seed or init, e.g. spd)")
+
+
 def refuse_non_analytic(model: Model) -> None:
     """The complex step needs every operation to be holomorphic; name the first that is not."""
     for term in model.terms:

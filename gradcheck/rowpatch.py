@@ -25,9 +25,14 @@ class RowPatch:
 
 
 def uses(layer: Layer, name: str) -> list[Ref]:
-    return [r for r in layer_refs(layer) if r.name == name]
+    return [r for r in layer_refs(layer) if r.name == name or name in r.params]
 
 
 def term_uses(term: Term, name: str) -> bool:
     """Whether the term reads `name` (Term.names is worked out once per term)."""
     return name in term.names
+
+
+def computed(refs: list[Ref]) -> bool:
+    """Whether a use of p is an expression (W + I): moving an entry of p moves it through the expression, no row patch."""
+    return any(r.expression is not None for r in refs)

@@ -49,7 +49,7 @@ def _built() -> dict:
                             [{"required": list(pair)} for pair in combinations(["input", *MERGES], 2)]
     simple, by_argument = defs["activation"]["oneOf"][1:3]
     simple["enum"] = list(without_argument())
-    by_argument["properties"] = {name: {"$ref": "#/$defs/nameOrNumber"} for name in with_argument()}
+    by_argument["properties"] = {name: {"$ref": "#/$defs/expression"} for name in with_argument()}
     bare, loss = defs["objective"]["oneOf"]
     bare["enum"] = list(plain())
     loss["properties"]["loss"]["enum"] = list(with_target())

@@ -47,6 +47,9 @@ class Spec:
                 if name not in merged:
                     raise KeyError(f"{name!r} is not a param or data name of this spec")
                 merged[name] = np.asarray(v, dtype=float)
+            for name, expression in self.model.data_defines:  # computed from the data given, unless given itself
+                if name not in values:
+                    merged[name] = expression.evaluate(merged)
         return merged
 
     def objective(self, values: Mapping[str, np.ndarray] | None = None) -> float:

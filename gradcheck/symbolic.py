@@ -214,6 +214,11 @@ def div(a, b) -> Sym:
 def matmul(a: Sym, b: Sym) -> Sym:
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"shapes {a.shape} @ {b.shape} do not multiply")
+    if isinstance(a, Num) or isinstance(b, Num):  # a 1×1 number times a row or column: a scaling (0.5 @ x is no text)
+        return mul(a, b)
+    for eye, other in ((a, b), (b, a)):  # eye(n) @ X = X
+        if isinstance(eye, Fn) and eye.name == "eye" and other.shape == (a.shape[0], b.shape[1]):
+            return other
     if isinstance(a, Neg):
         return neg(matmul(a.operand, b))
     if isinstance(b, Neg):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import network
+from . import exprgrad, network
 from .kinds import KINDS, no_closed_form
 from .merges import MERGES
 from .model import ActivationUse, Layer, Model, Objective, Ref, Term
-from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, mul, num, reduce_to, sub, t
+from .symbolic import MAX_SYMBOLIC, NoClosedForm, Ones, Sym, Var, add, div, fn, from_expr, mul, num, reduce_to, t
 
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -70,7 +70,7 @@ class Walker:
 
     def __init__(self, model: Model):
         self.model = model
-        self.shapes = {d.name: d.shape for d in model.decls}
+        self.shapes = dict(model.shapes)  # defines of data too: layers may read them
         self.data = {d.name for d in model.decls if d.kind == "data"}
         self.params = set(model.param_names)
         self.onehot = {d.name for d in model.decls if d.init == "onehot"}
@@ -95,6 +95,8 @@ class Walker:
     # -- helpers
 
     def ref(self, ref: Ref) -> Sym:
+        if ref.expression is not None:
+            return from_expr(ref.expression.root, self.expression_env(ref))
         if ref.name is None:
             return num(ref.number)
         v = self.var(ref.name)
@@ -116,13 +118,24 @@ class Walker:
         if term.chain:
             return f"a{sup(layer.index)}"
         return layer.reads if layer.merge is None else f"({layer.reads})"
+    def expression_env(self, ref: Ref) -> dict:
+        """The symbols an expression use reads: each name as itself, I as eye(n)."""
+        env = {name: self.var(name) for name in ref.reads}
+        return {**env, "I": fn("eye", num(ref.identity))} if ref.identity else env
 
     def uses_param(self, ref: Ref | None) -> bool:
-        return ref is not None and ref.name in self.params
+        return ref is not None and (ref.name in self.params or bool(ref.params))
 
     def give(self, ref: Ref | None, term: Term, where: str, formula: str, value: Sym) -> None:
-        """Reduce a contribution to the use's shape, transpose it back for `.T` uses, and hand it on."""
+        """Reduce a contribution to the use's shape, transpose it back for `.T` uses, and hand it on (through an
+        expression use's own backward pass to each param it reads)."""
         if not self.uses_param(ref):
+            return
+        if ref.params:
+            ops = exprgrad.SymbolOps(self.expression_env(ref))
+            g = reduce_to(value, ops.shape(ref.expression.root))
+            exprgrad.backward(ref.expression.root, g, set(ref.params), ops,
+                              lambda name, piece: self.contribute(Ref(name), term, where, formula, piece))
             return
         rows, cols = self.shapes[ref.name]
         use_shape = (cols, rows) if ref.transposed else (rows, cols)
@@ -226,9 +239,10 @@ class Walker:
         return target is not None and target.name in self.onehot and not target.transposed
 
     def delta(self, step: "SymStep", g: Sym) -> Sym:
-        """δ = g • f′(z); a row that mixes entries (softmax) gives a • (g − Σ_column a • g)."""
-        if not step.layer.activation.row.elementwise:
-            return mul(step.a, sub(g, fn("sum", mul(step.a, g), axis=0)))
+        """δ = g • f′(z); a row that mixes entries gives its own δ (softmax: a • (g − Σ_column a • g); logdet: g • inv(z).T)."""
+        row = step.layer.activation.row
+        if row.sym_vjp is not None:
+            return row.sym_vjp(g, step.z, step.a, step.c)
         return mul(g, derivative(step.layer.activation, step.z, step.c))
 
 

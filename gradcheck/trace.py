@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import exprgrad
 from .model import Layer, Ref
 
 
@@ -37,8 +38,10 @@ def argument_of(layer: Layer, values):
 
 def apply(layer: Layer, z, argument):
     """a = f(z), broadcast to z's shape at least."""
-    out = layer.activation.row.forward(z, argument)
-    if np.shape(out) != np.shape(z):  # a custom f may return less (a constant); a batched argument more
+    row = layer.activation.row
+    out = row.forward(z, argument)
+    # a custom f may return less (a constant), a batched argument more; a whole-matrix row has its own shape
+    if row.elementwise and np.shape(out) != np.shape(z):
         out = np.broadcast_to(out, np.broadcast_shapes(np.shape(out), np.shape(z)))
     return out
 
@@ -96,6 +99,27 @@ def accumulate(grads: dict, ref: Ref | None, contribution) -> None:
     grads[ref.name] += summed
     if isinstance(grads, Recorder):
         grads.uses.append((grads.where, ref, summed, signal))
+
+
+def accumulate_use(grads: dict, ref: Ref | None, contribution, values) -> None:
+    """accumulate(), and for an expression that reads params (`W + I`) its backward pass to each of them."""
+    if ref is None or not ref.params:
+        accumulate(grads, ref, contribution)
+        return
+    if not any(name in grads for name in ref.params):
+        return
+    contribution = np.asarray(contribution, dtype=float)
+    signal = contribution
+    ops = exprgrad.NumberOps(ref.env(values))
+    g = ops.reduce(contribution, np.shape(ref.value(values)))  # a column bias used over m columns
+
+    def add(name, piece):
+        if name in grads:
+            grads[name] += piece
+            if isinstance(grads, Recorder):
+                grads.uses.append((grads.where, ref, piece, signal))
+
+    exprgrad.backward(ref.expression.root, g, set(ref.params), ops, add)
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:

@@ -23,7 +23,12 @@ def draw_values(model: Model) -> dict[str, np.ndarray]:
             options = ", ".join(f"{k} {v:g}" for k, v in decl.options)
             raise decl_error(decl, model, f"drawing {decl.name} ({decl.init}{': ' + options if options else ''}) "
                                            f"gives values that are not finite; use a smaller scale")
+        if decl.symmetric:  # drawn entry by entry, then made symmetric: the point lies in the space checked
+            value = (value + value.T) / 2
         values[decl.name] = value
+    for name, expression in model.data_defines:  # data computed from data: what layers may read
+        with np.errstate(all="ignore"):
+            values[name] = expression.evaluate(values)
     return values
 
 
@@ -52,6 +57,10 @@ def make_value(decl: Decl, seed: int) -> np.ndarray:
         return np.eye(rows, cols)
     if decl.init == "binary":
         return (rng.random(decl.shape) < opt["p"]).astype(float)
+    if decl.init == "spd":  # Q diag(λ) Qᵀ: symmetric, eigenvalues in [low, high], condition number <= high / low
+        q, _ = np.linalg.qr(rng.standard_normal(decl.shape))
+        value = (q * rng.uniform(opt["low"], opt["high"], size=rows)) @ q.T
+        return (value + value.T) / 2
     out = np.zeros(decl.shape)  # onehot: each column a random one-hot vector
     out[rng.integers(0, rows, size=cols), np.arange(cols)] = 1.0
     return out

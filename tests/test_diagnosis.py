@@ -36,7 +36,8 @@ def rng(seed=0):
 # ----------------------------------------------------------------------------- the list
 
 def test_patterns_are_listed_in_order():
-    assert [name for name, _ in PATTERNS] == ["transpose", "factor", "sign", "missing use", "bias axis", "confined"]
+    assert [name for name, _ in PATTERNS] == ["transpose", "symmetric factor", "factor", "sign", "missing use", "bias axis",
+                                             "confined"]
     assert all(callable(fn) and fn.__doc__ for _, fn in PATTERNS)
 
 
@@ -384,6 +385,12 @@ EXPECTED = {
     ("verdicts/wrong/deep_tanh_chain_tiny_gradient_W1_transposed.yaml", "W1"):
         "expect is the transpose of the gradient",
     ("verdicts/wrong/penalty_big_data_term_missing_2.yaml", "s"): "expect is 1/2 × the gradient",
+    ("fixtures/wrong/logdet_inverse_not_transposed.yaml", "X"): "expect is the transpose of the gradient",
+    # read here entry by entry (no symmetric mapping): the symmetric-space form is 2 × G off the diagonal
+    ("fixtures/wrong/symmetric_factor_two.yaml", "X"):
+        "the off-diagonal entries are 2 × the gradient and the diagonal is right: expect is the symmetric-space "
+        "gradient G + Gᵀ − diag(G) of a param checked entry by entry, whose gradient is the unconstrained G "
+        "(declare symmetric: true to check on symmetric matrices)",
     # the diagnosis fixtures without their uses: those whose pattern needs no uses are found anyway
     ("verdicts/diagnosis/transpose_square_weight.yaml", "W"): "expect is the transpose of the gradient",
     ("verdicts/diagnosis/factor_2_squared_error.yaml", "W"): "expect is 2 × the gradient",

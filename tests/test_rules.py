@@ -34,6 +34,16 @@ def activation_spec(name: str) -> str:
     """The row applied to a param inside every row's domain, under a squared error (a curved loss)."""
     row = TABLE[name]
     activation = f"{{{name}: 3}}" if row.takes_argument else name
+    if row.whole_matrix:  # inv, logdet, …: a well-conditioned square z with a positive determinant
+        rows, cols = row.shape((3, 3))
+        return textwrap.dedent(f"""\
+            name: row {name}
+            params: {{W: {{shape: [3, 3], init: spd}}}}
+            data: {{y: {{shape: [{rows}, {cols}]}}}}
+            input: W
+            layers: [{{activation: {activation}}}]
+            objective: {{loss: squared_error, target: y}}
+            """)
     return textwrap.dedent(f"""\
         name: row {name}
         params: {{W: {{shape: [3, 4], init: uniform, low: 0.5, high: 2}}}}
@@ -101,13 +111,19 @@ def test_activation_row_runs_and_its_closed_form_round_trips(name, tmp_path):
 @pytest.mark.parametrize("name", ACTIVATION_ROWS)
 def test_activation_row_symbols_equal_its_numbers(name):
     row = TABLE[name]
-    z = np.random.default_rng(1).uniform(0.5, 2.0, size=(3, 4))
+    rng = np.random.default_rng(1)
+    shape = (3, 3) if row.whole_matrix else (3, 4)
+    z = rng.uniform(0.5, 2.0, size=shape) + (3 * np.eye(3) if row.whole_matrix else 0)
     c = 3.0 if row.takes_argument else None
-    zs, cs = symbolic.Var("z", (3, 4)), (symbolic.num(3.0) if row.takes_argument else None)
+    zs, cs = symbolic.Var("z", shape), (symbolic.num(3.0) if row.takes_argument else None)
     a = row.forward(z, c)
     np.testing.assert_allclose(evaluate_symbol(row.sym_f(zs, cs), {"z": z}), a, rtol=1e-14)
-    if row.sym_df is None:  # mixes entries: its f′ is a Jacobian, and the table says so in words
+    if row.sym_df is None:  # mixes entries: its f′ is a Jacobian, the table says so in words, and δ has a symbol
         assert row.df_text and not row.elementwise
+        g = rng.normal(size=a.shape)
+        sym = row.sym_vjp(symbolic.Var("g", a.shape), zs, symbolic.Var("a", a.shape), cs)
+        np.testing.assert_allclose(evaluate_symbol(sym, {"z": z, "a": a, "g": g}), row.backward(g, z, a),
+                                   rtol=1e-12, atol=1e-14)
         return
     np.testing.assert_allclose(np.broadcast_to(evaluate_symbol(row.sym_df(zs, cs), {"z": z}), z.shape),
                                row.backward(np.ones_like(z), z, a, c), rtol=1e-14)
@@ -211,6 +227,10 @@ def test_activation_row_declares_every_edge_it_has(name):
     c = 0.5 if row.takes_argument else None  # a fractional power has an edge; the rows that take c elsewhere do not
     with np.errstate(all="ignore"):
         broken = [p for p in PROBES if not np.all(np.isfinite(row.forward(np.array([[p]]), c)))]
+    if row.whole_matrix:  # a whole-matrix row's edge is its matrix domain: every broken point lies outside it
+        assert all(row.matrix_domain.problem(np.array([[p]])) for p in broken), broken
+        assert not broken or row.matrix_domain is not None
+        return
     assert bool(broken) == bool(row.edges(c)), (broken, row.edges(c))
 
 
@@ -281,7 +301,8 @@ def test_a_layer_kind_missing_an_attribute_is_refused():
 CUBE = Activation(
     "cube", f=lambda z: z ** 3, df=lambda z, a: 3.0 * z * z, vjp=None,
     sym_f=lambda z, c: symbolic.power(z, 3), sym_df=lambda z, c: symbolic.mul(3, symbolic.power(z, 2)),
-    df_text=None, kinks=(), edges=lambda c=None: (), analytic=True, argument=None)
+    df_text=None, kinks=(), edges=lambda c=None: (), analytic=True, argument=None, shape=lambda shape: shape,
+    sym_vjp=None, vjp_text=None, whole_matrix=False, matrix_domain=None)
 
 POISSON = Loss(
     "poisson", True, entry=lambda a, y: a - y * np.log(a), grad_a=lambda a, y: 1.0 - y / a,

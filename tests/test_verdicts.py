@@ -689,6 +689,11 @@ CHECKED_DIAGNOSES = {
     "tests/verdicts/wrong/deep_tanh_chain_tiny_gradient_W1_transposed.yaml":
         {"W1": "expect is the transpose of the gradient"},
     "tests/verdicts/wrong/penalty_big_data_term_missing_2.yaml": {"s": "expect is 1/2 × the gradient"},
+    "tests/fixtures/wrong/logdet_inverse_not_transposed.yaml": {"X": "expect is the transpose of the gradient"},
+    "tests/fixtures/wrong/symmetric_factor_two.yaml":
+        {"X": "the off-diagonal entries are 2 × the gradient and the diagonal is right: expect is written in the "
+              "symmetric space (G + Gᵀ − diag(G)) but symmetric: true reads it as the unconstrained gradient G and "
+              "maps it there itself: write G"},
 }
 EVERY_SPEC = sorted(str(p.relative_to(ROOT)) for pattern in ("specs/*.yaml", "tests/fixtures/wrong/*.yaml",
                     "tests/fixtures/kinks/*.yaml", "tests/verdicts/*/*.yaml") for p in ROOT.glob(pattern))

@@ -8,7 +8,8 @@ from .. import symbolic as s
 from ..shapes import fmt_shape
 from ..model import Layer
 from ..nodes import place_of
-from ..trace import LayerTrace, accumulate, activate, activation_backward
+from ..refs import PARAMS
+from ..trace import LayerTrace, accumulate_use, activate, activation_backward
 
 
 class Dense:
@@ -29,7 +30,8 @@ class Dense:
         weight = None
         z_shape = in_shape
         if "weight" in mapping and mapping["weight"].value != "I":
-            weight = b.ref(mapping["weight"], f"the weight of layer {index}", allow_transpose=True)
+            weight = b.ref(mapping["weight"], f"the weight of layer {index}", allow_transpose=True, computed=PARAMS,
+                           identity=in_shape[0])
             w_shape = b.ref_shape(weight)
             if w_shape[1] != in_shape[0]:
                 raise mapping["weight"].error(
@@ -39,10 +41,13 @@ class Dense:
             z_shape = (w_shape[0], in_shape[1])
         bias = None
         if "bias" in mapping:
-            bias = b.ref(mapping["bias"], f"the bias of layer {index}", allow_transpose=True)
+            bias = b.ref(mapping["bias"], f"the bias of layer {index}", allow_transpose=True, computed=PARAMS,
+                         identity=z_shape[0])
             b.require_fits(mapping["bias"], f"bias {bias.label} of layer {index}", b.ref_shape(bias), z_shape)
-        activation = b.activation(mapping.get("activation"), index, z_shape)
-        return Layer(index, weight, bias, activation, in_shape, z_shape, place_of(node))
+        activation = b.activation(mapping.get("activation"), index, z_shape, whole_matrix=True)
+        a_shape = b.activation_shape(mapping.get("activation"), activation, index, z_shape)
+        return Layer(index, weight, bias, activation, in_shape, a_shape, place_of(node),
+                     pre_shape=z_shape if a_shape != z_shape else None)
 
     @staticmethod
     def forward(layer: Layer, a_in, values) -> LayerTrace:
@@ -56,10 +61,10 @@ class Dense:
         """(∂J/∂a_in, δ): accumulate this layer's contributions, pass the signal down."""
         layer = lt.layer
         delta = activation_backward(lt, g, grads)
-        accumulate(grads, layer.bias, delta)
+        accumulate_use(grads, layer.bias, delta, values)
         if layer.weight is None:
             return delta, delta
-        accumulate(grads, layer.weight, delta @ np.swapaxes(lt.a_in, -1, -2))
+        accumulate_use(grads, layer.weight, delta @ np.swapaxes(lt.a_in, -1, -2), values)
         return np.swapaxes(layer.weight.value(values), -1, -2) @ delta, delta
 
     @staticmethod
@@ -69,8 +74,9 @@ class Dense:
 
     @staticmethod
     def footprint(layer: Layer) -> int:
-        """Numbers one forward evaluation of this layer holds: z and a."""
-        return 2 * layer.out_shape[0] * layer.out_shape[1]
+        """Numbers one forward evaluation of this layer holds: z and a (twice z for a whole-matrix activation's work)."""
+        (zr, zc), (ar, ac) = layer.z_shape, layer.out_shape
+        return (3 if layer.activation.row.whole_matrix else 1) * zr * zc + ar * ac
 
     @staticmethod
     def sym_z(w, layer: Layer, a_in):
