@@ -245,7 +245,7 @@ def test_a_layer_name_may_not_clash_with_a_param_data_or_define():
     line, col, message = error_at("layers:\n  - {name: W, input: x}\n")
     assert (line, col) == (4, 12) and "one namespace" in message
     line, col, message = error_at("layers:\n  - {name: h, input: x}\n", "define: {h: W @ x}\n")
-    assert (line, col) == (5, 10) and "name of a layer" in message
+    assert (line, col) == (4, 12) and "already a name under define" in message  # defines are read first
 
 
 def test_two_sources_and_an_unknown_output():
