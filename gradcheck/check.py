@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import budget, network, numeric
+from . import budget, network, numeric, second
 from .errors import SpecError
 from .model import CheckOptions, Model
 from .options import FAST_DIRECTIONS, FULL, RunOptions
@@ -86,8 +86,9 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
     expected = _expectations(model, values)
     params = tuple(_check_param(Perturber(model, values, name, traces), grads[name], expected, settings,
                                 options.limits.steps) for name in model.param_names)
-    status = "pass" if all(p.status == "pass" for p in params) else "fail"
-    return SpecResult(spec.path, spec.name, status, None, objective, params, settings)
+    formulas = second.check_formulas(model, values, traces, grads, settings)  # hessian: and hvp:
+    status = "pass" if all(p.status == "pass" for p in params + formulas) else "fail"
+    return SpecResult(spec.path, spec.name, status, None, objective, params, settings, second=formulas)
 
 
 def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:

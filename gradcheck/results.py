@@ -90,6 +90,30 @@ class ParamResult:
 
 
 @dataclass(frozen=True)
+class SecondResult:
+    """The verdict on one `hessian:` or `hvp:` formula, against finite differences of the backprop gradient."""
+
+    name: str  # the param
+    section: str  # "hessian" | "hvp"
+    shape: tuple[int, int]  # of what was compared: n×n for a Hessian, the param's for H·V
+    status: str  # "pass" | "fail"
+    formula: Comparison  # the worst over every column (hessian) or direction (hvp)
+    probes: int  # the directions gradients were differenced along: n unit columns, or the random V
+    note: str | None = None  # e.g. entries where backprop's gradient is not differentiable
+    diagnosis: str | None = None
+    place: Place | None = None  # where the formula stands
+
+    @property
+    def label(self) -> str:
+        """How reports name the row: 'w hessian', 'W hvp'."""
+        return f"{self.name} {self.section}"
+
+    @property
+    def kinks(self) -> int:
+        return self.formula.kink_count
+
+
+@dataclass(frozen=True)
 class SpecResult:
     """The verdict on one spec file."""
 
@@ -102,6 +126,7 @@ class SpecResult:
     settings: Settings | None = None
     error: SpecError | None = None
     seconds: float = 0.0
+    second: tuple[SecondResult, ...] = ()  # the hessian: and hvp: formulas (gradcheck.second)
 
     @property
     def passed(self) -> bool:
