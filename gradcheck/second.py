@@ -23,10 +23,10 @@ from .kinds import KINDS
 from .model import Model, SecondFormula
 from .results import SecondResult, Settings
 from .rowpatch import term_uses
+from .second_load import DIRECTION, DIRECTIONS
 from .trace import discrete_state
 from .verdict import Comparison, Kink, judge, kink_mask, tolerance
 
-DIRECTIONS = 2  # random directions V per hvp formula
 SEARCH_ROUNDS = 3  # step-search rounds per undecided entry, as first order's (check.SEARCH_ROUNDS)
 DEFAULT_RTOL = {"central": 1e-6, "richardson": 1e-8}  # as first order's defaults for these methods
 TRUTH = {"hessian": "the Hessian", "hvp": "H·V"}
@@ -128,10 +128,13 @@ def _grouped(probe: GradientProbe, rows, delta, keys, point):
     delta = np.asarray(delta)
     dJ, size = np.zeros(rows.shape, dtype=float), np.zeros(rows.shape, dtype=float)
     crossed = np.zeros(rows.shape, dtype=bool)
-    pairs, inverse = np.unique(np.stack([keys.astype(float), np.real(delta)]), axis=1, return_inverse=True)
-    for k, (key, d) in enumerate(pairs.T):
-        members = np.flatnonzero(inverse.reshape(-1) == k)
-        g, moved = probe.at(point(int(key), float(d)))
+    steps, step_index = np.unique(np.real(delta), return_inverse=True)  # 1-D uniques: sorting pairs is slow
+    pairs, inverse = np.unique(keys.astype(np.int64) * steps.size + step_index.reshape(-1), return_inverse=True)
+    inverse = inverse.reshape(-1)
+    groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    for pair, members in zip(pairs, groups):
+        key, d = divmod(int(pair), steps.size)
+        g, moved = probe.at(point(key, float(steps[d])))
         dJ[members], size[members] = probe.difference(g, rows[members])
         crossed[members] = moved
     return dJ, crossed, size
@@ -155,7 +158,7 @@ def _check_formula(probe: GradientProbe, formula: SecondFormula, env: dict, sett
             v = rng.standard_normal(theta.shape)
             v /= np.max(np.abs(v))
             plans.append((direction_evaluator(probe, v), np.full(theta.shape, scale),
-                          formula.expression.evaluate({**env, "V": v})))
+                          formula.expression.evaluate({**env, DIRECTION: v})))
     results = [_judged(formula, evaluate, like, value, method, rtol, settings) for evaluate, like, value in plans]
     comparison, est, value = max(results, key=_badness)
     return _result(probe, formula, comparison, est, value, rtol, settings, len(plans) if formula.section == "hvp"

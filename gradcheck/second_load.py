@@ -15,6 +15,18 @@ from .suggest import did_you_mean
 
 SECTIONS = ("hessian", "hvp")
 DIRECTION = "V"  # the direction of an hvp formula
+DIRECTIONS = 2  # random directions V per hvp formula (gradcheck.second draws them)
+GRADIENT_EVALUATIONS = 3  # one backprop gradient costs about a forward and a backward pass: ~3 evaluations of J
+
+
+def probes(formula: SecondFormula, shape) -> int:
+    """Directions a formula's gradients are differenced along: n unit columns for a Hessian, else DIRECTIONS."""
+    return int(shape[0]) if formula.section == "hessian" else DIRECTIONS
+
+
+def compared_numbers(formula: SecondFormula, shape) -> int:
+    """Entries a formula is compared at, per direction: n² for a Hessian, the param's size for H·V."""
+    return int(shape[0]) ** 2 if formula.section == "hessian" else int(shape[0]) * int(shape[1])
 
 
 def second_formulas(loader) -> tuple[SecondFormula, ...]:
