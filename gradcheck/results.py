@@ -102,6 +102,8 @@ class SecondResult:
     note: str | None = None  # e.g. entries where backprop's gradient is not differentiable
     diagnosis: str | None = None
     place: Place | None = None  # where the formula stands
+    # the arrays of the worst column set or direction: formula, numeric, error, direction (V; None for a Hessian)
+    arrays: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -142,9 +144,10 @@ class SpecResult:
 
     def without_entries(self) -> SpecResult:
         """This result without its per-entry arrays: smaller to send between processes and to keep."""
-        if all(p.entries is None for p in self.params):
+        if all(p.entries is None for p in self.params) and all(r.arrays is None for r in self.second):
             return self
-        return replace(self, params=tuple(replace(p, entries=None) for p in self.params))
+        return replace(self, params=tuple(replace(p, entries=None) for p in self.params),
+                       second=tuple(replace(r, arrays=None) for r in self.second))
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ def _check_formula(probe: GradientProbe, formula: SecondFormula, env: dict, sett
     if formula.section == "hessian":
         n = theta.shape[0]
         value = formula.expression.evaluate(env)
-        plans = [(column_evaluator(probe), np.broadcast_to(theta.reshape(1, n), (n, n)), value)]
+        plans = [(column_evaluator(probe), np.broadcast_to(theta.reshape(1, n), (n, n)), value, None)]
     else:
         rng = np.random.default_rng([settings.seed, zlib.crc32(formula.name.encode()), 4])
         scale = float(np.max(np.abs(theta))) if theta.size else 0.0
@@ -158,11 +158,12 @@ def _check_formula(probe: GradientProbe, formula: SecondFormula, env: dict, sett
             v = rng.standard_normal(theta.shape)
             v /= np.max(np.abs(v))
             plans.append((direction_evaluator(probe, v), np.full(theta.shape, scale),
-                          formula.expression.evaluate({**env, DIRECTION: v})))
-    results = [_judged(formula, evaluate, like, value, method, rtol, settings) for evaluate, like, value in plans]
-    comparison, est, value = max(results, key=_badness)
-    return _result(probe, formula, comparison, est, value, rtol, settings, len(plans) if formula.section == "hvp"
-                   else theta.shape[0])
+                          formula.expression.evaluate({**env, DIRECTION: v}), v))
+    results = [(*_judged(formula, evaluate, like, value, method, rtol, settings), v)
+               for evaluate, like, value, v in plans]
+    comparison, est, value, v = max(results, key=_badness)
+    return _result(probe, formula, comparison, est, value, v, rtol, settings,
+                   len(plans) if formula.section == "hvp" else theta.shape[0])
 
 
 def _judged(formula: SecondFormula, evaluate, like: np.ndarray, value: np.ndarray, method: str, rtol: float,
@@ -218,21 +219,25 @@ def _estimate(formula: SecondFormula, evaluate, like, value, method: str, rtol: 
     return est
 
 
-def _result(probe: GradientProbe, formula: SecondFormula, c: Comparison, est, value, rtol: float,
+def _result(probe: GradientProbe, formula: SecondFormula, c: Comparison, est, value, v, rtol: float,
             settings: Settings, probes: int) -> SecondResult:
     note = diagnosis = None
     if c.kinks:
         k: Kink = c.kinks[0]
-        note = (f"backprop's gradient of {formula.name} is not differentiable here at {len(c.kinks)} "
-                f"entr{'y' if len(c.kinks) == 1 else 'ies'} (a kink lies between θ − t·V and θ + t·V), e.g. "
-                f"{list(k.index)}: one-sided slopes {k.left:.6g} and {k.right:.6g}; not judged there")
+        along = "e_j" if formula.section == "hessian" else "V"
+        note = (f"backprop's gradient of {formula.name} is not differentiable at this point: at {len(c.kinks)} "
+                f"entr{'y' if len(c.kinks) == 1 else 'ies'} its one-sided derivatives differ (a kink lies between "
+                f"θ − t·{along} and θ + t·{along}), e.g. {list(k.index)}: {k.left:.6g} and {k.right:.6g}; "
+                f"not judged there")
     if not c.passed and est is not None and not c.kinks:
         numeric_values = est.values.reshape(value.shape)
         allowed = tolerance(value, numeric_values, est.error.reshape(value.shape), rtol, settings.atol)
         found = diagnose(value, numeric_values, allowed, (), _columns(probe))
         diagnosis = _reworded(found, formula.section) if found else None
+    arrays = None if est is None else {"formula": value, "numeric": est.values.reshape(value.shape),
+                                       "error": est.error.reshape(value.shape), "direction": v}
     return SecondResult(formula.name, formula.section, tuple(value.shape), "pass" if c.passed else "fail", c, probes,
-                        note=note, diagnosis=diagnosis, place=formula.place)
+                        note=note, diagnosis=diagnosis, place=formula.place, arrays=arrays)
 
 
 def _reworded(sentence: str, section: str) -> str:
