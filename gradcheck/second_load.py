@@ -85,6 +85,6 @@ def parsed_outside_hvp(parse, known: set[str], what: str) -> Expression:
             raise
         e = parse(known | {DIRECTION})  # another problem of the text is raised from here, as before
         if DIRECTION in e.names:
-            raise e.error(f'{what}: "{DIRECTION}" is the direction of an hvp formula and exists only inside hvp:',
-                          DIRECTION) from None
+            raise e.error(f'undefined name "{DIRECTION}" in {what}: {DIRECTION} is the direction of an hvp formula '
+                          f'and exists only inside hvp:', DIRECTION) from None
         raise

@@ -198,9 +198,9 @@ def error_of(text: str):
     ("hessian:\n  W: X\n", (12, 3), ["W has shape (3, 3), not a column vector", "use hvp: {W: ...}"]),
     ("hessian:\n  w: X\n", (12, 6), ["the formula has shape (3, 4)", "the Hessian of w ((3, 1)) is (3, 3)"]),
     ("hvp:\n  W: V @ X\n", (12, 6), ["the formula has shape (3, 4)", "H·V has the shape of W, (3, 3)"]),
-    ("expect:\n  w: V\n", (12, 6), ['"V" is the direction of an hvp formula and exists only inside hvp:']),
-    ("hessian:\n  w: X @ X.T + V\n", (12, 16), ['"V" is the direction of an hvp formula']),
-    ("define:\n  r: 2 * V\n", (12, 10), ['define r: "V" is the direction']),
+    ("expect:\n  w: V\n", (12, 6), ['undefined name "V" in expect w: V is the direction of an hvp formula and exists only inside hvp:']),
+    ("hessian:\n  w: X @ X.T + V\n", (12, 16), ['in hessian w: V is the direction of an hvp formula']),
+    ("define:\n  r: 2 * V\n", (12, 10), ['undefined name "V" in define r: V is the direction']),
     ("hvp:\n  w: V + q\n", (12, 10), ['undefined name "q"']),
 ])
 def test_second_order_mistakes_are_located(extra, where, words):
