@@ -53,9 +53,9 @@ def _formula(loader, section: str, name: str, node) -> SecondFormula:
     got = loader.sized_shape(e, shapes, f"{section} {name}")
     want = (shape[0], shape[0]) if section == "hessian" else shape
     if got != want:
-        what = (f"the Hessian of {name} ({fmt_shape(shape)}) is {fmt_shape(want)}" if section == "hessian"
-                else f"H·V has the shape of {name}, {fmt_shape(want)}")
-        raise node.error(f"{section} {name}: the formula has shape {fmt_shape(got)}; {what}")
+        what = (f"the Hessian of {name}, a {fmt_shape(shape)} param, is {fmt_shape(want)}" if section == "hessian"
+                else f"H·V has {name}'s shape, {fmt_shape(want)}")
+        raise node.error(f"{section} {name}: the formula has shape {fmt_shape(got)}, but {what}")
     return SecondFormula(section, name, e, place_of(node))
 
 
