@@ -238,3 +238,17 @@ def test_a_hessian_costs_n_gradient_pairs_in_the_budget(tmp_path):
     result = invoke("run", "--max-steps", "2000", big)
     assert result.exit_code == 1
     assert f"{big}:10:6: checking needs 4,000 evaluations of J (3,000 for the hessian/hvp formulas" in result.output
+
+
+def test_github_annotates_a_failing_formula_where_it_stands():
+    lines = invoke("run", "--format", "github", DROPS_WEIGHT).output.splitlines()
+    assert lines[0].startswith(f"::error file={DROPS_WEIGHT},line=25,col=6,title=gradcheck%3A w hvp::hvp of w disagrees")
+
+
+def test_assert_gradients_names_a_failing_formula():
+    from gradcheck.testing import assert_gradients
+
+    with pytest.raises(AssertionError) as info:
+        assert_gradients(MISSING_M)
+    assert "w hessian failed" in str(info.value) and "a missing 1/m?" in str(info.value)
+    assert_gradients(LOGISTIC)
