@@ -222,10 +222,14 @@ def _estimate(formula: SecondFormula, evaluate, like, value, method: str, rtol: 
 def _result(probe: GradientProbe, formula: SecondFormula, c: Comparison, est, value, v, rtol: float,
             settings: Settings, probes: int) -> SecondResult:
     note = diagnosis = None
+    if settings.method not in DEFAULT_RTOL:
+        note = (f"second order by central differences of the gradient (the complex step would need a complex "
+                f"backward pass), rtol {rtol:.1e}")
     if c.kinks:
         k: Kink = c.kinks[0]
         along = "e_j" if formula.section == "hessian" else "V"
-        note = (f"backprop's gradient of {formula.name} is not differentiable at this point: at {len(c.kinks)} "
+        note = (f"{note}; " if note else "") + (
+                f"backprop's gradient of {formula.name} is not differentiable at this point: at {len(c.kinks)} "
                 f"entr{'y' if len(c.kinks) == 1 else 'ies'} its one-sided derivatives differ (a kink lies between "
                 f"θ − t·{along} and θ + t·{along}), e.g. {list(k.index)}: {k.left:.6g} and {k.right:.6g}; "
                 f"not judged there")
