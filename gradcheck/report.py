@@ -195,11 +195,13 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
     for line in failure_lines(s) + note_lines(s):
         console.print(line, soft_wrap=True)
     if verbose:
-        from .formats.detail import render_param_detail
+        from .formats.detail import render_param_detail, render_second_detail
 
         console.print()
         for p in s.params:
             render_param_detail(console, p, console.width)
+        for r in s.second:
+            render_second_detail(console, r, console.width, s.settings.atol)
     else:
         console.print()
 

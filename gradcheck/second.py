@@ -239,7 +239,7 @@ def _result(probe: GradientProbe, formula: SecondFormula, c: Comparison, est, va
         found = diagnose(value, numeric_values, allowed, (), _columns(probe))
         diagnosis = _reworded(found, formula.section) if found else None
     arrays = None if est is None else {"formula": value, "numeric": est.values.reshape(value.shape),
-                                       "error": est.error.reshape(value.shape), "direction": v}
+                                       "error": est.error.reshape(value.shape), "direction": v, "rtol": rtol}
     return SecondResult(formula.name, formula.section, tuple(value.shape), "pass" if c.passed else "fail", c, probes,
                         note=note, diagnosis=diagnosis, place=formula.place, arrays=arrays)
 

@@ -252,3 +252,8 @@ def test_assert_gradients_names_a_failing_formula():
         assert_gradients(MISSING_M)
     assert "w hessian failed" in str(info.value) and "a missing 1/m?" in str(info.value)
     assert_gradients(LOGISTIC)
+
+
+def test_verbose_shows_a_formula_s_worst_entries_and_heatmap():
+    out = invoke("run", "-v", MISSING_M).output
+    assert "w hessian: worst 9 of 9 entries" in out and "w hessian: relative error per entry" in out
