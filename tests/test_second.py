@@ -257,3 +257,23 @@ def test_assert_gradients_names_a_failing_formula():
 def test_verbose_shows_a_formula_s_worst_entries_and_heatmap():
     out = invoke("run", "-v", MISSING_M).output
     assert "w hessian: worst 9 of 9 entries" in out and "w hessian: relative error per entry" in out
+
+
+@pytest.mark.parametrize("path, label", [(LOGISTIC, "w hessian"), (SOFTMAX, "W hvp"), (QUADRATIC, "x hessian")])
+def test_a_relative_1e5_slip_in_any_resolved_entry_is_caught(path, label):
+    from gradcheck.verdict import compare
+
+    r = row(run(path), label)
+    formula, numeric, error = (r.arrays[k] for k in ("formula", "numeric", "error"))
+    resolved = np.argwhere(error < 1e-7 * np.abs(numeric))
+    assert len(resolved) >= numeric.size // 2
+    for index in map(tuple, resolved):
+        bad = formula.copy()
+        bad[index] *= 1 + 1e-5
+        assert not compare(bad, numeric, r.arrays["rtol"], 0.0, error).passed, index
+
+
+@pytest.mark.parametrize("mode", ["fast", "sample:2"])
+def test_second_order_is_checked_in_every_mode(mode):
+    result = run(MISSING_M, mode=mode)
+    assert row(result, "w hessian").status == "fail" and result.status == "fail"
