@@ -277,3 +277,13 @@ def test_a_relative_1e5_slip_in_any_resolved_entry_is_caught(path, label):
 def test_second_order_is_checked_in_every_mode(mode):
     result = run(MISSING_M, mode=mode)
     assert row(result, "w hessian").status == "fail" and result.status == "fail"
+
+
+def test_a_gradient_that_is_not_finite_at_a_moved_point_is_a_located_error(monkeypatch):
+    from gradcheck import second
+
+    real = second.GradientProbe.at
+    monkeypatch.setattr(second.GradientProbe, "at", lambda self, theta: (real(self, theta)[0] * np.nan, False))
+    result = run(LOGISTIC)
+    assert result.status == "error" and result.error.line == 16 and result.error.col == 6
+    assert "hessian w: the backprop gradient of w is not finite at a moved point" in result.message
