@@ -80,10 +80,13 @@ def parsed_outside_hvp(parse, known: set[str], what: str) -> Expression:
     not declare) is refused by name rather than as an undefined name."""
     try:
         return parse(known)
-    except SpecError:
+    except SpecError as first:
         if DIRECTION in known:
             raise
-        e = parse(known | {DIRECTION})  # another problem of the text is raised from here, as before
+        try:
+            e = parse(known | {DIRECTION})
+        except SpecError:
+            raise first from None  # another problem of the text: its own message, suggestions without V
         if DIRECTION in e.names:
             raise e.error(f'undefined name "{DIRECTION}" in {what}: {DIRECTION} is the direction of an hvp formula '
                           f'and exists only inside hvp:', DIRECTION) from None

@@ -287,3 +287,16 @@ def test_a_gradient_that_is_not_finite_at_a_moved_point_is_a_located_error(monke
     result = run(LOGISTIC)
     assert result.status == "error" and result.error.line == 16 and result.error.col == 6
     assert "hessian w: the backprop gradient of w is not finite at a moved point" in result.message
+
+
+def test_other_mistakes_keep_their_own_message_and_suggestions():
+    exc = error_of(BASE + "expect:\n  w: U + V\n")
+    assert str(exc).startswith('t.yaml:12:6: undefined name "U"') and '"V"' not in str(exc)
+
+
+def test_explain_lists_the_second_order_formulas():
+    out = invoke("explain", SOFTMAX).output
+    assert "Second order, as the spec writes it" in out and "  hvp W: (P * (V @ X)" in out
+    data = json.loads(invoke("explain", "--format", "json", LOGISTIC).output)
+    assert data["second_order"] == [{"section": "hessian", "param": "w",
+                                     "formula": "X @ diag(p * (1 - p)) @ X.T / cols(X)"}]
