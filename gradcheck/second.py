@@ -68,7 +68,6 @@ class GradientProbe:
         self.state = _states(model, name, traces)
         # backprop sums products through every layer: its round-off is taken at the scale of the largest entry
         self.spread = float(np.max(np.abs(self.grad))) if self.grad.size else 0.0
-        self.evaluations = 0
 
     def at(self, theta: np.ndarray) -> tuple[np.ndarray, bool]:
         """(g at θ, whether some discrete state differs from the base point's)."""
@@ -76,7 +75,6 @@ class GradientProbe:
         moved[self.name] = theta
         traces = network.forward(self.model, moved)
         g = network.backward(self.model, traces, moved, check_finite=False)[self.name]
-        self.evaluations += 1
         state = _states(self.model, self.name, traces)
         return g, any(not np.array_equal(a, b) for a, b in zip(state, self.state))
 
