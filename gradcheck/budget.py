@@ -16,8 +16,10 @@ from .expr import Name, Num
 from .limits import DEFAULT, Limits, count, hint, size
 from .model import Model
 from .options import BATCH_MEMORY, FAST_DIRECTIONS, FULL, Mode
+from .second_load import GRADIENT_EVALUATIONS, compared_numbers, probes
 
 BYTES = 8  # float64
+ESTIMATE_ARRAYS = 20  # arrays of a second-order estimate per compared entry (numeric.Estimate's, and their work)
 OVERHEAD = 2**20  # bytes of Python objects around the arrays (the model, results, small temporaries)
 
 
@@ -62,6 +64,27 @@ def steps(model: Model, mode: Mode | None = None, method: str | None = None) -> 
     """Evaluations of J the finite differences need, with the run's mode and method, else the spec's own."""
     mode, method = mode or model.check.mode or FULL, method or _method(model)
     return sum(evaluations(mode, method, _numbers(d.shape)) for d in model.decls if d.kind == "param")
+
+
+def second_steps(model: Model, method: str | None = None) -> int:
+    """Evaluations of J the hessian/hvp formulas need: per direction one pair of backprop gradients (a Hessian
+    of an n×1 param has n directions), each gradient costing about GRADIENT_EVALUATIONS evaluations."""
+    per_pair = _pair_evaluations(model, method)
+    return sum(_second_steps(f, per_pair, _shape(model, f.name)) for f in model.second)
+
+
+def _pair_evaluations(model: Model, method: str | None) -> int:
+    """Gradients one second-order direction differences (second order runs the complex step as central)."""
+    method = method or _method(model)
+    return numeric.evaluations_per_entry("central" if method == "complex-step" else method)
+
+
+def _second_steps(formula, per_pair: int, shape) -> int:
+    return probes(formula, shape) * per_pair * GRADIENT_EVALUATIONS
+
+
+def _shape(model: Model, name: str):
+    return next(d.shape for d in model.decls if d.name == name)
 
 
 def evaluation_numbers(model: Model) -> int:
@@ -112,6 +135,9 @@ def estimate(model: Model, batch_memory: int = BATCH_MEMORY) -> Estimate:
         shapes[name] = expression.shape(shapes)
     for _, expression, _ in model.expects:
         expr_numbers += expression_numbers(expression, shapes)
+    for formula in model.second:  # its intermediates (V has the param's shape), and the estimate's arrays
+        expr_numbers += expression_numbers(formula.expression, {**shapes, "V": _shape(model, formula.name)})
+        expr_numbers += ESTIMATE_ARRAYS * compared_numbers(formula, _shape(model, formula.name))
     batch = max((batch_bytes(model, d.name, batch_memory) for d in model.decls if d.kind == "param"), default=0)
     return Estimate(
         declared=BYTES * declared,
@@ -145,6 +171,16 @@ def require_steps(model: Model, limits: Limits = DEFAULT, mode: Mode | None = No
     """Refuse a check whose finite differences need more evaluations of J than the limit."""
     params = [d for d in model.decls if d.kind == "param"]
     needed = steps(model, mode, method)
+    second = second_steps(model, method)
+    if needed + second > limits.steps and second > needed:  # the second-order formulas are the larger part
+        per_pair = _pair_evaluations(model, method)
+        worst = max(model.second, key=lambda f: _second_steps(f, per_pair, _shape(model, f.name)))
+        raise worst.place.error(
+            f"checking needs {count(needed + second)} evaluations of J ({count(second)} for the hessian/hvp formulas; "
+            f"{worst.section} {worst.name} alone differences {count(probes(worst, _shape(model, worst.name)))} pairs "
+            f"of gradients, each about {GRADIENT_EVALUATIONS} evaluations); the limit is {count(limits.steps)} "
+            f"({hint('steps')})")
+    needed += second
     if needed > limits.steps and params:
         biggest = max(params, key=lambda d: _numbers(d.shape))
         per_entry = numeric.evaluations_per_entry(method or _method(model))

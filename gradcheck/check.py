@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import budget, network, numeric, symmetric
+from . import budget, network, numeric, second, symmetric
 from .errors import SpecError
 from .model import CheckOptions, Model
 from .options import FAST_DIRECTIONS, FULL, RunOptions
@@ -88,8 +88,9 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
     expected = _expectations(model, values)
     params = tuple(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings,
                                 options.limits.steps) for name in model.param_names)
-    status = "pass" if all(p.status == "pass" for p in params) else "fail"
-    return SpecResult(spec.path, spec.name, status, None, objective, params, settings)
+    formulas = second.check_formulas(model, values, traces, grads, settings)  # hessian: and hvp:
+    status = "pass" if all(p.status == "pass" for p in params + formulas) else "fail"
+    return SpecResult(spec.path, spec.name, status, None, objective, params, settings, second=formulas)
 
 
 def _sides(model: Model, values, name: str, traces, grad, expected: dict):

@@ -74,10 +74,13 @@ class Explanation:
     uses: list[Use]
     params: dict[str, str | None]
     notes: dict[str, str]
+    second: list[tuple[str, str, str]] = field(default_factory=list)  # (section, param, formula) of hessian/hvp
 
     def to_json(self) -> dict:
+        extra = {"second_order": [{"section": s, "param": p, "formula": f} for s, p, f in self.second]}
         return {"path": self.path, "name": self.name, "params": dict(self.params), "notes": dict(self.notes),
-                "terms": [term.to_json() for term in self.terms], "uses": [u.to_json() for u in self.uses]}
+                "terms": [term.to_json() for term in self.terms], "uses": [u.to_json() for u in self.uses],
+                **(extra if self.second else {})}
 
 
 def check_expression(text: str, model: Model, name: str) -> str | None:
@@ -289,7 +292,8 @@ def explain(model: Model) -> Explanation:
         if structured:
             table.note = no_closed_form(structured[0], standard=True)
         terms.append(table)
-    return Explanation(model.path, model.name, terms, closed.uses, params, notes)
+    second = [(f.section, f.name, f.expression.text) for f in model.second]
+    return Explanation(model.path, model.name, terms, closed.uses, params, notes, second)
 
 
 def _params_of(term: Term, params: set[str]) -> list[str]:

@@ -25,7 +25,8 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits, count, hint
 from .losses import LOSSES, unknown_loss, unknown_objective, with_target
 from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Ref, Term
-from .nodes import check_keys, expression_where, expect_list, expect_mapping, key_place, number, place_of, text
+from .nodes import check_keys, expression_where, describe, expect_list, expect_mapping, key_place, number, place_of, text
+from .second_load import SECTIONS, parsed_outside_hvp, second_formulas
 from .options import MAX_SEED, METHODS, Mode, setting_problem
 from .shapes import Shape, broadcast, fmt_shape
 from .suggest import did_you_mean
@@ -33,7 +34,7 @@ from .yamlsrc import Node
 
 
 TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", "output", "objective",
-            "terms", "define", "expect", "check")
+            "terms", "define", "expect", "check", *SECTIONS)
 TERM_KEYS = ("input", "layers", "output", "objective", "coef")
 LAYER_KEYS = ("name", *SOURCE_KEYS, "weight", "bias", "activation", *KEYED)
 CHECK_KEYS = ("eps", "rtol", "atol", "mode", "method")
@@ -79,6 +80,7 @@ class Loader(RefReader):
             defines=tuple(defines),
             expects=tuple(expects),
             check=self.check_options(),
+            second=second_formulas(self),
             places={k: key_place(v) for k, v in self.top.items()},
         )
         budget.require(model, self.limits)
@@ -311,7 +313,8 @@ class Loader(RefReader):
     # -- define, expect, check
 
     def expression(self, node: Node, known: set[str], what: str) -> Expression:
-        return parse(node.value, expression_where(node, self.source_lines), known, what, self.limits)
+        where = expression_where(node, self.source_lines)  # V outside hvp: a named error, not "undefined name"
+        return parsed_outside_hvp(lambda names: parse(node.value, where, names, what, self.limits), known, what)
 
     def defines(self) -> list[tuple[str, Expression]]:
         if "define" not in self.top:

@@ -333,6 +333,16 @@ class CheckOptions:
 
 
 @dataclass(frozen=True)
+class SecondFormula:
+    """A hand-derived second-order formula: `hessian: {p: ...}` (n×1 p, n×n) or `hvp: {p: ...}` (H·V, p's shape)."""
+
+    section: str  # "hessian" | "hvp"
+    name: str  # the param
+    expression: Expression
+    place: Place
+
+
+@dataclass(frozen=True)
 class Model:
     """Everything a spec says, validated, without the numbers."""
 
@@ -346,6 +356,7 @@ class Model:
     expects: tuple[tuple[str, Expression, Place], ...]
     check: CheckOptions = field(default_factory=CheckOptions)
     places: Mapping[str, Place] = field(default_factory=dict)  # where each top-level key stood
+    second: tuple[SecondFormula, ...] = ()  # the hessian: and hvp: formulas (gradcheck.second checks them)
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from rich.text import Text
 from . import __version__
 from .formats.text import (STATUS_STYLE, VALIDATE_STYLE, failure_lines, fmt_entry, fmt_err, fmt_index, fmt_num,
                            make_console, printable, summary_text, tolerance_label, worse_side)
-from .results import ParamResult, RunResult, SpecResult
+from .results import ParamResult, RunResult, SecondResult, SpecResult
 from .verdict import Comparison
 
 KINK_LIST_LIMIT = 20  # kink entries listed per param in the JSON report
@@ -64,8 +64,25 @@ def param_json(p: ParamResult) -> dict:
     }
 
 
+def second_json(r: SecondResult) -> dict:
+    """One `hessian`/`hvp` formula's verdict: `formula` has the keys of `expect`."""
+    return {
+        "name": r.name,
+        "section": r.section,
+        "shape": list(r.shape),
+        "status": r.status,
+        "formula": comparison_json(r.formula, with_message=True),
+        "probes": r.probes,
+        "kinks": r.kinks,
+        "kink_entries": [kink_json(k) for k in r.formula.kinks[:KINK_LIST_LIMIT]],
+        "note": r.note,
+        "diagnosis": r.diagnosis,
+    }
+
+
 def spec_json(s: SpecResult) -> dict:
     st = s.settings
+    extra = {"second_order": [second_json(r) for r in s.second]} if s.second else {}
     return {
         "path": s.path,
         "name": s.name,
@@ -75,6 +92,7 @@ def spec_json(s: SpecResult) -> dict:
         "params": [param_json(p) for p in s.params],
         "settings": None if st is None else {"method": st.method, "mode": str(st.mode), "eps": st.eps,
                                              "rtol": st.rtol, "atol": st.atol, "seed": st.seed},
+        **extra,
         "seconds": round(s.seconds, 6),
     }
 
@@ -116,7 +134,23 @@ def spec_table(s: SpecResult) -> Table:
             status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
         table.add_row(p.name, "×".join(map(str, p.shape)), fmt_err(p.backprop.max_rel_error), expect_err,
                       worst, fmt_num(c.analytic), fmt_num(c.numeric), status)
+    for r in s.second:  # hessian / hvp rows: the formula's error stands in the expect column
+        table.add_row(*second_row(r))
     return table
+
+
+def second_row(r: SecondResult) -> tuple:
+    """A `hessian`/`hvp` row of the table: no backprop of its own; the formula against numeric ∂g."""
+    c = r.formula
+    label, style = STATUS_STYLE[r.status]
+    worst = fmt_entry(c) + f" ({r.section})" if c.worst_index else (c.message and "n/a") or "—"
+    if c.worst_index is None and c.kinks:
+        worst = f"all {len(c.kinks)} at kinks"
+    status = Text(label, style=style)
+    if r.kinks:
+        status.append(f" ({r.kinks} kink{'s' * (r.kinks != 1)})", style="yellow")
+    err = "n/a" if c.max_rel_error is None and not c.kinks else fmt_err(c.max_rel_error)
+    return (r.label, "×".join(map(str, r.shape)), "—", err, worst, fmt_num(c.analytic), fmt_num(c.numeric), status)
 
 
 def note_lines(s: SpecResult) -> list[Text]:
@@ -131,6 +165,7 @@ def note_lines(s: SpecResult) -> list[Text]:
                               f"and {fmt_num(first.right)}; not counted as failures", style="yellow"))
         if p.note and p.status == "fail":
             lines.append(Text(f"  note: {p.name}: {p.note}", style="yellow"))
+    lines += [Text(f"  note: {r.label}: {r.note}", style="yellow") for r in s.second if r.note]
     return lines
 
 
@@ -160,11 +195,13 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
     for line in failure_lines(s) + note_lines(s):
         console.print(line, soft_wrap=True)
     if verbose:
-        from .formats.detail import render_param_detail
+        from .formats.detail import render_param_detail, render_second_detail
 
         console.print()
         for p in s.params:
             render_param_detail(console, p, console.width)
+        for r in s.second:
+            render_second_detail(console, r, console.width, s.settings.atol)
     else:
         console.print()
 

@@ -90,6 +90,32 @@ class ParamResult:
 
 
 @dataclass(frozen=True)
+class SecondResult:
+    """The verdict on one `hessian:` or `hvp:` formula, against finite differences of the backprop gradient."""
+
+    name: str  # the param
+    section: str  # "hessian" | "hvp"
+    shape: tuple[int, int]  # of what was compared: n×n for a Hessian, the param's for H·V
+    status: str  # "pass" | "fail"
+    formula: Comparison  # the worst over every column (hessian) or direction (hvp)
+    probes: int  # the directions gradients were differenced along: n unit columns, or the random V
+    note: str | None = None  # e.g. entries where backprop's gradient is not differentiable
+    diagnosis: str | None = None
+    place: Place | None = None  # where the formula stands
+    # the arrays of the worst column set or direction: formula, numeric, error, direction (V; None for a Hessian)
+    arrays: dict | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """How reports name the row: 'w hessian', 'W hvp'."""
+        return f"{self.name} {self.section}"
+
+    @property
+    def kinks(self) -> int:
+        return self.formula.kink_count
+
+
+@dataclass(frozen=True)
 class SpecResult:
     """The verdict on one spec file."""
 
@@ -102,6 +128,7 @@ class SpecResult:
     settings: Settings | None = None
     error: SpecError | None = None
     seconds: float = 0.0
+    second: tuple[SecondResult, ...] = ()  # the hessian: and hvp: formulas (gradcheck.second)
 
     @property
     def passed(self) -> bool:
@@ -117,9 +144,10 @@ class SpecResult:
 
     def without_entries(self) -> SpecResult:
         """This result without its per-entry arrays: smaller to send between processes and to keep."""
-        if all(p.entries is None for p in self.params):
+        if all(p.entries is None for p in self.params) and all(r.arrays is None for r in self.second):
             return self
-        return replace(self, params=tuple(replace(p, entries=None) for p in self.params))
+        return replace(self, params=tuple(replace(p, entries=None) for p in self.params),
+                       second=tuple(replace(r, arrays=None) for r in self.second))
 
 
 @dataclass(frozen=True)

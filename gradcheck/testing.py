@@ -40,12 +40,20 @@ def failure_message(result: SpecResult) -> str:
     """Readable: which params failed, and their worst entries side by side."""
     st = result.settings
     failing = [p for p in result.params if p.status == "fail"]
+    second = [r for r in result.second if r.status == "fail"]  # hessian/hvp formulas
     lines = [f"gradients of {result.name!r} ({result.path}) do not match finite differences: "
-             f"{', '.join(p.name for p in failing)} failed ({tolerance_label(st)})"]
+             f"{', '.join([p.name for p in failing] + [r.label for r in second])} failed ({tolerance_label(st)})"]
     for p in failing:
         lines += _param_lines(p)
         if p.diagnosis:
             lines.append(f"  {p.name}: {p.diagnosis}")
+    for r in second:
+        c = r.formula
+        lines.append(f"  {r.label}: {c.message}" if c.message else
+                     f"  {r.label} vs numeric: max rel error {fmt_err(c.max_rel_error)} at {fmt_index(c.worst_index)}: "
+                     f"formula {fmt_num(c.analytic)}, numeric {fmt_num(c.numeric)}")
+        if r.diagnosis:
+            lines.append(f"  {r.label}: {r.diagnosis}")
     return "\n".join(lines)
 
 

@@ -102,7 +102,7 @@ def test_github_escapes_properties_and_data(tmp_path):
     file_property = str(odd).replace(":", "%3A").replace(",", "%2C")
     assert lines == [f"::error file={file_property},line=3,col=1,title=gradcheck%3A invalid spec::"
                      'unknown key "x%25y" in the spec; allowed: name, description, seed, params, data, input, '
-                     "layers, output, objective, terms, define, expect, check"]
+                     "layers, output, objective, terms, define, expect, check, hessian, hvp"]
     assert escape_data("100% done\r\nnext") == "100%25 done%0D%0Anext"
     assert escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
 

@@ -33,6 +33,7 @@ def test_wrong_fixture_fails_for_the_right_param(path):
     result = check_path(str(path))
     assert result.status == "fail", result.message
     failing = {p.name for p in result.params if p.status == "fail"}
+    failing |= {r.label for r in result.second if r.status == "fail"}  # "w hessian", "W hvp"
     assert failing == {culprit}
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..results import Entries, ParamResult
+from ..results import Entries, ParamResult, SecondResult
 from .text import fmt_err, fmt_index, fmt_num
 
 WORST_COUNT = 10
@@ -112,3 +112,20 @@ def render_param_detail(console: Console, p: ParamResult, width: int) -> None:
             for line in heatmap(entries.errors(side), entries.rtol, width):
                 console.print(line, soft_wrap=True)
         console.print()
+
+
+def render_second_detail(console: Console, r: SecondResult, width: int, atol: float = 0.0) -> None:
+    """Worst entries of a hessian/hvp formula (of its worst direction) and, when it fails, its heatmap."""
+    arrays = r.arrays
+    if arrays is None:
+        return
+    kinks = frozenset(k.index for k in r.formula.kinks)
+    entries = Entries(arrays["formula"], arrays["numeric"], None, arrays["rtol"], atol, kinks, arrays["error"])
+    size = entries.numeric.size
+    console.print(Text(f"  {r.label}: worst {min(WORST_COUNT, size)} of {size} entries", style="bold"), soft_wrap=True)
+    console.print(worst_table(entries, "backprop"), soft_wrap=False)  # the formula stands on the analytic side
+    if not r.formula.passed:
+        console.print(Text(f"  {r.label}: relative error per entry", style="bold"), soft_wrap=True)
+        for line in heatmap(entries.errors("backprop"), entries.rtol, width):
+            console.print(line, soft_wrap=True)
+    console.print()

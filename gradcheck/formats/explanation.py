@@ -92,6 +92,13 @@ def render_explanation(ex: Explanation, out: IO[str], color: bool | None = None,
                   soft_wrap=True)
     for line in expect_block(ex):
         console.print(Text(line), soft_wrap=True)
+    if ex.second:
+        console.print()
+        console.print(Text("Second order, as the spec writes it (run checks each against central differences of "
+                           "the backprop gradient: a Hessian column by column, H·V along seeded random V):",
+                           style="dim"), soft_wrap=True)
+        for section, name, formula in ex.second:
+            console.print(Text(f"  {section} {name}: {human(formula)}"), soft_wrap=True)
 
 
 def render_explanation_json(ex: Explanation, out: IO[str], **_) -> None:

@@ -60,6 +60,16 @@ def spec_annotations(s: SpecResult) -> list[str]:
             where = (place.file, place.line, place.col) if place else (s.path, None, None)
             lines.append(workflow_command("error", comparison_message(p, side, c, rtol), *where,
                                  title=f"gradcheck: {p.name} {side}"))
+    for r in s.second:  # a failing hessian/hvp formula, annotated where it stands
+        if r.formula.passed:
+            continue
+        c = r.formula
+        message = c.message or (f"{r.section} of {r.name} disagrees with finite differences of the backprop gradient "
+                                f"at {fmt_index(c.worst_index)}: formula {fmt_num(c.analytic)}, numeric "
+                                f"{fmt_num(c.numeric)} (rel error {fmt_err(c.max_rel_error)}{in_error_units(c)})"
+                                + (f"; {r.diagnosis}" if r.diagnosis else ""))
+        where = (r.place.file, r.place.line, r.place.col) if r.place else (s.path, None, None)
+        lines.append(workflow_command("error", message, *where, title=f"gradcheck: {r.label}"))
     return lines
 
 

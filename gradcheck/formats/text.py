@@ -65,6 +65,19 @@ def failure_lines(s: SpecResult) -> list[Text]:
                 f"{fmt_err(c.max_abs_error)}{in_error_units(c)})", style="red"))
         if p.diagnosis:
             lines.append(Text(f"    ↳ {p.name}: {p.diagnosis}", style="bold yellow"))
+    for r in s.second:  # hessian / hvp formulas: the formula against the numeric derivative of backprop's gradient
+        c = r.formula
+        if c.passed:
+            continue
+        if c.message:
+            lines.append(Text(f"  ✗ {r.label}: {c.message}", style="red"))
+        else:
+            lines.append(Text(
+                f"  ✗ {r.label} vs numeric at {fmt_entry(c)}: formula {fmt_num(c.analytic)}  numeric "
+                f"{fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs {fmt_err(c.max_abs_error)}"
+                f"{in_error_units(c)})", style="red"))
+        if r.diagnosis:
+            lines.append(Text(f"    ↳ {r.label}: {r.diagnosis}", style="bold yellow"))
     return lines
 
 
