@@ -22,6 +22,7 @@ from .options import BATCH_MEMORY, METHODS, RunOptions
 
 EXIT_INTERNAL = 2  # a usage error, or a bug of ours
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM: CI cancellation, `timeout`; reported like Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run specs/ | head`)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}  # output trouble
 
@@ -40,19 +41,23 @@ def report(run_specs, out: Output, command: str, total: int) -> None:
     Ctrl-C renders the rows finished so far and exits 130; a closed stdout exits 141 quietly; a row
     where gradcheck itself failed (an internal error) is reported with the others, then exits 2.
     """
+    import signal
+
     from .results import summarize
-    from .runner import Interrupted, progress
+    from .runner import Interrupted, Terminated, progress
 
     render = reporter(out.format)
     options = out.render_options(command)
     with out.stream() as stream:
         try:
-            with progress(0 if out.quiet else total) as on_done:
+            with Terminated.as_interrupt(), progress(0 if out.quiet else total) as on_done:
                 result = run_specs(on_done)
         except Interrupted as stop:
             emit(render, summarize(stop.done), stream, options)
-            click.echo(f"gradcheck: interrupted after {len(stop.done)} of {stop.total} specs", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            terminated = stop.signal == signal.SIGTERM
+            click.echo(f"gradcheck: {'terminated' if terminated else 'interrupted'} after {len(stop.done)} of "
+                       f"{stop.total} specs", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
             say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
             sys.exit(EXIT_INTERNAL)
@@ -118,7 +123,8 @@ def main():
     """Check hand-derived gradients of matrix functions written as YAML specs.
 
     Exit status: 0 all specs pass, 1 a spec failed or is invalid, 2 usage or internal error,
-    130 interrupted (Ctrl-C; the specs checked so far are reported), 141 output pipe closed.
+    130 interrupted (Ctrl-C; the specs checked so far are reported), 143 terminated (SIGTERM: reported
+    the same way), 141 output pipe closed.
     """
 
 
@@ -146,8 +152,8 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
     """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
 
     Exit status: 0 all specs pass, 1 a spec failed or is invalid (or over a limit), 2 usage or
-    internal error, 130 interrupted (Ctrl-C; the specs checked so far are reported), 141 output
-    pipe closed.
+    internal error, 130 interrupted (Ctrl-C; the specs checked so far are reported), 143 terminated
+    (SIGTERM; the same), 141 output pipe closed.
     """
     out = make_output(fmt, output, color, width, quiet, verbose)
     files = require_specs(paths)

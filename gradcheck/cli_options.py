@@ -55,7 +55,7 @@ class Output:
             yield handle
 
 
-COMMIT_ON_EXIT = (0, 1, 130)  # a report that was rendered: passed, failed, or the rows done before Ctrl-C
+COMMIT_ON_EXIT = (0, 1, 130, 143)  # a report that was rendered: passed, failed, or the rows done before Ctrl-C or SIGTERM
 
 
 @contextmanager
