@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .formats.text import (STATUS_STYLE, VALIDATE_STYLE, failure_lines, fmt_entry, fmt_err, fmt_index, fmt_num,
-                           make_console, printable, summary_text, tolerance_label, worse_side)
+from .formats.text import (STATUS_STYLE, VALIDATE_STYLE, failure_lines, fits, fmt_entry, fmt_err, fmt_index, fmt_num,
+                           make_console, printable, say, summary_text, tolerance_label, worse_side)
 from .results import ParamResult, RunResult, SpecResult
 from .verdict import Comparison
 
@@ -97,26 +97,51 @@ def _json_default(value):
 # ----------------------------------------------------------------------------- human
 
 
-def spec_table(s: SpecResult) -> Table:
+def param_cells(p: ParamResult) -> dict:
+    """The texts of one param's row, shared by the full and the compact table."""
+    side, c = worse_side(p)
+    label, style = STATUS_STYLE[p.status]
+    expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None and not p.expect.kinks
+                                                 else fmt_err(p.expect.max_rel_error))
+    worst = fmt_entry(c) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+    if c.worst_index is None and c.kinks:  # every entry sits at a kink: the slopes judged them all
+        worst = f"all {len(c.kinks)} at kinks"
+    status = Text(label, style=style)
+    if p.kinks:
+        status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
+    return {"param": p.name, "shape": "×".join(map(str, p.shape)), "backprop err": fmt_err(p.backprop.max_rel_error),
+            "expect err": expect_err, "worst": worst, "analytic": fmt_num(c.analytic), "numeric": fmt_num(c.numeric),
+            "status": status}
+
+
+FULL_COLUMNS = (("param", "left"), ("shape", "left"), ("backprop err", "right"), ("expect err", "right"),
+                ("worst", "left"), ("analytic", "right"), ("numeric", "right"), ("status", "left"))
+COMPACT_COLUMNS = (("param", "left"), ("shape", "left"), ("backprop err", "right"), ("expect err", "right"),
+                   ("status", "left"))
+
+
+def spec_table(s: SpecResult, columns=FULL_COLUMNS) -> Table:
+    """The params of a spec, one row each; cells never wrap (the compact layout is for narrow consoles)."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header, justify in [("param", "left"), ("shape", "left"), ("backprop err", "right"),
-                            ("expect err", "right"), ("worst", "left"), ("analytic", "right"),
-                            ("numeric", "right"), ("status", "left")]:
-        table.add_column(header, justify=justify, overflow="fold")
+    for header, justify in columns:
+        table.add_column(header, justify=justify, no_wrap=header != "worst", overflow="fold")
     for p in s.params:
-        side, c = worse_side(p)
-        label, style = STATUS_STYLE[p.status]
-        expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None and not p.expect.kinks
-                                                     else fmt_err(p.expect.max_rel_error))
-        worst = fmt_entry(c) + (f" ({side})" if p.expect is not None and c.worst_index else "")
-        if c.worst_index is None and c.kinks:  # every entry sits at a kink: the slopes judged them all
-            worst = f"all {len(c.kinks)} at kinks"
-        status = Text(label, style=style)
-        if p.kinks:
-            status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
-        table.add_row(p.name, "×".join(map(str, p.shape)), fmt_err(p.backprop.max_rel_error), expect_err,
-                      worst, fmt_num(c.analytic), fmt_num(c.numeric), status)
+        cells = param_cells(p)
+        table.add_row(*(cells[header] for header, _ in columns))
     return table
+
+
+def print_table(console: Console, s: SpecResult) -> None:
+    """The full table where it fits; else fewer columns, and each param's worst entry on a line of its own."""
+    full = spec_table(s)
+    if fits(console, full):
+        console.print(full)
+        return
+    console.print(spec_table(s, COMPACT_COLUMNS))
+    for p in s.params:
+        cells = param_cells(p)
+        say(console, Text(f"  {p.name} worst {cells['worst']}: analytic {cells['analytic']}  numeric "
+                          f"{cells['numeric']}", style="dim"))
 
 
 def note_lines(s: SpecResult) -> list[Text]:
@@ -144,9 +169,9 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
     head.append(label, style=style)
     if verbose:
         head.append(f"  {s.seconds:.3f} s", style="dim")
-    console.print(head, soft_wrap=True)
+    say(console, head)
     if s.status == "error":
-        console.print(Text(f"  {printable(s.message)}", style="red"), soft_wrap=True)
+        say(console, Text(f"  {printable(s.message)}", style="red"))
         console.print()
         return
     if s.settings is None:  # validated only: there are no numbers to show
@@ -154,11 +179,11 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
     if not quiet:
         st = s.settings
         mode = "" if st.mode.kind == "full" else f", mode {st.mode}"
-        console.print(Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
-                           f"{tolerance_label(st)}", style="dim"), soft_wrap=True)
-        console.print(spec_table(s))
+        say(console, Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
+                           f"{tolerance_label(st)}", style="dim"))
+        print_table(console, s)
     for line in failure_lines(s) + note_lines(s):
-        console.print(line, soft_wrap=True)
+        say(console, line)
     if verbose:
         from .formats.detail import render_param_detail
 
