@@ -61,7 +61,14 @@ def param_json(p: ParamResult) -> dict:
         "checked": p.backprop.checked,
         "note": p.note,
         "diagnosis": p.diagnosis,
+        "place": place_json(p.place),
+        "expect_place": place_json(p.expect_place),
     }
+
+
+def place_json(place) -> dict | None:
+    """A location as fields (not only inside a message): where a param is declared, where its formula stands."""
+    return None if place is None else {"file": place.file, "line": place.line, "col": place.col}
 
 
 def spec_json(s: SpecResult) -> dict:
@@ -76,6 +83,7 @@ def spec_json(s: SpecResult) -> dict:
         "settings": None if st is None else {"method": st.method, "mode": str(st.mode), "eps": st.eps,
                                              "rtol": st.rtol, "atol": st.atol, "seed": st.seed},
         "seconds": round(s.seconds, 6),
+        "problems": [p.to_json() for p in s.problems],
     }
 
 
@@ -171,7 +179,10 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
         head.append(f"  {s.seconds:.3f} s", style="dim")
     say(console, head)
     if s.status == "error":
-        say(console, Text(f"  {printable(s.message)}", style="red"))
+        for problem in s.problems or ():
+            say(console, Text(f"  {printable(str(problem))}", style="red"))
+        if not s.problems:
+            say(console, Text(f"  {printable(s.message)}", style="red"))
         console.print()
         return
     if s.settings is None:  # validated only: there are no numbers to show

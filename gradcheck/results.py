@@ -12,6 +12,7 @@ from . import numeric
 from .errors import SpecError
 from .model import Place
 from .options import BATCH_MEMORY, Mode
+from .problems import Problem, problems_of
 from .verdict import Comparison, relative_errors
 
 
@@ -102,10 +103,17 @@ class SpecResult:
     settings: Settings | None = None
     error: SpecError | None = None
     seconds: float = 0.0
+    problems: tuple[Problem, ...] = ()  # every error of an invalid spec; warnings and notes of a checked one
 
     @property
     def passed(self) -> bool:
         return self.status == "pass"
+
+    def with_problems(self, found, strict: bool = False) -> SpecResult:
+        """This result with warnings and notes added; under --strict a warning fails a spec that passed."""
+        problems = self.problems + tuple(found)
+        failed = strict and self.status == "pass" and any(p.severity == "warning" for p in problems)
+        return replace(self, problems=problems, status="fail" if failed else self.status)
 
     @property
     def kinks(self) -> int:
@@ -136,7 +144,8 @@ class RunResult:
 
 def error_result(path: str, exc: SpecError, name: str | None = None) -> SpecResult:
     """The result row of a spec that could not be checked."""
-    return SpecResult(path=path, name=name or _stem(path), status="error", message=str(exc), error=exc)
+    return SpecResult(path=path, name=name or _stem(path), status="error", message=str(exc), error=exc,
+                      problems=problems_of(exc))
 
 
 def summarize(results) -> RunResult:

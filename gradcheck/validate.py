@@ -11,6 +11,7 @@ import time
 
 from .deadline import SpecTimeout, time_limit, timeout_error
 from .errors import SpecError
+from .problems import Collector
 from .shapes import fmt_shape
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
@@ -22,14 +23,17 @@ from .yamlsrc import parse_yaml
 
 
 def validate_model(model: Model) -> None:
-    """Raise a located SpecError for an `expect` whose shape is not its param's."""
+    """Raise a located SpecError for every `expect` whose shape is not its param's (all of them, in file order)."""
     shapes = {d.name: d.shape for d in model.decls}
     for name, expression in model.defines:
         shapes[name] = expression.shape(shapes)
+    found = Collector()
     for name, expression, place in model.expects:
         got, want = expression.shape(shapes), shapes[name]
-        if got != want:
-            raise place.error(f"expect for {name} has shape {fmt_shape(got)} but {name} has shape {fmt_shape(want)}")
+        with found.isolated():
+            if got != want:
+                raise place.error(f"expect for {name} has shape {fmt_shape(got)} but {name} has shape {fmt_shape(want)}")
+    found.raise_any()
 
 
 def validate_path(path: str, limits: Limits | None = None) -> SpecResult:
