@@ -83,4 +83,4 @@ def execute_validate(paths, options: RunOptions, on_done=None):
     from .results import summarize
     from .runner import run_all, validate_task
 
-    return summarize(run_all(validate_task(options.limits), collect(paths), options.jobs, on_done))
+    return summarize(run_all(validate_task(options.limits, options.strict), collect(paths), options.jobs, on_done))

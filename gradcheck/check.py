@@ -21,6 +21,7 @@ from .perturb import Perturber
 from .rowpatch import term_uses
 from .refusals import (non_finite_error, refuse_non_analytic, refuse_unreliable_stencil, require_finite_estimate,
                        require_usable_steps)
+from .lint import zero_gradients
 from .results import Entries, ParamResult, Settings, SpecResult, error_result
 from .spec import Spec
 from .diagnosis import Use, diagnose
@@ -87,7 +88,8 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
     params = tuple(_check_param(Perturber(model, values, name, traces), grads[name], expected, settings,
                                 options.limits.steps) for name in model.param_names)
     status = "pass" if all(p.status == "pass" for p in params) else "fail"
-    return SpecResult(spec.path, spec.name, status, None, objective, params, settings)
+    return SpecResult(spec.path, spec.name, status, None, objective, params, settings,
+                      problems=zero_gradients(model, grads))
 
 
 def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:

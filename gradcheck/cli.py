@@ -16,7 +16,7 @@ import click
 from . import __version__
 from .batch import collect, execute, execute_validate
 from .cli_options import (COLOR_CHOICES, SEED, Output, SettingType, jobs_option, limit_options, limits_from,
-                          make_output, output_options, parse_mode, settings_from_option, timeout_option)
+                          make_output, output_options, parse_mode, settings_from_option, strict_option, timeout_option)
 from .formats import reporter
 from .options import BATCH_MEMORY, METHODS, RunOptions
 
@@ -146,9 +146,10 @@ def main():
 @click.option("--memory", type=click.IntRange(1, 2**20), metavar="MB", default=BATCH_MEMORY // 2**20,
               show_default=True,
               help="Memory budget for one batch of perturbed evaluations (less if --max-memory needs it).")
+@strict_option
 @limit_options()
 def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, settings_from, method, mode,
-        memory, **limit_values):
+        memory, strict, **limit_values):
     """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
 
     Exit status: 0 all specs pass, 1 a spec failed or is invalid (or over a limit), 2 usage or
@@ -159,7 +160,8 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
     files = require_specs(paths)
     options = RunOptions(rtol=rtol, atol=atol, eps=eps, seed=seed, method=method, mode=mode, memory=memory * 2**20,
                          limits=limits_from(limit_values), jobs=jobs, settings_from=settings_from,
-                         keep_entries=out.verbose and out.format == "human")  # only verbose human output draws them
+                         keep_entries=out.verbose and out.format == "human",  # only verbose human output draws them
+                         strict=bool(strict))
     report(lambda on_done: execute(paths, options, on_done), out, "run", len(files))
 
 
@@ -167,8 +169,9 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @output_options()
 @jobs_option
+@strict_option
 @limit_options()
-def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_values):
+def validate(paths, fmt, output, color, width, quiet, verbose, jobs, strict, **limit_values):
     """Validate the specs in PATHS without computing anything.
 
     Loads each spec and checks its keys, names, layer shapes and expressions (and that every expect
@@ -177,7 +180,7 @@ def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_val
     """
     out = make_output(fmt, output, color, width, quiet, verbose)
     files = require_specs(paths)
-    options = RunOptions(limits=limits_from(limit_values), jobs=jobs)
+    options = RunOptions(limits=limits_from(limit_values), jobs=jobs, strict=bool(strict))
     report(lambda on_done: execute_validate(paths, options, on_done), out, "validate", len(files))
 
 

@@ -273,3 +273,10 @@ def parse_mode(ctx, param, value) -> Mode | None:
         return Mode.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mode") from None
+
+
+def strict_option(command):
+    """--strict: a warning (unused param or define, a gradient zero everywhere) fails the spec."""
+    return click.option("--strict", is_flag=True, default=None,
+                        help="Fail a spec that has warnings (an unused param or define, a gradient that is zero "
+                             "at every entry); without it they are reported and the exit status is unchanged.")(command)

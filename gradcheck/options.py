@@ -106,6 +106,7 @@ class RunOptions:
     jobs: int = 1
     settings_from: str = "spec"  # "spec": a spec's check: fills what the run left open; "cli": it is ignored
     keep_entries: bool = False  # keep per-entry arrays in results (verbose human output draws them)
+    strict: bool = False  # a warning (lint.py) fails the spec
 
     @classmethod
     def of(cls, mode: Mode | str | None = None, limits: Limits | None = None, **fields) -> RunOptions:

@@ -167,6 +167,15 @@ def note_lines(s: SpecResult) -> list[Text]:
     return lines
 
 
+PROBLEM_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
+
+
+def problem_lines(s: SpecResult, verbose: bool = False) -> list[Text]:
+    """Warnings of a checked spec (and its notes, with -v), each located."""
+    return [Text(f"  {p.severity}: {printable(str(p))}", style=PROBLEM_STYLE[p.severity])
+            for p in s.problems if p.severity == "warning" or (verbose and p.severity == "info")]
+
+
 def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: bool = False,
                 command: str = "run") -> None:
     """One spec: header, settings, table, failures (quiet: only the header and the failures)."""
@@ -178,7 +187,7 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
     if verbose:
         head.append(f"  {s.seconds:.3f} s", style="dim")
     say(console, head)
-    if s.status == "error":
+    if s.status == "error" and s.error is not None:
         for problem in s.problems or ():
             say(console, Text(f"  {printable(str(problem))}", style="red"))
         if not s.problems:
@@ -186,6 +195,8 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
         console.print()
         return
     if s.settings is None:  # validated only: there are no numbers to show
+        for line in problem_lines(s, verbose):
+            say(console, line)
         return
     if not quiet:
         st = s.settings
@@ -193,7 +204,7 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
         say(console, Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
                            f"{tolerance_label(st)}", style="dim"))
         print_table(console, s)
-    for line in failure_lines(s) + note_lines(s):
+    for line in failure_lines(s) + note_lines(s) + problem_lines(s, verbose):
         say(console, line)
     if verbose:
         from .formats.detail import render_param_detail

@@ -109,11 +109,14 @@ class SpecResult:
     def passed(self) -> bool:
         return self.status == "pass"
 
-    def with_problems(self, found, strict: bool = False) -> SpecResult:
-        """This result with warnings and notes added; under --strict a warning fails a spec that passed."""
+    def with_problems(self, found, strict: bool = False, failing: str = "fail") -> SpecResult:
+        """This result with warnings and notes added; under --strict a warning fails a spec that passed.
+
+        `failing` is the status it then gets: "fail" for run, "error" (invalid) for validate.
+        """
         problems = self.problems + tuple(found)
         failed = strict and self.status == "pass" and any(p.severity == "warning" for p in problems)
-        return replace(self, problems=problems, status="fail" if failed else self.status)
+        return replace(self, problems=problems, status=failing if failed else self.status)
 
     @property
     def kinks(self) -> int:

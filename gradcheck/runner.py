@@ -70,11 +70,11 @@ def check_file(path: str, options):
     return result if options.keep_entries else result.without_entries()
 
 
-def validate_file(path: str, limits=None):
+def validate_file(path: str, limits=None, strict: bool = False):
     """Validate one spec file (the per-file task of `gradcheck validate`)."""
     from .validate import validate_path
 
-    return validate_path(path, limits)
+    return validate_path(path, limits, strict)
 
 
 def resolve_jobs(jobs: int) -> int:
@@ -195,9 +195,9 @@ def check_task(options) -> Callable:
     return partial(check_file, options=options)
 
 
-def validate_task(limits=None) -> Callable:
+def validate_task(limits=None, strict: bool = False) -> Callable:
     """A picklable per-file task for `validate`."""
-    return partial(validate_file, limits=limits)
+    return partial(validate_file, limits=limits, strict=strict)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 from .model import Model
 from .results import SpecResult, error_result
+from .lint import lint
 from .loader import build_model
 from .spec import read
 from .yamlsrc import parse_yaml
@@ -36,7 +37,7 @@ def validate_model(model: Model) -> None:
     found.raise_any()
 
 
-def validate_path(path: str, limits: Limits | None = None) -> SpecResult:
+def validate_path(path: str, limits: Limits | None = None, strict: bool = False) -> SpecResult:
     """The validation verdict on one file: status "pass" or "error" (with the located message)."""
     started = time.perf_counter()
     seconds = (limits or DEFAULT_LIMITS).timeout
@@ -49,5 +50,5 @@ def validate_path(path: str, limits: Limits | None = None) -> SpecResult:
     except SpecError as exc:
         result = error_result(path, exc)
     else:
-        result = SpecResult(path=path, name=model.name, status="pass")
+        result = SpecResult(path=path, name=model.name, status="pass").with_problems(lint(model), strict, "error")
     return result.timed(started)
