@@ -15,8 +15,10 @@ import click
 
 from . import __version__
 from .batch import collect, execute, execute_validate
-from .cli_options import (COLOR_CHOICES, SEED, Output, SettingType, jobs_option, limit_options, limits_from,
-                          make_output, output_options, parse_mode, settings_from_option, strict_option, timeout_option)
+from .cli_options import (COLOR_CHOICES, SEED, Output, SettingType, exclude_options, jobs_option, limit_options,
+                          limits_from, make_output, output_options, parse_mode, run_context, settings_from_option,
+                          stdin_paths, strict_option, timeout_option)
+from .config import ConfiguredCommand
 from .formats import reporter
 from .options import BATCH_MEMORY, METHODS, RunOptions
 
@@ -27,9 +29,9 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run sp
 WRITE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}  # output trouble
 
 
-def require_specs(paths) -> list[str]:
+def require_specs(paths, exclude=None) -> list[str]:
     """The spec files under `paths`; none at all is a usage error."""
-    files = collect(paths)
+    files = collect(paths) if exclude is None else collect(paths, exclude)
     if not files:
         raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
     return files
@@ -128,8 +130,11 @@ def main():
     """
 
 
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+SPEC_PATHS = click.Path(exists=True, allow_dash=True)
+
+
+@main.command(cls=ConfiguredCommand)
+@click.argument("paths", nargs=-1, required=True, type=SPEC_PATHS)
 @output_options()
 @jobs_option
 @click.option("--rtol", type=SettingType("rtol"), help="Relative tolerance, 1e-15 to 0.1 (default 1e-6 for central).")
@@ -147,31 +152,38 @@ def main():
               show_default=True,
               help="Memory budget for one batch of perturbed evaluations (less if --max-memory needs it).")
 @strict_option
+@exclude_options
 @limit_options()
 def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, settings_from, method, mode,
-        memory, strict, **limit_values):
-    """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
+        memory, strict, exclude, extend_exclude, **limit_values):
+    """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml; - reads one from stdin).
+
+    Options may also be set in [tool.gradcheck] of pyproject.toml or as GRADCHECK_<OPTION> variables
+    (the command line wins; see the README, "Configuration").
 
     Exit status: 0 all specs pass, 1 a spec failed or is invalid (or over a limit), 2 usage or
     internal error, 130 interrupted (Ctrl-C; the specs checked so far are reported), 143 terminated
     (SIGTERM; the same), 141 output pipe closed.
     """
     out = make_output(fmt, output, color, width, quiet, verbose)
-    files = require_specs(paths)
+    limits = limits_from(limit_values)
+    paths = stdin_paths(paths, limits)
     options = RunOptions(rtol=rtol, atol=atol, eps=eps, seed=seed, method=method, mode=mode, memory=memory * 2**20,
-                         limits=limits_from(limit_values), jobs=jobs, settings_from=settings_from,
+                         limits=limits, jobs=jobs, settings_from=settings_from,
                          keep_entries=out.verbose and out.format == "human",  # only verbose human output draws them
-                         strict=bool(strict))
+                         strict=bool(strict), **run_context(exclude, extend_exclude))
+    files = require_specs(paths, options.exclude)
     report(lambda on_done: execute(paths, options, on_done), out, "run", len(files))
 
 
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@main.command(cls=ConfiguredCommand)
+@click.argument("paths", nargs=-1, required=True, type=SPEC_PATHS)
 @output_options()
 @jobs_option
 @strict_option
+@exclude_options
 @limit_options()
-def validate(paths, fmt, output, color, width, quiet, verbose, jobs, strict, **limit_values):
+def validate(paths, fmt, output, color, width, quiet, verbose, jobs, strict, exclude, extend_exclude, **limit_values):
     """Validate the specs in PATHS without computing anything.
 
     Loads each spec and checks its keys, names, layer shapes and expressions (and that every expect
@@ -179,8 +191,11 @@ def validate(paths, fmt, output, color, width, quiet, verbose, jobs, strict, **l
     as run: 0 all valid, 1 a spec is invalid, 2 usage or internal error.
     """
     out = make_output(fmt, output, color, width, quiet, verbose)
-    files = require_specs(paths)
-    options = RunOptions(limits=limits_from(limit_values), jobs=jobs, strict=bool(strict))
+    limits = limits_from(limit_values)
+    paths = stdin_paths(paths, limits)
+    options = RunOptions(limits=limits, jobs=jobs, strict=bool(strict),
+                         **run_context(exclude, extend_exclude))
+    files = require_specs(paths, options.exclude)
     report(lambda on_done: execute_validate(paths, options, on_done), out, "validate", len(files))
 
 

@@ -280,3 +280,32 @@ def strict_option(command):
     return click.option("--strict", is_flag=True, default=None,
                         help="Fail a spec that has warnings (an unused param or define, a gradient that is zero "
                              "at every entry); without it they are reported and the exit status is unchanged.")(command)
+
+
+def exclude_options(command):
+    """--exclude / --extend-exclude: globs of files and folders a folder's walk skips."""
+    from .options import DEFAULT_EXCLUDE
+
+    command = click.option("--extend-exclude", multiple=True, metavar="GLOB",
+                           help="More globs to skip, added to --exclude (repeatable).")(command)
+    return click.option("--exclude", multiple=True, metavar="GLOB", default=DEFAULT_EXCLUDE,
+                        help=f"Skip files and folders matching GLOB (a name, or a path from here) when walking a "
+                             f"folder; files named on the command line are always checked (repeatable; replaces "
+                             f"the default {', '.join(DEFAULT_EXCLUDE)}).")(command)
+
+
+def run_context(exclude, extend_exclude) -> dict:
+    """What [tool.gradcheck] adds to the options: the project tolerances, and its extend-exclude globs."""
+    ctx = click.get_current_context()
+    project = ctx.meta.get("gradcheck.project", {})
+    extend = tuple(ctx.meta.get("gradcheck.extend_exclude", ())) + tuple(extend_exclude)
+    return {"project": tuple(sorted(project.items())), "exclude": tuple(exclude) + extend}
+
+
+def stdin_paths(paths, limits) -> list:
+    """The paths, `-` replaced by the spec read from standard input (once; a second `-` is a usage error)."""
+    if list(paths).count("-") > 1:
+        raise click.UsageError("- (standard input) can be given once")
+    from .source import read_stdin
+
+    return [read_stdin(limits.file_size) if path == "-" else path for path in paths]
