@@ -13,7 +13,7 @@ from .source import SpecPath, StdinSpec, for_argument
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
-def collect(paths, exclude=DEFAULT_EXCLUDE) -> list[str]:
+def collect(paths, exclude=DEFAULT_EXCLUDE, force_exclude: bool = False) -> list[str]:
     """Spec files from files and folders (folders recursively, *.yaml/*.yml, in path order).
 
     The path policy (README, Safety): symlinked folders inside a folder are not followed (no loops,
@@ -21,7 +21,8 @@ def collect(paths, exclude=DEFAULT_EXCLUDE) -> list[str]:
     whose target leaves it is an error row, not read), and a file named on its own must stay in its
     own folder. A folder that cannot be listed is returned as a path of its own, so that it gets an
     error row instead of vanishing. `exclude` globs drop files and folders met while walking a folder
-    (a file named on the command line is always checked, as ruff does); standard input stays as read.
+    (a file named on the command line is checked unless `force_exclude`, as ruff does: pre-commit names
+    files); standard input stays as read.
     """
     found: list[str] = []
     for path in paths:
@@ -29,20 +30,22 @@ def collect(paths, exclude=DEFAULT_EXCLUDE) -> list[str]:
             found.append(path)
         elif os.path.isdir(path):
             found.extend(walk(path, tuple(exclude)))
+        elif force_exclude and excluded(path, tuple(exclude)):
+            continue
         else:
             found.append(for_argument(path))
     return found
 
 
 def excluded(path: str, patterns: tuple[str, ...]) -> bool:
-    """Whether a glob matches the file or folder name, or its path as given (or relative to here)."""
+    """Whether a glob matches the file or folder name, or the end of its path (`vendor/*`, `specs/x/*.yaml`)."""
     if not patterns:
         return False
     from fnmatch import fnmatch
 
-    name = os.path.basename(path)
-    forms = {name, os.path.normpath(path), os.path.relpath(path)}
-    return any(fnmatch(form, pattern.rstrip("/")) for form in forms for pattern in patterns)
+    name, full = os.path.basename(path), os.path.normpath(os.path.abspath(path))
+    return any(fnmatch(name, p) or fnmatch(full, p) or fnmatch(full, "*/" + p)
+               for p in (pattern.rstrip("/") for pattern in patterns))
 
 
 def walk(top: str, exclude: tuple[str, ...] = ()) -> list[SpecPath]:
@@ -91,7 +94,7 @@ def execute(paths, options: RunOptions, on_done=None):
     from .results import summarize
     from .runner import check_task, run_all
 
-    return summarize(run_all(check_task(options), collect(paths, options.exclude), options.jobs, on_done))
+    return summarize(run_all(check_task(options), collect(paths, options.exclude, options.force_exclude), options.jobs, on_done))
 
 
 def execute_validate(paths, options: RunOptions, on_done=None):
@@ -99,5 +102,5 @@ def execute_validate(paths, options: RunOptions, on_done=None):
     from .results import summarize
     from .runner import run_all, validate_task
 
-    return summarize(run_all(validate_task(options.limits, options.strict), collect(paths, options.exclude), options.jobs,
+    return summarize(run_all(validate_task(options.limits, options.strict), collect(paths, options.exclude, options.force_exclude), options.jobs,
                              on_done))

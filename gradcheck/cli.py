@@ -29,9 +29,9 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run sp
 WRITE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}  # output trouble
 
 
-def require_specs(paths, exclude=None) -> list[str]:
+def require_specs(paths, options: RunOptions | None = None) -> list[str]:
     """The spec files under `paths`; none at all is a usage error."""
-    files = collect(paths) if exclude is None else collect(paths, exclude)
+    files = collect(paths) if options is None else collect(paths, options.exclude, options.force_exclude)
     if not files:
         raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
     return files
@@ -155,7 +155,7 @@ SPEC_PATHS = click.Path(exists=True, allow_dash=True)
 @exclude_options
 @limit_options()
 def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, settings_from, method, mode,
-        memory, strict, exclude, extend_exclude, **limit_values):
+        memory, strict, exclude, extend_exclude, force_exclude, **limit_values):
     """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml; - reads one from stdin).
 
     Options may also be set in [tool.gradcheck] of pyproject.toml or as GRADCHECK_<OPTION> variables
@@ -171,8 +171,8 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
     options = RunOptions(rtol=rtol, atol=atol, eps=eps, seed=seed, method=method, mode=mode, memory=memory * 2**20,
                          limits=limits, jobs=jobs, settings_from=settings_from,
                          keep_entries=out.verbose and out.format == "human",  # only verbose human output draws them
-                         strict=bool(strict), **run_context(exclude, extend_exclude))
-    files = require_specs(paths, options.exclude)
+                         strict=bool(strict), **run_context(exclude, extend_exclude, force_exclude))
+    files = require_specs(paths, options)
     report(lambda on_done: execute(paths, options, on_done), out, "run", len(files))
 
 
@@ -183,7 +183,8 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
 @strict_option
 @exclude_options
 @limit_options()
-def validate(paths, fmt, output, color, width, quiet, verbose, jobs, strict, exclude, extend_exclude, **limit_values):
+def validate(paths, fmt, output, color, width, quiet, verbose, jobs, strict, exclude, extend_exclude, force_exclude,
+             **limit_values):
     """Validate the specs in PATHS without computing anything.
 
     Loads each spec and checks its keys, names, layer shapes and expressions (and that every expect
@@ -194,8 +195,8 @@ def validate(paths, fmt, output, color, width, quiet, verbose, jobs, strict, exc
     limits = limits_from(limit_values)
     paths = stdin_paths(paths, limits)
     options = RunOptions(limits=limits, jobs=jobs, strict=bool(strict),
-                         **run_context(exclude, extend_exclude))
-    files = require_specs(paths, options.exclude)
+                         **run_context(exclude, extend_exclude, force_exclude))
+    files = require_specs(paths, options)
     report(lambda on_done: execute_validate(paths, options, on_done), out, "validate", len(files))
 
 

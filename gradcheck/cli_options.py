@@ -286,6 +286,9 @@ def exclude_options(command):
     """--exclude / --extend-exclude: globs of files and folders a folder's walk skips."""
     from .options import DEFAULT_EXCLUDE
 
+    command = click.option("--force-exclude", is_flag=True, default=False,
+                           help="Apply the exclude globs to files named on the command line too (for pre-commit, "
+                                "which names every changed file).")(command)
     command = click.option("--extend-exclude", multiple=True, metavar="GLOB",
                            help="More globs to skip, added to --exclude (repeatable).")(command)
     return click.option("--exclude", multiple=True, metavar="GLOB", default=DEFAULT_EXCLUDE,
@@ -294,12 +297,13 @@ def exclude_options(command):
                              f"the default {', '.join(DEFAULT_EXCLUDE)}).")(command)
 
 
-def run_context(exclude, extend_exclude) -> dict:
+def run_context(exclude, extend_exclude, force_exclude=False) -> dict:
     """What [tool.gradcheck] adds to the options: the project tolerances, and its extend-exclude globs."""
     ctx = click.get_current_context()
     project = ctx.meta.get("gradcheck.project", {})
     extend = tuple(ctx.meta.get("gradcheck.extend_exclude", ())) + tuple(extend_exclude)
-    return {"project": tuple(sorted(project.items())), "exclude": tuple(exclude) + extend}
+    return {"project": tuple(sorted(project.items())), "exclude": tuple(exclude) + extend,
+            "force_exclude": bool(force_exclude)}
 
 
 def stdin_paths(paths, limits) -> list:

@@ -109,6 +109,7 @@ class RunOptions:
     keep_entries: bool = False  # keep per-entry arrays in results (verbose human output draws them)
     strict: bool = False  # a warning (lint.py) fails the spec
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # globs of files and folders not collected from folders
+    force_exclude: bool = False  # --exclude applies to files named on the command line too (pre-commit)
     project: tuple[tuple[str, float], ...] = ()  # rtol/atol/eps of [tool.gradcheck]: below a spec's check:
 
     @classmethod
