@@ -178,7 +178,7 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
 
 @main.command(cls=ConfiguredCommand)
 @click.argument("paths", nargs=-1, required=True, type=SPEC_PATHS)
-@output_options()
+@output_options(verbose_help="Also each spec's time, and its notes (info: params without an expect formula).")
 @jobs_option
 @strict_option
 @exclude_options

@@ -124,7 +124,11 @@ def _mode_for(path: str) -> int:
         return 0o666 & ~umask
 
 
-def output_options(formats=FORMAT_NAMES, levels: bool = True):
+RUN_VERBOSE = ("Also each param's 10 worst entries, and a heatmap of the per-entry error of a failing param, "
+               "each spec's time and its notes (info).")
+
+
+def output_options(formats=FORMAT_NAMES, levels: bool = True, verbose_help: str = RUN_VERBOSE):
     """--format, -o, --color, --width (and -q/-v): shared by the commands that print reports."""
 
     def decorate(command):
@@ -141,9 +145,7 @@ def output_options(formats=FORMAT_NAMES, levels: bool = True):
         if levels:
             options += [
                 click.option("-q", "--quiet", is_flag=True, help="Only failures, errors and the summary."),
-                click.option("-v", "--verbose", is_flag=True,
-                             help="Also each param's 10 worst entries, and a heatmap of the per-entry error "
-                                  "of a failing param."),
+                click.option("-v", "--verbose", is_flag=True, help=verbose_help),
             ]
         for option in reversed(options):
             command = option(command)

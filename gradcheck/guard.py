@@ -45,7 +45,7 @@ def check_path(path: str, options: RunOptions | None = None) -> SpecResult:
     # --memory is the batch budget asked for; the check gets less if --max-memory needs it
     memory = budget.batch_memory(model, options.limits, options.memory)
     result = check(spec, replace(options, memory=max(1, memory)))
-    return result.with_problems(lint(spec.model), options.strict)
+    return result.with_problems(lint(spec.model), options.strict).timed(started)  # seconds include loading
 
 
 def budgeted_model(model, options: RunOptions):

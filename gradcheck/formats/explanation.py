@@ -41,14 +41,20 @@ def expect_block(ex: Explanation) -> list[str]:
 def term_table(rows) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     has_bias = any(r.bias for r in rows)
-    headers = ["layer", "weight W⁽ˡ⁾"] + (["bias"] if has_bias else []) + ["f(z)", "f′(z)", "δ⁽ˡ⁾",
-                                                                          "z⁽ˡ⁾ (input to the layer)"]
+    headers = ["l", "f of", "weight W⁽ˡ⁾"] + (["bias"] if has_bias else []) + ["f(z)", "f′(z)", "δ⁽ˡ⁾",
+                                                                                 "z⁽ˡ⁾ (input to f)"]
     for header in headers:
         table.add_column(header, no_wrap=True)
     for r in rows:
-        cells = [str(r.layer), r.weight] + ([r.bias or ""] if has_bias else []) + [r.f, r.df, r.delta, r.z]
+        cells = [str(r.layer), spec_layer(r.layer), r.weight] + ([r.bias or ""] if has_bias else []) + \
+            [r.f, r.df, r.delta, r.z]
         table.add_row(*cells)
     return table
+
+
+def spec_layer(level: int) -> str:
+    """Whose f a UFLDL row l holds, in the numbering of the spec (and of run's messages): layer l - 1."""
+    return "input" if level == 1 else f"layer {level - 1}"
 
 
 def print_term(console, rows) -> None:
@@ -59,7 +65,7 @@ def print_term(console, rows) -> None:
         return
     for r in rows:
         bias = f"   bias {r.bias}" if r.bias else ""
-        console.print(Text(f"layer {r.layer}   weight W⁽ˡ⁾ {r.weight}{bias}", style="bold"))
+        console.print(Text(f"l = {r.layer} (f of {spec_layer(r.layer)})   weight W⁽ˡ⁾ {r.weight}{bias}", style="bold"))
         for label, text in (("f(z)", r.f), ("f′(z)", r.df), ("δ⁽ˡ⁾", r.delta), ("z⁽ˡ⁾ (input)", r.z)):
             say(console, Text(f"  {label} = {text}"))
 
@@ -71,7 +77,8 @@ def render_explanation(ex: Explanation, out: IO[str], color: bool | None = None,
     head.append(human(ex.name), style="bold")
     head.append(f"  {human(ex.path)}", style="dim")
     say(console, head)
-    say(console, Text("Layer 1 is the input; the spec's layer l is layer l + 1. δ⁽ⁿˡ⁾ = ∂J/∂a⁽ⁿˡ⁾ • f′(z⁽ⁿˡ⁾) "
+    say(console, Text("Rows are UFLDL's l, 1 the input: the spec's layer k (as run numbers layers) has its weight "
+                      "in row k and its f in row k + 1. δ⁽ⁿˡ⁾ = ∂J/∂a⁽ⁿˡ⁾ • f′(z⁽ⁿˡ⁾) "
                       "(for J = sum: f′(z⁽ⁿˡ⁾)); δ⁽ˡ⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁺¹⁾) • f′(z⁽ˡ⁾).", style="dim"))
     for term in ex.terms:
         console.print()
