@@ -8,6 +8,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from conftest import ICA, ROOT, WRONG, invoke
 
 import gradcheck.guard as guard
@@ -34,6 +36,7 @@ def test_validate_verbose_help_is_its_own():
     assert "heatmap" in run and "heatmap" not in validate and "notes (info" in validate
 
 
+@pytest.mark.slow  # a pytest process of its own
 def test_assert_gradients_hides_its_own_frames_from_pytest(tmp_path):
     test = tmp_path / "test_user.py"
     test.write_text(textwrap.dedent(f"""\
