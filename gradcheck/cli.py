@@ -225,7 +225,9 @@ def explain_command(spec, fmt, output, color, width, emit, timeout):
         except SpecTimeout:
             status = explain_error(out, stream, spec, str(timeout_error(spec, timeout)))
         except SpecError as exc:
-            status = explain_error(out, stream, spec, str(exc))
+            from .problems import problems_of
+
+            status = explain_error(out, stream, spec, str(exc), problems_of(exc))
     sys.exit(status)
 
 
@@ -259,16 +261,18 @@ def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> i
     return 0
 
 
-def explain_error(out: Output, stream: IO[str], path: str, message: str) -> int:
-    """An invalid spec, through the chosen format: exit status 1."""
+def explain_error(out: Output, stream: IO[str], path: str, message: str, problems=()) -> int:
+    """An invalid spec, through the chosen format (every problem of it): exit status 1."""
     if out.fmt == "json":
         import json
 
         from .formats.escape import json_text
 
-        stream.write(json_text(json.dumps({"path": path, "error": message}, indent=2, ensure_ascii=False)) + "\n")
+        data = {"path": path, "error": message, "problems": [p.to_json() for p in problems]}
+        stream.write(json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
     else:
-        say(message)
+        for line in map(str, problems) if problems else [message]:
+            say(line)
     return 1
 
 

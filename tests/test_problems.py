@@ -123,3 +123,14 @@ def test_every_format_carries_each_problem_with_its_line_and_column(tmp_path):
     assert 'line="5"' in junit and all(f"{spec}:{p['line']}:{p['col']}" in junit for p in listed)
     valid = json.loads(invoke("validate", "--format", "json", spec).output)["specs"][0]["problems"]
     assert valid == listed
+
+
+def test_explain_lists_every_problem_too():
+    from conftest import FIXTURES
+
+    four = FIXTURES / "problems" / "four_mistakes.yaml"
+    human = invoke("explain", four)
+    assert human.exit_code == 1 and [line.split(": ")[0] for line in human.output.splitlines()] == \
+        [f"{four}:{line}:{col}" for line, col in ((9, 1), (11, 26), (12, 18), (14, 6))]
+    data = json.loads(invoke("explain", "--format", "json", four).output)
+    assert [(p["line"], p["col"]) for p in data["problems"]] == [(9, 1), (11, 26), (12, 18), (14, 6)]
