@@ -134,10 +134,10 @@ class Loader:
             raise node.key_error(f'"{name}" is declared twice (already under {self.kinds[name]})')
         decl = declaration(name, kind, node, self.limits)
         size = decl.shape[0] * decl.shape[1]
-        self.total += size
-        if self.total > self.limits.total_elements:
-            raise node.error(f"the spec's matrices would hold {count(self.total)} numbers in all; the limit "
+        if self.total + size > self.limits.total_elements:  # refused, so not counted: later ones judged alone
+            raise node.error(f"the spec's matrices would hold {count(self.total + size)} numbers in all; the limit "
                              f"is {count(self.limits.total_elements)} ({hint('total_elements')})")
+        self.total += size
         self.shapes[name] = decl.shape
         self.kinds[name] = "params" if kind == "param" else "data"
         return decl
