@@ -113,6 +113,7 @@ def test_standard_input_is_one_spec_located_as_stdin():
     assert invoke("run", "-", "-", input="").exit_code == 2
 
 
+@pytest.mark.slow  # a real process with -j 2 workers
 def test_standard_input_crosses_to_workers():
     proc = subprocess.run([sys.executable, "-m", "gradcheck", "run", "-j", "2", "--format", "json", "-", str(ICA)],
                           input=INVALID.read_text(), capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -23,6 +23,8 @@ from gradcheck.results import summarize
 from gradcheck.spec import load
 
 WIDTHS = (60, 80, 100, 120)
+# the narrow widths run in the fast suite; the wide ones (where the full table mostly fits) only in the full one
+PARAMS = [60, 80, *(pytest.param(w, marks=pytest.mark.slow) for w in (100, 120))]
 PATHS = [*BUNDLED, *sorted((FIXTURES / "wrong").glob("*.yaml"))]
 NUMBER = re.compile(r"(?<![\w.⁽⁾])[-+]?\d+(?:\.\d*)?(?:e[-+]?\d*)?(?![\w.])")
 SUPERSCRIPT = re.compile(r"[⁽⁾⁰¹²³⁴⁵⁶⁷⁸⁹ⁿˡ⁺⁻]+")
@@ -62,7 +64,7 @@ def rendered(result, width: int, verbose: bool) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("width", PARAMS)
 @pytest.mark.parametrize("verbose", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["run", "run-v"])
 def test_run_never_breaks_a_number(results, width, verbose):
     for path, result in results.items():
@@ -87,7 +89,7 @@ def symbols(text: str) -> list[str]:
     return re.findall(r"\S*⁽[^\s]*", text)
 
 
-@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("width", PARAMS)
 def test_explain_never_splits_a_symbol(width):
     for path in PATHS:
         out = io.StringIO()
