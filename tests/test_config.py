@@ -127,3 +127,11 @@ def test_force_exclude_applies_the_globs_to_named_files_as_pre_commit_names_them
     assert code == 0 and names(data) == ["ica.yaml"]
     hooks = (ROOT / ".pre-commit-hooks.yaml").read_text()
     assert hooks.count("--quiet --force-exclude") == 2
+
+
+def test_limits_and_output_options_are_settable_too(tmp_path):
+    specs = project(tmp_path, '[tool.gradcheck]\nmax-elements = 10\nformat = "json"\nextend-exclude = ["*"]\n')
+    result = invoke("run", specs / "ica.yaml")  # a named file is checked; the walk would skip everything
+    data = json.loads(result.output)
+    assert result.exit_code == 1 and "--max-elements" in data["specs"][0]["message"]
+    assert invoke("run", specs).exit_code == 2  # every file excluded: no spec files
