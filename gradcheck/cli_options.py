@@ -294,9 +294,9 @@ def exclude_options(command):
     command = click.option("--extend-exclude", multiple=True, metavar="GLOB",
                            help="More globs to skip, added to --exclude (repeatable).")(command)
     return click.option("--exclude", multiple=True, metavar="GLOB", default=DEFAULT_EXCLUDE,
-                        help=f"Skip files and folders matching GLOB (a name, or a path from here) when walking a "
-                             f"folder; files named on the command line are always checked (repeatable; replaces "
-                             f"the default {', '.join(DEFAULT_EXCLUDE)}).")(command)
+                        help=f"Skip files and folders matching GLOB (a name, or the end of a path: vendor/*) when "
+                             f"walking a folder; files named on the command line are checked unless "
+                             f"--force-exclude (repeatable; replaces the default {', '.join(DEFAULT_EXCLUDE)}).")(command)
 
 
 def run_context(exclude, extend_exclude, force_exclude=False) -> dict:
