@@ -68,7 +68,7 @@ def param_json(p: ParamResult) -> dict:
 
 def place_json(place) -> dict | None:
     """A location as fields (not only inside a message): where a param is declared, where its formula stands."""
-    return None if place is None else {"file": place.file, "line": place.line, "col": place.col}
+    return None if place is None else {"line": place.line, "col": place.col}  # in the spec's own file (path)
 
 
 def spec_json(s: SpecResult) -> dict:
