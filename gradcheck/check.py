@@ -21,6 +21,7 @@ from .perturb import Perturber
 from .rowpatch import term_uses
 from .refusals import (non_finite_error, outside_domain_error, refuse_non_analytic, refuse_unreliable_stencil,
                        require_finite_estimate, require_usable_steps)
+from .lint import zero_gradients
 from .results import Entries, ParamResult, Settings, SpecResult, error_result
 from .spec import Spec
 from .diagnosis import Use, diagnose
@@ -34,16 +35,18 @@ SEARCH_ROUNDS = 3  # ladders moved per undecided entry, at most (8× each: 512×
 
 
 def settings_for(spec: Spec, objective: float, options: RunOptions) -> Settings:
-    """The run's options beat the spec's `check:` section, which beats the defaults.
+    """The run's options beat the spec's `check:` section, which beats [tool.gradcheck]'s tolerances, then defaults.
 
     With settings_from "cli" the spec's `check:` is ignored: a run can pin its settings so that a
     handed-in spec cannot loosen them.
     """
     opts = spec.model.check if options.settings_from == "spec" else CheckOptions()
+    project = dict(options.project)  # [tool.gradcheck]: a spec's own tolerance beats it (gradcheck.config)
     method = options.method or opts.method or "central"
-    rtol = _first(options.rtol, opts.rtol, DEFAULT_RTOL[method])
-    atol = _first(options.atol, opts.atol, 0.0)
-    return Settings(method=method, mode=options.mode or opts.mode or FULL, eps=_first(options.eps, opts.eps),
+    rtol = _first(options.rtol, opts.rtol, project.get("rtol"), DEFAULT_RTOL[method])
+    atol = _first(options.atol, opts.atol, project.get("atol"), 0.0)
+    return Settings(method=method, mode=options.mode or opts.mode or FULL,
+                    eps=_first(options.eps, opts.eps, project.get("eps")),
                     rtol=float(rtol), atol=float(atol), seed=_first(options.seed, spec.model.seed),
                     memory=int(options.batch_memory))
 
@@ -90,7 +93,8 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
                                 options.limits.steps) for name in model.param_names)
     formulas = second.check_formulas(model, values, traces, grads, settings)  # hessian: and hvp:
     status = "pass" if all(p.status == "pass" for p in params + formulas) else "fail"
-    return SpecResult(spec.path, spec.name, status, None, objective, params, settings, second=formulas)
+    return SpecResult(spec.path, spec.name, status, None, objective, params, settings, second=formulas,
+                      problems=zero_gradients(model, grads))
 
 
 def _sides(model: Model, values, name: str, traces, grad, expected: dict):

@@ -15,20 +15,23 @@ import click
 
 from . import __version__
 from .batch import collect, execute, execute_validate
-from .cli_options import (COLOR_CHOICES, SEED, Output, SettingType, jobs_option, limit_options, limits_from,
-                          make_output, output_options, parse_mode, settings_from_option, timeout_option)
+from .cli_options import (COLOR_CHOICES, SEED, Output, SettingType, exclude_options, jobs_option, limit_options,
+                          limits_from, make_output, output_options, parse_mode, run_context, settings_from_option,
+                          stdin_paths, strict_option, timeout_option)
+from .config import ConfiguredCommand
 from .formats import reporter
 from .options import BATCH_MEMORY, METHODS, RunOptions
 
 EXIT_INTERNAL = 2  # a usage error, or a bug of ours
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM: CI cancellation, `timeout`; reported like Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`gradcheck run specs/ | head`)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}  # output trouble
 
 
-def require_specs(paths) -> list[str]:
+def require_specs(paths, options: RunOptions | None = None) -> list[str]:
     """The spec files under `paths`; none at all is a usage error."""
-    files = collect(paths)
+    files = collect(paths) if options is None else collect(paths, options.exclude, options.force_exclude)
     if not files:
         raise click.UsageError(f"no spec files (*.yaml, *.yml) under {', '.join(paths)}")
     return files
@@ -40,19 +43,23 @@ def report(run_specs, out: Output, command: str, total: int) -> None:
     Ctrl-C renders the rows finished so far and exits 130; a closed stdout exits 141 quietly; a row
     where gradcheck itself failed (an internal error) is reported with the others, then exits 2.
     """
+    import signal
+
     from .results import summarize
-    from .runner import Interrupted, progress
+    from .runner import Interrupted, Terminated, progress
 
     render = reporter(out.format)
     options = out.render_options(command)
     with out.stream() as stream:
         try:
-            with progress(0 if out.quiet else total) as on_done:
+            with Terminated.as_interrupt(), progress(0 if out.quiet else total) as on_done:
                 result = run_specs(on_done)
         except Interrupted as stop:
             emit(render, summarize(stop.done), stream, options)
-            click.echo(f"gradcheck: interrupted after {len(stop.done)} of {stop.total} specs", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            terminated = stop.signal == signal.SIGTERM
+            click.echo(f"gradcheck: {'terminated' if terminated else 'interrupted'} after {len(stop.done)} of "
+                       f"{stop.total} specs", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: exit 2 with one line, never a traceback
             say(f"gradcheck: internal error: {type(exc).__name__}: {exc}")
             sys.exit(EXIT_INTERNAL)
@@ -118,12 +125,16 @@ def main():
     """Check hand-derived gradients of matrix functions written as YAML specs.
 
     Exit status: 0 all specs pass, 1 a spec failed or is invalid, 2 usage or internal error,
-    130 interrupted (Ctrl-C; the specs checked so far are reported), 141 output pipe closed.
+    130 interrupted (Ctrl-C; the specs checked so far are reported), 143 terminated (SIGTERM: reported
+    the same way), 141 output pipe closed.
     """
 
 
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+SPEC_PATHS = click.Path(exists=True, allow_dash=True)
+
+
+@main.command(cls=ConfiguredCommand)
+@click.argument("paths", nargs=-1, required=True, type=SPEC_PATHS)
 @output_options()
 @jobs_option
 @click.option("--rtol", type=SettingType("rtol"), help="Relative tolerance, 1e-15 to 0.1 (default 1e-6 for central).")
@@ -140,29 +151,40 @@ def main():
 @click.option("--memory", type=click.IntRange(1, 2**20), metavar="MB", default=BATCH_MEMORY // 2**20,
               show_default=True,
               help="Memory budget for one batch of perturbed evaluations (less if --max-memory needs it).")
+@strict_option
+@exclude_options
 @limit_options()
 def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps, seed, settings_from, method, mode,
-        memory, **limit_values):
-    """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml).
+        memory, strict, exclude, extend_exclude, force_exclude, **limit_values):
+    """Check the specs in PATHS (files, or folders searched for *.yaml and *.yml; - reads one from stdin).
+
+    Options may also be set in [tool.gradcheck] of pyproject.toml or as GRADCHECK_<OPTION> variables
+    (the command line wins; see the README, "Configuration").
 
     Exit status: 0 all specs pass, 1 a spec failed or is invalid (or over a limit), 2 usage or
-    internal error, 130 interrupted (Ctrl-C; the specs checked so far are reported), 141 output
-    pipe closed.
+    internal error, 130 interrupted (Ctrl-C; the specs checked so far are reported), 143 terminated
+    (SIGTERM; the same), 141 output pipe closed.
     """
     out = make_output(fmt, output, color, width, quiet, verbose)
-    files = require_specs(paths)
+    limits = limits_from(limit_values)
+    paths = stdin_paths(paths, limits)
     options = RunOptions(rtol=rtol, atol=atol, eps=eps, seed=seed, method=method, mode=mode, memory=memory * 2**20,
-                         limits=limits_from(limit_values), jobs=jobs, settings_from=settings_from,
-                         keep_entries=out.verbose and out.format == "human")  # only verbose human output draws them
+                         limits=limits, jobs=jobs, settings_from=settings_from,
+                         keep_entries=out.verbose and out.format == "human",  # only verbose human output draws them
+                         strict=bool(strict), **run_context(exclude, extend_exclude, force_exclude))
+    files = require_specs(paths, options)
     report(lambda on_done: execute(paths, options, on_done), out, "run", len(files))
 
 
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@output_options()
+@main.command(cls=ConfiguredCommand)
+@click.argument("paths", nargs=-1, required=True, type=SPEC_PATHS)
+@output_options(verbose_help="Also each spec's time, and its notes (info: params without an expect formula).")
 @jobs_option
+@strict_option
+@exclude_options
 @limit_options()
-def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_values):
+def validate(paths, fmt, output, color, width, quiet, verbose, jobs, strict, exclude, extend_exclude, force_exclude,
+             **limit_values):
     """Validate the specs in PATHS without computing anything.
 
     Loads each spec and checks its keys, names, layer shapes and expressions (and that every expect
@@ -170,8 +192,11 @@ def validate(paths, fmt, output, color, width, quiet, verbose, jobs, **limit_val
     as run: 0 all valid, 1 a spec is invalid, 2 usage or internal error.
     """
     out = make_output(fmt, output, color, width, quiet, verbose)
-    files = require_specs(paths)
-    options = RunOptions(limits=limits_from(limit_values), jobs=jobs)
+    limits = limits_from(limit_values)
+    paths = stdin_paths(paths, limits)
+    options = RunOptions(limits=limits, jobs=jobs, strict=bool(strict),
+                         **run_context(exclude, extend_exclude, force_exclude))
+    files = require_specs(paths, options)
     report(lambda on_done: execute_validate(paths, options, on_done), out, "validate", len(files))
 
 
@@ -200,7 +225,9 @@ def explain_command(spec, fmt, output, color, width, emit, timeout):
         except SpecTimeout:
             status = explain_error(out, stream, spec, str(timeout_error(spec, timeout)))
         except SpecError as exc:
-            status = explain_error(out, stream, spec, str(exc))
+            from .problems import problems_of
+
+            status = explain_error(out, stream, spec, str(exc), problems_of(exc))
     sys.exit(status)
 
 
@@ -234,16 +261,18 @@ def explain_spec(path: str, out: Output, emit: str | None, stream: IO[str]) -> i
     return 0
 
 
-def explain_error(out: Output, stream: IO[str], path: str, message: str) -> int:
-    """An invalid spec, through the chosen format: exit status 1."""
+def explain_error(out: Output, stream: IO[str], path: str, message: str, problems=()) -> int:
+    """An invalid spec, through the chosen format (every problem of it): exit status 1."""
     if out.fmt == "json":
         import json
 
         from .formats.escape import json_text
 
-        stream.write(json_text(json.dumps({"path": path, "error": message}, indent=2, ensure_ascii=False)) + "\n")
+        data = {"path": path, "error": message, "problems": [p.to_json() for p in problems]}
+        stream.write(json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
     else:
-        say(message)
+        for line in map(str, problems) if problems else [message]:
+            say(line)
     return 1
 
 

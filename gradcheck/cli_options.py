@@ -55,7 +55,7 @@ class Output:
             yield handle
 
 
-COMMIT_ON_EXIT = (0, 1, 130)  # a report that was rendered: passed, failed, or the rows done before Ctrl-C
+COMMIT_ON_EXIT = (0, 1, 130, 143)  # a report that was rendered: passed, failed, or the rows done before Ctrl-C or SIGTERM
 
 
 @contextmanager
@@ -124,7 +124,11 @@ def _mode_for(path: str) -> int:
         return 0o666 & ~umask
 
 
-def output_options(formats=FORMAT_NAMES, levels: bool = True):
+RUN_VERBOSE = ("Also each param's 10 worst entries, and a heatmap of the per-entry error of a failing param, "
+               "each spec's time and its notes (info).")
+
+
+def output_options(formats=FORMAT_NAMES, levels: bool = True, verbose_help: str = RUN_VERBOSE):
     """--format, -o, --color, --width (and -q/-v): shared by the commands that print reports."""
 
     def decorate(command):
@@ -141,9 +145,7 @@ def output_options(formats=FORMAT_NAMES, levels: bool = True):
         if levels:
             options += [
                 click.option("-q", "--quiet", is_flag=True, help="Only failures, errors and the summary."),
-                click.option("-v", "--verbose", is_flag=True,
-                             help="Also each param's 10 worst entries, and a heatmap of the per-entry error "
-                                  "of a failing param."),
+                click.option("-v", "--verbose", is_flag=True, help=verbose_help),
             ]
         for option in reversed(options):
             command = option(command)
@@ -273,3 +275,43 @@ def parse_mode(ctx, param, value) -> Mode | None:
         return Mode.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mode") from None
+
+
+def strict_option(command):
+    """--strict: a warning (unused param or define, a gradient zero everywhere) fails the spec."""
+    return click.option("--strict", is_flag=True, default=None,
+                        help="Fail a spec that has warnings (an unused param or define, a gradient that is zero "
+                             "at every entry); without it they are reported and the exit status is unchanged.")(command)
+
+
+def exclude_options(command):
+    """--exclude / --extend-exclude: globs of files and folders a folder's walk skips."""
+    from .options import DEFAULT_EXCLUDE
+
+    command = click.option("--force-exclude", is_flag=True, default=False,
+                           help="Apply the exclude globs to files named on the command line too (for pre-commit, "
+                                "which names every changed file).")(command)
+    command = click.option("--extend-exclude", multiple=True, metavar="GLOB",
+                           help="More globs to skip, added to --exclude (repeatable).")(command)
+    return click.option("--exclude", multiple=True, metavar="GLOB", default=DEFAULT_EXCLUDE,
+                        help=f"Skip files and folders matching GLOB (a name, or the end of a path: vendor/*) when "
+                             f"walking a folder; files named on the command line are checked unless "
+                             f"--force-exclude (repeatable; replaces the default {', '.join(DEFAULT_EXCLUDE)}).")(command)
+
+
+def run_context(exclude, extend_exclude, force_exclude=False) -> dict:
+    """What [tool.gradcheck] adds to the options: the project tolerances, and its extend-exclude globs."""
+    ctx = click.get_current_context()
+    project = ctx.meta.get("gradcheck.project", {})
+    extend = tuple(ctx.meta.get("gradcheck.extend_exclude", ())) + tuple(extend_exclude)
+    return {"project": tuple(sorted(project.items())), "exclude": tuple(exclude) + extend,
+            "force_exclude": bool(force_exclude)}
+
+
+def stdin_paths(paths, limits) -> list:
+    """The paths, `-` replaced by the spec read from standard input (once; a second `-` is a usage error)."""
+    if list(paths).count("-") > 1:
+        raise click.UsageError("- (standard input) can be given once")
+    from .source import read_stdin
+
+    return [read_stdin(limits.file_size) if path == "-" else path for path in paths]

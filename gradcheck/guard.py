@@ -15,6 +15,7 @@ from .check import check
 from .deadline import SpecTimeout, can_time_out, time_limit, timeout_error  # noqa: F401 - also used from here
 from .errors import SpecError
 from .limits import Limits, size
+from .lint import lint
 from .model import CheckOptions
 from .options import RunOptions
 from .results import SpecResult, error_result
@@ -43,7 +44,8 @@ def check_path(path: str, options: RunOptions | None = None) -> SpecResult:
         return error_result(path, exc).timed(started)
     # --memory is the batch budget asked for; the check gets less if --max-memory needs it
     memory = budget.batch_memory(model, options.limits, options.memory)
-    return check(spec, replace(options, memory=max(1, memory)))
+    result = check(spec, replace(options, memory=max(1, memory)))
+    return result.with_problems(lint(spec.model), options.strict).timed(started)  # seconds include loading
 
 
 def budgeted_model(model, options: RunOptions):

@@ -1,7 +1,10 @@
 """Validate the located YAML tree of a spec into a Model; every problem is a SpecError at file:line:col.
 
 Sections are read in order (params and data, define, the terms and their layers, expect, check); a layer
-is parsed by its kind (gradcheck/kinds), an activation by its row, an objective by its row.
+is parsed by its kind (gradcheck/kinds), an activation by its row, an objective by its row. Independent
+pieces (each top-level key, declaration, term, activation, define, expect, check setting) are read in
+isolation (problems.Collector), so one run reports every problem of a file, in file order; a name
+whose own definition failed is `broken`, and what only fails because of it is not reported again.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import re
 
 from . import budget
 from .activations import TABLE, custom, lookup, with_argument
+from .check_section import read_check
 from .declarations import check_size, declaration
 from .refs import DATA, RefReader
-from .errors import excerpt
+from .errors import SpecError, excerpt
 from .expr import Expression
 from .exprparse import parse
 from .functions import FUNCTIONS, ShapeProblem
@@ -27,7 +31,8 @@ from .losses import LOSSES, unknown_loss, unknown_objective, with_target
 from .model import ActivationUse, CheckOptions, Decl, Layer, Model, Objective, Ref, Term
 from .nodes import check_keys, expression_where, describe, expect_list, expect_mapping, key_place, number, place_of, text
 from .second_load import SECTIONS, parsed_outside_hvp, second_formulas
-from .options import MAX_SEED, METHODS, Mode, setting_problem
+from .options import MAX_SEED
+from .problems import Cascade, Collector
 from .shapes import Shape, broadcast, fmt_shape
 from .suggest import did_you_mean
 from .yamlsrc import Node
@@ -37,7 +42,6 @@ TOP_KEYS = ("name", "description", "seed", "params", "data", "input", "layers", 
             "terms", "define", "expect", "check", *SECTIONS)
 TERM_KEYS = ("input", "layers", "output", "objective", "coef")
 LAYER_KEYS = ("name", *SOURCE_KEYS, "weight", "bias", "activation", *KEYED)
-CHECK_KEYS = ("eps", "rtol", "atol", "mode", "method")
 RESERVED = {"I", "z"} | set(FUNCTIONS)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -59,32 +63,50 @@ class Loader(RefReader):
         self.layer_names: dict[str, int] = {}  # every layer name -> its term (one namespace with params and data)
         self.on_params: dict[str, str] = {}  # define name -> a param it reads (directly or through a define)
         self.total = 0
+        self.problems = Collector()
+        self.broken: set[str] = set()  # names whose declaration or define failed (reported once, there)
 
     def build(self) -> Model:
-        check_keys(self.top, TOP_KEYS, "the spec")
+        self.keys(self.top, TOP_KEYS, "the spec")
+        before = len(self.problems.found)
         decls = self.declarations("params", "param") + self.declarations("data", "data")
-        if not any(d.kind == "param" for d in decls):
-            where = self.top.get("params") or self.root
-            raise where.error("the spec declares no params: list at least one under params:")
+        if not any(d.kind == "param" for d in decls) and len(self.problems.found) == before:
+            with self.problems.isolated():
+                raise (self.top.get("params") or self.root).error("the spec declares no params: list at least one "
+                                                                  "under params:")
         defines = self.defines()  # before the terms: layers may read defines of data
-        terms = self.terms()
+        terms = self.safely(self.terms, [])
         expects = self.expects()
         name = self.top.get("name")
-        model = Model(
-            path=self.file,
-            name=self.text(name, "name") if name is not None else default_name(self.file),
-            description=self.text(self.top["description"], "description") if "description" in self.top else None,
-            seed=self.seed() if "seed" in self.top else 0,
-            decls=tuple(decls),
-            terms=tuple(terms),
-            defines=tuple(defines),
-            expects=tuple(expects),
-            check=self.check_options(),
-            second=second_formulas(self),
-            places={k: key_place(v) for k, v in self.top.items()},
+        fields = dict(
+            name=self.safely(lambda: self.text(name, "name"), "") if name is not None else default_name(self.file),
+            description=self.safely(lambda: self.text(self.top["description"], "description"))
+            if "description" in self.top else None,
+            seed=self.safely(self.seed, 0) if "seed" in self.top else 0,
+            check=self.safely(self.check_options, CheckOptions()),
+            second=self.safely(lambda: second_formulas(self), ()),
         )
+        self.problems.raise_any()
+        model = Model(path=self.file, decls=tuple(decls), terms=tuple(terms), defines=tuple(defines),
+                      expects=tuple(expects), places={k: key_place(v) for k, v in self.top.items()}, **fields)
         budget.require(model, self.limits)
         return model
+
+    def safely(self, read, default=None):
+        """read(), or `default` when it fails: the problem is recorded and loading goes on."""
+        with self.problems.isolated():
+            return read()
+        return default
+
+    def keys(self, mapping: dict[str, Node], allowed, where: str) -> None:
+        """Record every unknown key of a mapping (not only the first)."""
+        for key, node in mapping.items():
+            with self.problems.isolated():
+                check_keys({key: node}, allowed, where)
+
+    def cascade(self) -> Cascade:
+        """The error of something that only failed because of a problem already recorded."""
+        return Cascade("follows from a problem reported above", self.file)
 
     def seed(self) -> int:
         node = self.top["seed"]
@@ -101,23 +123,31 @@ class Loader(RefReader):
         if section not in self.top:
             return []
         out = []
-        for name, node in expect_mapping(self.top[section], section).items():
-            if not _IDENT.match(name):
-                raise node.key_error(f'"{excerpt(name)}" is not a valid name (letters, digits and _; not starting with a digit)')
-            if name in RESERVED:
-                raise node.key_error(f'"{name}" is reserved (I, z and the function names); pick another name')
-            if name in self.kinds:
-                raise node.key_error(f'"{name}" is declared twice (already under {self.kinds[name]})')
-            decl = declaration(name, kind, node, self.limits)
-            size = decl.shape[0] * decl.shape[1]
-            self.total += size
-            if self.total > self.limits.total_elements:
-                raise node.error(f"the spec's matrices would hold {count(self.total)} numbers in all; the limit "
-                                 f"is {count(self.limits.total_elements)} ({hint('total_elements')})")
-            self.shapes[name] = decl.shape
-            self.kinds[name] = "params" if kind == "param" else "data"
-            out.append(decl)
+        for name, node in self.safely(lambda: expect_mapping(self.top[section], section), {}).items():
+            if name not in self.kinds:
+                self.broken.add(name)  # until it is declared
+            with self.problems.isolated():
+                out.append(self.declared(name, node, kind))
+                self.broken.discard(name)
         return out
+
+    def declared(self, name: str, node: Node, kind: str) -> Decl:
+        """One declaration under params or data."""
+        if not _IDENT.match(name):
+            raise node.key_error(f'"{excerpt(name)}" is not a valid name (letters, digits and _; not starting with a digit)')
+        if name in RESERVED:
+            raise node.key_error(f'"{name}" is reserved (I, z and the function names); pick another name')
+        if name in self.kinds:
+            raise node.key_error(f'"{name}" is declared twice (already under {self.kinds[name]})')
+        decl = declaration(name, kind, node, self.limits)
+        size = decl.shape[0] * decl.shape[1]
+        if self.total + size > self.limits.total_elements:  # refused, so not counted: later ones judged alone
+            raise node.error(f"the spec's matrices would hold {count(self.total + size)} numbers in all; the limit "
+                             f"is {count(self.limits.total_elements)} ({hint('total_elements')})")
+        self.total += size
+        self.shapes[name] = decl.shape
+        self.kinds[name] = "params" if kind == "param" else "data"
+        return decl
 
     def sized_shape(self, e: Expression, shapes, what: str) -> Shape:
         """An expression's shape, refusing any intermediate over the per-matrix limit (before evaluating)."""
@@ -128,6 +158,7 @@ class Loader(RefReader):
                 raise e.at(node, f"{what}: this part would hold {count(size)} numbers, shape {fmt_shape(shape)}; "
                                  f"the limit is {count(self.limits.elements)} per matrix ({hint('elements')})")
         return found[-1][1]
+
 
     # -- terms and layers
 
@@ -145,9 +176,10 @@ class Loader(RefReader):
                                               f"({hint('terms')})")
             out = []
             for i, item in enumerate(items, 1):
-                mapping = expect_mapping(item, f"term {i}")
-                check_keys(mapping, TERM_KEYS, f"term {i}")
-                out.append(self.term(i, mapping, item))
+                with self.problems.isolated():  # each term on its own
+                    mapping = expect_mapping(item, f"term {i}")
+                    self.keys(mapping, TERM_KEYS, f"term {i}")
+                    out.append(self.term(i, mapping, item))
             return out
         if "input" not in self.top and not first_layer_reads(self.top):
             raise self.root.error('the spec needs "input" and "layers" (or a list of "terms")')
@@ -167,7 +199,7 @@ class Loader(RefReader):
         graph = Inputs(self, index, layer_nodes, input_ref, RESERVED)
         for i, layer_node in enumerate(layer_nodes, 1):
             mapping_i = expect_mapping(layer_node, f"layer {i}")
-            check_keys(mapping_i, LAYER_KEYS, f"layer {i}")
+            self.keys(mapping_i, LAYER_KEYS, f"layer {i}")
             inputs, merge, opt, in_shape, image, before = graph.read(i, layer_node, mapping_i)
             layer = self.layer(i, layer_node, in_shape, image, before)
             name = mapping_i["name"].value if "name" in mapping_i else None
@@ -181,8 +213,10 @@ class Loader(RefReader):
         output = graph.output(mapping.get("output"), len(layers))
         if layers:
             shape = layers[output].out_shape
-        objective = self.objective(mapping.get("objective"), shape)
-        coef = self.coef(mapping["coef"]) if "coef" in mapping else None
+        objective = self.safely(lambda: self.objective(mapping.get("objective"), shape))
+        coef = self.safely(lambda: self.coef(mapping["coef"])) if "coef" in mapping else None
+        if objective is None or ("coef" in mapping and coef is None):
+            raise self.cascade()  # recorded above
         return Term(index, input_ref, tuple(layers), objective, coef, place_of(node), output)
 
     def coef(self, node: Node) -> Ref:
@@ -195,6 +229,7 @@ class Loader(RefReader):
     def layer(self, index: int, node: Node, in_shape: Shape, image=None, before: Layer | None = None) -> Layer:
         """One layer: its kind is the kind key it carries (conv, maxpool, …), dense without one."""
         mapping = expect_mapping(node, f"layer {index}")
+
         kinds = [k for k in ("weight", *KEYED) if k in mapping]
         if len(kinds) > 1:
             raise mapping[kinds[1]].key_error(
@@ -224,7 +259,13 @@ class Loader(RefReader):
                              f"broadcast onto z of shape {fmt_shape(target)}")
 
     def activation(self, node: Node | None, index: int, z_shape: Shape, whole_matrix: bool = False) -> ActivationUse:
-        """The layer's activation; a whole-matrix one (inv, logdet) only where the kind says it may (dense)."""
+        """A layer's activation; a bad one is recorded and read as identity, so the layers after it are read too."""
+        with self.problems.isolated():
+            return self.activation_use(node, index, z_shape, whole_matrix)
+        return ActivationUse("identity", TABLE["identity"])  # z's shape does not depend on the activation
+
+    def activation_use(self, node: Node | None, index: int, z_shape: Shape, whole_matrix: bool) -> ActivationUse:
+        """The activation as written; a whole-matrix one (inv, logdet) only where the kind says it may (dense)."""
         if node is None or node.value is None:
             return ActivationUse("identity", TABLE["identity"])
         if isinstance(node.value, str):
@@ -314,72 +355,63 @@ class Loader(RefReader):
 
     def expression(self, node: Node, known: set[str], what: str) -> Expression:
         where = expression_where(node, self.source_lines)  # V outside hvp: a named error, not "undefined name"
-        return parsed_outside_hvp(lambda names: parse(node.value, where, names, what, self.limits), known, what)
+        e = parsed_outside_hvp(lambda names: parse(node.value, where, set(names) | self.broken, what, self.limits),
+                               set(known), what)
+        if e.names & self.broken:
+            raise self.cascade()
+        return e
 
     def defines(self) -> list[tuple[str, Expression]]:
         if "define" not in self.top:
             return []
         out = []
-        for name, node in expect_mapping(self.top["define"], "define").items():
-            if not _IDENT.match(name) or name in RESERVED:
-                raise node.key_error(f'"{excerpt(name)}" cannot be defined (not a valid name, or reserved)')
-            if name in self.shapes:
-                raise node.key_error(f'"{name}" is already declared under {self.kinds.get(name, "define")}')
-            if name in self.layer_names:
-                raise node.key_error(f'"{name}" is already the name of a layer of term {self.layer_names[name]}; '
-                                     f"layers, params, data and defines share one namespace")
+        for name, node in self.safely(lambda: expect_mapping(self.top["define"], "define"), {}).items():
+            with self.problems.isolated():
+                out.append(self.define(name, node))
+        return out
+
+    def define(self, name: str, node: Node) -> tuple[str, Expression]:
+        """One define; when it fails, the name is broken (what uses it is not reported again)."""
+        if not _IDENT.match(name) or name in RESERVED:
+            raise node.key_error(f'"{excerpt(name)}" cannot be defined (not a valid name, or reserved)')
+        if name in self.shapes:
+            raise node.key_error(f'"{name}" is already declared under {self.kinds.get(name, "define")}')
+        try:
             e = self.expression(node, set(self.shapes), f"define {name}")
             self.shapes[name] = self.sized_shape(e, self.shapes, f"define {name}")
-            self.kinds[name] = "define"
-            reads = sorted(n for n in e.names if self.kinds.get(n) == "params" or n in self.on_params)
-            if reads:
-                self.on_params[name] = self.on_params.get(reads[0], reads[0])
-            out.append((name, e))
-        return out
+        except SpecError:
+            self.broken.add(name)
+            raise
+        self.kinds[name] = "define"
+        reads = sorted(n for n in e.names if self.kinds.get(n) == "params" or n in self.on_params)
+        if reads:
+            self.on_params[name] = self.on_params.get(reads[0], reads[0])
+        return name, e
 
     def expects(self) -> list:
         if "expect" not in self.top:
             return []
         out = []
-        for name, node in expect_mapping(self.top["expect"], "expect").items():
-            if self.kinds.get(name) != "params":
-                what = f"is {self.kinds[name]}, not a param" if name in self.kinds else "is not a declared param"
-                params = [n for n, k in self.kinds.items() if k == "params"]
-                raise node.key_error(f'expect: "{excerpt(name)}" {what}{did_you_mean(name, params)}; params: '
-                                     f'{", ".join(params)}')
-            e = self.expression(node, set(self.shapes), f"expect {name}")
-            self.sized_shape(e, self.shapes, f"expect {name}")  # a wrong shape fails the param at check time
-            out.append((name, e, place_of(node)))
+        for name, node in self.safely(lambda: expect_mapping(self.top["expect"], "expect"), {}).items():
+            with self.problems.isolated():
+                out.append(self.expected(name, node))
         return out
 
-    @staticmethod
-    def setting(node: Node, name: str) -> float:
-        """A tolerance or step of check:, within its valid range (options.SETTING_RANGES)."""
-        value = number(node, f"check.{name}")
-        problem = setting_problem(name, value)
-        if problem:
-            raise node.error(f"check.{problem}")
-        return value
+    def expected(self, name: str, node: Node):
+        """One expect formula."""
+        if name in self.broken:
+            raise self.cascade()
+        if self.kinds.get(name) != "params":
+            what = f"is {self.kinds[name]}, not a param" if name in self.kinds else "is not a declared param"
+            params = [n for n, k in self.kinds.items() if k == "params"]
+            raise node.key_error(f'expect: "{excerpt(name)}" {what}{did_you_mean(name, params)}; params: '
+                                 f'{", ".join(params)}')
+        e = self.expression(node, set(self.shapes), f"expect {name}")
+        self.sized_shape(e, self.shapes, f"expect {name}")  # a wrong shape fails the param at check time
+        return name, e, place_of(node)
 
     def check_options(self) -> CheckOptions:
-        if "check" not in self.top:
-            return CheckOptions()
-        mapping = expect_mapping(self.top["check"], "check")
-        check_keys(mapping, CHECK_KEYS, "check")
-        options = {k: self.setting(v, k) for k, v in mapping.items() if k in ("eps", "rtol", "atol")}
-        if "mode" in mapping:
-            text = self.text(mapping["mode"], "check.mode")
-            try:
-                options["mode"] = Mode.parse(text)
-            except ValueError as exc:
-                raise mapping["mode"].error(str(exc)) from None
-        if "method" in mapping:
-            method = self.text(mapping["method"], "check.method")
-            if method not in METHODS:
-                raise mapping["method"].error(f'no such method: "{excerpt(method)}"{did_you_mean(method, METHODS)}; valid: '
-                                              f'{", ".join(METHODS)}')
-            options["method"] = method
-        return CheckOptions(**options)
+        return read_check(self.top["check"], self.keys) if "check" in self.top else CheckOptions()
 
 
 def default_name(path: str) -> str:

@@ -18,6 +18,7 @@ BATCH_MEMORY = 8 * 2**20
 FAST_DIRECTIONS = 2  # random directions per param in fast mode (gradcheck.check)
 METHODS = ("central", "richardson", "complex-step")  # finite-difference methods (gradcheck.numeric)
 MODE_HELP = "valid: full, fast, sample:K (K entries per param)"
+DEFAULT_EXCLUDE = (".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules", "__pycache__")
 MAX_SAMPLE = 10**9  # entries per param a sample may ask for (more than any param the limits allow)
 
 
@@ -63,7 +64,7 @@ class Mode:
             try:
                 return cls("sample", whole_number(count, 1, MAX_SAMPLE, "K of sample:K"))
             except ValueError as exc:
-                raise ValueError(f'no such mode: "{excerpt(text)}"; {exc}; {MODE_HELP}') from None
+                raise ValueError(f'mode "{excerpt(text)}": {exc}; {MODE_HELP}') from None  # the mode exists: K is wrong
         raise ValueError(f'no such mode: "{excerpt(text)}"; {MODE_HELP}')
 
     def __str__(self) -> str:
@@ -106,6 +107,10 @@ class RunOptions:
     jobs: int = 1
     settings_from: str = "spec"  # "spec": a spec's check: fills what the run left open; "cli": it is ignored
     keep_entries: bool = False  # keep per-entry arrays in results (verbose human output draws them)
+    strict: bool = False  # a warning (lint.py) fails the spec
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # globs of files and folders not collected from folders
+    force_exclude: bool = False  # --exclude applies to files named on the command line too (pre-commit)
+    project: tuple[tuple[str, float], ...] = ()  # rtol/atol/eps of [tool.gradcheck]: below a spec's check:
 
     @classmethod
     def of(cls, mode: Mode | str | None = None, limits: Limits | None = None, **fields) -> RunOptions:

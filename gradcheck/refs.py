@@ -51,6 +51,8 @@ class RefReader:
                              f'activation argument and a target; use a define of data here')
         transposed = allow_transpose and text.endswith(".T")
         name = text[:-2].strip() if transposed else text
+        if name in self.broken:  # its own declaration failed and was reported there
+            raise self.cascade()
         if name not in self.shapes:
             raise node.error(self.unknown(name, role))
         self.require_data_define(node, name, role)

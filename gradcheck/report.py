@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .formats.text import (STATUS_STYLE, VALIDATE_STYLE, failure_lines, fmt_entry, fmt_err, fmt_index, fmt_num,
-                           make_console, printable, summary_text, tolerance_label, worse_side)
+from .formats.text import (STATUS_STYLE, VALIDATE_STYLE, failure_lines, fits, fmt_entry, fmt_err, fmt_index, fmt_num,
+                           make_console, printable, say, summary_text, tolerance_label, worse_side)
 from .results import ParamResult, RunResult, SecondResult, SpecResult
 from .verdict import Comparison
 
@@ -61,6 +61,8 @@ def param_json(p: ParamResult) -> dict:
         "checked": p.backprop.checked,
         "note": p.note,
         "diagnosis": p.diagnosis,
+        "place": place_json(p.place),
+        "expect_place": place_json(p.expect_place),
     }
 
 
@@ -78,6 +80,9 @@ def second_json(r: SecondResult) -> dict:
         "note": r.note,
         "diagnosis": r.diagnosis,
     }
+def place_json(place) -> dict | None:
+    """A location as fields (not only inside a message): where a param is declared, where its formula stands."""
+    return None if place is None else {"line": place.line, "col": place.col}  # in the spec's own file (path)
 
 
 def spec_json(s: SpecResult) -> dict:
@@ -94,6 +99,7 @@ def spec_json(s: SpecResult) -> dict:
                                              "rtol": st.rtol, "atol": st.atol, "seed": st.seed},
         **extra,
         "seconds": round(s.seconds, 6),
+        "problems": [p.to_json() for p in s.problems],
     }
 
 
@@ -115,32 +121,46 @@ def _json_default(value):
 # ----------------------------------------------------------------------------- human
 
 
-def spec_table(s: SpecResult) -> Table:
+def param_cells(p: ParamResult) -> dict:
+    """The texts of one param's row, shared by the full and the compact table."""
+    side, c = worse_side(p)
+    label, style = STATUS_STYLE[p.status]
+    expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None and not p.expect.kinks
+                                                 else fmt_err(p.expect.max_rel_error))
+    worst = fmt_entry(c) + (f" ({side})" if p.expect is not None and c.worst_index else "")
+    if c.worst_index is None and c.kinks:  # every entry sits at a kink: the slopes judged them all
+        worst = f"all {len(c.kinks)} at kinks"
+    status = Text(label, style=style)
+    if p.kinks:
+        status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
+    return {"param": p.name, "shape": "×".join(map(str, p.shape)), "backprop err": fmt_err(p.backprop.max_rel_error),
+            "expect err": expect_err, "worst": worst, "analytic": fmt_num(c.analytic), "numeric": fmt_num(c.numeric),
+            "status": status}
+
+
+FULL_COLUMNS = (("param", "left"), ("shape", "left"), ("backprop err", "right"), ("expect err", "right"),
+                ("worst", "left"), ("analytic", "right"), ("numeric", "right"), ("status", "left"))
+COMPACT_COLUMNS = (("param", "left"), ("shape", "left"), ("backprop err", "right"), ("expect err", "right"),
+                   ("status", "left"))
+
+
+def spec_table(s: SpecResult, columns=FULL_COLUMNS) -> Table:
+    """The params of a spec, one row each; cells never wrap (the compact layout is for narrow consoles)."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header, justify in [("param", "left"), ("shape", "left"), ("backprop err", "right"),
-                            ("expect err", "right"), ("worst", "left"), ("analytic", "right"),
-                            ("numeric", "right"), ("status", "left")]:
-        table.add_column(header, justify=justify, overflow="fold")
-    for p in s.params:
-        side, c = worse_side(p)
-        label, style = STATUS_STYLE[p.status]
-        expect_err = "—" if p.expect is None else ("n/a" if p.expect.max_rel_error is None and not p.expect.kinks
-                                                     else fmt_err(p.expect.max_rel_error))
-        worst = fmt_entry(c) + (f" ({side})" if p.expect is not None and c.worst_index else "")
-        if c.worst_index is None and c.kinks:  # every entry sits at a kink: the slopes judged them all
-            worst = f"all {len(c.kinks)} at kinks"
-        status = Text(label, style=style)
-        if p.kinks:
-            status.append(f" ({p.kinks} kink{'s' * (p.kinks != 1)})", style="yellow")
-        table.add_row(p.name, "×".join(map(str, p.shape)), fmt_err(p.backprop.max_rel_error), expect_err,
-                      worst, fmt_num(c.analytic), fmt_num(c.numeric), status)
-    for r in s.second:  # hessian / hvp rows: the formula's error stands in the expect column
-        table.add_row(*second_row(r))
+    for header, justify in columns:
+        table.add_column(header, justify=justify, no_wrap=header != "worst", overflow="fold")
+    for cells in all_cells(s):
+        table.add_row(*(cells[header] for header, _ in columns))
     return table
 
 
-def second_row(r: SecondResult) -> tuple:
-    """A `hessian`/`hvp` row of the table: no backprop of its own; the formula against numeric ∂g."""
+def all_cells(s: SpecResult) -> list[dict]:
+    """Every row's texts: the params, then the hessian / hvp formulas."""
+    return [param_cells(p) for p in s.params] + [second_cells(r) for r in s.second]
+
+
+def second_cells(r: SecondResult) -> dict:
+    """A `hessian`/`hvp` row of the table: no backprop of its own; the formula's error in the expect column."""
     c = r.formula
     label, style = STATUS_STYLE[r.status]
     worst = fmt_entry(c) + f" ({r.section})" if c.worst_index else (c.message and "n/a") or "—"
@@ -150,7 +170,20 @@ def second_row(r: SecondResult) -> tuple:
     if r.kinks:
         status.append(f" ({r.kinks} kink{'s' * (r.kinks != 1)})", style="yellow")
     err = "n/a" if c.max_rel_error is None and not c.kinks else fmt_err(c.max_rel_error)
-    return (r.label, "×".join(map(str, r.shape)), "—", err, worst, fmt_num(c.analytic), fmt_num(c.numeric), status)
+    return {"param": r.label, "shape": "×".join(map(str, r.shape)), "backprop err": "—", "expect err": err,
+            "worst": worst, "analytic": fmt_num(c.analytic), "numeric": fmt_num(c.numeric), "status": status}
+
+
+def print_table(console: Console, s: SpecResult) -> None:
+    """The full table where it fits; else fewer columns, and each param's worst entry on a line of its own."""
+    full = spec_table(s)
+    if fits(console, full):
+        console.print(full)
+        return
+    console.print(spec_table(s, COMPACT_COLUMNS))
+    for cells in all_cells(s):
+        say(console, Text(f"  {cells['param']} worst {cells['worst']}: analytic {cells['analytic']}  numeric "
+                          f"{cells['numeric']}", style="dim"))
 
 
 def note_lines(s: SpecResult) -> list[Text]:
@@ -169,6 +202,15 @@ def note_lines(s: SpecResult) -> list[Text]:
     return lines
 
 
+PROBLEM_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
+
+
+def problem_lines(s: SpecResult, verbose: bool = False) -> list[Text]:
+    """Warnings of a checked spec (and its notes, with -v), each located."""
+    return [Text(f"  {p.severity}: {printable(str(p))}", style=PROBLEM_STYLE[p.severity])
+            for p in s.problems if p.severity == "warning" or (verbose and p.severity == "info")]
+
+
 def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: bool = False,
                 command: str = "run") -> None:
     """One spec: header, settings, table, failures (quiet: only the header and the failures)."""
@@ -179,21 +221,26 @@ def render_spec(console: Console, s: SpecResult, quiet: bool = False, verbose: b
     head.append(label, style=style)
     if verbose:
         head.append(f"  {s.seconds:.3f} s", style="dim")
-    console.print(head, soft_wrap=True)
-    if s.status == "error":
-        console.print(Text(f"  {printable(s.message)}", style="red"), soft_wrap=True)
+    say(console, head)
+    if s.status == "error" and s.error is not None:
+        for problem in s.problems or ():
+            say(console, Text(f"  {printable(str(problem))}", style="red"))
+        if not s.problems:
+            say(console, Text(f"  {printable(s.message)}", style="red"))
         console.print()
         return
     if s.settings is None:  # validated only: there are no numbers to show
+        for line in problem_lines(s, verbose):
+            say(console, line)
         return
     if not quiet:
         st = s.settings
         mode = "" if st.mode.kind == "full" else f", mode {st.mode}"
-        console.print(Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
-                           f"{tolerance_label(st)}", style="dim"), soft_wrap=True)
-        console.print(spec_table(s))
-    for line in failure_lines(s) + note_lines(s):
-        console.print(line, soft_wrap=True)
+        say(console, Text(f"  J = {s.objective:.12g}   method {st.method}{mode}, step {st.step_label}, "
+                           f"{tolerance_label(st)}", style="dim"))
+        print_table(console, s)
+    for line in failure_lines(s) + note_lines(s) + problem_lines(s, verbose):
+        say(console, line)
     if verbose:
         from .formats.detail import render_param_detail, render_second_detail
 

@@ -12,6 +12,7 @@ from . import numeric
 from .errors import SpecError
 from .model import Place
 from .options import BATCH_MEMORY, Mode
+from .problems import Problem, problems_of
 from .verdict import Comparison, relative_errors
 
 
@@ -129,10 +130,20 @@ class SpecResult:
     error: SpecError | None = None
     seconds: float = 0.0
     second: tuple[SecondResult, ...] = ()  # the hessian: and hvp: formulas (gradcheck.second)
+    problems: tuple[Problem, ...] = ()  # every error of an invalid spec; warnings and notes of a checked one
 
     @property
     def passed(self) -> bool:
         return self.status == "pass"
+
+    def with_problems(self, found, strict: bool = False, failing: str = "fail") -> SpecResult:
+        """This result with warnings and notes added; under --strict a warning fails a spec that passed.
+
+        `failing` is the status it then gets: "fail" for run, "error" (invalid) for validate.
+        """
+        problems = self.problems + tuple(found)
+        failed = strict and self.status == "pass" and any(p.severity == "warning" for p in problems)
+        return replace(self, problems=problems, status=failing if failed else self.status)
 
     @property
     def kinks(self) -> int:
@@ -164,7 +175,8 @@ class RunResult:
 
 def error_result(path: str, exc: SpecError, name: str | None = None) -> SpecResult:
     """The result row of a spec that could not be checked."""
-    return SpecResult(path=path, name=name or _stem(path), status="error", message=str(exc), error=exc)
+    return SpecResult(path=path, name=name or _stem(path), status="error", message=str(exc), error=exc,
+                      problems=problems_of(exc))
 
 
 def summarize(results) -> RunResult:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from functools import partial
@@ -26,12 +27,39 @@ _numpy_loaded_before_limits: bool | None = None  # set in workers, for `worker_e
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a batch, carrying the rows finished before it (in path order) and the batch size."""
+    """Ctrl-C (or SIGTERM) during a batch, carrying the rows finished before it (in path order) and the batch size."""
 
     def __init__(self, done: list, total: int):
         super().__init__()
         self.done = done
         self.total = total
+        self.signal = Terminated.received or signal.SIGINT  # which signal stopped the batch (130 or 143)
+
+
+class Terminated:
+    """SIGTERM handled as Ctrl-C is: CI cancellation and `timeout` send it, and they deserve the partial report."""
+
+    received: int | None = None
+
+    @classmethod
+    @contextmanager
+    def as_interrupt(cls) -> Iterator[None]:
+        """While the block runs (in the main thread), SIGTERM raises KeyboardInterrupt and is remembered."""
+        cls.received = None
+        try:
+            previous = signal.signal(signal.SIGTERM, cls._handle)
+        except (ValueError, OSError):  # not the main thread: leave SIGTERM as it was
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    @classmethod
+    def _handle(cls, signum, _frame):
+        cls.received = signum
+        raise KeyboardInterrupt
 
 
 def check_file(path: str, options):
@@ -42,11 +70,11 @@ def check_file(path: str, options):
     return result if options.keep_entries else result.without_entries()
 
 
-def validate_file(path: str, limits=None):
+def validate_file(path: str, limits=None, strict: bool = False):
     """Validate one spec file (the per-file task of `gradcheck validate`)."""
     from .validate import validate_path
 
-    return validate_path(path, limits)
+    return validate_path(path, limits, strict)
 
 
 def resolve_jobs(jobs: int) -> int:
@@ -62,6 +90,7 @@ def run_all(task: Callable, paths: Sequence[str], jobs: int = 1,
         results = []
         try:
             for path in paths:
+                _started(on_done, [path])
                 results.append(task(path))
                 if on_done:
                     on_done(path)
@@ -71,14 +100,17 @@ def run_all(task: Callable, paths: Sequence[str], jobs: int = 1,
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=limit_blas_threads)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=limit_blas_threads,
+                               initargs=(os.getpid(),))
     futures: dict = {}
     try:
         futures = {pool.submit(task, path): path for path in paths}
+        _started(on_done, paths[:jobs])
         for future in as_completed(futures):
             future.result()  # an internal error in a worker surfaces here, not after the rest ran
             if on_done:
                 on_done(futures[future])
+            _started(on_done, [p for f, p in futures.items() if not f.done()][:jobs])  # the oldest ones run
         return [future.result() for future in futures]  # dicts keep insertion (path) order
     except KeyboardInterrupt:
         done = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
@@ -86,6 +118,13 @@ def run_all(task: Callable, paths: Sequence[str], jobs: int = 1,
         raise Interrupted(done, len(paths)) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _started(on_done, paths: Sequence[str]) -> None:
+    """Tell the progress bar which specs are being checked now (a callback may not care: tests pass lambdas)."""
+    started = getattr(on_done, "started", None)
+    if started is not None:
+        started(paths)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -98,7 +137,7 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         process.terminate()
 
 
-def limit_blas_threads() -> None:
+def limit_blas_threads(parent: int | None = None) -> None:
     """Worker initializer: one BLAS/OpenMP thread per worker, set before numpy is imported.
 
     Workers also ignore SIGINT: a Ctrl-C reaches the whole process group, and the parent alone
@@ -109,6 +148,37 @@ def limit_blas_threads() -> None:
     for var in BLAS_THREAD_VARS:
         os.environ[var] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's terminate() must end a worker, not interrupt it
+    die_with_parent(os.getppid() if parent is None else parent)
+
+
+PARENT_POLL = 0.5  # seconds between a worker's looks at whether its parent is still there
+
+
+def die_with_parent(parent: int) -> None:
+    """End this worker when the parent goes, even by SIGKILL (which leaves the parent no chance to stop it).
+
+    On Linux the kernel sends SIGKILL at once (PR_SET_PDEATHSIG); everywhere a daemon thread also polls
+    the parent's pid, since PDEATHSIG is tied to the thread that started the worker, not the process.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gradcheck-parent-watch", daemon=True).start()
 
 
 def worker_environment(_path: str | None = None) -> dict:
@@ -125,9 +195,9 @@ def check_task(options) -> Callable:
     return partial(check_file, options=options)
 
 
-def validate_task(limits=None) -> Callable:
+def validate_task(limits=None, strict: bool = False) -> Callable:
     """A picklable per-file task for `validate`."""
-    return partial(validate_file, limits=limits)
+    return partial(validate_file, limits=limits, strict=strict)
 
 
 @contextmanager
@@ -142,11 +212,20 @@ def progress(total: int, stream: IO[str] | None = None) -> Iterator[Callable[[st
 
     console = Console(file=stream, force_terminal=True)
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[last]}", style="dim"))
+               TimeElapsedColumn(), TextColumn("{task.fields[running]}", style="dim", markup=False))
     with Progress(*columns, console=console, transient=True) as bar:
-        task_id = bar.add_task("checking", total=total, last="")
+        task_id = bar.add_task("checking", total=total, running="")
+        yield Advance(bar, task_id)
 
-        def advance(path: str) -> None:
-            bar.update(task_id, advance=1, last=os.path.basename(path))
 
-        yield advance
+class Advance:
+    """The progress bar's callbacks: a spec done advances it; the specs being checked now are named."""
+
+    def __init__(self, bar, task_id):
+        self.bar, self.task_id = bar, task_id
+
+    def __call__(self, path: str) -> None:
+        self.bar.update(self.task_id, advance=1)
+
+    def started(self, paths: Sequence[str]) -> None:
+        self.bar.update(self.task_id, running=", ".join(os.path.basename(p) for p in paths))

@@ -29,6 +29,31 @@ class SpecPath(str):
         return (SpecPath, (str(self), self.root))
 
 
+class StdinSpec(str):
+    """The spec read from standard input (`-`): its name is `<stdin>`, its bytes were read once, up front."""
+
+    data: bytes
+
+    def __new__(cls, data: bytes):
+        made = super().__new__(cls, STDIN)
+        made.data = data
+        return made
+
+    def __reduce__(self):  # crosses process boundaries with -j, bytes and all
+        return (StdinSpec, (self.data,))
+
+
+STDIN = "<stdin>"
+
+
+def read_stdin(max_bytes: int, stream=None) -> StdinSpec:
+    """Standard input as one spec; reading stops one byte past the limit (read_bytes then refuses it)."""
+    import sys
+
+    stream = stream if stream is not None else sys.stdin.buffer
+    return StdinSpec(stream.read(max_bytes + 1))
+
+
 def for_argument(path: str) -> SpecPath:
     """A file named on the command line: it must stay inside its own folder."""
     return SpecPath(path, os.path.dirname(path) or os.curdir)
@@ -58,6 +83,10 @@ def read_bytes(path: str, max_bytes: int) -> bytes:
     neither hang the run nor be swapped in after the check. A `SpecPath` whose symlink leaves its
     root is refused before it is opened, and re-checked on the descriptor (no swap in between).
     """
+    if isinstance(path, StdinSpec):
+        if len(path.data) > max_bytes:
+            raise SpecError(f"standard input is over {count(max_bytes)} bytes, the limit ({hint('file_size')})", path)
+        return path.data
     refused = outside_root(path)
     if refused:
         raise SpecError(refused, path)

@@ -24,6 +24,7 @@ def assert_gradients(spec_or_path: Spec | str | os.PathLike, **overrides) -> Spe
     Keyword arguments override the spec's settings: rtol, atol, eps, seed (also method, mode, memory).
     Returns the result when everything passed, so a test can look further.
     """
+    __tracebackhide__ = True  # pytest shows the test's line and this message, not gradcheck's own frames
     options = RunOptions.of(**overrides)
     if isinstance(spec_or_path, Spec):
         result = check(spec_or_path, options)

@@ -11,28 +11,33 @@ import time
 
 from .deadline import SpecTimeout, time_limit, timeout_error
 from .errors import SpecError
+from .problems import Collector
 from .shapes import fmt_shape
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
 from .model import Model
 from .results import SpecResult, error_result
+from .lint import lint
 from .loader import build_model
 from .spec import read
 from .yamlsrc import parse_yaml
 
 
 def validate_model(model: Model) -> None:
-    """Raise a located SpecError for an `expect` whose shape is not its param's."""
+    """Raise a located SpecError for every `expect` whose shape is not its param's (all of them, in file order)."""
     shapes = {d.name: d.shape for d in model.decls}
     for name, expression in model.defines:
         shapes[name] = expression.shape(shapes)
+    found = Collector()
     for name, expression, place in model.expects:
         got, want = expression.shape(shapes), shapes[name]
-        if got != want:
-            raise place.error(f"expect for {name} has shape {fmt_shape(got)} but {name} has shape {fmt_shape(want)}")
+        with found.isolated():
+            if got != want:
+                raise place.error(f"expect for {name} has shape {fmt_shape(got)} but {name} has shape {fmt_shape(want)}")
+    found.raise_any()
 
 
-def validate_path(path: str, limits: Limits | None = None) -> SpecResult:
+def validate_path(path: str, limits: Limits | None = None, strict: bool = False) -> SpecResult:
     """The validation verdict on one file: status "pass" or "error" (with the located message)."""
     started = time.perf_counter()
     seconds = (limits or DEFAULT_LIMITS).timeout
@@ -45,5 +50,5 @@ def validate_path(path: str, limits: Limits | None = None) -> SpecResult:
     except SpecError as exc:
         result = error_result(path, exc)
     else:
-        result = SpecResult(path=path, name=model.name, status="pass")
+        result = SpecResult(path=path, name=model.name, status="pass").with_problems(lint(model), strict, "error")
     return result.timed(started)

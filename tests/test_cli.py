@@ -46,18 +46,21 @@ def test_json_keys_exactly(tmp_path):
     assert data["summary"] == {"total": 3, "pass": 1, "fail": 1, "error": 1}
     ok, bad, invalid = data["specs"]
     # The core keys exactly, plus the documented extensions (settings; kinks and mode details).
-    assert set(ok) == {"path", "name", "status", "message", "objective", "params", "settings", "seconds"}
+    assert set(ok) == {"path", "name", "status", "message", "objective", "params", "settings", "seconds", "problems"}
     assert set(ok["settings"]) == {"method", "mode", "eps", "rtol", "atol", "seed"}
     assert all(isinstance(s["seconds"], float) and s["seconds"] >= 0 for s in data["specs"])
     param = ok["params"][0]
     assert set(param) == {"name", "shape", "status", "backprop", "expect", "kinks", "kink_entries", "checked", "note",
-                          "diagnosis"}
+                          "diagnosis", "place", "expect_place"}
     assert param["shape"] == [4, 6] and param["status"] == "pass"
     assert set(param["backprop"]) == {"max_rel_error", "max_abs_error", "worst_index", "analytic", "numeric",
                                       "numeric_error"}
     assert set(param["expect"]) == set(param["backprop"]) | {"message"}
     assert bad["status"] == "fail" and [p["name"] for p in bad["params"] if p["status"] == "fail"] == ["b2"]
     assert invalid["status"] == "error" and invalid["message"].startswith(f"{INVALID}:6:17:")
+    assert [(p["line"], p["col"], p["severity"]) for p in invalid["problems"]] == [(6, 17, "error")]
+    failing = next(p for p in bad["params"] if p["name"] == "b2")
+    assert failing["expect_place"]["line"] > failing["place"]["line"] > 1  # locations as fields, not only in text
     assert invalid["params"] == [] and invalid["objective"] is None
 
 

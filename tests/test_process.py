@@ -247,3 +247,103 @@ def test_exit_codes_0_and_1_from_a_real_process():
     bad = subprocess.run(gradcheck_cmd(ICA, FIXTURES / "invalid" / "unknown_activation.yaml"), capture_output=True,
                          env=env(), timeout=60)
     assert (ok.returncode, bad.returncode) == (0, 1)
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(condition, seconds: float) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def started_with_workers(tmp_path, *extra):
+    """A -j 2 run whose a, b and d are done while c_slow keeps a worker busy; the process and its workers."""
+    script = tmp_path / "announcing.py"
+    script.write_text(ANNOUNCING)
+    folder = batch(tmp_path)
+    proc = subprocess.Popen([sys.executable, str(script), str(ROOT), "run", "--format", "json", "-j", "2",
+                             "--timeout", "0", *extra, str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env())
+    finished = []
+    for line in proc.stderr:
+        if line.startswith("done"):
+            finished.append(os.path.basename(line.split()[-1]))
+            if len(finished) == 3:
+                break
+    return proc, children_of(proc.pid)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads worker pids from /proc")
+def test_sigterm_reports_the_specs_done_stops_the_workers_and_exits_143(tmp_path):
+    proc, workers = started_with_workers(tmp_path)
+    try:
+        assert workers, "the -j 2 run has worker processes"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    assert "gradcheck: terminated after 3 of 4 specs" in err and "Traceback" not in err
+    data = json.loads(out)
+    assert [os.path.basename(s["path"]) for s in data["specs"]] == ["a.yaml", "b.yaml", "d.yaml"]
+    assert wait_until(lambda: not any(alive(w) for w in workers), 10), "workers still running after SIGTERM"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads worker pids from /proc")
+def test_workers_die_when_the_parent_is_killed(tmp_path):
+    proc, workers = started_with_workers(tmp_path)
+    try:
+        assert workers
+        proc.kill()  # SIGKILL: the parent cannot stop anything itself
+        proc.wait(timeout=30)
+        assert wait_until(lambda: not any(alive(w) for w in workers), 10), "workers outlived their parent"
+    finally:
+        proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_sigterm_in_a_serial_run_reports_the_specs_done(tmp_path):
+    script = tmp_path / "announcing.py"
+    script.write_text(ANNOUNCING)
+    folder = batch(tmp_path)
+    proc = subprocess.Popen([sys.executable, str(script), str(ROOT), "run", "--timeout", "0", str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        for line in proc.stderr:
+            if line.startswith("checking") and "c_slow" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    assert "gradcheck: terminated after 2 of 4 specs" in err
+    assert out.rstrip().endswith("2 specs: 2 passed, 0 failed, 0 errors")

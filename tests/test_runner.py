@@ -93,3 +93,22 @@ def test_progress_bar_only_on_a_terminal():
 def test_cli_progress_stays_off_stdout_and_off_a_non_terminal_stderr():
     result = invoke("run", "-j", "1", str(SPECS / "ufldl_ica_reconstruction.yaml"))
     assert result.stderr == "" and "checking" not in result.stdout
+
+
+def test_progress_names_the_spec_being_checked_not_the_last_one_done():
+    seen = []
+
+    class Recorder:
+        def __call__(self, path):
+            seen.append(("done", path))
+
+        def started(self, paths):
+            seen.append(("running", tuple(paths)))
+
+    runner.run_all(lambda path: path, ["a.yaml", "b.yaml"], 1, Recorder())
+    assert seen == [("running", ("a.yaml",)), ("done", "a.yaml"), ("running", ("b.yaml",)), ("done", "b.yaml")]
+    tty = FakeTerminal()
+    with runner.progress(2, tty) as advance:
+        advance.started(["specs/now_running.yaml"])
+        advance.bar.refresh()
+    assert "now_running.yaml" in tty.getvalue()

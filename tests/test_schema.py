@@ -16,7 +16,9 @@ from gradcheck.kinds.maxpool import KEYS as POOL_KEYS
 from gradcheck.kinds.recurrent import KEYS as RECURRENT_KEYS
 from gradcheck.losses import with_target
 from gradcheck.declarations import INIT_OPTIONS
-from gradcheck.loader import CHECK_KEYS, LAYER_KEYS, METHODS, TERM_KEYS, TOP_KEYS
+from gradcheck.check_section import CHECK_KEYS
+from gradcheck.loader import LAYER_KEYS, TERM_KEYS, TOP_KEYS
+from gradcheck.options import METHODS
 from gradcheck.yamlsrc import parse_yaml
 
 SCHEMA = load_schema()

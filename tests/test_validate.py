@@ -71,7 +71,8 @@ def test_formats():
     data = json.loads(invoke("validate", "--format", "json", good, bad).stdout)
     assert [s["status"] for s in data["specs"]] == ["pass", "error"]
     assert data["summary"] == {"total": 2, "pass": 1, "fail": 0, "error": 1}
-    assert set(data["specs"][0]) == {"path", "name", "status", "message", "objective", "params", "seconds", "settings"}
+    assert set(data["specs"][0]) == {"path", "name", "status", "message", "objective", "params", "seconds", "settings",
+                                     "problems"}
     assert data["specs"][0]["settings"] is None  # nothing was computed
     suite = ET.fromstring(invoke("validate", "--format", "junit", good, bad).stdout).find("testsuite")
     assert suite.get("name") == "gradcheck validate" and suite.get("errors") == "1"

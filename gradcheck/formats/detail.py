@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import Entries, ParamResult, SecondResult
-from .text import fmt_err, fmt_index, fmt_num
+from .text import fits, fmt_err, fmt_index, fmt_num, say
 
 WORST_COUNT = 10
 MAX_HEATMAP_ROWS = 24
@@ -31,7 +31,7 @@ def worst_table(entries: Entries, side: str, count: int = WORST_COUNT) -> Table:
     """The `count` worst entries of one side: index, analytic, numeric, relative error."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for header, justify in (("index", "left"), ("analytic", "right"), ("numeric", "right"), ("rel error", "right")):
-        table.add_column(header, justify=justify, overflow="fold")
+        table.add_column(header, justify=justify, no_wrap=True)
     for index, analytic, numeric, error in entries.worst(side, count):
         style = "red" if error > entries.rtol else ""
         table.add_row(fmt_index(index), fmt_num(analytic), fmt_num(numeric), Text(fmt_err(error), style=style))
@@ -105,12 +105,18 @@ def render_param_detail(console: Console, p: ParamResult, width: int) -> None:
             continue
         size = entries.numeric.size
         shown = min(WORST_COUNT, size)
-        console.print(Text(f"  {p.name} {side}: worst {shown} of {size} entries", style="bold"), soft_wrap=True)
-        console.print(worst_table(entries, side), soft_wrap=False)
+        say(console, Text(f"  {p.name} {side}: worst {shown} of {size} entries", style="bold"))
+        table = worst_table(entries, side)
+        if fits(console, table):
+            console.print(table)
+        else:  # too narrow for four columns: one entry a line, wrapped between its numbers
+            for index, analytic, numeric, error in entries.worst(side, WORST_COUNT):
+                say(console, Text(f"  {fmt_index(index)}  analytic {fmt_num(analytic)}  numeric {fmt_num(numeric)}  "
+                                  f"rel error {fmt_err(error)}", style="red" if error > entries.rtol else ""))
         if not comparison.passed:
-            console.print(Text(f"  {p.name} {side}: relative error per entry", style="bold"), soft_wrap=True)
+            say(console, Text(f"  {p.name} {side}: relative error per entry", style="bold"))
             for line in heatmap(entries.errors(side), entries.rtol, width):
-                console.print(line, soft_wrap=True)
+                say(console, line)
         console.print()
 
 

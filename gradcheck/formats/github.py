@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import IO
 
+from ..problems import problems_of
 from ..results import ParamResult, RunResult, SpecResult
 from ..verdict import Comparison
 from .escape import github_data, github_property
 from .text import fmt_err, fmt_index, fmt_num, in_error_units, summary_text
 
 
+LEVELS = {"error": "error", "warning": "warning", "info": "notice"}  # a problem's severity as a workflow command
 escape_data = github_data  # the names this module had; formats.escape holds the one definition
 escape_property = github_property
 
@@ -49,8 +51,10 @@ def spec_annotations(s: SpecResult) -> list[str]:
         e = s.error
         if e is None:
             return [workflow_command("error", s.message or "error", s.path, title="gradcheck: invalid spec")]
-        return [workflow_command("error", e.message, e.file, e.line, e.col, title="gradcheck: invalid spec")]
-    lines = []
+        return [workflow_command("error", p.message, p.file, p.line, p.col, title="gradcheck: invalid spec")
+                for p in s.problems or problems_of(e)]
+    lines = [workflow_command(LEVELS[p.severity], p.message, p.file, p.line, p.col, title=f"gradcheck: {p.severity}")
+             for p in s.problems if p.severity != "error"]
     rtol = s.settings.rtol if s.settings else None
     for p in s.params:
         for side, c in (("backprop", p.backprop), ("expect", p.expect)):

@@ -51,15 +51,27 @@ def failure_text(s: SpecResult) -> str:
     return "\n".join(lines)
 
 
+def first_line(s: SpecResult) -> int | None:
+    """The line a report should open the spec at: the first problem, else the first failing formula or param."""
+    if s.problems and s.status == "error":
+        return s.problems[0].line
+    for p in s.params:
+        if p.status == "fail":
+            place = p.expect_place if p.expect is not None and not p.expect.passed and p.expect_place else p.place
+            return place.line if place else None
+    return None
+
+
 def testcase(suite: ET.Element, s: SpecResult) -> None:
+    line = first_line(s)
     case = ET.SubElement(suite, "testcase", classname=xml_text(classname(s.path)), name=xml_text(s.name),
-                         file=xml_text(s.path), time=f"{s.seconds:.3f}")
+                         file=xml_text(s.path), **({"line": str(line)} if line else {}), time=f"{s.seconds:.3f}")
     if s.status == "fail":
         failure = ET.SubElement(case, "failure", message=xml_text(failure_message(s)), type="GradientMismatch")
         failure.text = xml_text(failure_text(s))
     elif s.status == "error":
         error = ET.SubElement(case, "error", message=xml_text(s.message or "error"), type="SpecError")
-        error.text = xml_text(s.message or "")
+        error.text = xml_text("\n".join(map(str, s.problems)) or s.message or "")
 
 
 def render_junit(run: RunResult, out: IO[str], command: str = "run", **_) -> None:

@@ -124,10 +124,27 @@ class PipeSafeConsole(Console):
 
 
 def make_console(out: IO[str], color: bool | None, width: int | None) -> Console:
-    """A console that never truncates numbers: off a terminal it is wide and colourless."""
+    """A console that never truncates numbers: off a terminal it is wide and colourless.
+
+    On a terminal, or with --width, long lines are wrapped between words (`say`); off a terminal with no
+    width they stay whole, so that a `file:line:col: message` line stays one line for grep and editors.
+    """
     terminal = hasattr(out, "isatty") and out.isatty()
     if color is None:
         color = terminal and not os.environ.get("NO_COLOR")
-    return PipeSafeConsole(file=CommandSafeStream(out), force_terminal=color, no_color=not color, color_system="auto" if color else None,
-                   width=width or (None if terminal else 200), highlight=False, soft_wrap=False,
-                   emoji=False)
+    console = PipeSafeConsole(file=CommandSafeStream(out), force_terminal=color, no_color=not color,
+                              color_system="auto" if color else None, width=width or (None if terminal else 200),
+                              highlight=False, soft_wrap=False, emoji=False)
+    console.wraps = terminal or width is not None
+    return console
+
+
+def say(console: Console, text: Text) -> None:
+    """One line of prose: wrapped between words where the console wraps (never inside a number or a symbol)."""
+    console.print(text, soft_wrap=not getattr(console, "wraps", False))
+
+
+def fits(console: Console, renderable) -> bool:
+    """Whether a table fits the console at its natural width, so that no cell has to wrap."""
+    natural = console.measure(renderable, options=console.options.update_width(10**6)).maximum
+    return natural <= console.width

@@ -88,7 +88,7 @@ class Dense:
     def sym_backward(w, term, layer: Layer, a_in, delta, below: bool):
         """Give the bias and weight their δ-terms; the signal to the input, bound if something below reads it."""
         level = layer.index + 1
-        w.give(layer.bias, term, f"bias {layer.bias.label if layer.bias else ''} into layer {level}",
+        w.give(layer.bias, term, f"bias {layer.bias.label if layer.bias else ''} of layer {level - 1}",
                f"Σ δ{w.sup(level)}", delta)
         if layer.weight is None:
             return delta
