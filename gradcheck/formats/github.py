@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import IO
 
-from ..results import ParamResult, RunResult, SpecResult
-from ..verdict import Comparison
+from ..results import RunResult, SpecResult
 from .escape import github_data, github_property
-from .text import fmt_err, fmt_index, fmt_num, in_error_units, summary_text
+from .findings import comparison_message
+from .text import summary_text
 
 
 escape_data = github_data  # the names this module had; formats.escape holds the one definition
@@ -31,16 +31,6 @@ def workflow_command(kind: str, message: str, file: str, line: int | None = None
         props.append(("title", title))
     joined = ",".join(f"{key}={escape_property(value)}" for key, value in props)
     return f"::{kind} {joined}::{escape_data(message)}"
-
-
-def comparison_message(p: ParamResult, side: str, c: Comparison, rtol: float | None) -> str:
-    if c.message:
-        return c.message
-    limit = f" > rtol {rtol:.1e}" if rtol is not None else ""
-    diagnosis = f"; {p.diagnosis}" if side == "expect" and p.diagnosis else ""
-    return (f"{side} gradient of {p.name} disagrees with finite differences at {fmt_index(c.worst_index)}: "
-            f"analytic {fmt_num(c.analytic)}, numeric {fmt_num(c.numeric)} "
-            f"(rel error {fmt_err(c.max_rel_error)}{limit}{in_error_units(c)}){diagnosis}")
 
 
 def spec_annotations(s: SpecResult) -> list[str]:
