@@ -47,6 +47,7 @@ class Watcher:
     def run(self) -> int:
         """Watch until Ctrl-C (130) or SIGTERM (143)."""
         previous = signal.signal(signal.SIGTERM, _terminate)
+        interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored (`&`)
         try:
             while True:
                 self.poll()
@@ -59,6 +60,7 @@ class Watcher:
             return 130
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, interrupt)
 
     def poll(self) -> list[str]:
         """Look once: check the files that are new or changed, forget the deleted ones; redraw if anything moved."""
