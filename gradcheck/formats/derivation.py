@@ -38,9 +38,10 @@ def spec_extras(s: SpecResult, max_curves: int, seconds: float):
     return curves, explanation, "; ".join(missing) or None
 
 
-def derivation_html(ex) -> str:
-    """explain's UFLDL table per term, each gradient as the sum of its uses, and the expect: block."""
-    parts = ['<details class="derivation"><summary>Derivation (gradcheck explain)</summary>',
+def derivation_html(ex, open_: bool = False) -> str:
+    """explain's UFLDL table per term, each gradient as the sum of its uses, and the expect: block (folded
+    unless `open_`: a failing spec shows it, to compare with the hand derivation)."""
+    parts = [f'<details class="derivation"{" open" if open_ else ""}><summary>Derivation (gradcheck explain)</summary>',
              '<p class="note">Layer 1 is the input; the spec\'s layer l is layer l + 1. '
              'δ⁽ⁿˡ⁾ = ∂J/∂a⁽ⁿˡ⁾ • f′(z⁽ⁿˡ⁾); δ⁽ˡ⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁺¹⁾) • f′(z⁽ˡ⁾).</p>']
     for term in ex.terms:

@@ -136,7 +136,7 @@ def extras(s: SpecResult) -> str:
                           f'{vcurve_svg(c, f"{c.param} {c.side} against step")}</figure>' for c in curves)
         parts.append(f'<div class="figures"><h3>Error against step (sweep)</h3>{figures}</div>')
     if explanation is not None:
-        parts.append(derivation_html(explanation))
+        parts.append(derivation_html(explanation, open_=s.status == "fail"))
     if problem:
         parts.append(f'<p class="note">{html(problem)}</p>')
     return "".join(parts)

@@ -74,7 +74,7 @@ def _tick_every(cells: int) -> int:
 
 def vcurve_svg(curve, title: str) -> str:
     """Error against step on log-log axes (large steps on the left), the step the check uses dashed."""
-    width, height, left, right, top, bottom = 460, 250, 56, 12, 12, 40
+    width, height, left, right, top, bottom = 460, 250, 56, 22, 12, 40
     xs = np.log10(np.asarray(curve.steps, dtype=float))
     ys = np.log10(np.maximum(np.asarray(curve.errors, dtype=float), ERROR_FLOOR))
     ys = np.where(np.isfinite(ys), ys, 1.0)
