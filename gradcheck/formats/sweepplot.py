@@ -107,7 +107,7 @@ def plot_files(swept, path: str) -> int:
         axes.loglog(c.steps, np.maximum(c.errors, ERROR_FLOOR), "o-", markersize=3)
         axes.axvline(c.chosen_step, linestyle="--", color="gray", label=f"the step the check uses ({c.method})")
         axes.invert_xaxis()  # large steps on the left, as the text plot draws them
-        axes.set_title(f"{s.name}: {c.param}{fmt_index(c.index)}, {c.side}", fontsize=9)
+        axes.set_title(_mathtext_free(human(f"{s.name}: {c.param}{fmt_index(c.index)}, {c.side}")), fontsize=9)
         axes.set_xlabel("step")
         axes.set_ylabel("relative error |g − n| / max(|g|, |n|)", fontsize=8)
         axes.legend(fontsize=7)
@@ -115,3 +115,8 @@ def plot_files(swept, path: str) -> int:
         figure.text(0.5, 0.5, "no curves", ha="center")
     figure.savefig(path)
     return len(panels)
+
+
+def _mathtext_free(text: str) -> str:
+    """A spec's text as matplotlib shows it literally: `$…$` would be parsed as TeX math (and can fail)."""
+    return text.replace("$", r"\$")
