@@ -40,7 +40,7 @@ def issue(f: Finding) -> dict:
         "categories": ["Bug Risk"],
         "severity": SEVERITY[f.severity],
         "fingerprint": fingerprint(f),
-        "location": {"path": PurePath(f.file).as_posix(), "positions": {"begin": begin, "end": dict(begin)}},
+        "location": {"path": PurePath(f.file).as_posix(), "positions": {"begin": begin}},
     }
 
 

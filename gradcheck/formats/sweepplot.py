@@ -7,6 +7,7 @@ where the error is smallest; `┊` marks the step the check uses.
 from __future__ import annotations
 
 import json
+import math
 from typing import IO
 
 import numpy as np
@@ -26,6 +27,7 @@ def sweep_plot(curve, width: int = PLOT_WIDTH) -> list[str]:
     xs = np.log10(np.array(curve.steps))
     ys = np.log10(np.maximum(np.array(curve.errors), ERROR_FLOOR))
     top, bottom = max(0.0, float(np.ceil(ys.max()))), float(np.floor(ys.min()))
+    bottom = min(bottom, top - 2)  # at least two decades tall: a flat curve reads as flat
     left, right = float(xs.max()), float(xs.min())  # large steps on the left, as the V is usually drawn
     grid = [[" "] * width for _ in range(PLOT_ROWS)]
 
@@ -41,11 +43,13 @@ def sweep_plot(curve, width: int = PLOT_WIDTH) -> list[str]:
             grid[r][chosen] = "┊"
     for x, y in zip(xs, ys):
         grid[row(y)][col(x)] = "●"
+    labels = {}  # a row where a decade falls gets its label (every other decade when they crowd)
+    every = max(1, math.ceil((top - bottom + 1) / (PLOT_ROWS // 2)))
+    for exponent in range(int(top), int(bottom) - 1, -every):
+        labels.setdefault(row(exponent), f"1e{exponent}")
     lines = []
     for r, cells in enumerate(grid):
-        exponent = int(round(top - r * (top - bottom) / (PLOT_ROWS - 1)))
-        label = f"1e{exponent}" if r % 3 == 0 or r == PLOT_ROWS - 1 else ""
-        lines.append(f"{label:>7} │{''.join(cells)}")
+        lines.append(f"{labels.get(r, ''):>7} │{''.join(cells)}".rstrip())
     lines.append(" " * 8 + "└" + "─" * width)
     lines.append(" " * 9 + f"step 1e{int(round(left))}".ljust(width - 6) + f"1e{int(round(right))}")
     lines.append(" " * 9 + f"┊ = the step the check uses ({curve.chosen_step:.2e}, {curve.method})")
