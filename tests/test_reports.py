@@ -194,3 +194,28 @@ def test_the_html_report_opens_in_headless_chromium_without_console_errors(tmp_p
     assert page.png.startswith(b"\x89PNG\r\n\x1a\n") and len(page.png) > 20_000
     width, height = int.from_bytes(page.png[16:20], "big"), int.from_bytes(page.png[20:24], "big")
     assert 1200 <= width <= 1280 and height > 1600  # the whole page (less a scroll bar), beyond the first screen
+
+
+# ----------------------------------------------------------------------------- the README shows real output
+
+README_COMMANDS = ("gradcheck sweep specs/", "gradcheck sweep --against expect", "gradcheck run --format gitlab")
+
+
+def readme_console_blocks() -> list[tuple[str, str]]:
+    """(command, output) of each ```console block of README.md that holds one command."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```console\n\$ (.*?)\n(.*?)```", text, flags=re.S)
+    return [(command, output) for command, output in blocks if "\n$ " not in "\n" + output]
+
+
+@pytest.mark.parametrize("prefix", README_COMMANDS)
+def test_the_readme_shows_what_the_new_commands_print(prefix):
+    import shlex
+
+    found = [(c, o) for c, o in readme_console_blocks() if c.startswith(prefix)]
+    assert found, prefix
+    for command, output in found:
+        args = shlex.split(command)[1:]
+        result = invoke(*args)
+        printed = "\n".join(line.rstrip() for line in result.stdout.splitlines())
+        assert printed.rstrip("\n") == output.rstrip("\n"), command
