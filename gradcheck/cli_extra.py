@@ -5,6 +5,7 @@ Registered on the `gradcheck` group by cli.py. Nothing heavy is imported at modu
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -49,7 +50,7 @@ def plot_path(ctx, param, value):
     if not value.lower().endswith(PLOT_SUFFIXES):
         raise click.BadParameter(f"{value}: the file name must end in .png or .svg", param_hint="'--plot'")
     try:
-        import matplotlib  # noqa: F401 - only asking whether the optional extra is there
+        importlib.import_module("matplotlib")  # only asking whether the optional extra is there
     except ImportError:
         raise click.BadParameter('needs matplotlib, an optional extra: pip install "gradcheck[plot]" '
                                  '(the text plot and --format json need nothing more)', param_hint="'--plot'") from None

@@ -75,8 +75,9 @@ class DevTools:
 
 
 def open_page(path: str, queries: tuple[str, ...] = (), width: int = 1280, height: int = 1600,
-              timeout: float = 60.0) -> Page:
-    """Load `path` in headless Chromium; its console, the `queries` evaluated in it, and a screenshot."""
+              timeout: float = 60.0, full_page: bool = True) -> Page:
+    """Load `path` in headless Chromium; its console, the `queries` evaluated in it (in order: one may scroll),
+    and a screenshot (of the whole page, or with full_page=False of the window)."""
     to_read, to_chrome = os.pipe()  # chromium reads commands on its fd 3
     from_chrome, to_write = os.pipe()  # and writes answers on its fd 4
     profile = tempfile.mkdtemp(prefix="gradcheck-chromium-")
@@ -108,7 +109,7 @@ def open_page(path: str, queries: tuple[str, ...] = (), width: int = 1280, heigh
         for expression in queries:
             answer = tools.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
             page.values[expression] = answer.get("result", {}).get("value")
-        shot = tools.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session)
+        shot = tools.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": full_page}, session=session)
         page.png = base64.b64decode(shot["data"])
         for event in tools.events:
             params = event.get("params", {})

@@ -144,7 +144,7 @@ def test_the_html_report_draws_the_heatmap_v_curves_and_derivation_of_a_failing_
     assert "b2 expect: relative error per entry" in page
     assert page.count('class="vcurve"') >= 2  # a figure and its svg
     assert "the step the check uses" in page and "relative error |g − n| / max(|g|, |n|)" in page
-    assert "Derivation (gradcheck explain)" in page and "δ⁽ˡ⁾" in page and "expect:" in page
+    assert "Derivation (gradcheck explain)" in page and "δ⁽ˡ⁾" in page and "<pre>expect:\n  " in page
     cells = re.findall(r'<rect x="\d+" y="\d+" width="\d+" height="\d+" fill="(#[0-9a-f]+)"><title>\[(\d), 0\]', page)
     assert [index for _, index in cells] == ["0", "1", "2"] and len({color for color, _ in cells}) >= 1
 

@@ -65,7 +65,12 @@ def derivation_html(ex, open_: bool = False) -> str:
         for i, use in enumerate(uses):
             lead = f"∇{name} = " if i == 0 else " " * (len(name) + 2) + "+ "
             lines.append(f"{lead}{use.formula}   ({use.where})")
-    parts.append(f"<h4>Gradients</h4><pre>{html(chr(10).join(lines))}</pre>")
-    parts.append(f"<h4>Closed form (paste under expect:)</h4><pre>{html(chr(10).join(expect_block(ex)))}</pre>")
+    parts.append(f"<h4>Gradients</h4><pre>{_lines(lines)}</pre>")
+    parts.append(f"<h4>Closed form (paste under expect:)</h4><pre>{_lines(expect_block(ex))}</pre>")
     parts.append("</details>")
     return "".join(parts)
+
+
+def _lines(lines) -> str:
+    """Lines for a <pre>: each escaped (a line break inside one would be shown as \\n), joined by line breaks."""
+    return "\n".join(html(line) for line in lines)
