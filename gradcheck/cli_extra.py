@@ -129,13 +129,17 @@ def sweep_one(path: str, options: RunOptions, against: str, timeout: float) -> S
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @setting_options
-@output_options(formats=("human",))
+@click.option("--color", type=click.Choice(list(COLOR_CHOICES)), default="auto", show_default=True,
+              help="Colour; auto means on a terminal, unless NO_COLOR is set.")
+@click.option("--width", type=click.IntRange(40, 10_000), metavar="N", help="Line width (default: the terminal's).")
+@click.option("-q", "--quiet", is_flag=True, help="Only failures, errors and the summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Also each param's worst entries, and heatmaps of failing ones.")
 @jobs_option
 @click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True, metavar="SECONDS",
               help="How often to look for changed files.")
 @limit_options()
-def watch(paths, rtol, atol, eps, seed, settings_from, method, fmt, output, color, width, quiet, verbose, jobs,
-          interval, **limit_values):
+def watch(paths, rtol, atol, eps, seed, settings_from, method, color, width, quiet, verbose, jobs, interval,
+          **limit_values):
     """Check the specs in PATHS, then re-check each one you save, redrawing the report.
 
     Looks at the files' modification times every --interval seconds (no extra dependency); a spec that
@@ -144,7 +148,7 @@ def watch(paths, rtol, atol, eps, seed, settings_from, method, fmt, output, colo
     """
     from .watch import Watcher
 
-    out = make_output("human", output, color, width, quiet, verbose)
+    out = make_output("human", None, color, width, quiet, verbose)
     options = run_options(rtol, atol, eps, seed, method, settings_from, limits=limits_from(limit_values), jobs=jobs,
                           keep_entries=verbose)
     status = Watcher(paths, options, out, interval).run()
