@@ -113,8 +113,8 @@ def test_problems_held_by_a_result_become_located_findings():
     row = SpecResult("s.yaml", "s", "error", "two problems")
     object.__setattr__(row, "problems", ({"line": 3, "col": 5, "message": "no such key", "severity": "error"},
                                          {"line": 9, "col": 1, "message": "unused define", "severity": "warning"}))
-    found = [(f.line, f.col, f.severity, f.message) for f in spec_findings(row)]
-    assert found == [(3, 5, "error", "no such key"), (9, 1, "warning", "unused define")]
+    found = [(f.rule, f.line, f.col, f.severity, f.message) for f in spec_findings(row)]
+    assert found == [("invalid-spec", 3, 5, "error", "no such key"), ("spec-problem", 9, 1, "warning", "unused define")]
 
 
 # ----------------------------------------------------------------------------- HTML

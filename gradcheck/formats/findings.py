@@ -24,7 +24,9 @@ RULES = {
     "invalid-spec": ("The spec cannot be checked",
                      "A YAML, structure, name, shape or expression problem, or a resource limit; located at the "
                      "place in the spec that caused it."),
-    "spec-problem": ("A problem the loader reported", "A located problem in the spec (an error or a warning)."),
+    "spec-problem": ("A warning or note on the spec",
+                     "A located warning or note on a spec that could be checked (an unused param or define, "
+                     "a gradient that is zero everywhere, a param without expect)."),
 }
 SEVERITIES = ("error", "warning", "info")
 
@@ -57,8 +59,12 @@ def comparison_message(p: ParamResult, side: str, c: Comparison, rtol: float | N
 
 def spec_findings(s: SpecResult) -> list[Finding]:
     """The findings of one spec, in file order where the places are known: problems, then failing params."""
-    found = [Finding("spec-problem", _severity(pr), str(_get(pr, "message")), _get(pr, "file") or s.path,
-                     _get(pr, "line"), _get(pr, "col"), s.name) for pr in getattr(s, "problems", None) or ()]
+    found = []
+    for pr in getattr(s, "problems", None) or ():
+        severity = _severity(pr)
+        rule = "invalid-spec" if severity == "error" and s.status == "error" else "spec-problem"
+        found.append(Finding(rule, severity, str(_get(pr, "message")), _get(pr, "file") or s.path,
+                             _get(pr, "line"), _get(pr, "col"), s.name))
     if s.status == "error" and not found:
         e = s.error
         where = (e.file, e.line, e.col) if e is not None else (s.path, None, None)
