@@ -219,3 +219,22 @@ def test_the_readme_shows_what_the_new_commands_print(prefix):
         result = invoke(*args)
         printed = "\n".join(line.rstrip() for line in result.stdout.splitlines())
         assert printed.rstrip("\n") == output.rstrip("\n"), command
+
+
+def test_a_large_matrix_is_drawn_in_blocks_and_bad_values_do_not_break_the_drawings():
+    import numpy as np
+
+    from gradcheck.formats.svg import MAX_CELLS, heatmap_svg, vcurve_svg
+    from gradcheck.sweep import SweepCurve
+
+    errors = np.full((100, 100), 1e-9)
+    errors[50, 7] = np.nan  # a NaN entry counts as the worst
+    drawing = heatmap_svg(errors, 1e-6, "W <backprop>")
+    assert drawing.count("<title>") == 34 * 34 <= MAX_CELLS ** 2  # 100 entries a side in blocks of 3
+    assert "each cell: the worst of 3×3 entries" in drawing and "rows 48–50, columns 6–8: rel error inf" in drawing
+    assert 'aria-label="W &lt;backprop&gt;"' in drawing
+    steps = tuple(np.logspace(-1, -14, 27))
+    curve = SweepCurve("W", (0, 0), 1.0, 6e-6, steps, (1.0,) * 27, (np.nan,) + (1e-9,) * 25 + (np.inf,))
+    drawing = vcurve_svg(curve, "W")
+    assert drawing.count("<circle") == 27
+    assert not re.findall(r'="[^"]*(?:nan|inf)', drawing)  # every coordinate a number
