@@ -137,19 +137,21 @@ def sweep_one(path: str, options: RunOptions, against: str, timeout: float) -> S
 @jobs_option
 @click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True, metavar="SECONDS",
               help="How often to look for changed files.")
+@click.option("--all", "every_spec", is_flag=True,
+              help="Re-check every spec under PATHS whenever any of them changes (default: only the changed ones).")
 @limit_options()
 def watch(paths, rtol, atol, eps, seed, settings_from, method, color, width, quiet, verbose, jobs, interval,
-          **limit_values):
+          every_spec, **limit_values):
     """Check the specs in PATHS, then re-check each one you save, redrawing the report.
 
     Looks at the files' modification times every --interval seconds (no extra dependency); a spec that
-    changed is checked again, a new file under a folder is picked up, a deleted one dropped. Stop with
-    Ctrl-C (exit 130) or SIGTERM (exit 143).
+    changed is checked again (with --all, every spec), a new file under a folder is picked up, a deleted
+    one dropped. Stop with Ctrl-C (exit 130) or SIGTERM (exit 143).
     """
     from .watch import Watcher
 
     out = make_output("human", None, color, width, quiet, verbose)
     options = run_options(rtol, atol, eps, seed, method, settings_from, limits=limits_from(limit_values), jobs=jobs,
                           keep_entries=verbose)
-    status = Watcher(paths, options, out, interval).run()
+    status = Watcher(paths, options, out, interval, every_spec=every_spec).run()
     sys.exit(status)

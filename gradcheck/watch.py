@@ -22,10 +22,6 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, like Ctrl-C (so a check in progress stops the same way)."""
 
 
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def stamp(path: str) -> tuple[int, int] | None:
     """What tells a saved file from the last one seen: modification time (ns) and size; None if unreadable."""
     try:
@@ -38,24 +34,31 @@ def stamp(path: str) -> tuple[int, int] | None:
 class Watcher:
     """The watch loop: the latest result of every spec under the paths, re-checked when its file changes."""
 
-    def __init__(self, paths, options: RunOptions, out, interval: float = 0.5, clock=time.sleep):
+    def __init__(self, paths, options: RunOptions, out, interval: float = 0.5, clock=time.sleep,
+                 every_spec: bool = False):
         self.paths, self.options, self.out, self.interval, self.sleep = list(paths), options, out, interval, clock
+        self.every_spec = every_spec  # re-check every spec when any file changes, not only the changed ones
         self.seen: dict[str, tuple | None] = {}
         self.results: dict[str, object] = {}
         self.rounds = 0
+        self.terminated = False
+
+    def _terminate(self, signum, frame):
+        self.terminated = True  # remembered: the runner turns what is raised into its own Interrupted
+        raise Terminated()
 
     def run(self) -> int:
         """Watch until Ctrl-C (130) or SIGTERM (143)."""
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, self._terminate)
         interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored (`&`)
         try:
             while True:
                 self.poll()
                 self.sleep(self.interval)
-        except Terminated:
-            self.say("gradcheck: watch stopped (SIGTERM)")
-            return 143
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated), between checks or during one
+            if self.terminated:
+                self.say("gradcheck: watch stopped (SIGTERM)")
+                return 143
             self.say("gradcheck: watch stopped")
             return 130
         finally:
@@ -70,6 +73,8 @@ class Watcher:
         gone = [path for path in self.seen if path not in now]
         for path in gone:
             self.results.pop(path, None)
+        if changed and self.every_spec:
+            changed = files
         if changed:
             self.check(changed)
         self.seen = now

@@ -103,3 +103,32 @@ def test_watch_re_runs_a_saved_spec_and_stops_cleanly(tmp_path, stop, code, said
             proc.wait()
     assert proc.returncode == code, err
     assert said in err and "Traceback" not in err, err
+
+
+def test_all_re_checks_every_spec_when_one_changes(tmp_path, capsys):
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text(ICA.read_text())
+    watcher = Watcher([str(tmp_path)], RunOptions(), Output(), every_spec=True)
+    watcher.poll()
+    (tmp_path / "a.yaml").write_text(BROKEN)
+    os.utime(tmp_path / "a.yaml", ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert [os.path.basename(p) for p in watcher.poll()] == ["a.yaml", "b.yaml"]
+    assert "re-checked 2" in capsys.readouterr().out
+    assert watcher.poll() == []  # nothing saved: still nothing to do
+
+
+def test_sigterm_during_a_check_is_still_sigterm(tmp_path, monkeypatch):
+    (tmp_path / "a.yaml").write_text(ICA.read_text())
+    watcher = Watcher([str(tmp_path)], RunOptions(), Output())
+
+    def terminated_while_checking(files):  # the runner turns any KeyboardInterrupt into its own Interrupted
+        from gradcheck.runner import Interrupted
+
+        try:
+            watcher._terminate(signal.SIGTERM, None)
+        except KeyboardInterrupt:
+            raise Interrupted([], len(files)) from None
+
+    monkeypatch.setattr(watcher, "check", terminated_while_checking)
+    assert watcher.run() == 143
+    assert signal.getsignal(signal.SIGTERM) != watcher._terminate  # the handler was given back
