@@ -10,6 +10,8 @@ from ..results import SpecResult
 from .escape import html
 from .explanation import expect_block
 
+STDIN = "<stdin>"  # the path of a spec read from standard input (`gradcheck run -`)
+
 
 def spec_extras(s: SpecResult, max_curves: int, seconds: float):
     """(curves, explanation, note): the V-curves of the failing sides (every param's backprop when it
@@ -21,6 +23,8 @@ def spec_extras(s: SpecResult, max_curves: int, seconds: float):
     from ..sweep import failing_curves
 
     curves, explanation, missing = [], None, []
+    if s.path == STDIN:  # read once, and gone: nothing to load again
+        return curves, explanation, "sweep and derivation left out: the spec came from standard input"
     try:
         with time_limit(seconds):
             spec = load(s.path)
