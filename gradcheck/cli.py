@@ -170,7 +170,7 @@ def run(paths, fmt, output, color, width, quiet, verbose, jobs, rtol, atol, eps,
     paths = stdin_paths(paths, limits)
     options = RunOptions(rtol=rtol, atol=atol, eps=eps, seed=seed, method=method, mode=mode, memory=memory * 2**20,
                          limits=limits, jobs=jobs, settings_from=settings_from,
-                         keep_entries=out.verbose and out.format == "human",  # only verbose human output draws them
+                         keep_entries=(out.verbose and out.format == "human") or out.format == "html",  # drawn there only
                          strict=bool(strict), **run_context(exclude, extend_exclude, force_exclude))
     files = require_specs(paths, options)
     report(lambda on_done: execute(paths, options, on_done), out, "run", len(files))
@@ -286,37 +286,15 @@ def schema(output):
         stream.write(schema_text())
 
 
-@main.command()
-@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--method", type=click.Choice(METHODS), default="central",
-              show_default=True, help="Finite-difference method to sweep.")
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
-@click.option("--seed", type=SEED, help="Seed for random values (0 to 2**128 - 1), overriding the spec's.")
-@timeout_option
-def sweep(spec, method, fmt, seed, timeout):
-    """Plot error against step size (1e-1 … 1e-14) at each param's worst entry.
+def _register_more_commands() -> None:
+    """sweep and watch (cli_extra.py) share run's settings; they live beside this module to keep it small."""
+    from .cli_extra import sweep, watch
 
-    Shows the V of truncation error (large steps) against round-off (small steps), with the step
-    the check uses marked.
-    """
-    from .errors import SpecError
-    from .report import render_sweep
-    from .source import for_argument
-    from .spec import load
-    from .sweep import sweep as run_sweep
+    main.add_command(sweep)
+    main.add_command(watch)
 
-    from .deadline import SpecTimeout, time_limit, timeout_error
 
-    try:
-        with time_limit(timeout):
-            curves = run_sweep(load(for_argument(spec)), method=method, seed=seed)
-    except SpecTimeout:
-        say(str(timeout_error(spec, timeout)))
-        sys.exit(1)
-    except SpecError as exc:
-        say(str(exc))
-        sys.exit(1)
-    render_sweep(curves, sys.stdout, fmt, spec)
+_register_more_commands()
 
 
 def entry() -> None:

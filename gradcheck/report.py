@@ -1,4 +1,4 @@
-"""The human and JSON reports of a run, and sweep plots; no maths here, only presentation.
+"""The human and JSON reports of a run; no maths here, only presentation.
 
 gradcheck.formats maps each format name to its renderer; the shared text helpers are in formats/text.py.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import IO
 
-import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -266,58 +265,3 @@ def render_human(run: RunResult, out: IO[str], color: bool | None = None, width:
             continue
         render_spec(console, s, quiet=quiet, verbose=verbose, command=command)
     console.print(summary_text(run, command))
-
-
-# ----------------------------------------------------------------------------- sweep plots
-
-PLOT_ROWS = 14
-ERROR_FLOOR = 1e-17  # exact agreement is drawn at the bottom row
-
-
-def sweep_plot(curve, width: int = 56) -> list[str]:
-    """A log-log plot of error against step, as text: x = log10 step, y = log10 error."""
-    xs = np.log10(np.array(curve.steps))
-    ys = np.log10(np.maximum(np.array(curve.errors), ERROR_FLOOR))
-    top, bottom = max(0.0, float(np.ceil(ys.max()))), float(np.floor(ys.min()))
-    left, right = float(xs.max()), float(xs.min())  # large steps on the left, as the V is usually drawn
-    grid = [[" "] * width for _ in range(PLOT_ROWS)]
-
-    def col(x):
-        return int(round((left - x) / (left - right) * (width - 1))) if left != right else 0
-
-    def row(y):
-        return int(round((top - y) / (top - bottom) * (PLOT_ROWS - 1))) if top != bottom else 0
-
-    chosen = col(np.log10(curve.chosen_step))
-    for r in range(PLOT_ROWS):
-        if 0 <= chosen < width:
-            grid[r][chosen] = "┊"
-    for x, y in zip(xs, ys):
-        grid[row(y)][col(x)] = "●"
-    lines = []
-    for r, cells in enumerate(grid):
-        exponent = int(round(top - r * (top - bottom) / (PLOT_ROWS - 1)))
-        label = f"1e{exponent}" if r % 3 == 0 or r == PLOT_ROWS - 1 else ""
-        lines.append(f"{label:>7} │{''.join(cells)}")
-    lines.append(" " * 8 + "└" + "─" * width)
-    lines.append(" " * 9 + f"step 1e{int(round(left))}".ljust(width - 6) + f"1e{int(round(right))}")
-    lines.append(" " * 9 + f"┊ = the step the check uses ({curve.chosen_step:.2e})")
-    return lines
-
-
-def render_sweep(curves, out: IO[str], fmt: str = "human", path: str = "", color: bool | None = None) -> None:
-    """Each param's curve as a plot (human) or as data (json)."""
-    if fmt == "json":
-        json.dump({"path": path, "params": [curve.__dict__ | {"index": list(curve.index)} for curve in curves]},
-                  out, indent=2, allow_nan=False)
-        out.write("\n")
-        return
-    console = make_console(out, color, None)
-    for curve in curves:
-        best = int(np.argmin(curve.errors))
-        console.print(Text(f"{curve.param} at {fmt_index(curve.index)}: analytic {fmt_num(curve.analytic)}; "
-                           f"smallest error {curve.errors[best]:.1e} at step {curve.steps[best]:.1e}", style="bold"),
-                      soft_wrap=True)
-        for line in sweep_plot(curve):
-            console.print(Text(line), soft_wrap=True)
-        console.print()

@@ -124,6 +124,16 @@ def test_yaml_syntax_errors_go_through_every_format(fmt):
         assert ET.fromstring(out).find("testsuite/testcase/error") is not None
     elif fmt == "github":
         assert out.startswith(f"::error file={YAML_SYNTAX},line=5,col=6,")
+    elif fmt == "sarif":
+        found = json.loads(out)["runs"][0]["results"][0]
+        assert found["message"]["text"].startswith("YAML syntax error")
+        assert found["locations"][0]["physicalLocation"]["region"] == {"startLine": 5, "startColumn": 6}
+    elif fmt == "gitlab":
+        found = json.loads(out)[0]
+        assert found["description"].startswith("YAML syntax error") and found["location"]["path"] == str(YAML_SYNTAX)
+        assert found["location"]["positions"]["begin"] == {"line": 5, "column": 6}
+    elif fmt == "html":
+        assert f"{YAML_SYNTAX}:5:6: YAML syntax error" in re.sub("<[^>]+>", "", out)
     else:
         assert f"{YAML_SYNTAX}:5:6: YAML syntax error" in out
 

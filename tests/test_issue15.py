@@ -102,7 +102,7 @@ def command_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.lstrip().startswith(("::", "##[", "##vso["))]
 
 
-@pytest.mark.parametrize("fmt", ["human", "json", "junit", "github"])
+@pytest.mark.parametrize("fmt", ["human", "json", "junit", "github", "sarif", "gitlab", "html"])
 def test_control_characters_and_forged_commands_are_escaped_in_every_format(tmp_path, fmt):
     from conftest import WRONG
 
@@ -113,8 +113,8 @@ def test_control_characters_and_forged_commands_are_escaped_in_every_format(tmp_
         assert result.exit_code == 1, out
         for ch in "\x1b\x07\x7f\x9b\u202e\u2066":  # never raw, in any format
             assert ch not in out, (fmt, repr(ch))
-        if fmt != "github" or args[0] == "run":  # github names only the files with a problem
-            assert "\\x1b" in out or "\\u001b" in out
+        if fmt not in ("github", "sarif", "gitlab") or args[0] == "run":  # these name only the files with a problem
+            assert "\\x1b" in out or "\\u001b" in out or (fmt == "sarif" and "%1B" in out)  # sarif: a URI
         commands = command_lines(out)
         if fmt == "github":  # our own annotations only: the forged text is inside an escaped property or message
             assert all(line.startswith("::error file=") for line in commands)

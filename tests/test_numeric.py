@@ -276,7 +276,7 @@ def test_sweep_cli_human_and_json():
     human = invoke("sweep", "specs/ufldl_ica_reconstruction.yaml")
     assert human.exit_code == 0 and "┊ = the step the check uses" in human.output and "●" in human.output
     data = json.loads(invoke("sweep", "--format", "json", "specs/ufldl_ica_reconstruction.yaml").output)
-    curve = data["params"][0]
+    curve = data["specs"][0]["params"][0]
     assert curve["param"] == "W" and len(curve["steps"]) == len(curve["errors"]) == 27
     refused = invoke("sweep", "--method", "complex-step", "specs/max_pooling.yaml")
     assert refused.exit_code == 1 and "analytic" in refused.output

@@ -15,6 +15,9 @@ FORMATS = {
     "json": "gradcheck.report:render_json",
     "junit": "gradcheck.formats.junit:render_junit",
     "github": "gradcheck.formats.github:render_github",
+    "sarif": "gradcheck.formats.sarif:render_sarif",
+    "gitlab": "gradcheck.formats.gitlab:render_gitlab",
+    "html": "gradcheck.formats.html:render_html",
 }
 FORMAT_NAMES = tuple(FORMATS)
 

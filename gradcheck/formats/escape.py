@@ -6,6 +6,8 @@
   `::error file=README.md::…` could raise annotations, mask text or stop command processing.
 - github: the toolkit's escapes (%, CR, LF; in properties also `:` and `,`) after the human ones.
 - junit: the human escapes line by line, then whatever XML 1.0 cannot carry at all.
+- html: the human escapes of non-printable characters (no command defusing: a browser runs no CI
+  commands), then &, <, >, " and ' as entities (the HTML report, its inline SVG too).
 - json: by construction (json.dumps), plus DEL, C1 and bidi characters as \\uXXXX so that a raw
   report shown on a terminal cannot act on it.
 
@@ -100,3 +102,13 @@ class CommandSafeStream:
 
     def __getattr__(self, name):  # isatty, fileno, encoding: the real stream's
         return getattr(self.out, name)
+
+
+def html(text: str) -> str:
+    """Text for HTML (and inline SVG) content or a quoted attribute: non-printable characters shown escaped
+    as the human format shows them, then &, <, >, " and ' as entities, so a spec cannot add markup."""
+    import html as html_module
+
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() or ch == " " else _escaped(ch) for ch in text)
+    return html_module.escape(text, quote=True)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import IO
 
-from ..problems import problems_of
-from ..results import ParamResult, RunResult, SpecResult
-from ..verdict import Comparison
+from ..results import RunResult, SpecResult
 from .escape import github_data, github_property
-from .text import fmt_err, fmt_index, fmt_num, in_error_units, summary_text
+from .findings import Finding, spec_findings
+from .text import summary_text
 
 
 LEVELS = {"error": "error", "warning": "warning", "info": "notice"}  # a problem's severity as a workflow command
@@ -35,46 +34,19 @@ def workflow_command(kind: str, message: str, file: str, line: int | None = None
     return f"::{kind} {joined}::{escape_data(message)}"
 
 
-def comparison_message(p: ParamResult, side: str, c: Comparison, rtol: float | None) -> str:
-    if c.message:
-        return c.message
-    limit = f" > rtol {rtol:.1e}" if rtol is not None else ""
-    diagnosis = f"; {p.diagnosis}" if side == "expect" and p.diagnosis else ""
-    return (f"{side} gradient of {p.name} disagrees with finite differences at {fmt_index(c.worst_index)}: "
-            f"analytic {fmt_num(c.analytic)}, numeric {fmt_num(c.numeric)} "
-            f"(rel error {fmt_err(c.max_rel_error)}{limit}{in_error_units(c)}){diagnosis}")
-
-
 def spec_annotations(s: SpecResult) -> list[str]:
-    """The annotation lines of one spec (none when it passed)."""
-    if s.status == "error":
-        e = s.error
-        if e is None:
-            return [workflow_command("error", s.message or "error", s.path, title="gradcheck: invalid spec")]
-        return [workflow_command("error", p.message, p.file, p.line, p.col, title="gradcheck: invalid spec")
-                for p in s.problems or problems_of(e)]
-    lines = [workflow_command(LEVELS[p.severity], p.message, p.file, p.line, p.col, title=f"gradcheck: {p.severity}")
-             for p in s.problems if p.severity != "error"]
-    rtol = s.settings.rtol if s.settings else None
-    for p in s.params:
-        for side, c in (("backprop", p.backprop), ("expect", p.expect)):
-            if c is None or c.passed:
-                continue
-            place = p.expect_place if side == "expect" and p.expect_place else p.place
-            where = (place.file, place.line, place.col) if place else (s.path, None, None)
-            lines.append(workflow_command("error", comparison_message(p, side, c, rtol), *where,
-                                 title=f"gradcheck: {p.name} {side}"))
-    for r in s.second:  # a failing hessian/hvp formula, annotated where it stands
-        if r.formula.passed:
-            continue
-        c = r.formula
-        message = c.message or (f"{r.section} of {r.name} disagrees with finite differences of the backprop gradient "
-                                f"at {fmt_index(c.worst_index)}: formula {fmt_num(c.analytic)}, numeric "
-                                f"{fmt_num(c.numeric)} (rel error {fmt_err(c.max_rel_error)}{in_error_units(c)})"
-                                + (f"; {r.diagnosis}" if r.diagnosis else ""))
-        where = (r.place.file, r.place.line, r.place.col) if r.place else (s.path, None, None)
-        lines.append(workflow_command("error", message, *where, title=f"gradcheck: {r.label}"))
-    return lines
+    """The annotation lines of one spec (none when it passed): its located findings, each at its place."""
+    return [workflow_command(LEVELS[f.severity], f.message, f.file, f.line, f.col, title=_title(f))
+            for f in spec_findings(s)]
+
+
+def _title(f: Finding) -> str:
+    """The annotation's title: what kind of finding, and for a mismatch which param and side."""
+    if f.rule == "invalid-spec":
+        return "gradcheck: invalid spec"
+    if f.rule == "spec-problem":
+        return f"gradcheck: {f.severity}"
+    return f"gradcheck: {f.param} {f.side}"  # "W expect", "w hessian"
 
 
 def render_github(run: RunResult, out: IO[str], quiet: bool = False, command: str = "run", **_) -> None:
