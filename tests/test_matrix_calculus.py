@@ -52,6 +52,13 @@ def _least_squares(v):
     return np.sum(R * R), {"X": 2 * A.T @ R}
 
 
+def _least_squares_solve(v):
+    A, B, C = v["A"], v["B"], v["C"]
+    Z = np.linalg.inv(A) @ B  # the oracle forms the inverse; the engine solves
+    G = 2 * (Z - C)
+    return np.sum((Z - C) ** 2), {"A": -inv(A).T @ G @ Z.T, "B": inv(A).T @ G}
+
+
 def _logdet_ridge(v):
     X, lam = v["X"], float(v["lam"][0, 0])
     M = X.T @ X + lam * np.eye(X.shape[1])
@@ -73,6 +80,7 @@ ORACLES = {
     "trace_axb.yaml": _trace_axb,
     "trace_xtax.yaml": _trace_xtax,
     "least_squares_frobenius.yaml": _least_squares,
+    "least_squares_solve.yaml": _least_squares_solve,
     "logdet_gram_ridge.yaml": _logdet_ridge,
     "quadratic_form.yaml": _quadratic,
     "symmetric_logdet_trace.yaml": _symmetric,
@@ -88,6 +96,16 @@ def test_bundled_matrix_spec_matches_its_numpy_closed_form(name):
         np.testing.assert_allclose(spec.gradient()[param], g, rtol=1e-10, atol=1e-12)
     result = gradcheck.check(spec)
     assert result.status == "pass" and all(p.expect is not None and p.expect.passed for p in result.params)
+
+
+def test_solve_spec_fails_on_exactly_a_when_its_inverse_is_not_transposed():
+    """The usual slip in δ_A = −A⁻ᵀ G Zᵀ: A⁻¹ for A⁻ᵀ (A is not symmetric); B's formula stays right."""
+    text = (SPECS / "least_squares_solve.yaml").read_text(encoding="utf-8")
+    wrong = text.replace("A: -2 * solve(A.T, solve(A, B) - C)", "A: -2 * solve(A, solve(A, B) - C)")
+    assert wrong != text
+    result = gradcheck.check(gradcheck.loads(wrong, "w.yaml"))
+    assert [(p.name, p.expect.passed) for p in result.params] == [("A", False), ("B", True)]
+    assert np.linalg.cond(load("least_squares_solve.yaml").values["A"]) < 100  # the seed draws a tame A
 
 
 def test_the_gaussian_example_is_the_issues_text_verbatim():
@@ -284,6 +302,7 @@ TORCH_J = {  # J written in torch from the spec's values, independent of the eng
         t.linalg.inv(v["S"]) @ (v["X"] @ v["X"].T / v["X"].shape[1])),
     "logdet_gram_ridge.yaml": lambda t, v: t.logdet(v["X"].T @ v["X"] + v["lam"][0, 0] * t.eye(3, dtype=t.float64)),
     "least_squares_frobenius.yaml": lambda t, v: t.linalg.norm(v["A"] @ v["X"] - v["B"]) ** 2,
+    "least_squares_solve.yaml": lambda t, v: t.sum((t.linalg.solve(v["A"], v["B"]) - v["C"]) ** 2),
     "trace_xtax.yaml": lambda t, v: t.trace(v["X"].T @ v["A"] @ v["X"]),
 }
 
