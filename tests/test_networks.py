@@ -331,6 +331,27 @@ def test_max_pooling_and_conv_inside_a_network():
     assert spec.model.terms[0].layers[1].options.image == (2, 3, 3)  # the conv's image reached the pool by name
 
 
+def test_a_max_pooling_tie_made_by_a_merge_is_a_kink_not_a_failure():
+    """Issue 11: kinks work through merges: s = W x + x with W = I ties the first two entries of the pooled
+    window (2, 2, 1, 0.4); every entry of W that moves s_0 or s_1 crosses that tie, the others do not."""
+    spec = load("""\
+        params: {W: [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]}
+        data: {x: [1.0, 1.0, 0.5, 0.2]}
+        input: x
+        layers:
+          - {name: h, weight: W}
+          - {name: s, add: [h, x]}
+          - {name: p, input: s, maxpool: {size: [2, 2], image: [1, 2, 2]}}
+          - {mul: [p, p]}
+        objective: sum
+        """)
+    result = gradcheck.check(spec)
+    assert result.status == "pass" and result.kinks == 8
+    kinks = result.params[0].backprop.kinks
+    assert sorted(k.index for k in kinks) == [(i, j) for i in (0, 1) for j in range(4)]
+    assert all(k.status == "kink" for k in kinks)
+
+
 MERGE_SPEC = """\
 params:
   W: {shape: [3, 3], std: 0.5}
