@@ -196,9 +196,29 @@ data: {X: {shape: [3, 5]}, lam: 0.3, m: 5}
 """
 
 
-def test_a_define_on_a_param_used_by_a_layer_is_refused_there():
-    line, col, message = at(BASE + "define: {P: W @ X}\ninput: X\nlayers: [{activation: {scale: P}}]\n")
-    assert (line, col) == (5, 31) and 'define "P" depends on param W' in message
+@pytest.mark.parametrize("layers, role", [
+    ("[{activation: {scale: P}}]", "the argument of scale"),
+    ("[{input: P, weight: W}]", "the input of layer 1"),
+    ("[{name: h, weight: W}, {add: [h, P]}]", "add in layer 2"),
+    ("[{name: h, weight: W}, {mul: [h, P.T]}]", "mul in layer 2"),
+    ("[{name: h, weight: W}, {slice: {input: P, rows: [0, 2]}}]", "the slice input of layer 2"),
+    ("[{name: h, weight: W}, {concat: [h, P]}]", "concat in layer 2"),
+    ("[{weight: P.T}]", "the weight of layer 1"),
+    ("[{weight: W, bias: P}]", "the bias of layer 1"),
+])
+def test_a_define_on_a_param_used_by_a_layer_is_refused_there(layers, role):
+    """Issue 12: wherever a layer reads a define (input, merge member, slice, weight, bias, argument), one that
+    depends on a param is a located error at that use (a layer's input and merges were a KeyError traceback)."""
+    line, col, message = at(BASE + f"define: {{P: W @ X}}\ninput: X\nlayers: {layers}\n")
+    assert (line, col) == (5, 9 + layers.index("P")) and 'define "P" depends on param W' in message, message
+    assert message.startswith(role), message
+
+
+def test_a_define_of_data_is_read_by_a_layer_as_input_and_as_a_merge_member():
+    spec = gradcheck.loads(BASE + "define: {P: X * 2}\nlayers: [{name: h, input: P, weight: W}, {add: [h, P]}]\n")
+    W, X = spec.values["W"], spec.values["X"]
+    assert spec.objective() == pytest.approx(np.sum(W @ (2 * X) + 2 * X), rel=1e-12)
+    np.testing.assert_allclose(spec.gradient()["W"], np.ones((3, 5)) @ (2 * X).T, rtol=1e-12)
 
 
 def test_a_define_on_a_param_stays_usable_in_expect():
