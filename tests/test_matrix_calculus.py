@@ -171,6 +171,41 @@ def test_inv_of_a_singular_matrix_reports_its_condition_number():
     assert "nan" not in result.message.lower()
 
 
+@pytest.mark.parametrize("matrix, shown", [
+    ("[[1, 1], [1, 1.0000000000001]]", "condition number 4e+13, above 1e+10"),  # nearly singular: finite, round-off
+    ("[[1e-13, 0], [0, 1]]", "condition number 1e+13, above 1e+10"),
+])
+def test_inv_of_a_badly_conditioned_matrix_is_an_error_with_its_condition_number(matrix, shown):
+    """Issue 12: not only an exactly singular z: a finite inverse that would be round-off is refused, at the layer."""
+    result = gradcheck.check(gradcheck.loads(f"params: {{S: {matrix}}}\ninput: S\nlayers: [{{activation: inv}}]\n",
+                                             "t.yaml"))
+    assert result.status == "error" and not result.params
+    assert result.message.startswith("t.yaml:3:23: layer 1 (I, inv): z is singular or badly conditioned: " + shown)
+
+
+def test_solve_with_a_badly_conditioned_a_is_an_error_at_the_merge_with_its_condition_number():
+    """A finite but round-off A⁻¹B was a false FAIL on A (rel error 1.0); now the merge's domain names it."""
+    result = gradcheck.check(gradcheck.loads("params: {A: [[1, 1], [1, 1.0000000000001]], B: [[1], [2]]}\n"
+                                             "layers: [{solve: [A, B], activation: tanh}]\n", "t.yaml"))
+    assert result.status == "error" and not result.params
+    assert result.message.startswith("t.yaml:2:10: layer 1 (solve A, B, tanh): A (the first input of solve) is "
+                                     "singular or badly conditioned: condition number 4e+13, above 1e+10")
+
+
+@pytest.mark.parametrize("layers, matrix, where", [
+    ("[{activation: inv}]", "[[1, 1], [0.99999999, 1]]", "the domain of inv (z invertible and well conditioned)"),
+    ("[{solve: [S, B]}]", "[[1, 1], [1, 1.00000001]]",
+     "the domain of the merge solve (A invertible and well conditioned) in layer 1 (solve S, B, identity)"),
+])
+def test_a_stencil_across_a_singular_matrix_is_named_not_failed(layers, matrix, where):
+    """Issue 12: the point is inside the domain (well enough conditioned) but θ ± h straddles det = 0."""
+    text = f"params: {{S: {matrix}}}\ndata: {{B: [[1], [2]]}}\ninput: S\nlayers: {layers}\n"
+    result = gradcheck.check(gradcheck.loads(text, "t.yaml"))
+    assert result.status == "error" and result.message.startswith("t.yaml:1:10: the finite-difference stencil S[")
+    assert "crosses the edge of " + where in result.message
+    assert "no verdict on the analytic one" in result.message
+
+
 def test_a_stencil_across_det_zero_is_named():
     result = gradcheck.check(gradcheck.loads("params: {S: [[1, 1], [0.99999999, 1]]}\ninput: S\n"
                                              "layers: [{activation: logdet}]\n", "t.yaml"))
