@@ -24,7 +24,7 @@ from gradcheck.spec import load
 
 WIDTHS = (60, 80, 100, 120)
 # the narrow widths run in the fast suite; the wide ones (where the full table mostly fits) only in the full one
-PARAMS = [60, 80, *(pytest.param(w, marks=pytest.mark.slow) for w in (100, 120))]
+PARAMS = [60, *(pytest.param(w, marks=pytest.mark.slow) for w in (80, 100, 120))]  # 60 is the narrowest: the quick loop keeps it
 PATHS = [*BUNDLED, *sorted((FIXTURES / "wrong").glob("*.yaml"))]
 NUMBER = re.compile(r"(?<![\w.⁽⁾])[-+]?\d+(?:\.\d*)?(?:e[-+]?\d*)?(?![\w.])")
 SUPERSCRIPT = re.compile(r"[⁽⁾⁰¹²³⁴⁵⁶⁷⁸⁹ⁿˡ⁺⁻]+")
