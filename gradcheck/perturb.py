@@ -11,7 +11,8 @@ Three ideas make this fast and exact:
   summed over that row alone. A softmax with cross-entropy after it updates each column's
   log-sum-exp from the one changed logit (losses.Fused.rows); a kind may name the rows an entry moves
   (conv: one filter's, kinds' `patch`) or carry the moved entry through its own batched forward
-  (recurrent: `moved`), or carry a changed row on as the same row (batch norm, dropout: `carry_rows`);
+  (recurrent: `moved`), or carry a changed row on as the same row (batch norm, dropout: `carry_rows`) or spread it over
+  its whole z from O(m) statistics (layer norm: `spread_rows`);
   a second use of p as a dense weight or bias adds the entry's own rank-1 term.
   Elsewhere the batch is made dense and the ordinary batched forward pass takes over.
 - ΔJ is summed entry-wise as Σ [L(new) − L(old)], so round-off scales with the entries that
@@ -229,6 +230,9 @@ class _TermRun(TermObjective):
         if isinstance(state, RowPatch) and not refs and carry is not None and state.rows.shape[1:] in ((), (1,)):
             rows, vals = state.rows.reshape(-1), state.vals.reshape(len(state.rows), -1)
             return self.activate_rows(index, layer, RowPatch(lt.z, rows, carry(layer, lt, rows, vals, self.o.values)))
+        spread = getattr(KINDS[layer.kind], "spread_rows", None)  # one changed row moves the kind's whole z
+        if isinstance(state, RowPatch) and not refs and spread is not None and state.rows.ndim == 1:
+            return self.activate_dense(index, layer, spread(layer, lt, state.rows, state.vals, self.o.values))
         a_in = state.dense() if isinstance(state, RowPatch) else state
         return self.dense_layer(index, layer, a_in)
 
