@@ -31,6 +31,16 @@ def refusal(node: Expr, params: set[str]) -> Expr | None:
     return None
 
 
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum g down to `shape`, undoing numpy broadcasting (a bias (n, 1) used over m columns)."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and g.shape[axis] != 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g
+
 class NumberOps:
     """The walk on arrays at the point backprop is at."""
 
@@ -59,13 +69,7 @@ class NumberOps:
     @staticmethod
     def reduce(g, shape):
         """Sum g down to `shape` over the axes broadcasting made (a (n, 1) column used over m columns)."""
-        g = np.asarray(g)
-        while g.ndim > len(shape):
-            g = g.sum(axis=0)
-        for axis, size in enumerate(shape):
-            if size == 1 and g.shape[axis] != 1:
-                g = g.sum(axis=axis, keepdims=True)
-        return g
+        return unbroadcast(np.asarray(g), shape)
 
 
 class SymbolOps:

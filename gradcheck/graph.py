@@ -160,6 +160,7 @@ class Inputs:
         if name in self.layers:
             return Ref(name, transposed=transposed, place=place_of(node))
         if name in self.b.shapes:  # a param or data name (any name declared before the layers)
+            self.b.require_data_define(node, name, role)  # a define read by a layer must not read a param
             return Ref(name, transposed=transposed, place=place_of(node))
         if name in self.names:
             raise node.error(self.forward_reference(position, name))

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import network, numeric
 from .kinds import KINDS
+from .merges import MERGES
 from .model import Layer, Model, Objective
 
 # numpy's floating-point errors, as the finding names them. Underflow (to 0) is never a hazard.
@@ -202,17 +203,27 @@ _NO_VERDICT = ("the numeric gradient there is no verdict on the analytic one; mo
 
 
 def _matrix_edge(lt) -> str | None:
-    """How a 3-batch z (θ, θ + h, θ − h) of a whole-matrix activation leaves its domain, or None."""
+    """How a 3-batch (θ, θ + h, θ − h) leaves the domain of a whole-matrix activation (its z) or of a merge
+    (its input, e.g. A of solve), or None."""
+    merge = MERGES[lt.layer.merge].domain if lt.layer.merge is not None else None
+    if merge is not None and lt.inputs:
+        found = _edge(np.asarray(lt.inputs[merge[0]]), merge[1], f"the merge {lt.layer.merge}")
+        if found:
+            return found
     row = lt.layer.activation.row
-    z = np.asarray(lt.z)
-    if row.matrix_domain is None or z.ndim < 3 or z.shape[0] != 3:
+    return None if row.matrix_domain is None else _edge(np.asarray(lt.z), row.matrix_domain, row.name)
+
+
+def _edge(z: np.ndarray, domain, name: str) -> str | None:
+    """How a 3-batch z crosses or leaves `domain`, or None (also when z does not move with the step)."""
+    if z.ndim < 3 or z.shape[0] != 3:
         return None
-    side = np.real(row.matrix_domain.side(z))
+    side = np.real(domain.side(z))
     if side[1] * side[2] <= 0 and side[1] != side[2]:
-        return f"crosses the edge of the domain of {row.name} ({row.matrix_domain.text})"
-    outside = [k for k in (1, 2) if row.matrix_domain.problem(z[k])]
-    if outside and not row.matrix_domain.problem(z[0]):
-        return f"leaves the domain of {row.name} ({row.matrix_domain.text}) at its {('upper', 'lower')[outside[0] - 1]} end"
+        return f"crosses the edge of the domain of {name} ({domain.text})"
+    outside = [k for k in (1, 2) if domain.problem(z[k])]
+    if outside and not domain.problem(z[0]):
+        return f"leaves the domain of {name} ({domain.text}) at its {('upper', 'lower')[outside[0] - 1]} end"
     return None
 
 

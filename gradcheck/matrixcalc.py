@@ -139,24 +139,29 @@ def _positive_det(z):
     return f"det z = {value:.6g} is not positive: logdet needs det z > 0 (a positive definite z is always inside)"
 
 
-def _conditioned(z):
-    """None for a well-conditioned z; else why not, with its condition number."""
+def condition_problem(z, name: str = "z"):
+    """None for a well-conditioned z; else why not, with its condition number (z called `name` in the text)."""
     with np.errstate(all="ignore"):
         cond = float(np.linalg.cond(z))
     if np.isfinite(cond) and cond <= MAX_CONDITION:
         return None
-    shown = "infinite (z is singular)" if not np.isfinite(cond) else f"{cond:.3g}"
-    return (f"z is singular or badly conditioned: condition number {shown}, above {MAX_CONDITION:.0e}; its "
+    shown = f"infinite ({name} is singular)" if not np.isfinite(cond) else f"{cond:.3g}"
+    return (f"{name} is singular or badly conditioned: condition number {shown}, above {MAX_CONDITION:.0e}; its "
             f"inverse (and finite differences through it) would be round-off")
 
 
-def _det_side(z):
+_conditioned = condition_problem
+
+
+def det_side(z):
     """det z over the batch: a stencil whose ends differ in sign crosses a singular matrix."""
     return np.real(np.linalg.det(z))
 
 
-LOGDET_DOMAIN = MatrixDomain("det z > 0", _positive_det, _det_side)
-INVERTIBLE = MatrixDomain("z invertible and well conditioned", _conditioned, _det_side)
+LOGDET_DOMAIN = MatrixDomain("det z > 0", _positive_det, det_side)
+INVERTIBLE = MatrixDomain("z invertible and well conditioned", _conditioned, det_side)
+SOLVABLE = MatrixDomain("A invertible and well conditioned",  # the first input of the merge solve
+                        lambda a: condition_problem(a, "A (the first input of solve)"), det_side)
 
 
 def _nonzero(z):

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import symbolic as s
+from .matrixcalc import SOLVABLE
 from .shapes import Shape, broadcast, fmt_shape
 
 
@@ -35,6 +36,7 @@ class Merge:
     analytic: bool  # holomorphic: the complex step may pass through it
     kinks: tuple  # non-smooth points of the merge itself (none of these has any; _register refuses them for now)
     nonfinite: str  # what a NaN or Inf first seen in its output most likely means ("": overflow, as anywhere)
+    domain: tuple | None  # (which input, its MatrixDomain): where the merge is defined and well conditioned
 
 
 def unbroadcast_to(g, shape: tuple):
@@ -216,28 +218,28 @@ ROWS: tuple[Merge, ...] = (
     Merge("add", None, lambda xs, opt: _fold(xs, np.add),
           lambda g, xs, out, opt: [unbroadcast_to(g, np.shape(x)) for x in xs],
           _add_shape, _add_sym, lambda g, xs, out, opt: [s.reduce_to(g, x.shape) for x in xs],
-          (lambda d, labels, i: d), analytic=True, kinks=(), nonfinite=""),
+          (lambda d, labels, i: d), analytic=True, kinks=(), nonfinite="", domain=None),
     Merge("mul", None, lambda xs, opt: _fold(xs, np.multiply), _mul_backward, _add_shape,
           lambda xs, opt: _fold(xs, s.mul),
           _mul_sym_backward,
           (lambda d, labels, i: f"{d} • " + " • ".join(l for j, l in enumerate(labels) if j != i)),
-          analytic=True, kinks=(), nonfinite=""),
+          analytic=True, kinks=(), nonfinite="", domain=None),
     Merge("matmul", 2, lambda xs, opt: np.matmul(xs[0], xs[1]), _matmul_backward, _matmul_shape,
           lambda xs, opt: s.matmul(xs[0], xs[1]),
           lambda g, xs, out, opt: [s.matmul(g, s.t(xs[1])), s.matmul(s.t(xs[0]), g)],
           (lambda d, labels, i: f"{d} {labels[1]}ᵀ" if i == 0 else f"{labels[0]}ᵀ {d}"),
-          analytic=True, kinks=(), nonfinite=""),
+          analytic=True, kinks=(), nonfinite="", domain=None),
     Merge("concat", None, lambda xs, opt: np.concatenate(_batched(xs), axis=-2), _concat_backward, _concat_shape,
           _concat_sym, _concat_sym_backward, (lambda d, labels, i: f"rows of {d} for {labels[i]}"),
-          analytic=True, kinks=(), nonfinite=""),
+          analytic=True, kinks=(), nonfinite="", domain=None),
     Merge("slice", 1, lambda xs, opt: xs[0][..., opt[0]:opt[1], :], _slice_backward, _slice_shape,
           lambda xs, opt: s.matmul(_select(xs[0].shape[0], *opt), xs[0]),
           lambda g, xs, out, opt: [s.matmul(s.t(_select(xs[0].shape[0], *opt)), g)],
-          (lambda d, labels, i: f"{d} into its rows of {labels[0]}"), analytic=True, kinks=(), nonfinite=""),
+          (lambda d, labels, i: f"{d} into its rows of {labels[0]}"), analytic=True, kinks=(), nonfinite="", domain=None),
     Merge("solve", 2, _solve_forward, _solve_backward, _solve_shape,
           lambda xs, opt: s.fn("solve", xs[0], xs[1]), _solve_sym_backward,
           (lambda d, labels, i: f"−{labels[0]}⁻ᵀ {d} zᵀ" if i == 0 else f"{labels[0]}⁻ᵀ {d}"),
-          analytic=True, kinks=(), nonfinite="A is singular"),
+          analytic=True, kinks=(), nonfinite="A is singular", domain=(0, SOLVABLE)),  # a badly conditioned A: finite, but round-off
 )
 
 

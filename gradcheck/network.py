@@ -29,10 +29,11 @@ from .trace import AtZ, LayerTrace, Recorder, accumulate
 class OutsideDomain(Exception):
     """A whole-matrix activation's z lies outside its domain at the point checked (logdet of det z <= 0)."""
 
-    def __init__(self, layer, what: str):
+    def __init__(self, layer, what: str, merge: bool = False):
         super().__init__(what)
         self.layer = layer
         self.what = what
+        self.merge = merge  # outside the domain of the layer's merge (solve), not of its activation
 
 
 class NonFinite(Exception):
@@ -146,12 +147,24 @@ def forward_term(term: Term, values: Mapping[str, np.ndarray], check_finite: boo
         return trace
 
     traces, a = walk_forward(term, numbers(values), step)
+    if check_finite:
+        require_merge_domains(traces)
     fused = fused_loss(term)
     value = objective_value(term.objective, a, values, traces[term.output].z if fused else None, fused)
     coef = 1.0 if term.coef is None else term.coef.value(values)
     if check_finite:
         require_finite(value, term.objective, f"the objective {term.objective.label}")
     return TermTrace(term, traces, value, coef)
+
+
+def require_merge_domains(traces: list) -> None:
+    """A merge whose inputs are outside its domain at the base point (solve with a badly conditioned A)."""
+    for trace in traces:
+        layer = trace.layer
+        domain = MERGES[layer.merge].domain if layer.merge is not None else None
+        problem = domain[1].problem(trace.inputs[domain[0]]) if domain is not None else None
+        if problem:
+            raise OutsideDomain(layer, problem, merge=True)
 
 
 def value_of(traces: list[TermTrace]) -> np.ndarray:

@@ -36,9 +36,9 @@ def non_finite_error(model: Model, exc: network.NonFinite, values) -> SpecError:
 
 
 def outside_domain_error(exc: network.OutsideDomain) -> SpecError:
-    """A whole-matrix activation whose z is outside its domain at the spec's values, at that activation."""
+    """A whole-matrix activation (or a merge) outside its domain at the spec's values, at that activation (merge)."""
     layer = exc.layer
-    place = layer.activation.place or layer.place
+    place = layer.place if exc.merge else (layer.activation.place or layer.place)
     return place.error(f"{layer.label}: {exc.what}; no gradient to check here (another seed or init, e.g. spd)")
 
 

@@ -78,7 +78,10 @@ def second_json(r: SecondResult) -> dict:
         "kink_entries": [kink_json(k) for k in r.formula.kinks[:KINK_LIST_LIMIT]],
         "note": r.note,
         "diagnosis": r.diagnosis,
+        "place": place_json(r.place),  # where the formula stands, like a param's expect_place
     }
+
+
 def place_json(place) -> dict | None:
     """A location as fields (not only inside a message): where a param is declared, where its formula stands."""
     return None if place is None else {"line": place.line, "col": place.col}  # in the spec's own file (path)

@@ -18,7 +18,6 @@ import numpy as np
 
 from . import network, numeric
 from .diagnosis import diagnose
-from .errors import SpecError
 from .kinds import KINDS
 from .model import Model, SecondFormula
 from .results import SecondResult, Settings

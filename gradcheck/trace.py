@@ -122,14 +122,7 @@ def accumulate_use(grads: dict, ref: Ref | None, contribution, values) -> None:
     exprgrad.backward(ref.expression.root, g, set(ref.params), ops, add)
 
 
-def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum g down to `shape`, undoing numpy broadcasting (a bias (n, 1) used over m columns)."""
-    while g.ndim > len(shape):
-        g = g.sum(axis=0)
-    for axis, size in enumerate(shape):
-        if size == 1 and g.shape[axis] != 1:
-            g = g.sum(axis=axis, keepdims=True)
-    return g
+unbroadcast = exprgrad.unbroadcast  # one definition; the walks import it from here
 
 
 def discrete_state(layer: Layer, z):

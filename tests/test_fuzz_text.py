@@ -98,7 +98,8 @@ def test_generated_folders_read_nothing_outside_and_never_fail_internally(tmp_pa
         elif kind == "link_in":
             os.symlink(root / BUNDLED[0].name, name)
         elif kind == "link_dir_out":
-            os.symlink(base, where / f"d{n}")
+            if not os.path.lexists(where / f"d{n}"):  # a plan may name the same link twice
+                os.symlink(base, where / f"d{n}")
         else:
             deep = where
             for _ in range(60):

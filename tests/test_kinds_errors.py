@@ -197,3 +197,40 @@ def test_explain_says_plainly_no_closed_form_and_prints_the_standard_backward_on
     assert words in note
     assert all(text is None for text in ex.params.values())
     assert all("standard backward" not in n and "no closed form" in n for n in ex.notes.values())
+
+
+MAXPOOL_BEFORE_DENSE = """\
+params: {W: {shape: [2, 4]}}
+data: {x: {shape: [16, 3]}}
+input: x
+layers:
+  - {maxpool: {size: [2, 2], image: [1, 4, 4]}}
+  - {weight: W, activation: tanh}
+objective: sum
+"""
+SPEC_OF_KIND = {"conv": "conv1d_edge_detector", "maxpool": MAXPOOL_BEFORE_DENSE, "recurrent": "rnn_sequence",
+                "layernorm": "layer_norm", "batchnorm": "batch_norm", "lstm": "lstm", "gru": "gru",
+                "attention": "attention", "embedding": "embedding", "dropout": "dropout"}
+
+
+@pytest.mark.parametrize("kind", sorted(SPEC_OF_KIND))
+def test_explain_of_every_layer_kind_without_symbols_says_so_for_every_param_it_touches(kind):
+    """Issue 11: a layer kind prints its standard closed form or says plainly that none is printed; every kind
+    without symbols is listed here (the first assert), each in a spec explain runs on."""
+    from gradcheck.explain import explain
+    assert set(SPEC_OF_KIND) == {name for name, k in KINDS.items() if not k.closed_form}
+    source = SPEC_OF_KIND[kind]
+    spec = (gradcheck.loads(source, "k.yaml") if "\n" in source else gradcheck.load(ROOT / "specs" / f"{source}.yaml"))
+    ex = explain(spec.model)
+    article = "an" if kind[0] in "aeiou" or kind == "lstm" else "a"
+    plainly = f"is {article} {kind} layer: no closed form in the expression language"
+    assert plainly in ex.terms[0].note
+    touched = [p for p in spec.param_names if ex.params[p] is None]
+    assert touched and all(plainly in ex.notes[p] for p in touched)
+
+
+def test_explain_of_a_dense_network_prints_a_closed_form_for_every_param():
+    from gradcheck.explain import explain
+    assert KINDS["dense"].closed_form
+    ex = explain(gradcheck.load(ROOT / "specs" / "two_layer_network.yaml").model)
+    assert ex.params and all(text for text in ex.params.values())

@@ -52,6 +52,13 @@ def _least_squares(v):
     return np.sum(R * R), {"X": 2 * A.T @ R}
 
 
+def _least_squares_solve(v):
+    A, B, C = v["A"], v["B"], v["C"]
+    Z = np.linalg.inv(A) @ B  # the oracle forms the inverse; the engine solves
+    G = 2 * (Z - C)
+    return np.sum((Z - C) ** 2), {"A": -inv(A).T @ G @ Z.T, "B": inv(A).T @ G}
+
+
 def _logdet_ridge(v):
     X, lam = v["X"], float(v["lam"][0, 0])
     M = X.T @ X + lam * np.eye(X.shape[1])
@@ -73,6 +80,7 @@ ORACLES = {
     "trace_axb.yaml": _trace_axb,
     "trace_xtax.yaml": _trace_xtax,
     "least_squares_frobenius.yaml": _least_squares,
+    "least_squares_solve.yaml": _least_squares_solve,
     "logdet_gram_ridge.yaml": _logdet_ridge,
     "quadratic_form.yaml": _quadratic,
     "symmetric_logdet_trace.yaml": _symmetric,
@@ -88,6 +96,16 @@ def test_bundled_matrix_spec_matches_its_numpy_closed_form(name):
         np.testing.assert_allclose(spec.gradient()[param], g, rtol=1e-10, atol=1e-12)
     result = gradcheck.check(spec)
     assert result.status == "pass" and all(p.expect is not None and p.expect.passed for p in result.params)
+
+
+def test_solve_spec_fails_on_exactly_a_when_its_inverse_is_not_transposed():
+    """The usual slip in δ_A = −A⁻ᵀ G Zᵀ: A⁻¹ for A⁻ᵀ (A is not symmetric); B's formula stays right."""
+    text = (SPECS / "least_squares_solve.yaml").read_text(encoding="utf-8")
+    wrong = text.replace("A: -2 * solve(A.T, solve(A, B) - C)", "A: -2 * solve(A, solve(A, B) - C)")
+    assert wrong != text
+    result = gradcheck.check(gradcheck.loads(wrong, "w.yaml"))
+    assert [(p.name, p.expect.passed) for p in result.params] == [("A", False), ("B", True)]
+    assert np.linalg.cond(load("least_squares_solve.yaml").values["A"]) < 100  # the seed draws a tame A
 
 
 def test_the_gaussian_example_is_the_issues_text_verbatim():
@@ -153,6 +171,41 @@ def test_inv_of_a_singular_matrix_reports_its_condition_number():
     assert "nan" not in result.message.lower()
 
 
+@pytest.mark.parametrize("matrix, shown", [
+    ("[[1, 1], [1, 1.0000000000001]]", "condition number 4e+13, above 1e+10"),  # nearly singular: finite, round-off
+    ("[[1e-13, 0], [0, 1]]", "condition number 1e+13, above 1e+10"),
+])
+def test_inv_of_a_badly_conditioned_matrix_is_an_error_with_its_condition_number(matrix, shown):
+    """Issue 12: not only an exactly singular z: a finite inverse that would be round-off is refused, at the layer."""
+    result = gradcheck.check(gradcheck.loads(f"params: {{S: {matrix}}}\ninput: S\nlayers: [{{activation: inv}}]\n",
+                                             "t.yaml"))
+    assert result.status == "error" and not result.params
+    assert result.message.startswith("t.yaml:3:23: layer 1 (I, inv): z is singular or badly conditioned: " + shown)
+
+
+def test_solve_with_a_badly_conditioned_a_is_an_error_at_the_merge_with_its_condition_number():
+    """A finite but round-off A⁻¹B was a false FAIL on A (rel error 1.0); now the merge's domain names it."""
+    result = gradcheck.check(gradcheck.loads("params: {A: [[1, 1], [1, 1.0000000000001]], B: [[1], [2]]}\n"
+                                             "layers: [{solve: [A, B], activation: tanh}]\n", "t.yaml"))
+    assert result.status == "error" and not result.params
+    assert result.message.startswith("t.yaml:2:10: layer 1 (solve A, B, tanh): A (the first input of solve) is "
+                                     "singular or badly conditioned: condition number 4e+13, above 1e+10")
+
+
+@pytest.mark.parametrize("layers, matrix, where", [
+    ("[{activation: inv}]", "[[1, 1], [0.99999999, 1]]", "the domain of inv (z invertible and well conditioned)"),
+    ("[{solve: [S, B]}]", "[[1, 1], [1, 1.00000001]]",
+     "the domain of the merge solve (A invertible and well conditioned) in layer 1 (solve S, B, identity)"),
+])
+def test_a_stencil_across_a_singular_matrix_is_named_not_failed(layers, matrix, where):
+    """Issue 12: the point is inside the domain (well enough conditioned) but θ ± h straddles det = 0."""
+    text = f"params: {{S: {matrix}}}\ndata: {{B: [[1], [2]]}}\ninput: S\nlayers: {layers}\n"
+    result = gradcheck.check(gradcheck.loads(text, "t.yaml"))
+    assert result.status == "error" and result.message.startswith("t.yaml:1:10: the finite-difference stencil S[")
+    assert "crosses the edge of " + where in result.message
+    assert "no verdict on the analytic one" in result.message
+
+
 def test_a_stencil_across_det_zero_is_named():
     result = gradcheck.check(gradcheck.loads("params: {S: [[1, 1], [0.99999999, 1]]}\ninput: S\n"
                                              "layers: [{activation: logdet}]\n", "t.yaml"))
@@ -178,9 +231,29 @@ data: {X: {shape: [3, 5]}, lam: 0.3, m: 5}
 """
 
 
-def test_a_define_on_a_param_used_by_a_layer_is_refused_there():
-    line, col, message = at(BASE + "define: {P: W @ X}\ninput: X\nlayers: [{activation: {scale: P}}]\n")
-    assert (line, col) == (5, 31) and 'define "P" depends on param W' in message
+@pytest.mark.parametrize("layers, role", [
+    ("[{activation: {scale: P}}]", "the argument of scale"),
+    ("[{input: P, weight: W}]", "the input of layer 1"),
+    ("[{name: h, weight: W}, {add: [h, P]}]", "add in layer 2"),
+    ("[{name: h, weight: W}, {mul: [h, P.T]}]", "mul in layer 2"),
+    ("[{name: h, weight: W}, {slice: {input: P, rows: [0, 2]}}]", "the slice input of layer 2"),
+    ("[{name: h, weight: W}, {concat: [h, P]}]", "concat in layer 2"),
+    ("[{weight: P.T}]", "the weight of layer 1"),
+    ("[{weight: W, bias: P}]", "the bias of layer 1"),
+])
+def test_a_define_on_a_param_used_by_a_layer_is_refused_there(layers, role):
+    """Issue 12: wherever a layer reads a define (input, merge member, slice, weight, bias, argument), one that
+    depends on a param is a located error at that use (a layer's input and merges were a KeyError traceback)."""
+    line, col, message = at(BASE + f"define: {{P: W @ X}}\ninput: X\nlayers: {layers}\n")
+    assert (line, col) == (5, 9 + layers.index("P")) and 'define "P" depends on param W' in message, message
+    assert message.startswith(role), message
+
+
+def test_a_define_of_data_is_read_by_a_layer_as_input_and_as_a_merge_member():
+    spec = gradcheck.loads(BASE + "define: {P: X * 2}\nlayers: [{name: h, input: P, weight: W}, {add: [h, P]}]\n")
+    W, X = spec.values["W"], spec.values["X"]
+    assert spec.objective() == pytest.approx(np.sum(W @ (2 * X) + 2 * X), rel=1e-12)
+    np.testing.assert_allclose(spec.gradient()["W"], np.ones((3, 5)) @ (2 * X).T, rtol=1e-12)
 
 
 def test_a_define_on_a_param_stays_usable_in_expect():
@@ -284,6 +357,7 @@ TORCH_J = {  # J written in torch from the spec's values, independent of the eng
         t.linalg.inv(v["S"]) @ (v["X"] @ v["X"].T / v["X"].shape[1])),
     "logdet_gram_ridge.yaml": lambda t, v: t.logdet(v["X"].T @ v["X"] + v["lam"][0, 0] * t.eye(3, dtype=t.float64)),
     "least_squares_frobenius.yaml": lambda t, v: t.linalg.norm(v["A"] @ v["X"] - v["B"]) ** 2,
+    "least_squares_solve.yaml": lambda t, v: t.sum((t.linalg.solve(v["A"], v["B"]) - v["C"]) ** 2),
     "trace_xtax.yaml": lambda t, v: t.trace(v["X"].T @ v["A"] @ v["X"]),
 }
 

@@ -73,6 +73,43 @@ def test_lstm_from_primitives_matches_torch_autograd():
         np.testing.assert_allclose(grad, v[name].grad.numpy(), rtol=1e-11, atol=1e-13, err_msg=name)
 
 
+LSTM_KIND = """\
+params:
+  Wx: {shape: [16, 3], std: 0.3}
+  Wh: {shape: [16, 4], std: 0.3}
+  b:  {shape: [16, 1]}
+data:
+  x:  {shape: [3, 5]}
+  h0: {shape: [4, 5]}
+  c0: {shape: [4, 5]}
+  y:  {shape: [4, 5]}
+input: x
+layers:
+  - lstm: {input_weight: Wx, hidden_weight: Wh, bias: b, steps: 1, init: h0, cell_init: c0}
+objective: {loss: squared_error, target: y}
+"""
+
+
+def test_lstm_from_primitives_equals_the_lstm_kind_with_the_same_weights():
+    """Issue 11: the primitives spec and the `lstm` kind (gates [i; f; o; g] stacked in the same rows, Wx and Wh
+    separate, h0 and c0 per column) give the same J and gradients at the same numbers, at several seeds."""
+    primitives = gradcheck.load(LSTM)
+    kind = gradcheck.loads(LSTM_KIND, "lstm_kind.yaml")
+    assert set(kind.values) == set(primitives.values) and kind.param_names == primitives.param_names
+    for seed in range(3):
+        values = dict(primitives.reseeded(seed).values)  # the layouts agree: the same arrays, no remapping
+        values["c0"] = 2 * values["c0"]  # a cell state large enough that the forget gate's path matters
+        J = primitives.objective(values)
+        assert J > 0.1 and kind.objective(values) == pytest.approx(J, rel=1e-12, abs=0)
+        expected, got = primitives.gradient(values), kind.gradient(values)
+        assert set(got) == set(expected) == {"Wx", "Wh", "b"}
+        for name in expected:
+            scale = np.abs(expected[name]).max()
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-12 * scale, err_msg=name)
+    wrong = dict(values, Wh=values["Wh"][np.r_[4:8, 0:4, 8:16]])  # i and f swapped: the test can tell layouts apart
+    assert abs(kind.objective(wrong) - primitives.objective(values)) > 1e-6
+
+
 def load(text: str):
     return gradcheck.loads(textwrap.dedent(text), "t.yaml")
 
@@ -292,6 +329,27 @@ def test_max_pooling_and_conv_inside_a_network():
     result = gradcheck.check(spec)
     assert result.status == "pass", result.message
     assert spec.model.terms[0].layers[1].options.image == (2, 3, 3)  # the conv's image reached the pool by name
+
+
+def test_a_max_pooling_tie_made_by_a_merge_is_a_kink_not_a_failure():
+    """Issue 11: kinks work through merges: s = W x + x with W = I ties the first two entries of the pooled
+    window (2, 2, 1, 0.4); every entry of W that moves s_0 or s_1 crosses that tie, the others do not."""
+    spec = load("""\
+        params: {W: [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]}
+        data: {x: [1.0, 1.0, 0.5, 0.2]}
+        input: x
+        layers:
+          - {name: h, weight: W}
+          - {name: s, add: [h, x]}
+          - {name: p, input: s, maxpool: {size: [2, 2], image: [1, 2, 2]}}
+          - {mul: [p, p]}
+        objective: sum
+        """)
+    result = gradcheck.check(spec)
+    assert result.status == "pass" and result.kinks == 8
+    kinks = result.params[0].backprop.kinks
+    assert sorted(k.index for k in kinks) == [(i, j) for i in (0, 1) for j in range(4)]
+    assert all(k.status == "kink" for k in kinks)
 
 
 MERGE_SPEC = """\

@@ -5,6 +5,7 @@ is its central difference, column by column, in this file. The spec's values are
 """
 
 import json
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -163,10 +164,24 @@ def test_table_rows_failure_lines_and_json():
     rows = report["specs"][0]["second_order"]
     assert [r["section"] for r in rows] == ["hessian", "hvp"]
     assert set(rows[1]) == {"name", "section", "shape", "status", "formula", "probes", "kinks", "kink_entries", "note",
-                            "diagnosis"}
+                            "diagnosis", "place"}
+    lines = DROPS_WEIGHT.read_text(encoding="utf-8").splitlines()  # the formula's place as fields, like expect_place
+    for r, key in zip(rows, ("hessian:", "hvp:")):
+        line, col = r["place"]["line"], r["place"]["col"]
+        assert lines[line - 2] == key and lines[line - 1][col - 1:].startswith("X @ ")
     assert rows[1]["status"] == "fail" and rows[1]["formula"]["worst_index"] is not None
     plain = json.loads(invoke("run", "--format", "json", SPECS / "ufldl_sparse_coding.yaml").output)
     assert "second_order" not in plain["specs"][0]  # only specs with second-order sections carry the key
+
+
+def test_junit_names_and_locates_a_failing_second_order_formula():
+    """A spec that fails only on its hessian formula: the failure message says which, the testcase has its line."""
+    root = ET.fromstring(invoke("run", "--format", "junit", MISSING_M).stdout)
+    case = root.find("testsuite/testcase")
+    message = case.find("failure").get("message")
+    assert message.startswith("w hessian at [") and "a missing 1/m?" in message
+    lines = MISSING_M.read_text(encoding="utf-8").splitlines()
+    assert lines[int(case.get("line")) - 2] == "hessian:"
 
 
 # ----------------------------------------------------------------------------- located errors

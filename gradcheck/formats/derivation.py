@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..results import SpecResult
 from .escape import html
-from .explanation import expect_block
+from .explanation import ROWS_NOTE, expect_block, table_cells
 
 STDIN = "<stdin>"  # the path of a spec read from standard input (`gradcheck run -`)
 
@@ -46,17 +46,12 @@ def derivation_html(ex, open_: bool = False) -> str:
     """explain's UFLDL table per term, each gradient as the sum of its uses, and the expect: block (folded
     unless `open_`: a failing spec shows it, to compare with the hand derivation)."""
     parts = [f'<details class="derivation"{" open" if open_ else ""}><summary>Derivation (gradcheck explain)</summary>',
-             '<p class="note">Layer 1 is the input; the spec\'s layer l is layer l + 1. '
-             'δ⁽ⁿˡ⁾ = ∂J/∂a⁽ⁿˡ⁾ • f′(z⁽ⁿˡ⁾); δ⁽ˡ⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁺¹⁾) • f′(z⁽ˡ⁾).</p>']
+             f'<p class="note">{html(ROWS_NOTE)}</p>']
     for term in ex.terms:
         coef = f"{term.coef} · " if term.coef else ""
         parts.append(f"<h4>{html(f'Term {term.index}: J = {coef}{term.objective}, a⁽¹⁾ = {term.input}')}</h4>")
-        has_bias = any(r.bias for r in term.rows)
-        headers = ["layer", "weight W⁽ˡ⁾"] + (["bias"] if has_bias else []) + ["f(z)", "f′(z)", "δ⁽ˡ⁾", "z⁽ˡ⁾"]
-        rows = []
-        for r in term.rows:
-            cells = [str(r.layer), r.weight] + ([r.bias or ""] if has_bias else []) + [r.f, r.df, r.delta, r.z]
-            rows.append("<tr>" + "".join(f"<td>{html(cell)}</td>" for cell in cells) + "</tr>")
+        headers, cells = table_cells(term.rows)
+        rows = ["<tr>" + "".join(f"<td>{html(cell)}</td>" for cell in row) + "</tr>" for row in cells]
         head = "".join(f"<th>{html(h)}</th>" for h in headers)
         parts.append(f'<table class="derivation"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
         if term.note:

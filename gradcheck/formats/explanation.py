@@ -38,19 +38,32 @@ def expect_block(ex: Explanation) -> list[str]:
     return lines
 
 
-def term_table(rows) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+ROWS_NOTE = ("Rows are UFLDL's l, 1 the input: the spec's layer k (as run numbers layers) has its weight in row k "
+             "and its f in row k + 1. δ⁽ⁿˡ⁾ = ∂J/∂a⁽ⁿˡ⁾ • f′(z⁽ⁿˡ⁾) (for J = sum: f′(z⁽ⁿˡ⁾)); "
+             "δ⁽ˡ⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁺¹⁾) • f′(z⁽ˡ⁾).")
+
+
+def table_cells(rows) -> tuple[list[str], list[list[str]]]:
+    """The UFLDL table as texts (headers, rows), shared by the console and the HTML report."""
     has_bias = any(r.bias for r in rows)
     network = any(r.reads is not None for r in rows)  # a network's rows: each layer with what it reads
     headers = ["l", "f of"] + (["reads"] if network else []) + ["weight W⁽ˡ⁾"] + (["bias"] if has_bias else []) + \
         ["f(z)", "f′(z)", "δ⁽ˡ⁾", "z⁽ˡ⁾ (input to f)"]
-    for header in headers:
-        table.add_column(header, no_wrap=True)
+    cells = []
     for r in rows:
         layer = f"{r.layer} {r.name}" if network and r.name else str(r.layer)
-        cells = [layer, spec_layer(r.layer)] + ([r.reads] if network else []) + [r.weight] + \
-            ([r.bias or ""] if has_bias else []) + [r.f, r.df, r.delta, r.z]
-        table.add_row(*cells)
+        cells.append([layer, spec_layer(r.layer)] + ([r.reads] if network else []) + [r.weight] +
+                     ([r.bias or ""] if has_bias else []) + [r.f, r.df, r.delta, r.z])
+    return headers, cells
+
+
+def term_table(rows) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    headers, cells = table_cells(rows)
+    for header in headers:
+        table.add_column(header, no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
     return table
 
 
@@ -79,9 +92,7 @@ def render_explanation(ex: Explanation, out: IO[str], color: bool | None = None,
     head.append(human(ex.name), style="bold")
     head.append(f"  {human(ex.path)}", style="dim")
     say(console, head)
-    say(console, Text("Rows are UFLDL's l, 1 the input: the spec's layer k (as run numbers layers) has its weight "
-                      "in row k and its f in row k + 1. δ⁽ⁿˡ⁾ = ∂J/∂a⁽ⁿˡ⁾ • f′(z⁽ⁿˡ⁾) "
-                      "(for J = sum: f′(z⁽ⁿˡ⁾)); δ⁽ˡ⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁺¹⁾) • f′(z⁽ˡ⁾).", style="dim"))
+    say(console, Text(ROWS_NOTE, style="dim"))
     for term in ex.terms:
         console.print()
         coef = f"{term.coef} · " if term.coef else ""

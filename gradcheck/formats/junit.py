@@ -39,6 +39,15 @@ def failure_message(s: SpecResult) -> str:
                          f"vs numeric {fmt_num(c.numeric)}, rel error {fmt_err(c.max_rel_error)}")
         if p.diagnosis:
             parts[-1] += f" ({p.diagnosis})"
+    for r in s.second:  # a hessian/hvp formula fails on its own, with no param failing
+        if r.status != "fail":
+            continue
+        c = r.formula
+        parts.append(f"{r.label}: {c.message}" if c.message else
+                     f"{r.label} at {fmt_index(c.worst_index)}: formula {fmt_num(c.analytic)} "
+                     f"vs numeric {fmt_num(c.numeric)}, rel error {fmt_err(c.max_rel_error)}")
+        if r.diagnosis:
+            parts[-1] += f" ({r.diagnosis})"
     return "; ".join(parts)
 
 
@@ -59,6 +68,9 @@ def first_line(s: SpecResult) -> int | None:
         if p.status == "fail":
             place = p.expect_place if p.expect is not None and not p.expect.passed and p.expect_place else p.place
             return place.line if place else None
+    for r in s.second:
+        if r.status == "fail":
+            return r.place.line if r.place else None
     return None
 
 

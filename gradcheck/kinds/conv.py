@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import structured
 from ..shapes import Shape, fmt_shape
-from ..model import ConvOptions, Layer, Ref, fmt_image
+from ..layer_options import ConvOptions, fmt_image
+from ..model import Layer, Ref
 from ..nodes import check_keys, expect_mapping, place_of
 from ..trace import LayerTrace, accumulate, activate, activation_backward
 from ..yamlsrc import Node

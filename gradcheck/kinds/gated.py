@@ -241,7 +241,7 @@ class LSTM(_Gated):
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):
         """dc_t = dh_t ⊙ σ(o) ⊙ (1 − tanh²c_t) + σ(f_{t+1}) ⊙ dc_{t+1}: the cell carries its own signal back."""
-        layer, opt, cache = lt.layer, lt.layer.options, lt.cache
+        opt, cache = lt.layer.options, lt.cache
         wx, wh = opt.input_weight.value(values), opt.hidden_weight.value(values)
         delta = activation_backward(lt, g, grads)
         xs, hs, cs = _xs(lt.a_in, opt), cache["hs"], cache["cs"]

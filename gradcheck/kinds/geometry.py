@@ -10,7 +10,8 @@ import math
 
 from ..shapes import Shape, fmt_shape
 from ..yamlsrc import Node
-from ..model import Layer, fmt_image
+from ..layer_options import fmt_image
+from ..model import Layer
 from ..nodes import expect_list, whole
 
 

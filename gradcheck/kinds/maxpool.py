@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import structured
 from ..shapes import Shape
-from ..model import Layer, PoolOptions, fmt_image
+from ..layer_options import PoolOptions, fmt_image
+from ..model import Layer
 from ..nodes import check_keys, expect_mapping, place_of
 from ..trace import LayerTrace, activate, activation_backward
 from ..yamlsrc import Node

@@ -10,7 +10,8 @@ import numpy as np
 from ..activations import TABLE
 from ..shapes import Shape, fmt_shape
 from ..limits import count, hint
-from ..model import ActivationUse, Layer, RecurrentOptions, Ref
+from ..layer_options import RecurrentOptions
+from ..model import ActivationUse, Layer, Ref
 from ..nodes import check_keys, expect_mapping, number, place_of
 from ..trace import LayerTrace, accumulate, activation_step, apply, argument_of
 from ..yamlsrc import Node
