@@ -69,11 +69,11 @@ class TermObjective:
 
     def dense_sums(self, a_base, after, before):
         """`summed` for a real dense batch (B, n, m) against the base's (n, m) losses: the same sums in fewer passes
-        (Σ|L(old)| once for the batch, one buffer for the differences and then the magnitudes)."""
+        (Σ|L(old)| once for the batch; the differences and magnitudes are the temporaries perturb_memory counts)."""
         scale = self.term.objective.row.scale(a_base.shape, self.term.objective.reduce)
-        buffer = np.subtract(after, before)
-        change = buffer.reshape(self.B, -1).sum(axis=1)
-        size = np.abs(after, out=buffer).reshape(self.B, -1).sum(axis=1) + np.abs(before).sum()
+        change = np.subtract(after, before)
+        size = np.abs(after).reshape(self.B, -1).sum(axis=1) + np.abs(before).sum()
+        change = change.reshape(self.B, -1).sum(axis=1)
         return scale * change, scale * size
 
     def summed(self, a_base, change, size):
