@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import budget, network, numeric, second, symmetric
+from . import budget, heap, network, numeric, second, symmetric
 from .errors import SpecError
 from .model import CheckOptions, Model
 from .options import FAST_DIRECTIONS, FULL, RunOptions
@@ -65,6 +65,7 @@ def check(spec: Spec, options: RunOptions | None = None, **keywords) -> SpecResu
         raise TypeError("give either a RunOptions or keyword options, not both")
     options = options if options is not None else RunOptions.of(**keywords)
     started = time.perf_counter()
+    heap.keep_freed_memory()  # batches reuse their temporaries' memory instead of page-faulting it in again
     if options.seed is not None and options.seed != spec.model.seed:
         spec = spec.reseeded(options.seed)
     try:

@@ -11,7 +11,8 @@ Three ideas make this fast and exact:
   summed over that row alone. A softmax with cross-entropy after it updates each column's
   log-sum-exp from the one changed logit (losses.Fused.rows); a kind may name the rows an entry moves
   (conv: one filter's, kinds' `patch`) or carry the moved entry through its own batched forward
-  (recurrent: `moved`), or carry a changed row on as the same row (batch norm, dropout: `carry_rows`);
+  (recurrent: `moved`), or carry a changed row on as the same row (batch norm, dropout: `carry_rows`) or spread it over
+  its whole z from O(m) statistics (layer norm: `spread_rows`);
   a second use of p as a dense weight or bias adds the entry's own rank-1 term.
   Elsewhere the batch is made dense and the ordinary batched forward pass takes over.
 - ΔJ is summed entry-wise as Σ [L(new) − L(old)], so round-off scales with the entries that
@@ -29,6 +30,7 @@ from .model import Layer, Model, Ref, Term
 from .lowrank import LowRank
 from .perturb_graph import run_graph
 from .perturb_memory import per_sample_bytes
+from .perturb_objective import TermObjective
 from .rowpatch import RowPatch, computed, term_uses, uses
 
 
@@ -91,8 +93,8 @@ class Perturber:
         return tuple(np.broadcast_to(x, (batch,)).copy() for x in (total, crossed, size))
 
 
-class _TermRun:
-    """One term's perturbed evaluation."""
+class _TermRun(TermObjective):
+    """One term's perturbed evaluation (its objective's change: perturb_objective.TermObjective)."""
 
     def __init__(self, owner: Perturber, term: Term, trace, states, kind_states, rows=None, cols=None, delta=None,
                  stack=None, direction=None):
@@ -228,6 +230,9 @@ class _TermRun:
         if isinstance(state, RowPatch) and not refs and carry is not None and state.rows.shape[1:] in ((), (1,)):
             rows, vals = state.rows.reshape(-1), state.vals.reshape(len(state.rows), -1)
             return self.activate_rows(index, layer, RowPatch(lt.z, rows, carry(layer, lt, rows, vals, self.o.values)))
+        spread = getattr(KINDS[layer.kind], "spread_rows", None)  # one changed row moves the kind's whole z
+        if isinstance(state, RowPatch) and not refs and spread is not None and state.rows.ndim == 1:
+            return self.activate_dense(index, layer, spread(layer, lt, state.rows, state.vals, self.o.values))
         a_in = state.dense() if isinstance(state, RowPatch) else state
         return self.dense_layer(index, layer, a_in)
 
@@ -375,65 +380,6 @@ class _TermRun:
         else:
             moved = discrete_state(layer, z) != base_state
             self.crossed |= np.broadcast_to(moved, (self.B,) + base_state.shape).reshape(self.B, -1).any(axis=1)
-
-    # -- the objective
-
-    def objective(self, state):
-        """(ΔJ of this term, the size of what it summed), weighted by its coef (which may be the perturbed param)."""
-        term, trace = self.term, self.trace
-        a_base = trace.layers[term.output].a if trace.layers else term.input.value(self.o.values)
-        target_moves = term.objective.target is not None and term.objective.target.name == self.o.name
-        if state is None and not target_moves:
-            dJ_term, size = np.zeros(self.B), np.zeros(self.B)
-        else:
-            dJ_term, size = self.objective_change(a_base if state is None else state, a_base, target_moves)
-        coef_base = float(np.asarray(trace.coef).ravel()[0])
-        if term.coef is not None and term.coef.name == self.o.name:
-            coef = self.stack()[:, 0, 0]
-            moved = (coef - coef_base) * float(trace.value.ravel()[0])
-            return moved + coef * dJ_term, np.abs(moved) + np.abs(coef) * size
-        return coef_base * dJ_term, abs(coef_base) * size
-
-    def objective_change(self, state, a_base, target_moves: bool):
-        """(Σ over entries of [L(new) − L(old)], its size): over the changed rows only, for a row patch."""
-        obj, fused = self.term.objective, self.fused
-        y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
-        base = self.trace.layers[self.term.output].z if fused is not None else a_base
-        new = state if fused is None else (base if self.z_last is None else self.z_last)
-        if isinstance(new, RowPatch) and not target_moves and fused is not None and fused.rows is not None:
-            change, size = fused.rows(base, y_base, new.rows, new.vals)  # per column, O(m) a perturbation
-            return self.summed(a_base, change, size)
-        if isinstance(new, LowRank) and fused is None:  # identity then a loss that takes the factors
-            scale = obj.row.scale(a_base.shape, obj.reduce)
-            return tuple(scale * x for x in obj.row.low_rank(base, y_base, new))
-        if not target_moves and fused is not None and fused.moved is not None and \
-                (isinstance(new, LowRank) or np.ndim(new) == 3):
-            dz = new.dz() if isinstance(new, LowRank) else new - base
-            return self.summed(a_base, *fused.moved(base, y_base, dz))
-        if isinstance(new, RowPatch) and not target_moves and (fused is None or fused.elementwise):
-            y_rows = None if y_base is None else y_base[new.rows]
-            after, before = self.losses(new.vals, y_rows), self.losses(base[new.rows], y_rows)
-            change = after - before
-        else:
-            dense = new.dense() if isinstance(new, RowPatch) else new
-            y_new = obj.target.value(self.batched_values()) if target_moves else y_base
-            after, before = self.losses(dense, y_new), self.losses(base, y_base)
-            change = np.broadcast_to(after - before, (self.B,) + a_base.shape)
-        if np.iscomplexobj(after):  # an imaginary step: round-off scales with the imaginary parts summed
-            size = np.abs(np.imag(after))
-        else:
-            size = np.abs(after) + np.abs(before)
-        return self.summed(a_base, change, np.broadcast_to(size, change.shape))
-
-    def summed(self, a_base, change, size):
-        """(ΔJ, size) per perturbation: the entries' changes and sizes summed, times the loss's factor."""
-        obj = self.term.objective
-        scale = obj.row.scale(a_base.shape, obj.reduce)
-        return scale * change.reshape(self.B, -1).sum(axis=1), scale * size.reshape(self.B, -1).sum(axis=1)
-
-    def losses(self, x, y):
-        """The objective's summand per entry, from z when the loss is fused with the last activation."""
-        return network.entry_losses(self.term.objective, None if self.fused else x, y, x, self.fused)
 
 
 class _Lazy:

@@ -1,4 +1,5 @@
-"""The new kinds' exact shortcuts (a norm's gain and bias rows, a row carried through batch norm and dropout, attention's value rows and moved projections,
+"""The new kinds' exact shortcuts (a norm's gain and bias rows, a row carried through batch norm and dropout, a row spread
+over layer norm's statistics, attention's value rows and moved projections,
 an embedding's table rows, the gated recurrences' moved weights) equal the dense route: every layer's own
 batched forward on stacked copies of the param, and the plain per-entry loop, for real and imaginary steps."""
 
@@ -38,6 +39,10 @@ data:
 CASES = {
     "layernorm_column_gain": ("input: X\nlayers: [{weight: W}, {layernorm: {gain: g, bias: bt.T}, activation: tanh}]\n"
                               "objective: {loss: squared_error, target: Y}", ("g", "bt", "W")),
+    "layernorm_spreads_a_row": ("input: X\nlayers: [{weight: W, activation: tanh}, {layernorm: {gain: gm, bias: g}, "
+                                "activation: sigmoid}, {weight: Wk}]\nobjective: sum", ("W",)),
+    "layernorm_spreads_a_row_no_gain": ("input: X\nlayers: [{weight: W}, {layernorm: {eps: 0.5}, activation: softmax}]\n"
+                                        "objective: {loss: cross_entropy, target: Y}", ("W",)),
     "batchnorm_carries_a_row": ("input: X\nlayers: [{weight: W, activation: tanh}, {batchnorm: {gain: gm, bias: g}, "
                                 "activation: sigmoid}, {weight: Wk}]\nobjective: sum", ("W",)),
     "dropout_carries_a_row": ("input: X\nlayers: [{weight: W, activation: tanh}, {dropout: {rate: 0.5}}, "

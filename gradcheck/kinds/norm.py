@@ -90,12 +90,13 @@ class _Norm:
     def forward(layer: Layer, a_in, values) -> LayerTrace:
         opt = layer.options
         centred = a_in - np.mean(a_in, axis=opt.axis, keepdims=True)
-        scale = np.sqrt(np.mean(centred * centred, axis=opt.axis, keepdims=True) + opt.eps)
+        var = np.mean(centred * centred, axis=opt.axis, keepdims=True)
+        scale = np.sqrt(var + opt.eps)
         xhat = centred / scale
         z = xhat if opt.gain is None else opt.gain.value(values) * xhat
         if opt.bias is not None:
             z = z + opt.bias.value(values)
-        return activate(layer, a_in, z, values, xhat=xhat, scale=scale)
+        return activate(layer, a_in, z, values, xhat=xhat, scale=scale, centred=centred, var=var)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):
@@ -130,6 +131,26 @@ class LayerNorm(_Norm):
     schema = {"type": "object", "additionalProperties": False,
               "description": "Each column standardized over its rows: z = gain ⊙ (x − μ)/√(σ² + eps) + bias.",
               "properties": SCHEMA_PROPERTIES}
+
+    @staticmethod
+    def spread_rows(layer: Layer, lt: LayerTrace, rows, vals, values):
+        """z (B, n, m) when input row rows[b] becomes vals[b]: every column's mean and variance move, but only by
+        that one row, so they are updated in O(m) (μ' = μ + d/n, n·σ'² = n·σ² + 2d·c_r + d²(1 − 1/n), with
+        d = the row's change, c = x − μ) and z is made in one pass instead of the batched forward's means."""
+        opt, x = layer.options, lt.a_in
+        n = x.shape[-2]
+        centred = lt.cache["centred"]  # the forward pass's: the base statistics bit for bit
+        var = lt.cache["var"]
+        d = vals - x[rows]
+        inv = 1.0 / np.sqrt(var + (2.0 * d * centred[rows] + d * d * (1.0 - 1.0 / n)) / n + opt.eps)  # (B, m)
+        z = centred[None] - (d / n)[:, None, :]
+        z *= inv[:, None, :]
+        z[np.arange(len(rows)), rows] += d * inv  # the moved row also carries its own change
+        if opt.gain is not None:
+            z *= opt.gain.value(values)
+        if opt.bias is not None:
+            z += opt.bias.value(values)
+        return z
 
 
 class BatchNorm(_Norm):
