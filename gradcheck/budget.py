@@ -110,15 +110,18 @@ def expression_numbers(expression, shapes) -> int:
 
 
 def per_perturbation_bytes(model: Model, name: str) -> int:
-    """What one perturbed evaluation of param `name` holds, in the representation the perturber will use."""
-    return perturb_memory.per_sample_bytes(model, name, {d.name: d.shape for d in model.decls},
-                                           _method(model) != "complex-step")
+    """What one perturbed evaluation of param `name` holds, in the representation the perturber will use (worked
+    out once per model and param: the estimate is asked three times, and a spec may have thousands of params)."""
+    known = model.memo.setdefault("per_perturbation_bytes", {})
+    if name not in known:
+        known[name] = perturb_memory.per_sample_bytes(model, name, model.decl_shapes, _method(model) != "complex-step")
+    return known[name]
 
 
 def batch_bytes(model: Model, name: str, batch_memory: int) -> int:
     """The largest batch of `name`'s perturbations check.py makes: batch_memory // each, at least 2, at most all."""
     each = per_perturbation_bytes(model, name)
-    n = _numbers(next(d.shape for d in model.decls if d.name == name))
+    n = _numbers(model.decl_shapes[name])
     evaluations = max(2, batch_memory // each)
     return each * min(evaluations, numeric.evaluations_per_entry(_method(model)) * entries_checked(model, n))
 

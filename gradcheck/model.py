@@ -295,6 +295,16 @@ class Model:
         return param in self.kernel_names
 
     @functools.cached_property
+    def decl_shapes(self) -> dict[str, tuple[int, int]]:
+        """name -> shape of every param and data name (read, never changed)."""
+        return {d.name: d.shape for d in self.decls}
+
+    @functools.cached_property
+    def memo(self) -> dict:
+        """Derived figures worked out once per model (budget's per-param memory); not part of its value."""
+        return {}
+
+    @functools.cached_property
     def kernel_names(self) -> frozenset[str]:
         """The params some conv layer uses as its kernel (found once; asked per param)."""
         return frozenset(layer.options.kernel.name for term in self.terms for layer in term.layers

@@ -57,7 +57,7 @@ class Perturber:
 
     def per_sample_bytes(self, real: bool = True) -> int:
         """Memory one perturbation needs, following the representation a run will use (`real`: real steps)."""
-        return per_sample_bytes(self.model, self.name, {k: np.shape(v) for k, v in self.values.items()}, real)
+        return per_sample_bytes(self.model, self.name, _shapes(self.values), real)
 
     def __call__(self, flat: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ΔJ, crossed a kink, size) per perturbation, for entry flat[b] moved by delta[b].
@@ -395,3 +395,13 @@ class _Lazy:
 def _kind_state(lt):
     """A layer kind's discrete choices in a trace (None for kinds without any)."""
     return KINDS[lt.layer.kind].state(lt)
+
+
+_LAST_SHAPES: list = []  # (values, their shapes) of the last check: every param's perturber asks for the same dict
+
+
+def _shapes(values: dict) -> dict:
+    """name -> shape of a check's values, made once per check (per param it made a spec of n names cost O(n²))."""
+    if not _LAST_SHAPES or _LAST_SHAPES[0] is not values or len(_LAST_SHAPES[1]) != len(values):
+        _LAST_SHAPES[:] = [values, {k: np.shape(v) for k, v in values.items()}]
+    return _LAST_SHAPES[1]
