@@ -362,6 +362,7 @@ TORCH_J = {  # J written in torch from the spec's values, independent of the eng
 }
 
 
+@pytest.mark.slow  # torch's import alone is seconds
 @pytest.mark.parametrize("name", TORCH_J)
 def test_bundled_matrix_spec_matches_torch_autograd(name):
     torch = pytest.importorskip("torch")
