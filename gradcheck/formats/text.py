@@ -56,29 +56,26 @@ def failure_lines(s: SpecResult) -> list[Text]:
         for side, c in [("backprop", p.backprop), ("expect", p.expect)]:
             if c is None or c.passed:
                 continue
-            if c.message:
-                lines.append(Text(f"  ✗ {p.name} {side}: {c.message}", style="red"))
-                continue
-            lines.append(Text(
-                f"  ✗ {p.name} {side} vs numeric at {fmt_entry(c)}: analytic {fmt_num(c.analytic)}"
-                f"  numeric {fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs "
-                f"{fmt_err(c.max_abs_error)}{in_error_units(c)})", style="red"))
+            lines.append(_failure_line(f"{p.name} {side}", "analytic", c))
         if p.diagnosis:
             lines.append(Text(f"    ↳ {p.name}: {p.diagnosis}", style="bold yellow"))
     for r in s.second:  # hessian / hvp formulas: the formula against the numeric derivative of backprop's gradient
         c = r.formula
         if c.passed:
             continue
-        if c.message:
-            lines.append(Text(f"  ✗ {r.label}: {c.message}", style="red"))
-        else:
-            lines.append(Text(
-                f"  ✗ {r.label} vs numeric at {fmt_entry(c)}: formula {fmt_num(c.analytic)}  numeric "
-                f"{fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs {fmt_err(c.max_abs_error)}"
-                f"{in_error_units(c)})", style="red"))
+        lines.append(_failure_line(r.label, "formula", c))
         if r.diagnosis:
             lines.append(Text(f"    ↳ {r.label}: {r.diagnosis}", style="bold yellow"))
     return lines
+
+
+def _failure_line(label: str, analytic_name: str, c: Comparison) -> Text:
+    """'✗ W backprop vs numeric at [2, 0]: analytic … numeric … (rel error …)', or the comparison's own message."""
+    if c.message:
+        return Text(f"  ✗ {label}: {c.message}", style="red")
+    return Text(f"  ✗ {label} vs numeric at {fmt_entry(c)}: {analytic_name} {fmt_num(c.analytic)}  numeric "
+                f"{fmt_num(c.numeric)}  (rel error {fmt_err(c.max_rel_error)}, abs {fmt_err(c.max_abs_error)}"
+                f"{in_error_units(c)})", style="red")
 
 
 def in_error_units(c: Comparison) -> str:
