@@ -134,18 +134,27 @@ def _softmax_ce_rows(z, y, rows, new):
 
 
 def _sigmoid_bce_moved(z, y, dz):
-    """(Σ_column ΔL, Σ_column |L(new)| + |L(old)|) per (perturbation, column) when z moves by dz (B, n, m).
+    """(Σ ΔL, Σ |L(new)| + |L(old)|) per perturbation when z moves by dz (B, n, m) (per column for an imaginary step).
 
     softplus(z + Δz) − softplus(z) = log1p(σ(z)·expm1(Δz)): one log1p and one expm1 an entry instead of two
-    softplus, and no cancellation between them.
+    softplus, and no cancellation between them. Real steps sum Σ log1p(…) and Σ y·Δz apart (Σ y·Δz as one
+    product): the same sums in another order, without a (B, n, m) temporary for y·Δz.
     """
-    change = np.log1p(sigmoid(z) * np.expm1(dz)) - y * dz
-    if np.iscomplexobj(change):  # L(old) is real: Im L(new) = Im ΔL
+    grown = np.expm1(dz)
+    grown *= sigmoid(z)
+    moved = np.log1p(grown, out=grown)  # softplus(z + Δz) − softplus(z), per entry
+    y = np.broadcast_to(y, z.shape)
+    if np.iscomplexobj(moved):  # L(old) is real: Im L(new) = Im ΔL
+        change = moved - y * dz
         return np.sum(change, axis=-2), np.sum(np.abs(change.imag), axis=-2)
-    old, total = softplus(z) - y * z, np.sum(change, axis=-2)
-    if np.all((y >= 0) & (y <= 1)):  # then L ≥ 0 at every z: Σ|L(new)| + |L(old)| = 2ΣL(old) + ΣΔL, per column
-        return total, 2.0 * np.sum(old, axis=-2) + total
-    return total, np.sum(np.abs(old + change) + np.abs(old), axis=-2)
+    old = np.logaddexp(0.0, z) - y * z  # softplus(z) − y·z, real
+    B = len(dz)
+    if np.all((y >= 0) & (y <= 1)):  # then L ≥ 0 at every z: Σ|L(new)| + |L(old)| = 2ΣL(old) + ΣΔL
+        moved, dz = moved.reshape(B, -1), dz.reshape(B, -1)  # the sums over each perturbation's entries as products
+        total = moved @ np.ones(moved.shape[1]) - dz @ y.reshape(-1)
+        return total, 2.0 * np.sum(old) + total
+    change = moved - y * dz
+    return np.sum(change, axis=-2), np.sum(np.abs(old + change) + np.abs(old), axis=-2)
 
 
 def _softmax_ce_moved(z, y, dz):

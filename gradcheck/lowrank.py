@@ -27,7 +27,10 @@ class LowRank:
 
     def dz(self) -> np.ndarray:
         """Δz of every variant, dense (B, n, m)."""
-        out = self.W[:, self.cols].T[:, :, None] * self.v[:, None, :]
+        if self.W.shape[0] == 1:  # one output row (a sigmoid unit): v scaled row by row, one pass
+            out = (self.v * np.take(self.W[0], self.cols)[:, None])[:, None, :]
+        else:
+            out = self.W[:, self.cols].T[:, :, None] * self.v[:, None, :]
         if self.rows is not None:
             out[np.arange(len(self.cols)), self.rows] += self.w
         return out

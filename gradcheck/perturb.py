@@ -90,7 +90,7 @@ class Perturber:
                     d, c, m = make_run(term, trace, states, kind_states).run()
                     total, crossed, size = total + d, crossed | c, size + m
         # A param no term reads leaves J where it was: zeros, one per perturbation.
-        return tuple(np.broadcast_to(x, (batch,)).copy() for x in (total, crossed, size))
+        return tuple(_per_move(x, batch) for x in (total, crossed, size))
 
 
 class _TermRun(TermObjective):
@@ -168,7 +168,8 @@ class _TermRun(TermObjective):
             ref = refs[0]
             if ref is layer.weight:  # z = W a: moving W[i, j] adds δ·a[j, :] to row i of z
                 r, c = (self.cols, self.rows) if ref.transposed else (self.rows, self.cols)
-                vals = lt.z[r] + self.delta[:, None] * lt.a_in[c]
+                vals = self.delta[:, None] * np.take(lt.a_in, c, axis=0)
+                vals += np.take(lt.z, r, axis=0)  # z[r] + δ·a[c], without a second temporary
                 return self.activate_rows(index, layer, RowPatch(lt.z, r, vals))
             if ref is layer.bias and self.row_local(ref, lt.z):
                 return self.activate_rows(index, layer, RowPatch(lt.z, *self.moved_rows(ref, lt.z)))
@@ -248,7 +249,8 @@ class _TermRun(TermObjective):
         if not (self.fused is not None and self.fused.moved is not None or identity and obj.row.low_rank is not None
                 and not np.iscomplexobj(self.delta)):  # squared error's sizes are for real steps
             return None
-        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows, state.vals - state.base[state.rows])
+        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows,
+                        state.vals - np.take(state.base, state.rows, axis=0))
         if refs:  # W[i, j] moved: row i of z gains δ·a_in[j] (with .T, row j gains δ·a_in[i])
             r, c = (self.cols, self.rows) if layer.weight.transposed else (self.rows, self.cols)
             moved.rows, moved.w = r, self.delta[:, None] * self.input_rows(index, state, c)
@@ -380,6 +382,13 @@ class _TermRun(TermObjective):
         else:
             moved = discrete_state(layer, z) != base_state
             self.crossed |= np.broadcast_to(moved, (self.B,) + base_state.shape).reshape(self.B, -1).any(axis=1)
+
+
+def _per_move(x, batch: int) -> np.ndarray:
+    """One value per perturbation, a fresh array (a term's sum already is one; a scalar is spread)."""
+    if isinstance(x, np.ndarray) and x.shape == (batch,):
+        return x.copy()
+    return np.broadcast_to(x, (batch,)).copy()
 
 
 class _Lazy:
