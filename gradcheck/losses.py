@@ -143,7 +143,7 @@ def _sigmoid_bce_moved(z, y, dz):
     grown = np.expm1(dz)
     grown *= sigmoid(z)
     moved = np.log1p(grown, out=grown)  # softplus(z + Δz) − softplus(z), per entry
-    y = np.broadcast_to(y, z.shape)
+    y = y if np.shape(y) == z.shape else np.broadcast_to(y, z.shape)
     if np.iscomplexobj(moved):  # L(old) is real: Im L(new) = Im ΔL
         change = moved - y * dz
         return np.sum(change, axis=-2), np.sum(np.abs(change.imag), axis=-2)

@@ -65,9 +65,11 @@ class Perturber:
         size is the magnitude of what the perturbation summed, Σ(|L(new)| + |L(old)|) over the entries it
         re-evaluated (Σ|Im L(new)| for an imaginary step): the scale of its round-off, never the global |J|.
         """
-        rows, cols = np.unravel_index(np.asarray(flat), self.shape)
-        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, rows, cols, delta),
-                               len(rows))
+        flat = np.asarray(flat)
+        rows, cols = np.unravel_index(flat, self.shape)
+        half = _paired(flat)
+        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, rows, cols, delta,
+                                                                           half=half), len(rows))
 
     def along(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ΔJ, crossed, size) with the param replaced by each matrix of `stack` (B, rows, cols)."""
@@ -97,19 +99,22 @@ class _TermRun(TermObjective):
     """One term's perturbed evaluation (its objective's change: perturb_objective.TermObjective)."""
 
     def __init__(self, owner: Perturber, term: Term, trace, states, kind_states, rows=None, cols=None, delta=None,
-                 stack=None, direction=None):
+                 stack=None, direction=None, half=None):
         """`states`/`kind_states`: the base pass's side of every kink and each layer kind's choices."""
         self.o, self.term, self.trace, self.states, self.kind_states = owner, term, trace, states, kind_states
         self.rows, self.cols, self.delta = rows, cols, delta
         self.direction = direction  # (v, ts): p + t·v for each t, made into a stack only where a layer needs it
         self.shortcuts = stack is None and direction is None  # row patches need single-entry moves
         self.B = len(rows) if self.shortcuts else len(stack) if direction is None else len(direction[1])
+        self.half = half if self.shortcuts else None  # k: the batch is the same k entries twice (±h), gathered once
         if direction is not None:
             stack = _Lazy(lambda: owner.values[owner.name][None] + direction[1][:, None, None] * direction[0][None])
         self.crossed = np.zeros(self.B, dtype=bool)
         self._stack = stack
         self.fused = network.fused_loss(term)
         self.z_last = None  # the perturbed z of the last layer reached, for a loss fused with its activation
+        # an array this run made that nothing but the next step reads (a chain's moved row): overwritten in place
+        self.scratch = None
 
     # -- the perturbed param as a dense stack, made only when a shortcut does not apply
     def stack(self) -> np.ndarray:
@@ -168,9 +173,8 @@ class _TermRun(TermObjective):
             ref = refs[0]
             if ref is layer.weight:  # z = W a: moving W[i, j] adds δ·a[j, :] to row i of z
                 r, c = (self.cols, self.rows) if ref.transposed else (self.rows, self.cols)
-                vals = self.delta[:, None] * np.take(lt.a_in, c, axis=0)
-                vals += np.take(lt.z, r, axis=0)  # z[r] + δ·a[c], without a second temporary
-                return self.activate_rows(index, layer, RowPatch(lt.z, r, vals))
+                vals = self.moved_product(lt.z, r, lt.a_in, c)
+                return self.activate_rows(index, layer, RowPatch(lt.z, r, vals), fresh=True)
             if ref is layer.bias and self.row_local(ref, lt.z):
                 return self.activate_rows(index, layer, RowPatch(lt.z, *self.moved_rows(ref, lt.z)))
             if ref is layer.activation.argument and self.row_local(ref, lt.z):
@@ -185,6 +189,30 @@ class _TermRun(TermObjective):
             if found is not None:
                 return self.activate_rows(index, layer, RowPatch(lt.z, *found))
         return self.dense_layer(index, layer, lt.a_in)
+
+    def moved_product(self, z: np.ndarray, r: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """z[r] + δ·a[c] per perturbation (B, m), into one array; a central stencil's two halves (the same
+        entries at +h and −h) gather their rows once."""
+        k = self.half
+        out = np.empty((self.B, a.shape[1]), np.result_type(self.delta, a, z))
+        if k is None:
+            np.multiply(self.delta[:, None], np.take(a, c, axis=0), out=out)
+            out += np.take(z, r, axis=0)
+            return out
+        pair = out.reshape(2, k, -1)
+        np.multiply(self.delta.reshape(2, k, 1), np.take(a, c[:k], axis=0), out=pair)
+        pair += np.take(z, r[:k], axis=0)
+        return out
+
+    def minus_rows(self, state: RowPatch, spare: bool = False) -> np.ndarray:
+        """A one-row patch's change, vals − base[rows] (each row gathered once for a central stencil's two halves);
+        `spare`: written over vals, which nothing reads after."""
+        k = self.half
+        if k is None or state.vals.shape != (self.B, state.base.shape[1]):
+            return state.vals - np.take(state.base, state.rows, axis=0)
+        out = state.vals if spare else np.empty(state.vals.shape, np.result_type(state.vals, state.base))
+        np.subtract(state.vals.reshape(2, k, -1), np.take(state.base, state.rows[:k], axis=0), out=out.reshape(2, k, -1))
+        return out
 
     def row_local(self, ref: Ref, z: np.ndarray) -> bool:
         """An operand with as many rows as z moves one row of z per entry; a (1, ·) one moves all."""
@@ -249,8 +277,8 @@ class _TermRun(TermObjective):
         if not (self.fused is not None and self.fused.moved is not None or identity and obj.row.low_rank is not None
                 and not np.iscomplexobj(self.delta)):  # squared error's sizes are for real steps
             return None
-        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows,
-                        state.vals - np.take(state.base, state.rows, axis=0))
+        spare = not refs and state.vals is self.scratch  # the moved row's a is read here alone: Δa in its place
+        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows, self.minus_rows(state, spare), spare=spare)
         if refs:  # W[i, j] moved: row i of z gains δ·a_in[j] (with .T, row j gains δ·a_in[i])
             r, c = (self.cols, self.rows) if layer.weight.transposed else (self.rows, self.cols)
             moved.rows, moved.w = r, self.delta[:, None] * self.input_rows(index, state, c)
@@ -342,12 +370,18 @@ class _TermRun(TermObjective):
             moved = np.broadcast_to(_kind_state(lt) != base, (self.B,) + base.shape)
             self.crossed |= moved.reshape(self.B, -1).any(axis=1)
 
-    def activate_rows(self, index: int, layer: Layer, z: RowPatch) -> RowPatch:
-        """Apply an elementwise activation to the changed rows only; softmax mixes rows: go dense."""
+    def activate_rows(self, index: int, layer: Layer, z: RowPatch, fresh: bool = False) -> RowPatch:
+        """Apply an elementwise activation to the changed rows only; softmax mixes rows: go dense.
+        `fresh`: z.vals was made for this step alone, so a chain's later layer (which replaces z_last) lets
+        a plain ufunc activation write over it."""
         row = layer.activation.row
         lt = self.trace.layers[index]
         self.z_last = z
         self.note_kinks(index, layer, z)
+        if fresh and self.term.chain and index < len(self.term.layers) - 1 and isinstance(row.f, np.ufunc) and \
+                row.elementwise and not row.takes_argument and layer.activation.argument is None:
+            self.scratch = row.f(z.vals, out=z.vals)
+            return RowPatch(lt.a, z.rows, self.scratch)
         if not row.elementwise:  # column-wise (softmax): every row of the column changes
             if z.rows.ndim == 1 and self.rows_reach_loss(index):
                 return z  # the fused loss reads z_last alone: the column update happens there (objective_change)
@@ -382,6 +416,14 @@ class _TermRun(TermObjective):
         else:
             moved = discrete_state(layer, z) != base_state
             self.crossed |= np.broadcast_to(moved, (self.B,) + base_state.shape).reshape(self.B, -1).any(axis=1)
+
+
+def _paired(flat: np.ndarray) -> int | None:
+    """k when the batch is the same k entries twice (a central stencil's +h and −h halves), else None."""
+    k = len(flat) // 2
+    if k == 0 or len(flat) != 2 * k or not (flat[:k] == flat[k:]).all():
+        return None
+    return k
 
 
 def _per_move(x, batch: int) -> np.ndarray:
