@@ -1,6 +1,6 @@
 """Fast mode against torch's fast_mode and jax's check_grads, and the reference MLP's full check at N = 1e6.
 
-    python benchmarks/fast.py [--repeat 7] [--no-full | --full-only] [--clock wall|cpu]
+    python benchmarks/fast.py [--repeat 7] [--no-full | --full-only] [--clock wall|cpu] [--profile]
 
 Functions: the reference MLP (peers.py) and softmax regression, at N ≈ 1e5 and ≈ 1e6. Each method runs once
 untimed first (jax traces, caches warm), then `--repeat` times, alternating method by method within each round
@@ -8,7 +8,8 @@ so that machine noise falls on all of them; medians. One BLAS thread, torch.set_
 thread. Then the reference MLP at N ≈ 1e6: the full check (central), one forward pass (gradcheck's
 `spec.objective()`, the same numpy forward), and their ratio (issue 13: under 4 s, ratio under 500), both on the
 same clock, measured alternately; `--clock cpu` takes process CPU time (every library runs one thread here, so on
-a shared machine CPU time is the figure other sessions' load disturbs least).
+a shared machine CPU time is the figure other sessions' load disturbs least). `--profile`: then one more full
+check under cProfile, its functions with the most time of their own (cProfile's overhead included).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--no-full", action="store_true", help="skip the full check at N = 1e6")
     parser.add_argument("--full-only", action="store_true", help="only the full check at N = 1e6 and its forward pass")
+    parser.add_argument("--profile", action="store_true", help="then where one full check spends its time (cProfile)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time (perf_counter) or this process's CPU time (process_time)")
     args = parser.parse_args()
@@ -106,6 +108,8 @@ def main() -> int:
         fast_rows(available, args.repeat)
     if not args.no_full:
         full_check(max(args.repeat, 3))
+    if args.profile:
+        profile_full()
     print(f"1-min load average after: {peers.load_average()}")
     return 0
 
@@ -142,6 +146,22 @@ def full_check(repeat: int) -> None:
     forward, full = statistics.median(forwards), statistics.median(fulls)
     print(f"\nreference MLP full check (central), {FUNCTIONS[1].label}: {full:.2f} s (median of {repeat}); one "
           f"forward pass {forward * 1e3:.2f} ms; ratio {full / forward:.0f} (targets: under 4 s, ratio under 500)")
+
+
+def profile_full(top: int = 10) -> None:
+    """One full check of the reference MLP at N = 1e6 under cProfile: the functions with the most time of their own."""
+    import cProfile
+    import pstats
+    spec = make_case(FUNCTIONS[1]).spec
+    profiler = cProfile.Profile()
+    profiler.runcall(gradcheck.check, spec)
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    print(f"\none full check under cProfile: {total:.2f} s; the {top} functions with the most time of their own:")
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:top]
+    for (path, line, name), (_, calls, own, cumulative, _) in rows:
+        where = f"{os.path.basename(path)}:{line} {name}" if line else name
+        print(f"  {own:6.3f} s {100 * own / total:5.1f}%  {calls:6d} calls  {where}")
 
 
 CLOCK = [time.perf_counter]
