@@ -160,7 +160,7 @@ class _Rung:
 
 
 def _central(evaluate: Evaluator, flat_theta, entries, h, batch) -> _Rung:
-    """(J(θ+h) − J(θ−h)) / 2h at every entry, in chunks of `batch` evaluations (the ±h moves of one chunk's entries
+    """(J(θ+h) − J(θ−h)) / 2h at every entry, in chunks of `batch` evaluations (a chunk's entries at +h and −h
     together); the quotients and their round-off are formed once over every entry, after the last chunk."""
     per_call = max(1, int(batch) // 2)
     up, down = _travelled(flat_theta[entries], h)

@@ -31,7 +31,7 @@ from .lowrank import LowRank
 from .perturb_graph import run_graph
 from .perturb_memory import per_sample_bytes
 from .perturb_objective import TermObjective
-from .rowpatch import RowPatch, computed, term_uses, uses
+from .rowpatch import RowPatch, computed, moved_product, paired, row_change, term_uses, uses
 
 
 def base_traces(model: Model, values: dict) -> list:
@@ -67,9 +67,9 @@ class Perturber:
         """
         flat = np.asarray(flat)
         rows, cols = np.unravel_index(flat, self.shape)
-        half = _paired(flat)
-        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, rows, cols, delta,
-                                                                           half=half), len(rows))
+        half = paired(flat)
+        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, rows, cols,
+                                                                           delta, half=half), len(rows))
 
     def along(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ΔJ, crossed, size) with the param replaced by each matrix of `stack` (B, rows, cols)."""
@@ -173,7 +173,7 @@ class _TermRun(TermObjective):
             ref = refs[0]
             if ref is layer.weight:  # z = W a: moving W[i, j] adds δ·a[j, :] to row i of z
                 r, c = (self.cols, self.rows) if ref.transposed else (self.rows, self.cols)
-                vals = self.moved_product(lt.z, r, lt.a_in, c)
+                vals = moved_product(lt.z, r, lt.a_in, c, self.delta, self.half)
                 return self.activate_rows(index, layer, RowPatch(lt.z, r, vals), fresh=True)
             if ref is layer.bias and self.row_local(ref, lt.z):
                 return self.activate_rows(index, layer, RowPatch(lt.z, *self.moved_rows(ref, lt.z)))
@@ -189,30 +189,6 @@ class _TermRun(TermObjective):
             if found is not None:
                 return self.activate_rows(index, layer, RowPatch(lt.z, *found))
         return self.dense_layer(index, layer, lt.a_in)
-
-    def moved_product(self, z: np.ndarray, r: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """z[r] + δ·a[c] per perturbation (B, m), into one array; a central stencil's two halves (the same
-        entries at +h and −h) gather their rows once."""
-        k = self.half
-        out = np.empty((self.B, a.shape[1]), np.result_type(self.delta, a, z))
-        if k is None:
-            np.multiply(self.delta[:, None], np.take(a, c, axis=0), out=out)
-            out += np.take(z, r, axis=0)
-            return out
-        pair = out.reshape(2, k, -1)
-        np.multiply(self.delta.reshape(2, k, 1), np.take(a, c[:k], axis=0), out=pair)
-        pair += np.take(z, r[:k], axis=0)
-        return out
-
-    def minus_rows(self, state: RowPatch, spare: bool = False) -> np.ndarray:
-        """A one-row patch's change, vals − base[rows] (each row gathered once for a central stencil's two halves);
-        `spare`: written over vals, which nothing reads after."""
-        k = self.half
-        if k is None or state.vals.shape != (self.B, state.base.shape[1]):
-            return state.vals - np.take(state.base, state.rows, axis=0)
-        out = state.vals if spare else np.empty(state.vals.shape, np.result_type(state.vals, state.base))
-        np.subtract(state.vals.reshape(2, k, -1), np.take(state.base, state.rows[:k], axis=0), out=out.reshape(2, k, -1))
-        return out
 
     def row_local(self, ref: Ref, z: np.ndarray) -> bool:
         """An operand with as many rows as z moves one row of z per entry; a (1, ·) one moves all."""
@@ -278,7 +254,8 @@ class _TermRun(TermObjective):
                 and not np.iscomplexobj(self.delta)):  # squared error's sizes are for real steps
             return None
         spare = not refs and state.vals is self.scratch  # the moved row's a is read here alone: Δa in its place
-        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows, self.minus_rows(state, spare), spare=spare)
+        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows, row_change(state, self.half, spare),
+                        spare=spare)
         if refs:  # W[i, j] moved: row i of z gains δ·a_in[j] (with .T, row j gains δ·a_in[i])
             r, c = (self.cols, self.rows) if layer.weight.transposed else (self.rows, self.cols)
             moved.rows, moved.w = r, self.delta[:, None] * self.input_rows(index, state, c)
@@ -416,14 +393,6 @@ class _TermRun(TermObjective):
         else:
             moved = discrete_state(layer, z) != base_state
             self.crossed |= np.broadcast_to(moved, (self.B,) + base_state.shape).reshape(self.B, -1).any(axis=1)
-
-
-def _paired(flat: np.ndarray) -> int | None:
-    """k when the batch is the same k entries twice (a central stencil's +h and −h halves), else None."""
-    k = len(flat) // 2
-    if k == 0 or len(flat) != 2 * k or not (flat[:k] == flat[k:]).all():
-        return None
-    return k
 
 
 def _per_move(x, batch: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from .rowpatch import RowPatch
 
 
 def spread(x, shape: tuple) -> np.ndarray:
-    """x broadcast to `shape` (np.broadcast_to costs microseconds a call, thousands of batches: skipped when it fits)."""
+    """x broadcast to `shape` (np.broadcast_to costs microseconds a call, thousands of batches: skipped if it fits)."""
     return x if np.shape(x) == shape else np.broadcast_to(x, shape)
 
 
