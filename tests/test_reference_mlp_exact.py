@@ -100,16 +100,12 @@ def test_paired_halves_equal_unpaired_moves(case):
             np.testing.assert_allclose(paired_size, sizes, rtol=1e-13, atol=1e-15 * np.max(np.abs(sizes)))
 
 
-def test_a_wrong_w1_gradient_still_fails_on_w1():
-    """The shortcut checker still catches a slip in W1 (and only there): the reference MLP with one wrong entry."""
+def test_a_slip_in_one_w1_entry_is_found_there_alone():
+    """The shortcut estimate still separates a gradient off by 1e-4 relative in one W1 entry, and only that entry."""
     spec = spec_for("plain")
-    grad = spec.gradient()
-    wrong = {k: v.copy() for k, v in grad.items()}
-    wrong["W1"][2, 3] *= 1.0 + 1e-4
     assert gradcheck.check(spec).status == "pass"
-    for name, g in wrong.items():
-        good = np.allclose(g, grad[name], rtol=0, atol=0)
-        assert good == (name != "W1")
+    wrong = spec.gradient()["W1"].copy()
+    wrong[2, 3] *= 1.0 + 1e-4
     est = numeric.estimate(Perturber(spec.model, dict(spec.values), "W1"), spec.values["W1"], method="central")
-    rel = np.abs(wrong["W1"].reshape(-1) - est.values) / np.abs(est.values)
+    rel = np.abs(wrong.reshape(-1) - est.values) / np.abs(est.values)
     assert np.flatnonzero(rel > 1e-6).tolist() == [2 * spec.values["W1"].shape[1] + 3]
