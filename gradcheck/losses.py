@@ -47,7 +47,8 @@ class Fused:
     grad_y: Callable  # (z, a, y) -> ∂L/∂y per entry
     elementwise: bool  # L_ij depends on z_ij alone (else on its whole column)
     rows: Callable | None  # (z, y, rows, new) -> (ΔL, size) per column when one row of z moves; None: elementwise
-    moved: Callable | None  # (z, y, dz) -> (ΔL, size) per column when z moves by dz (B, n, m); None: entry by entry
+    moved: Callable | None  # (z, y, dz) -> (ΔL, size) per column (or per move) when z moves by dz (B, n, m), which
+    # is the caller's temporary (it may be written over); None: entry by entry
     sym_delta: Callable  # (a, y, onehot) -> δ as a symbol, before coef and 1/m
     text: Callable  # (a, y, onehot) -> δ as the UFLDL table writes it, before coef and 1/m
 
@@ -134,18 +135,35 @@ def _softmax_ce_rows(z, y, rows, new):
 
 
 def _sigmoid_bce_moved(z, y, dz):
-    """(Σ_column ΔL, Σ_column |L(new)| + |L(old)|) per (perturbation, column) when z moves by dz (B, n, m).
+    """(Σ ΔL, Σ |L(new)| + |L(old)|) per perturbation when z moves by dz (B, n, m) (per column for an imaginary step
+    or a target outside [0, 1]); dz is the caller's temporary, and a real one is overwritten.
 
     softplus(z + Δz) − softplus(z) = log1p(σ(z)·expm1(Δz)): one log1p and one expm1 an entry instead of two
-    softplus, and no cancellation between them.
+    softplus, and no cancellation between them. Real steps sum Σ log1p(…) and Σ y·Δz apart (each as one product):
+    the same sums in another order, with no temporary beside dz itself.
     """
-    change = np.log1p(sigmoid(z) * np.expm1(dz)) - y * dz
+    y = y if np.shape(y) == z.shape else np.broadcast_to(y, z.shape)
+    if np.iscomplexobj(dz) or not np.all((y >= 0) & (y <= 1)):
+        return _sigmoid_bce_entries(z, y, dz)
+    B = len(dz)
+    grown = dz.reshape(B, -1)
+    y_dz = grown @ y.reshape(-1)  # Σ y·Δz, before Δz is written over
+    np.expm1(grown, out=grown)
+    grown *= sigmoid(z).reshape(-1)
+    np.log1p(grown, out=grown)  # softplus(z + Δz) − softplus(z), per entry
+    total = grown @ np.ones(grown.shape[1]) - y_dz
+    # y ∈ [0, 1], so L ≥ 0 at every z: Σ|L(new)| + |L(old)| = 2ΣL(old) + ΣΔL
+    return total, 2.0 * np.sum(np.logaddexp(0.0, z) - y * z) + total
+
+
+def _sigmoid_bce_entries(z, y, dz):
+    """_sigmoid_bce_moved entry by entry, per column: an imaginary step, or a target outside [0, 1]."""
+    moved = np.log1p(sigmoid(z) * np.expm1(dz))
+    change = moved - y * dz
     if np.iscomplexobj(change):  # L(old) is real: Im L(new) = Im ΔL
         return np.sum(change, axis=-2), np.sum(np.abs(change.imag), axis=-2)
-    old, total = softplus(z) - y * z, np.sum(change, axis=-2)
-    if np.all((y >= 0) & (y <= 1)):  # then L ≥ 0 at every z: Σ|L(new)| + |L(old)| = 2ΣL(old) + ΣΔL, per column
-        return total, 2.0 * np.sum(old, axis=-2) + total
-    return total, np.sum(np.abs(old + change) + np.abs(old), axis=-2)
+    old = softplus(z) - y * z
+    return np.sum(change, axis=-2), np.sum(np.abs(old + change) + np.abs(old), axis=-2)
 
 
 def _softmax_ce_moved(z, y, dz):

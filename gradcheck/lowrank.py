@@ -24,10 +24,19 @@ class LowRank:
     v: np.ndarray
     rows: np.ndarray | None = None
     w: np.ndarray | None = None
+    spare: bool = False  # v is this object's alone: dz() may scale it in place, after which v is spent
 
     def dz(self) -> np.ndarray:
-        """Δz of every variant, dense (B, n, m)."""
-        out = self.W[:, self.cols].T[:, :, None] * self.v[:, None, :]
+        """Δz of every variant, dense (B, n, m) (once, if `spare`: it is made in v's place)."""
+        if self.W.shape[0] == 1:  # one output row (a sigmoid unit): v scaled row by row, one pass
+            scale = np.take(self.W[0], self.cols)[:, None]
+            if self.spare and self.rows is None and np.result_type(self.v, scale) == self.v.dtype:
+                out, self.v = self.v, None  # spent: a second dz() or the factors' v would fail, not mislead
+                out *= scale
+                return out[:, None, :]
+            out = (self.v * scale)[:, None, :]
+        else:
+            out = self.W[:, self.cols].T[:, :, None] * self.v[:, None, :]
         if self.rows is not None:
             out[np.arange(len(self.cols)), self.rows] += self.w
         return out

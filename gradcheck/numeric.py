@@ -160,25 +160,25 @@ class _Rung:
 
 
 def _central(evaluate: Evaluator, flat_theta, entries, h, batch) -> _Rung:
-    """(J(θ+h) − J(θ−h)) / 2h at every entry, in chunks of `batch` evaluations."""
+    """(J(θ+h) − J(θ−h)) / 2h at every entry, in chunks of `batch` evaluations (a chunk's entries at +h and −h
+    together); the quotients and their round-off are formed once over every entry, after the last chunk."""
     per_call = max(1, int(batch) // 2)
-    parts = [_central_chunk(evaluate, flat_theta, entries[s:s + per_call], h[s:s + per_call])
-             for s in range(0, entries.size, per_call)]
-    if not parts:
+    up, down = _travelled(flat_theta[entries], h)
+    chunks = []
+    for s in range(0, entries.size, per_call):
+        idx = entries[s:s + per_call]
+        k = idx.size
+        dJ, crossed, size = evaluate(np.concatenate([idx, idx]), np.concatenate([up[s:s + k], down[s:s + k]]))
+        chunks.append((dJ[:k], dJ[k:], size[:k], size[k:], crossed[:k] | crossed[k:]))
+    if not chunks:
         empty = np.zeros(0)
         return _Rung(empty, empty, empty, empty, empty, np.zeros(0, bool))
-    return _Rung(*(np.concatenate(x) for x in zip(*parts)))
-
-
-def _central_chunk(evaluate: Evaluator, flat_theta, idx, h):
-    up, down = _travelled(flat_theta[idx], h)
-    dJ, crossed, size = evaluate(np.concatenate([idx, idx]), np.concatenate([up, down]))
-    k = idx.size
-    plus, minus, span = dJ[:k], dJ[k:], up - down
+    plus, minus, size_up, size_down, crossed = (np.concatenate(x) for x in zip(*chunks))
+    span = up - down
     value = (plus - minus) / span
-    noise = ROUNDING * (size[:k] + size[k:]) / np.abs(span) + ROUNDING * np.abs(value)
-    side_noise = ROUNDING * np.maximum(size[:k] / np.abs(up), size[k:] / np.abs(down))
-    return value, noise, minus / down, plus / up, side_noise, crossed[:k] | crossed[k:]
+    noise = ROUNDING * (size_up + size_down) / np.abs(span) + ROUNDING * np.abs(value)
+    side_noise = ROUNDING * np.maximum(size_up / np.abs(up), size_down / np.abs(down))
+    return _Rung(value, noise, minus / down, plus / up, side_noise, crossed)
 
 
 def _ladder(evaluate: Evaluator, flat_theta, entries, base, batch) -> Estimate:

@@ -31,7 +31,7 @@ from .lowrank import LowRank
 from .perturb_graph import run_graph
 from .perturb_memory import per_sample_bytes
 from .perturb_objective import TermObjective
-from .rowpatch import RowPatch, computed, term_uses, uses
+from .rowpatch import RowPatch, computed, moved_product, paired, row_change, term_uses, uses
 
 
 def base_traces(model: Model, values: dict) -> list:
@@ -65,9 +65,11 @@ class Perturber:
         size is the magnitude of what the perturbation summed, Σ(|L(new)| + |L(old)|) over the entries it
         re-evaluated (Σ|Im L(new)| for an imaginary step): the scale of its round-off, never the global |J|.
         """
-        rows, cols = np.unravel_index(np.asarray(flat), self.shape)
-        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, rows, cols, delta),
-                               len(rows))
+        flat = np.asarray(flat)
+        rows, cols = np.unravel_index(flat, self.shape)
+        half = paired(flat)
+        return self._sum_terms(lambda term, trace, states, kinds: _TermRun(self, term, trace, states, kinds, rows, cols,
+                                                                           delta, half=half), len(rows))
 
     def along(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ΔJ, crossed, size) with the param replaced by each matrix of `stack` (B, rows, cols)."""
@@ -90,26 +92,29 @@ class Perturber:
                     d, c, m = make_run(term, trace, states, kind_states).run()
                     total, crossed, size = total + d, crossed | c, size + m
         # A param no term reads leaves J where it was: zeros, one per perturbation.
-        return tuple(np.broadcast_to(x, (batch,)).copy() for x in (total, crossed, size))
+        return tuple(_per_move(x, batch) for x in (total, crossed, size))
 
 
 class _TermRun(TermObjective):
     """One term's perturbed evaluation (its objective's change: perturb_objective.TermObjective)."""
 
     def __init__(self, owner: Perturber, term: Term, trace, states, kind_states, rows=None, cols=None, delta=None,
-                 stack=None, direction=None):
+                 stack=None, direction=None, half=None):
         """`states`/`kind_states`: the base pass's side of every kink and each layer kind's choices."""
         self.o, self.term, self.trace, self.states, self.kind_states = owner, term, trace, states, kind_states
         self.rows, self.cols, self.delta = rows, cols, delta
         self.direction = direction  # (v, ts): p + t·v for each t, made into a stack only where a layer needs it
         self.shortcuts = stack is None and direction is None  # row patches need single-entry moves
         self.B = len(rows) if self.shortcuts else len(stack) if direction is None else len(direction[1])
+        self.half = half if self.shortcuts else None  # k: the batch is the same k entries twice (±h), gathered once
         if direction is not None:
             stack = _Lazy(lambda: owner.values[owner.name][None] + direction[1][:, None, None] * direction[0][None])
         self.crossed = np.zeros(self.B, dtype=bool)
         self._stack = stack
         self.fused = network.fused_loss(term)
         self.z_last = None  # the perturbed z of the last layer reached, for a loss fused with its activation
+        # an array this run made that nothing but the next step reads (a chain's moved row): overwritten in place
+        self.scratch = None
 
     # -- the perturbed param as a dense stack, made only when a shortcut does not apply
     def stack(self) -> np.ndarray:
@@ -168,8 +173,8 @@ class _TermRun(TermObjective):
             ref = refs[0]
             if ref is layer.weight:  # z = W a: moving W[i, j] adds δ·a[j, :] to row i of z
                 r, c = (self.cols, self.rows) if ref.transposed else (self.rows, self.cols)
-                vals = lt.z[r] + self.delta[:, None] * lt.a_in[c]
-                return self.activate_rows(index, layer, RowPatch(lt.z, r, vals))
+                vals = moved_product(lt.z, r, lt.a_in, c, self.delta, self.half)
+                return self.activate_rows(index, layer, RowPatch(lt.z, r, vals), fresh=True)
             if ref is layer.bias and self.row_local(ref, lt.z):
                 return self.activate_rows(index, layer, RowPatch(lt.z, *self.moved_rows(ref, lt.z)))
             if ref is layer.activation.argument and self.row_local(ref, lt.z):
@@ -248,7 +253,9 @@ class _TermRun(TermObjective):
         if not (self.fused is not None and self.fused.moved is not None or identity and obj.row.low_rank is not None
                 and not np.iscomplexobj(self.delta)):  # squared error's sizes are for real steps
             return None
-        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows, state.vals - state.base[state.rows])
+        spare = not refs and state.vals is self.scratch  # the moved row's a is read here alone: Δa in its place
+        moved = LowRank(lt.z, layer.weight.value(self.o.values), state.rows, row_change(state, self.half, spare),
+                        spare=spare)
         if refs:  # W[i, j] moved: row i of z gains δ·a_in[j] (with .T, row j gains δ·a_in[i])
             r, c = (self.cols, self.rows) if layer.weight.transposed else (self.rows, self.cols)
             moved.rows, moved.w = r, self.delta[:, None] * self.input_rows(index, state, c)
@@ -340,12 +347,18 @@ class _TermRun(TermObjective):
             moved = np.broadcast_to(_kind_state(lt) != base, (self.B,) + base.shape)
             self.crossed |= moved.reshape(self.B, -1).any(axis=1)
 
-    def activate_rows(self, index: int, layer: Layer, z: RowPatch) -> RowPatch:
-        """Apply an elementwise activation to the changed rows only; softmax mixes rows: go dense."""
+    def activate_rows(self, index: int, layer: Layer, z: RowPatch, fresh: bool = False) -> RowPatch:
+        """Apply an elementwise activation to the changed rows only; softmax mixes rows: go dense.
+        `fresh`: z.vals was made for this step alone, so a chain's later layer (which replaces z_last) lets
+        a plain ufunc activation write over it."""
         row = layer.activation.row
         lt = self.trace.layers[index]
         self.z_last = z
         self.note_kinks(index, layer, z)
+        if fresh and self.term.chain and index < len(self.term.layers) - 1 and isinstance(row.f, np.ufunc) and \
+                row.elementwise and not row.takes_argument and layer.activation.argument is None:
+            self.scratch = row.f(z.vals, out=z.vals)
+            return RowPatch(lt.a, z.rows, self.scratch)
         if not row.elementwise:  # column-wise (softmax): every row of the column changes
             if z.rows.ndim == 1 and self.rows_reach_loss(index):
                 return z  # the fused loss reads z_last alone: the column update happens there (objective_change)
@@ -380,6 +393,13 @@ class _TermRun(TermObjective):
         else:
             moved = discrete_state(layer, z) != base_state
             self.crossed |= np.broadcast_to(moved, (self.B,) + base_state.shape).reshape(self.B, -1).any(axis=1)
+
+
+def _per_move(x, batch: int) -> np.ndarray:
+    """One value per perturbation, a fresh array (a term's sum already is one; a scalar is spread)."""
+    if isinstance(x, np.ndarray) and x.shape == (batch,):
+        return x.copy()
+    return np.broadcast_to(x, (batch,)).copy()
 
 
 class _Lazy:

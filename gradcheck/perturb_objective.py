@@ -15,6 +15,11 @@ from .lowrank import LowRank
 from .rowpatch import RowPatch
 
 
+def spread(x, shape: tuple) -> np.ndarray:
+    """x broadcast to `shape` (np.broadcast_to costs microseconds a call, thousands of batches: skipped if it fits)."""
+    return x if np.shape(x) == shape else np.broadcast_to(x, shape)
+
+
 class TermObjective:
     """ΔJ of one term from its perturbed last state (mixed into perturb._TermRun)."""
 
@@ -37,7 +42,7 @@ class TermObjective:
     def objective_change(self, state, a_base, target_moves: bool):
         """(Σ over entries of [L(new) − L(old)], its size): over the changed rows only, for a row patch."""
         obj, fused = self.term.objective, self.fused
-        y_base = None if obj.target is None else np.broadcast_to(obj.target.value(self.o.values), a_base.shape)
+        y_base = None if obj.target is None else spread(obj.target.value(self.o.values), a_base.shape)
         base = self.trace.layers[self.term.output].z if fused is not None else a_base
         new = state if fused is None else (base if self.z_last is None else self.z_last)
         if isinstance(new, RowPatch) and not target_moves and fused is not None and fused.rows is not None:
@@ -80,6 +85,8 @@ class TermObjective:
         """(ΔJ, size) per perturbation: the entries' changes and sizes summed, times the loss's factor."""
         obj = self.term.objective
         scale = obj.row.scale(a_base.shape, obj.reduce)
+        if np.ndim(change) == 1 and np.ndim(size) == 1:  # a loss that summed each perturbation already
+            return scale * change, scale * size
         return scale * change.reshape(self.B, -1).sum(axis=1), scale * size.reshape(self.B, -1).sum(axis=1)
 
     def losses(self, x, y):

@@ -105,6 +105,8 @@ def judge(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float)
 
 def kink_mask(est: numeric.Estimate, rtol: float, atol: float) -> np.ndarray:
     """Entries whose stencil crossed a non-smooth point and whose one-sided slopes disagree beyond their errors."""
+    if not est.crossed.any():  # a smooth run (most): no slopes to compare over every entry
+        return np.zeros(est.crossed.shape, bool)
     gap = np.abs(est.left - est.right)
     # the side away from the kink is an honest one-sided derivative: its error is the measure of disagreement
     steady = np.minimum(est.left_error, est.right_error)
@@ -114,17 +116,19 @@ def kink_mask(est: numeric.Estimate, rtol: float, atol: float) -> np.ndarray:
 
 def _kinks(a: np.ndarray, est: numeric.Estimate, at_kink: np.ndarray, shape, rtol: float, atol: float):
     """The kinks among the estimated entries: the analytic value between the slopes, widened by their errors."""
-    left_low = est.left <= est.right
-    lo, hi = np.where(left_low, est.left, est.right), np.where(left_low, est.right, est.left)
-    lo_error = np.where(left_low, est.left_error, est.right_error)
-    hi_error = np.where(left_low, est.right_error, est.left_error)
+    at = np.flatnonzero(at_kink)  # only those entries: the rest never reach a Kink
+    a, left, right = a[at], est.left[at], est.right[at]
+    left_low = left <= right
+    lo, hi = np.where(left_low, left, right), np.where(left_low, right, left)
+    lo_error = np.where(left_low, est.left_error[at], est.right_error[at])
+    hi_error = np.where(left_low, est.right_error[at], est.left_error[at])
     relative = rtol * np.maximum(np.abs(lo), np.abs(hi))
     inside = (a >= lo - np.maximum(np.maximum(lo_error, atol), relative)) & \
              (a <= hi + np.maximum(np.maximum(hi_error, atol), relative))
     return tuple(
-        Kink(tuple(int(i) for i in np.unravel_index(int(est.entries[k]), shape)), float(a[k]),
-             float(est.left[k]), float(est.right[k]), "kink" if inside[k] else "fail")
-        for k in np.flatnonzero(at_kink))
+        Kink(tuple(int(i) for i in np.unravel_index(int(est.entries[k]), shape)), float(a[n]),
+             float(left[n]), float(right[n]), "kink" if inside[n] else "fail")
+        for n, k in enumerate(at))
 
 
 def _kink_message(kinks: tuple[Kink, ...]) -> str | None:
