@@ -19,6 +19,7 @@ otherwise only the params the joint value does not resolve or whose expect disag
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass, replace
 
@@ -42,10 +43,14 @@ class Side:
     expect: np.ndarray | None  # a comparable expect (right shape, finite), else None
     broken_expect: bool = False  # an expect that cannot be compared: the per-param check reports it
 
-    @property
+    @functools.cached_property
     def scale(self) -> float:
         """max(1, max|θ|): the step along v_p is eps times this, as in a per-param check."""
         return max(1.0, float(np.max(np.abs(self.theta)))) if self.theta.size else 1.0
+
+    def move(self, k: int) -> np.ndarray:
+        """u_p of joint direction k: v_p times the param's scale (no copy when the scale is 1)."""
+        return self.directions[k] if self.scale == 1.0 else self.scale * self.directions[k]
 
     def dot(self, analytic: np.ndarray, k: int) -> float:
         """⟨analytic, v_p⟩ along direction k, the step's scale included."""
@@ -72,7 +77,7 @@ def joint(model, values, traces, sides: list[Side], settings) -> dict:
         return {}
     n, e = [], []
     for k in range(FAST_DIRECTIONS):
-        moves = {s.name: s.scale * s.directions[k] for s in sides}
+        moves = {s.name: s.move(k) for s in sides}
         crossed = []
 
         def along(ts, moves=moves, crossed=crossed):
