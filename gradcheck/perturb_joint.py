@@ -5,8 +5,9 @@ term that reads a moved name is walked once (network.walk_forward) with the move
 θ_p + t·u_p, one member per t:
 - a layer whose input and params are all the base pass's keeps its base trace (nothing is recomputed
   upstream of the first moved layer);
-- a dense layer whose input is the base pass's and whose only moved names are its weight and bias gets
-  z + t·(u_W a + u_b): z = (W + t·u_W) a + (b + t·u_b) is linear in t, so one product serves every t;
+- a dense layer whose only moved names are its plain weight and bias gets z₀ + t·(u_W a + u_b), since
+  z = (W + t·u_W) a + (b + t·u_b) is linear in t: where its input is the base pass's, z₀ is the base z and
+  one product u_W a serves every t; elsewhere z₀ = W a + b per member, and W is never stacked;
 - anything else runs its kind's own batched forward, reading the moved params as stacks (made on first read).
 ΔJ is summed entry-wise as Σ [L(new) − L(old)], so its round-off scales with what it summed, as in perturb.py.
 """
@@ -94,17 +95,26 @@ class _TermWalk:
         refs = [r for r in layer_refs(layer) if _reads_moved(r, self.moved)]
         if np.ndim(a_in) <= 2 and not refs:
             return SimpleNamespace(layer=layer, a=lt.a, z=lt.z)  # unchanged: the base pass's
-        if np.ndim(a_in) <= 2 and self.linear(layer, refs):
-            dz = 0.0
-            for ref in refs:  # z = W a + b: the move adds t·(u_W a) and t·u_b
-                u = ref.value(self.moved.directions)
-                dz = dz + (u @ lt.a_in if ref is layer.weight else u)
-            z = lt.z[None] + self.moved.ts[:, None, None] * np.broadcast_to(dz, lt.z.shape)[None]
-            new = activate(layer, a_in, z, self.moved)
+        if refs and self.linear(layer, refs):
+            new = activate(layer, a_in, self.linear_z(layer, lt, a_in, refs), self.moved)
         else:
             new = KINDS[layer.kind].forward(layer, a_in, self.moved)
         self.note_kinks(layer, lt, new)
         return new
+
+    def linear_z(self, layer: Layer, lt, a_in, refs: list[Ref]) -> np.ndarray:
+        """z = (W + t·u_W) a + (b + t·u_b) as z₀ + t·(u_W a + u_b), z₀ from the base W and b: linear in t, so one
+        product serves every t, and no stack of W is made (at an input the move left alone, z₀ is the base z)."""
+        if np.ndim(a_in) <= 2:
+            z0 = lt.z
+        else:
+            z0 = a_in if layer.weight is None else np.matmul(layer.weight.value(self.values), a_in)
+            z0 = z0 if layer.bias is None else z0 + layer.bias.value(self.values)
+        dz = 0.0
+        for ref in refs:
+            u = ref.value(self.moved.directions)
+            dz = dz + (np.matmul(u, a_in) if ref is layer.weight else u)
+        return z0 + self.moved.ts[:, None, None] * dz
 
     @staticmethod
     def linear(layer: Layer, refs: list[Ref]) -> bool:
