@@ -245,9 +245,9 @@ def test_joint_derivative_equals_numpys_own_finite_difference(case):
 
 
 @pytest.mark.parametrize("placement", list(PLACEMENTS) + [f"structured:{k}" for k in STRUCTURED])
-def test_joint_change_equals_the_dense_stack_at_every_placement(placement):
+def test_joint_change_equals_the_dense_stack_at_every_placement(placement, text=None):
     """Against network.objective with every param replaced by its stack θ + t·u (no base-pass reuse, no linear step)."""
-    text = STRUCTURED_DECLS + STRUCTURED[placement.split(":")[1]] if placement.startswith("structured:") else \
+    text = text if text is not None else STRUCTURED_DECLS + STRUCTURED[placement.split(":")[1]] if placement.startswith("structured:") else \
         DECLS + PLACEMENTS[placement]
     spec, values, traces, u = _joint_case(text, seed=2)
     base = float(network.objective(spec.model, values))
@@ -259,3 +259,9 @@ def test_joint_change_equals_the_dense_stack_at_every_placement(placement):
             np.testing.assert_allclose(got.imag, want.imag, rtol=1e-12, atol=1e-32)
         else:
             assert np.all(np.abs(got - want) <= np.maximum(1e-12 * np.abs(want), 2 * numeric.ROUNDING * (size + abs(base))))
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
+def test_joint_change_equals_the_dense_stack_on_every_bundled_spec(path):
+    """Every layer kind and merge of the bundled specs, every param moved at once."""
+    test_joint_change_equals_the_dense_stack_at_every_placement(None, path.read_text(encoding="utf-8"))
