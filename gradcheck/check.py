@@ -115,14 +115,14 @@ def _sides(model: Model, values, name: str, traces, grad, expected: dict):
 
 def _fast_params(model: Model, values, traces, sides: dict, settings: Settings, max_steps: int) -> tuple:
     """Fast mode: joint random directions across every param first (gradcheck.fast); a param they do not vouch
-    for gets the per-param check, with the same directions as its share of the joint ones."""
+    for gets the per-param check, whose directions are its components of the joint ones (the same seeded draws)."""
     found = {name: _fast_side(*sides[name], settings) for name in model.param_names}
     vouched = fast.joint(model, values, traces, list(found.values()), settings)
     out = []
     for name in model.param_names:
         perturber = sides[name][0]
         if name not in vouched:
-            out.append(_check_param(*sides[name], settings, max_steps, found[name].directions))
+            out.append(_check_param(*sides[name], settings, max_steps))
             continue
         backprop, expect = vouched[name]
         out.append(_with_convention(perturber, ParamResult(
@@ -136,13 +136,12 @@ def _fast_side(perturber: Perturber, grad, expected: dict, settings: Settings) -
     name, theta = perturber.name, perturber.values[perturber.name]
     mirrored = isinstance(perturber, symmetric.Moves)
     comparable = name in expected and _expect_problem(name, expected[name], theta.shape) is None
-    return fast.Side(name, theta, fast.directions(name, theta.shape, mirrored, settings.seed), mirrored, grad,
-                     expected[name] if comparable else None, broken_expect=name in expected and not comparable)
+    return fast.Side(name, theta, mirrored, grad, expected[name] if comparable else None, settings.seed,
+                     broken_expect=name in expected and not comparable)
 
 
-def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int,
-                 directions: list | None = None) -> ParamResult:
-    return _with_convention(perturber, _param(perturber, grad, expected, settings, max_steps, directions))
+def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
+    return _with_convention(perturber, _param(perturber, grad, expected, settings, max_steps))
 
 
 def _with_convention(perturber: Perturber, result: ParamResult) -> ParamResult:
@@ -152,11 +151,10 @@ def _with_convention(perturber: Perturber, result: ParamResult) -> ParamResult:
     return result
 
 
-def _param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int,
-           directions: list | None = None) -> ParamResult:
+def _param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
     if settings.mode.kind != "fast":
         return _entrywise_param(perturber, grad, expected, settings, _sample_entries(perturber, settings))
-    result = _fast_param(perturber, grad, expected, settings, directions)
+    result = _fast_param(perturber, grad, expected, settings)
     if result.status == "pass":
         return result
     needed = budget.evaluations(FULL, settings.method, grad.size)
@@ -262,18 +260,16 @@ def _decided_by_error(analytic: np.ndarray, est: numeric.Estimate, rtol: float, 
     return (diff > np.maximum(rtol * np.maximum(np.abs(a), np.abs(est.values)), atol)) & (diff <= est.error)
 
 
-def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings, directions: list | None) -> ParamResult:
+def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings) -> ParamResult:
     """A few random-direction derivatives of one param: O(1) evaluations whatever its size."""
     name, theta = perturber.name, perturber.values[perturber.name]
     mirrored = isinstance(perturber, symmetric.Moves)
-    if directions is None:
-        directions = fast.directions(name, theta.shape, mirrored, settings.seed)
     scale = float(np.max(np.abs(theta))) if theta.size else 1.0
     sides = {"backprop": (grad, [], [])}
     exp_problem = _expect_problem(name, expected[name], theta.shape) if name in expected else None
     if name in expected and exp_problem is None:
         sides["expect"] = (expected[name], [], [])
-    for v in directions:  # max |v| ≤ 1 as drawn
+    for v in fast.directions(name, theta.shape, mirrored, settings.seed):
 
         def along(ts, v=v):
             dJ, _, size = perturber.along_direction(v, np.asarray(ts))
@@ -290,8 +286,8 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings, 
     expect = exp_problem or comps.get("expect")
     ok = comps["backprop"].passed and (expect is None or expect.passed)
     return ParamResult(name, tuple(theta.shape), "pass" if ok else "fail", comps["backprop"], expect,
-                       note=f"fast mode: {FAST_DIRECTIONS} random directions of this param alone", kernel=perturber.model.is_kernel(name),
-                       **_places(perturber.model, name))
+                       note=f"fast mode: {FAST_DIRECTIONS} random directions of this param alone",
+                       kernel=perturber.model.is_kernel(name), **_places(perturber.model, name))
 
 
 def _fast_summary(result: ParamResult) -> str:

@@ -19,9 +19,8 @@ otherwise only the params the joint value does not resolve or whose expect disag
 
 from __future__ import annotations
 
-import functools
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,44 +30,37 @@ from .perturb_joint import along_joint
 from .verdict import Comparison, compare
 
 
-@dataclass(frozen=True)
 class Side:
-    """What fast mode compares for one param: its unit directions and analytic sides, in its own space."""
+    """What fast mode compares for one param: its analytic sides, in its own space, and its stream of directions."""
 
-    name: str
-    theta: np.ndarray
-    directions: list  # FAST_DIRECTIONS arrays of the param's shape (symmetric for a symmetric param)
-    mirrored: bool  # a symmetric param: its analytic sides are G + Gᵀ − diag(G), dotted with symmetric.weights(v)
-    backprop: np.ndarray
-    expect: np.ndarray | None  # a comparable expect (right shape, finite), else None
-    broken_expect: bool = False  # an expect that cannot be compared: the per-param check reports it
+    def __init__(self, name: str, theta: np.ndarray, mirrored: bool, backprop: np.ndarray, expect, seed: int,
+                 broken_expect: bool = False):
+        """`mirrored`: a symmetric param, its analytic sides G + Gᵀ − diag(G), dotted with symmetric.weights(v);
+        `expect`: a comparable expect (right shape, finite) or None; `broken_expect`: one that cannot be compared
+        (the per-param check reports it)."""
+        self.name, self.theta, self.mirrored = name, theta, mirrored
+        self.backprop, self.expect, self.broken_expect = backprop, expect, broken_expect
+        self.directions = directions(name, theta.shape, mirrored, seed)
+        # max(1, max|θ|): the step along v_p is eps times this, as in a per-param check
+        self.scale = max(1.0, float(np.max(np.abs(theta)))) if theta.size else 1.0
 
-    @functools.cached_property
-    def scale(self) -> float:
-        """max(1, max|θ|): the step along v_p is eps times this, as in a per-param check."""
-        return max(1.0, float(np.max(np.abs(self.theta)))) if self.theta.size else 1.0
+    def move(self, v: np.ndarray) -> np.ndarray:
+        """u_p: the param's component v_p times its scale (no copy when the scale is 1)."""
+        return v if self.scale == 1.0 else self.scale * v
 
-    def move(self, k: int) -> np.ndarray:
-        """u_p of joint direction k: v_p times the param's scale (no copy when the scale is 1)."""
-        return self.directions[k] if self.scale == 1.0 else self.scale * self.directions[k]
-
-    def dot(self, analytic: np.ndarray, k: int) -> float:
-        """⟨analytic, v_p⟩ along direction k, the step's scale included."""
-        v = self.directions[k]
+    def dot(self, analytic: np.ndarray, v: np.ndarray) -> float:
+        """⟨analytic, u_p⟩ for the component v_p, the step's scale included."""
         weights = symmetric.weights(v) if self.mirrored else v
         return self.scale * float(np.dot(analytic.reshape(-1), weights.reshape(-1)))
 
 
-def directions(name: str, shape, mirrored: bool, seed: int) -> list:
-    """A param's FAST_DIRECTIONS random directions, from its own seeded stream (uniform: 3× cheaper than normals)."""
+def directions(name: str, shape, mirrored: bool, seed: int):
+    """A param's FAST_DIRECTIONS random directions, drawn one at a time from its own seeded stream (uniform, max |v|
+    ≤ 1: 3× cheaper than normals at N = 1e6), so that only one is held at a time."""
     rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 2])
-    drawn = [rng.uniform(-1.0, 1.0, shape) for _ in range(FAST_DIRECTIONS)]
-    return [symmetric.direction(v) for v in drawn] if mirrored else drawn
-
-
-def evaluations(method: str) -> int:
-    """Evaluations of J the joint directions make, whatever the number of params."""
-    return FAST_DIRECTIONS * numeric.directional_evaluations(method)
+    for _ in range(FAST_DIRECTIONS):
+        v = rng.uniform(-1.0, 1.0, shape)
+        yield symmetric.direction(v) if mirrored else v
 
 
 def joint(model, values, traces, sides: list[Side], settings) -> dict:
@@ -76,8 +68,11 @@ def joint(model, values, traces, sides: list[Side], settings) -> dict:
     if not sides:
         return {}
     n, e = [], []
-    for k in range(FAST_DIRECTIONS):
-        moves = {s.name: s.move(k) for s in sides}
+    shares = {s.name: [] for s in sides}  # a_p = ⟨G_p, u_p⟩ per direction
+    expects = {s.name: [] for s in sides if s.expect is not None}  # ⟨E_p, u_p⟩
+    for _ in range(FAST_DIRECTIONS):
+        drawn = {s.name: next(s.directions) for s in sides}  # one joint direction held at a time
+        moves = {s.name: s.move(drawn[s.name]) for s in sides}
         crossed = []
 
         def along(ts, moves=moves, crossed=crossed):
@@ -85,13 +80,17 @@ def joint(model, values, traces, sides: list[Side], settings) -> dict:
             crossed.append(bool(np.any(cross)))
             return dJ, size
 
-        value, error = numeric.directional(along, 0.0, settings.method, settings.eps)  # h = eps: scales are in v
+        value, error = numeric.directional(along, 0.0, settings.method, settings.eps)  # h = eps: scales are in u
         if any(crossed) or not (np.isfinite(value) and np.isfinite(error)):
             return {}  # a kink or a domain edge within the steps: the per-param checks judge
         n.append(value)
         e.append(error)
+        for s in sides:
+            shares[s.name].append(s.dot(s.backprop, drawn[s.name]))
+            if s.expect is not None:
+                expects[s.name].append(s.dot(s.expect, drawn[s.name]))
     n, e = np.array(n), np.array(e)
-    shares = {s.name: np.array([s.dot(s.backprop, k) for k in range(FAST_DIRECTIONS)]) for s in sides}
+    shares = {name: np.array(a) for name, a in shares.items()}
     total = sum(shares.values())
     backprop = {name: _judge(a, n - (total - a), e, settings) for name, a in shares.items()}
     if not all(c.passed for c, _ in backprop.values()):
@@ -103,8 +102,7 @@ def joint(model, values, traces, sides: list[Side], settings) -> dict:
             continue
         expect = None
         if s.expect is not None:
-            expect, _ = _judge(np.array([s.dot(s.expect, k) for k in range(FAST_DIRECTIONS)]),
-                               n - (total - shares[s.name]), e, settings)
+            expect, _ = _judge(np.array(expects[s.name]), n - (total - shares[s.name]), e, settings)
             if not expect.passed:
                 continue
         found[s.name] = (comparison, expect)
