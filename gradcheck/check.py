@@ -1,8 +1,9 @@
 """Check one loaded spec: backprop and the user's `expect` formulas against finite differences.
 
 One forward pass at the spec's values serves J, backprop and every param's perturbations. Each param
-is then estimated entry by entry (full or sample mode) or along random directions (fast mode), and
-judged by gradcheck.verdict; problems that leave no verdict are located errors (gradcheck.refusals).
+is then estimated entry by entry (full or sample mode) or along random directions (fast mode: joint ones across
+every param first, gradcheck.fast, then each param's own where those cannot settle it), and judged by
+gradcheck.verdict; problems that leave no verdict are located errors (gradcheck.refusals).
 """
 
 from __future__ import annotations
