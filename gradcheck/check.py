@@ -91,11 +91,11 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
     except network.OutsideDomain as exc:
         raise outside_domain_error(exc) from None
     expected = _expectations(model, values)
-    sides = {name: _sides(model, values, name, traces, grads[name], expected) for name in model.param_names}
     if settings.mode.kind == "fast":
-        params = _fast_params(model, values, traces, sides, settings, options.limits.steps)
-    else:
-        params = tuple(_check_param(*sides[name], settings, options.limits.steps) for name in model.param_names)
+        params = _fast_params(model, values, traces, grads, expected, settings, options.limits.steps)
+    else:  # one param's perturber at a time
+        params = tuple(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings,
+                                    options.limits.steps) for name in model.param_names)
     formulas = second.check_formulas(model, values, traces, grads, settings)  # hessian: and hvp:
     status = "pass" if all(p.status == "pass" for p in params + formulas) else "fail"
     return SpecResult(spec.path, spec.name, status, None, objective, params, settings, second=formulas,
@@ -106,47 +106,50 @@ def _sides(model: Model, values, name: str, traces, grad, expected: dict):
     """(perturber, backprop, expectations) of a param; a symmetric one moves (i, j) and (j, i) together and has its
     analytic sides mapped to the symmetric space, G + Gᵀ − diag(G) (gradcheck.symmetric)."""
     perturber = Perturber(model, values, name, traces)
+    grad, expected = _analytic(model, name, grad, expected)
+    return (symmetric.Moves(perturber) if name in model.symmetric_params else perturber), grad, expected
+
+
+def _analytic(model: Model, name: str, grad, expected: dict):
+    """(backprop, expectations) of a param as compared: mapped to the symmetric space for a symmetric param."""
     if name not in model.symmetric_params:
-        return perturber, grad, expected
+        return grad, expected
     mapped = dict(expected)
     if name in mapped and np.shape(mapped[name]) == grad.shape:
         mapped[name] = symmetric.to_space(mapped[name])
-    return symmetric.Moves(perturber), symmetric.to_space(grad), mapped
+    return symmetric.to_space(grad), mapped
 
 
-def _fast_params(model: Model, values, traces, sides: dict, settings: Settings, max_steps: int) -> tuple:
+def _fast_params(model: Model, values, traces, grads: dict, expected: dict, settings: Settings,
+                 max_steps: int) -> tuple:
     """Fast mode: joint random directions across every param first (gradcheck.fast); a param they do not vouch
     for gets the per-param check, whose directions are its components of the joint ones (the same seeded draws)."""
-    found = {name: _fast_side(*sides[name], settings) for name in model.param_names}
-    vouched = fast.joint(model, values, traces, list(found.values()), settings)
+    found = [_fast_side(model, values[name], name, *_analytic(model, name, grads[name], expected), settings)
+             for name in model.param_names]
+    vouched = fast.joint(model, values, traces, found, settings)
     out = []
     for name in model.param_names:
-        perturber = sides[name][0]
-        if name not in vouched:
-            out.append(_check_param(*sides[name], settings, max_steps))
+        if name not in vouched:  # its perturber only now: the joint directions need none
+            out.append(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings, max_steps))
             continue
         backprop, expect = vouched[name]
-        out.append(_with_convention(perturber, ParamResult(
-            name, tuple(values[name].shape), "pass", backprop, expect, note=fast.note(len(found)),
-            kernel=model.is_kernel(name), **_places(model, name))))
+        note = fast.note(len(found))
+        if name in model.symmetric_params:
+            note = f"{symmetric.CONVENTION}; {note}"
+        out.append(ParamResult(name, tuple(values[name].shape), "pass", backprop, expect, note=note,
+                               kernel=model.is_kernel(name), **_places(model, name)))
     return tuple(out)
 
 
-def _fast_side(perturber: Perturber, grad, expected: dict, settings: Settings) -> fast.Side:
-    """A param's directions and analytic sides for the joint directions (an expect that cannot be compared: None)."""
-    name, theta = perturber.name, perturber.values[perturber.name]
-    mirrored = isinstance(perturber, symmetric.Moves)
+def _fast_side(model: Model, theta, name: str, grad, expected: dict, settings: Settings) -> fast.Side:
+    """A param's analytic sides for the joint directions (an expect that cannot be compared: None)."""
     comparable = name in expected and _expect_problem(name, expected[name], theta.shape) is None
-    return fast.Side(name, theta, mirrored, grad, expected[name] if comparable else None, settings.seed,
-                     broken_expect=name in expected and not comparable)
+    return fast.Side(name, theta, name in model.symmetric_params, grad, expected[name] if comparable else None,
+                     settings.seed, broken_expect=name in expected and not comparable)
 
 
 def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
-    return _with_convention(perturber, _param(perturber, grad, expected, settings, max_steps))
-
-
-def _with_convention(perturber: Perturber, result: ParamResult) -> ParamResult:
-    """A symmetric param's result, its note led by the convention it was compared in."""
+    result = _param(perturber, grad, expected, settings, max_steps)
     if isinstance(perturber, symmetric.Moves):
         result = replace(result, note=symmetric.CONVENTION + (f"; {result.note}" if result.note else ""))
     return result
