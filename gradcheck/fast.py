@@ -120,6 +120,8 @@ def _judge(analytic: np.ndarray, share: np.ndarray, error: np.ndarray, settings)
 
 def note(count: int) -> str:
     """What a param vouched for by the joint directions says."""
+    if count == 1:  # the joint direction is the param's own
+        return f"fast mode: {FAST_DIRECTIONS} random directions of the spec's only param"
     return (f"fast mode: {FAST_DIRECTIONS} joint random directions across all {count} params (one derivative "
             f"of J per direction for all of them); analytic ⟨G, v⟩ of this param, numeric d/dt J(θ + t·v) less "
             f"the other params' backprop ⟨G, v⟩")
