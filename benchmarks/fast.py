@@ -35,6 +35,7 @@ peers.THREADS = 1
 np, gradcheck = peers.np, peers.gradcheck
 from gradcheck import limits as _limits  # noqa: E402
 
+CLOCK = [time.perf_counter]
 LIMITS = dataclasses.replace(_limits.DEFAULT, steps=10**8)  # a full check at N = 1e6 needs 2e6
 
 
@@ -162,9 +163,6 @@ def profile_full(top: int = 10) -> None:
     for (path, line, name), (_, calls, own, cumulative, _) in rows:
         where = f"{os.path.basename(path)}:{line} {name}" if line else name
         print(f"  {own:6.3f} s {100 * own / total:5.1f}%  {calls:6d} calls  {where}")
-
-
-CLOCK = [time.perf_counter]
 
 
 def _timed(run) -> float:

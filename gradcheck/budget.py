@@ -53,17 +53,21 @@ def entries_checked(model: Model, size: int) -> int:
 
 
 def evaluations(mode: Mode, method: str, size: int) -> int:
-    """Evaluations of J one param of `size` entries costs in `mode` (fast: its random directions; a param that
-    fails them is checked in full only within the limit, see check.py)."""
+    """Evaluations of J one param of `size` entries costs in `mode` (fast: its own random directions, taken where
+    the joint directions do not vouch for it; a param that fails them is checked in full only within the limit,
+    see check.py)."""
     if mode.kind == "fast":
         return FAST_DIRECTIONS * numeric.directional_evaluations(method)
     return numeric.evaluations_per_entry(method) * mode.entries(size)
 
 
 def steps(model: Model, mode: Mode | None = None, method: str | None = None) -> int:
-    """Evaluations of J the finite differences need, with the run's mode and method, else the spec's own."""
+    """Evaluations of J the finite differences need, with the run's mode and method, else the spec's own; fast
+    mode counts its joint directions (once for every param together) and, at most, every param's own."""
     mode, method = mode or model.check.mode or FULL, method or _method(model)
-    return sum(evaluations(mode, method, _numbers(d.shape)) for d in model.decls if d.kind == "param")
+    params = [d for d in model.decls if d.kind == "param"]
+    joint = FAST_DIRECTIONS * numeric.directional_evaluations(method) if mode.kind == "fast" and params else 0
+    return joint + sum(evaluations(mode, method, _numbers(d.shape)) for d in params)
 
 
 def second_steps(model: Model, method: str | None = None) -> int:

@@ -1,8 +1,9 @@
 """Check one loaded spec: backprop and the user's `expect` formulas against finite differences.
 
 One forward pass at the spec's values serves J, backprop and every param's perturbations. Each param
-is then estimated entry by entry (full or sample mode) or along random directions (fast mode), and
-judged by gradcheck.verdict; problems that leave no verdict are located errors (gradcheck.refusals).
+is then estimated entry by entry (full or sample mode) or along random directions (fast mode: joint ones across
+every param first, gradcheck.fast, then each param's own where those cannot settle it), and judged by
+gradcheck.verdict; problems that leave no verdict are located errors (gradcheck.refusals).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import budget, heap, network, numeric, second, symmetric
+from . import budget, fast, heap, network, numeric, second, symmetric
 from .errors import SpecError
 from .model import CheckOptions, Model
 from .options import FAST_DIRECTIONS, FULL, RunOptions
@@ -90,8 +91,11 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
     except network.OutsideDomain as exc:
         raise outside_domain_error(exc) from None
     expected = _expectations(model, values)
-    params = tuple(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings,
-                                options.limits.steps) for name in model.param_names)
+    if settings.mode.kind == "fast":
+        params = _fast_params(model, values, traces, grads, expected, settings, options.limits.steps)
+    else:  # one param's perturber at a time
+        params = tuple(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings,
+                                    options.limits.steps) for name in model.param_names)
     formulas = second.check_formulas(model, values, traces, grads, settings)  # hessian: and hvp:
     status = "pass" if all(p.status == "pass" for p in params + formulas) else "fail"
     return SpecResult(spec.path, spec.name, status, None, objective, params, settings, second=formulas,
@@ -102,12 +106,46 @@ def _sides(model: Model, values, name: str, traces, grad, expected: dict):
     """(perturber, backprop, expectations) of a param; a symmetric one moves (i, j) and (j, i) together and has its
     analytic sides mapped to the symmetric space, G + Gᵀ − diag(G) (gradcheck.symmetric)."""
     perturber = Perturber(model, values, name, traces)
+    grad, expected = _analytic(model, name, grad, expected)
+    return (symmetric.Moves(perturber) if name in model.symmetric_params else perturber), grad, expected
+
+
+def _analytic(model: Model, name: str, grad, expected: dict):
+    """(backprop, expectations) of a param as compared: mapped to the symmetric space for a symmetric param."""
     if name not in model.symmetric_params:
-        return perturber, grad, expected
+        return grad, expected
     mapped = dict(expected)
     if name in mapped and np.shape(mapped[name]) == grad.shape:
         mapped[name] = symmetric.to_space(mapped[name])
-    return symmetric.Moves(perturber), symmetric.to_space(grad), mapped
+    return symmetric.to_space(grad), mapped
+
+
+def _fast_params(model: Model, values, traces, grads: dict, expected: dict, settings: Settings,
+                 max_steps: int) -> tuple:
+    """Fast mode: joint random directions across every param first (gradcheck.fast); a param they do not vouch
+    for gets the per-param check, whose directions are its components of the joint ones (the same seeded draws)."""
+    found = [_fast_side(model, values[name], name, *_analytic(model, name, grads[name], expected), settings)
+             for name in model.param_names]
+    vouched = fast.joint(model, values, traces, found, settings)
+    out = []
+    for name in model.param_names:
+        if name not in vouched:  # its perturber only now: the joint directions need none
+            out.append(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings, max_steps))
+            continue
+        backprop, expect = vouched[name]
+        note = fast.note(len(found))
+        if name in model.symmetric_params:
+            note = f"{symmetric.CONVENTION}; {note}"
+        out.append(ParamResult(name, tuple(values[name].shape), "pass", backprop, expect, note=note,
+                               kernel=model.is_kernel(name), **_places(model, name)))
+    return tuple(out)
+
+
+def _fast_side(model: Model, theta, name: str, grad, expected: dict, settings: Settings) -> fast.Side:
+    """A param's analytic sides for the joint directions (an expect that cannot be compared: None)."""
+    comparable = name in expected and _expect_problem(name, expected[name], theta.shape) is None
+    return fast.Side(name, theta, name in model.symmetric_params, grad, expected[name] if comparable else None,
+                     settings.seed, broken_expect=name in expected and not comparable)
 
 
 def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
@@ -227,19 +265,15 @@ def _decided_by_error(analytic: np.ndarray, est: numeric.Estimate, rtol: float, 
 
 
 def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings) -> ParamResult:
-    """A few random-direction derivatives: O(1) evaluations whatever the size of the param."""
+    """A few random-direction derivatives of one param: O(1) evaluations whatever its size."""
     name, theta = perturber.name, perturber.values[perturber.name]
-    rng = np.random.default_rng([settings.seed, zlib.crc32(name.encode()), 2])
+    mirrored = isinstance(perturber, symmetric.Moves)
     scale = float(np.max(np.abs(theta))) if theta.size else 1.0
     sides = {"backprop": (grad, [], [])}
     exp_problem = _expect_problem(name, expected[name], theta.shape) if name in expected else None
     if name in expected and exp_problem is None:
         sides["expect"] = (expected[name], [], [])
-    mirrored = isinstance(perturber, symmetric.Moves)
-    for _ in range(FAST_DIRECTIONS):
-        v = rng.uniform(-1.0, 1.0, theta.shape)  # max |v| ≤ 1 as drawn; 3× cheaper than normals at N = 1e6
-        if mirrored:
-            v = symmetric.direction(v)
+    for v in fast.directions(name, theta.shape, mirrored, settings.seed):
 
         def along(ts, v=v):
             dJ, _, size = perturber.along_direction(v, np.asarray(ts))
@@ -256,8 +290,8 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings) 
     expect = exp_problem or comps.get("expect")
     ok = comps["backprop"].passed and (expect is None or expect.passed)
     return ParamResult(name, tuple(theta.shape), "pass" if ok else "fail", comps["backprop"], expect,
-                       note=f"fast mode: {FAST_DIRECTIONS} random directions", kernel=perturber.model.is_kernel(name),
-                       **_places(perturber.model, name))
+                       note=f"fast mode: {FAST_DIRECTIONS} random directions of this param alone",
+                       kernel=perturber.model.is_kernel(name), **_places(perturber.model, name))
 
 
 def _fast_summary(result: ParamResult) -> str:

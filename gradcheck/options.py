@@ -15,7 +15,7 @@ from .limits import Limits
 # bytes one batch of perturbed evaluations may use, unless --memory says otherwise: small enough to stay in
 # cache (measured, benchmarks/results.md: 4-16 MiB beat 256 MiB by up to 2x at N = 1e5, and hold less)
 BATCH_MEMORY = 8 * 2**20
-FAST_DIRECTIONS = 2  # random directions per param in fast mode (gradcheck.check)
+FAST_DIRECTIONS = 2  # random directions in fast mode: joint across every param (gradcheck.fast), and each param's own
 METHODS = ("central", "richardson", "complex-step")  # finite-difference methods (gradcheck.numeric)
 MODE_HELP = "valid: full, fast, sample:K (K entries per param)"
 DEFAULT_EXCLUDE = (".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules", "__pycache__")
