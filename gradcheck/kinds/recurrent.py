@@ -116,6 +116,18 @@ class Recurrent:
         # z of every step only where a kink is watched; a is (B, rows, m) as every batched forward gives it
         z_all = np.concatenate(zs, axis=0).transpose(1, 0, 2) if layer.activation.row.kinks else None
         return LayerTrace(layer, a_in, z_all, out.transpose(1, 0, 2), argument, {})
+    @staticmethod
+    def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
+        """Numbers one member of `moved` holds: z, h, the previous h and the GEMM's product of the step at hand (and
+        the input side's, for a moved input), z of every step where kinks are watched, h of every step for output: all;
+        None where `moved` goes dense."""
+        opt = layer.options
+        if any(r is not opt.hidden_weight and r is not opt.input_weight and r is not opt.bias for r in refs) or \
+                (layer.activation.row.takes_argument and layer.activation.argument is None):
+            return None
+        arrays = 4 + (not shared_input) + opt.steps * (bool(layer.activation.row.kinks) + (opt.output == "all"))
+        return arrays * opt.hidden * layer.in_shape[1]
+
     fusable = False  # a is the last step's h, not f of the layer's z: no loss is fused with its activation
     closed_form = False
     sym_z = sym_backward = None
