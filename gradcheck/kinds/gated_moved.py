@@ -33,9 +33,10 @@ class Moves:
     def hidden_only(self) -> bool:
         return all(side == "h" for side, *_ in self.uses)
 
-    def terms(self, x, h_rows, sides: str):
+    def terms(self, x, h_rows, sides: str, scale):
         """[(i, add)]: the moved entry's own term in row i[b] of member b, δ·x[j], δ·h[j] or δ, for the uses on
-        `sides`; x (d, m) shared or (d, B, m); h_rows(j): row j[b] of member b's h, (B, m)."""
+        `sides`, times the row's scale (½ or 1, exact); x (d, m) shared or (d, B, m); h_rows(j): row j[b] of member
+        b's h, (B, m)."""
         out = []
         for side, i, j, column in self.uses:
             if side not in sides:
@@ -49,7 +50,7 @@ class Moves:
             else:
                 add = np.zeros((len(i), x.shape[-1]), self.delta.dtype)
                 add[self.batch, j] = self.delta
-            out.append((i, add))
+            out.append((i, add * scale[i][:, None]))
         return out
 
 
@@ -61,15 +62,6 @@ def add_rows(target, offset: int, terms, batch) -> None:
             target[i - offset, batch] += add
         elif inside.any():
             target[i[inside] - offset, batch[inside]] += add[inside]
-
-
-def sigmoid_(s):
-    """σ in place, as common.sigmoid computes it: 0.5·(1 + tanh(0.5·z)), the same operations in the same order."""
-    s *= 0.5
-    np.tanh(s, out=s)
-    s += 1.0
-    s *= 0.5
-    return s
 
 
 def shared_rows(h):
@@ -101,37 +93,54 @@ def rank_one(base, w, k, d):
     return base[:, None, :] + w[:, k][:, :, None] * d[None]
 
 
+def halves(rows: int, gates: int, n: int):
+    """The scale of each pre-activation row: ½ for the first `gates` blocks of n rows (those σ reads), 1 below."""
+    scale = np.ones(rows)
+    scale[:gates * n] = 0.5
+    return scale
+
+
 def lstm_cell_(pre, c_prev, n: int):
-    """(h, c) of one LSTM step from its pre-activations (4n, …), overwritten: c = σ(f)·c_prev + σ(i)·tanh(g),
-    h = σ(o)·tanh(c)."""
-    s = sigmoid_(pre[:3 * n])
+    """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows halved, overwritten.
+
+    The forward pass's σ(z) = ½(1 + tanh(½z)); with ρ = 1 + tanh(½z) = 2σ, c = ½(ρ_f·c_prev + ρ_i·tanh g) and
+    h = ½·ρ_o·tanh c. Halving is exact in floating point, so these are the forward pass's values to the last bit
+    (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), two multiplies fewer per gate."""
+    s = np.tanh(pre[:3 * n], out=pre[:3 * n])
+    s += 1.0
     g = np.tanh(pre[3 * n:], out=pre[3 * n:])
     c = s[n:2 * n] * c_prev
     g *= s[:n]
     c += g
+    c *= 0.5
     h = np.tanh(c)
     h *= s[2 * n:]
+    h *= 0.5
     return h, c
 
 
 def gru_cell_(ax, ah, h_prev, n: int, x_terms, batch):
-    """h of one GRU step, ah = Wh h (3n, …) overwritten; ax = Wx x + b (3n, …), with the moved entry's input-side
-    terms (x_terms) added where the forward pass adds Wx x + b: r, u = σ(ax + ah), n = tanh(ax_n + r·ah_n),
-    h = (1 − u)·n + u·h_prev."""
+    """h of one GRU step from ah = ½·Wh h (3n, …), overwritten, and ax = Wx x + b with its r and u rows halved (the
+    moved entry's input-side terms, x_terms, added where the forward pass adds Wx x + b).
+
+    With ρ = 1 + tanh(½z) = 2σ(z): r·(Wh_n h) = ρ_r·(½Wh_n h), n = tanh(ax_n + that), h = ½((2 − ρ_u)·n + ρ_u·h_prev).
+    Halving is exact, so these are the forward pass's r, u, n and h = (1 − u)·n + u·h_prev to the last bit."""
     s = ah[:2 * n]
     s += ax[:2 * n]
     add_rows(s, 0, x_terms, batch)
-    sigmoid_(s)
+    np.tanh(s, out=s)
+    s += 1.0
     t = ah[2 * n:]
     t *= s[:n]
     t += ax[2 * n:]
     add_rows(t, 2 * n, x_terms, batch)
     np.tanh(t, out=t)
-    u = s[n:]
-    h = 1 - u
+    rho = s[n:]
+    h = 2.0 - rho
     h *= t
-    u *= h_prev
-    h += u
+    rho *= h_prev
+    h += rho
+    h *= 0.5
     return h
 
 
@@ -156,13 +165,21 @@ class _State:
             else h.transpose(1, 0, 2)
 
 
+def _input_side(wx, x, bias, B: int, dtype):
+    """Wx x + b: (G·n, m) for a shared x, (G·n, B, m) for a moved one."""
+    if x.ndim == 2:
+        return wx @ x + bias
+    return wide(wx, x, B, dtype) + (bias[:, None, :] if np.ndim(bias) == 2 else bias)
+
+
 def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
     """h_1..h_T of every member, each (B, n, m)."""
     n, B, batch = opt.hidden, len(moves.batch), moves.batch
     st, hs, keep = _State(h, c), [], opt.output == "all"
+    scale = halves(4 * n, 3, n)  # the i, f, o rows halved (lstm_cell_)
+    wh = wh * scale[:, None]
     for x in xs:
-        px = wx @ x + bias if x.ndim == 2 else (wide(wx, x, B, dtype) + bias[:, None, :] if np.ndim(bias) == 2
-                                               else wide(wx, x, B, dtype) + bias)
+        px = _input_side(wx, x, bias, B, dtype) * (scale[:, None] if x.ndim == 2 else scale[:, None, None])
         if st.h.ndim == 2 and x.ndim == 2:
             pre = px + wh @ st.h  # the base pass's pre-activations, shared
             if st.patch is None and moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
@@ -172,7 +189,7 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
             if st.patch is None and moves.row is not None:  # the move reaches one unit: its 4 gates per member
                 k = moves.row % n
                 p = pre[gate_rows(k, 4, n)].astype(dtype)  # (4, B, m)
-                add_rows(p, 0, [(i // n, a) for i, a in moves.terms(x, shared_rows(st.h), "xhb")], batch)
+                add_rows(p, 0, [(i // n, a) for i, a in moves.terms(x, shared_rows(st.h), "xhb", scale)], batch)
                 hk, ck = lstm_cell_(p, st.c[k], 1)
                 st.h, st.c = lstm_cell_(pre, st.c, n)
                 st.patch = (k, hk[0], ck[0])
@@ -181,7 +198,7 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
             if st.patch is not None:  # the patched row meets Wh: a rank-1 change of every row, no GEMM
                 k, hk, ck = st.patch
                 full = rank_one(pre, wh, k, hk - st.h[k])
-                add_rows(full, 0, moves.terms(x, patched_rows(st.h, k, hk), "xhb"), batch)
+                add_rows(full, 0, moves.terms(x, patched_rows(st.h, k, hk), "xhb", scale), batch)
                 st.h, st.c = lstm_cell_(full, _dense(st.c, (k, ck), B), n)
                 st.patch = None
                 hs.append(st.out(B) if keep else None)
@@ -189,7 +206,7 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
         full = wide(wh, st.dense(B).h, B, dtype)
         full += px if px.ndim == 3 else px[:, None, :]
         h_prev = st.h
-        add_rows(full, 0, moves.terms(x, lambda j: h_prev[j] if h_prev.ndim == 2 else h_prev[j, batch], "xhb"), batch)
+        add_rows(full, 0, moves.terms(x, lambda j: h_prev[j] if h_prev.ndim == 2 else h_prev[j, batch], "xhb", scale), batch)
         st.h, st.c = lstm_cell_(full, st.c if st.c.ndim == 3 else st.c[:, None, :], n)
         hs.append(st.out(B) if keep else None)
     return hs if keep else [st.out(B)]  # output: last, h_T alone
@@ -199,9 +216,10 @@ def gru_steps(opt, wx, wh, bias, xs, moves: Moves, h, dtype) -> list:
     """h_1..h_T of every member, each (B, n, m)."""
     n, B, batch = opt.hidden, len(moves.batch), moves.batch
     st, hs, keep = _State(h), [], opt.output == "all"
+    xscale, hscale = halves(3 * n, 2, n), np.full(3 * n, 0.5)  # r and u rows of Wx x + b halved, all of Wh h
+    wh = wh * 0.5
     for x in xs:
-        ax = wx @ x + bias if x.ndim == 2 else wide(wx, x, B, dtype) + (bias[:, None, :] if np.ndim(bias) == 2
-                                                                          else bias)
+        ax = _input_side(wx, x, bias, B, dtype) * (xscale[:, None] if x.ndim == 2 else xscale[:, None, None])
         if st.h.ndim == 2 and x.ndim == 2:
             ah = wh @ st.h  # the base pass's hidden side, shared
             if st.patch is None and moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
@@ -213,8 +231,8 @@ def gru_steps(opt, wx, wh, bias, xs, moves: Moves, h, dtype) -> list:
                 rows = gate_rows(k, 3, n)
                 axk, ahk = ax[rows].astype(dtype), ah[rows].astype(dtype)  # (3, B, m)
                 hrows = shared_rows(st.h)
-                add_rows(ahk, 0, [(i // n, a) for i, a in moves.terms(x, hrows, "h")], batch)
-                x_terms = [(i // n, a) for i, a in moves.terms(x, hrows, "xb")]
+                add_rows(ahk, 0, [(i // n, a) for i, a in moves.terms(x, hrows, "h", hscale)], batch)
+                x_terms = [(i // n, a) for i, a in moves.terms(x, hrows, "xb", xscale)]
                 hk = gru_cell_(axk, ahk, st.h[k], 1, x_terms, batch)
                 st.h, st.patch = gru_cell_(ax, ah, st.h, n, [], batch), (k, hk[0], None)
                 hs.append(st.out(B) if keep else None)
@@ -223,16 +241,16 @@ def gru_steps(opt, wx, wh, bias, xs, moves: Moves, h, dtype) -> list:
                 k, hk, _ = st.patch
                 hrows = patched_rows(st.h, k, hk)
                 full = rank_one(ah, wh, k, hk - st.h[k])
-                add_rows(full, 0, moves.terms(x, hrows, "h"), batch)
-                x_terms = moves.terms(x, hrows, "xb")
+                add_rows(full, 0, moves.terms(x, hrows, "h", hscale), batch)
+                x_terms = moves.terms(x, hrows, "xb", xscale)
                 st.h = gru_cell_(ax[:, None, :], full, st.dense(B).h, n, x_terms, batch)
                 hs.append(st.out(B) if keep else None)
                 continue
         full = wide(wh, st.dense(B).h, B, dtype)
         h_prev = st.h
         h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
-        add_rows(full, 0, moves.terms(x, h_rows, "h"), batch)
+        add_rows(full, 0, moves.terms(x, h_rows, "h", hscale), batch)
         st.h = gru_cell_(ax if ax.ndim == 3 else ax[:, None, :], full, h_prev if h_prev.ndim == 3 else
-                         h_prev[:, None, :], n, moves.terms(x, h_rows, "xb"), batch)
+                         h_prev[:, None, :], n, moves.terms(x, h_rows, "xb", xscale), batch)
         hs.append(st.out(B) if keep else None)
     return hs if keep else [st.out(B)]  # output: last, h_T alone

@@ -63,7 +63,8 @@ class Recurrent:
         # Without kinks to watch or an argument, the step the move reaches changes one row of z per member (a row
         # patch of h), and the next meets Wh as a rank-1 term: no GEMM for either (`patch`: (rows, their values)).
         rowwise, patch = not layer.activation.row.kinks and layer.activation.argument is None, None
-        zs, hs = [], []
+        zs, hs = [], []  # z of every step where kinks are watched, h of every step for output: all
+        keep_z, keep_h = bool(layer.activation.row.kinks), opt.output == "all"
         for x in _steps(a_in, opt):  # h and x are (k, m) while shared by every member, else (k, B, m)
             if x.ndim == 3:
                 x = x.transpose(1, 0, 2)
@@ -72,8 +73,10 @@ class Recurrent:
             if h.ndim == 2 and x.ndim == 2 and patch is None and only_hidden and not np.any(h):  # δ·h[j] = 0: exact
                 z = _matmul(wh, h) + fed[:, 0]
                 h = apply(layer, z, argument[:, 0] if np.ndim(argument) == 3 else argument)
-                zs.append(np.broadcast_to(z[:, None, :], (n, B, m)))
-                hs.append(np.broadcast_to(h[:, None, :], (n, B, m)))
+                if keep_z:
+                    zs.append(np.broadcast_to(z[:, None, :], (n, B, m)))
+                if keep_h:
+                    hs.append(np.broadcast_to(h[:, None, :], (n, B, m)))
                 continue
             if rowwise and h.ndim == 2 and x.ndim == 2:
                 h_rows = (lambda j: h[j]) if patch is None else \
@@ -84,12 +87,11 @@ class Recurrent:
                     if patch is None:  # the move reaches z: one row per member
                         h, patch = apply(layer, zb, None), (own[0], apply(layer, zb[own[0]] + own[1], None))
                     else:  # the patched row of h meets Wh: a rank-1 change of every row of z
-                        diff = patch[1] - h[patch[0]]
-                        z = zb[:, None, :] + wh[:, patch[0]][:, :, None] * diff[None]
+                        z = wh[:, patch[0]][:, :, None] * (patch[1] - h[patch[0]])[None]
+                        z += zb[:, None, :]
                         z[own[0], batch] += own[1]
-                        h, patch = apply(layer, z, None), None
-                        zs.append(z)
-                    if opt.output == "all":
+                        h, patch = _activate(layer, z, None, keep_z), None
+                    if keep_h:
                         hs.append(_dense(h, patch, B))
                     continue
             h = _dense(h, patch, B) if patch is not None else h
@@ -109,9 +111,11 @@ class Recurrent:
                     z[i, batch] += delta[:, None]
                 else:
                     z[i, batch, j] += delta
-            h = apply(layer, z, argument)
-            zs.append(z)
-            hs.append(h)
+            h = _activate(layer, z, argument, keep_z)
+            if keep_z:
+                zs.append(z)
+            if keep_h:
+                hs.append(h)
         out = _dense(h, patch, B) if opt.output == "last" else np.concatenate(hs, axis=0)
         # z of every step only where a kink is watched; a is (B, rows, m) as every batched forward gives it
         z_all = np.concatenate(zs, axis=0).transpose(1, 0, 2) if layer.activation.row.kinks else None
@@ -237,6 +241,13 @@ def _entry_terms(opt, refs, values, rows, cols, delta, h_rows, x):
             add[np.arange(B), j] = delta
             total = total + add
     return row, total
+
+
+def _activate(layer: Layer, z, argument, keep_z: bool):
+    """h = f(z); tanh (the classic RNN's) in place when z is not kept: one array fewer a step."""
+    if layer.activation.row.f is np.tanh and not keep_z:
+        return np.tanh(z, out=z)
+    return apply(layer, z, argument)
 
 
 def _dense(h, patch, B: int) -> np.ndarray:
