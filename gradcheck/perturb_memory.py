@@ -73,8 +73,9 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
                                                                            for r in refs))
         stacked = size if (refs and not patched and not carried) or stacked else 0
         own = _moved_numbers(layer, refs, started_here) if refs and not patched and carried and not stacked else None
-        work = TEMPORARIES * KINDS[layer.kind].footprint(layer) if own is None else \
-            own + TEMPORARIES * layer.out_shape[0] * layer.out_shape[1]  # its output, as the next layer's input
+        # a kind's own `moved` counts what it holds; then its output, with the loss's temporaries if it is the last
+        out = (TEMPORARIES if index == len(term.layers) - 1 else 2) * layer.out_shape[0] * layer.out_shape[1]
+        work = TEMPORARIES * KINDS[layer.kind].footprint(layer) if own is None else own + out
         peak = max(peak, work + stacked)
     return peak
 
