@@ -195,7 +195,7 @@ class LSTM(_Gated):
     @staticmethod
     def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
         """The batched forward with entry (rows[b], cols[b]) of Wx, Wh or the bias moved by delta[b] in member b: a row
-        patch where the move first reaches h, a rank-1 term next, then one GEMM over the batch (gated_moved.py)."""
+        patch where the move first reaches h, then one GEMM a step over the batch (gated_moved.py)."""
         opt = layer.options
         if not _movable(opt, refs):
             return None
@@ -266,7 +266,7 @@ class GRU(_Gated):
 
     @staticmethod
     def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
-        """As LSTM.moved: a row patch, a rank-1 term, then one GEMM per step over the batch (gated_moved.py)."""
+        """As LSTM.moved: a row patch, then one GEMM a step over the batch (gated_moved.py)."""
         opt = layer.options
         if not _movable(opt, refs):
             return None

@@ -3,10 +3,12 @@
 Member b moves entry (rows[b], cols[b]) of Wx, Wh or the bias by delta[b]. Until the move reaches the state every
 member shares the base pass's h (and c): Wh moved while h is still 0 changes nothing (δ·h[j] = 0 exactly). The step
 the move first reaches changes one pre-activation row per member, so only that hidden unit's G gates are evaluated
-(a row patch of h and c, O(G·m) a member). The next step meets Wh as a rank-1 term Wh[:, k]·Δh_k (no GEMM). From
-then on every member is dense: one GEMM over all members' columns in a (rows, B, m) layout, the gates evaluated in
-place. Every value is the forward pass's own formula (σ(z) = (1 + tanh(z/2))/2, c = σ(f)·c + σ(i)·tanh(g), …), so
-each member equals the forward pass on a moved copy of the param up to rounding (tests/test_kinds_shortcuts.py).
+(a row patch of h and c, O(G·m) a member). From then on every member is dense: one GEMM over all members' columns
+in a (rows, B, m) layout, the gates evaluated in place. (The next step could meet Wh as a rank-1 term
+Wh[:, k]·Δh_k, as `recurrent` does, but with G·n rows to build in two broadcast passes that is slower here than
+the GEMM: measured, benchmarks/results.md.) The gates run on halved pre-activations (lstm_cell_, gru_cell_): the
+forward pass's values, as halving is exact, with fewer passes. Each member equals the forward pass on a moved copy
+of the param up to rounding (tests/test_kinds_shortcuts.py).
 """
 
 from __future__ import annotations
@@ -68,11 +70,6 @@ def shared_rows(h):
     return lambda j: h[j]
 
 
-def patched_rows(h, k, hk):
-    """Row j[b] of member b's h: the shared h with row k[b] replaced by hk[b]."""
-    return lambda j: np.where((j == k)[:, None], hk, h[j])
-
-
 def gate_rows(k, gates: int, n: int):
     """(G, B): the pre-activation rows of hidden unit k[b] in each of the G gate blocks."""
     return k[None, :] + n * np.arange(gates)[:, None]
@@ -86,11 +83,6 @@ def wide(w, h, B: int, dtype):
     out = np.empty((w.shape[0], B, h.shape[-1]), dtype)
     out[...] = (w @ h)[:, None, :]
     return out
-
-
-def rank_one(base, w, k, d):
-    """(rows, B, m): base (rows, m) plus w[:, k[b]]·d[b] for each member: a patched row of h met by w."""
-    return base[:, None, :] + w[:, k][:, :, None] * d[None]
 
 
 def halves(rows: int, gates: int, n: int):
@@ -195,14 +187,6 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
                 st.patch = (k, hk[0], ck[0])
                 hs.append(st.out(B) if keep else None)
                 continue
-            if st.patch is not None:  # the patched row meets Wh: a rank-1 change of every row, no GEMM
-                k, hk, ck = st.patch
-                full = rank_one(pre, wh, k, hk - st.h[k])
-                add_rows(full, 0, moves.terms(x, patched_rows(st.h, k, hk), "xhb", scale), batch)
-                st.h, st.c = lstm_cell_(full, _dense(st.c, (k, ck), B), n)
-                st.patch = None
-                hs.append(st.out(B) if keep else None)
-                continue
         full = wide(wh, st.dense(B).h, B, dtype)
         full += px if px.ndim == 3 else px[:, None, :]
         h_prev = st.h
@@ -235,15 +219,6 @@ def gru_steps(opt, wx, wh, bias, xs, moves: Moves, h, dtype) -> list:
                 x_terms = [(i // n, a) for i, a in moves.terms(x, hrows, "xb", xscale)]
                 hk = gru_cell_(axk, ahk, st.h[k], 1, x_terms, batch)
                 st.h, st.patch = gru_cell_(ax, ah, st.h, n, [], batch), (k, hk[0], None)
-                hs.append(st.out(B) if keep else None)
-                continue
-            if st.patch is not None:  # the patched row meets Wh: a rank-1 change of every row, no GEMM
-                k, hk, _ = st.patch
-                hrows = patched_rows(st.h, k, hk)
-                full = rank_one(ah, wh, k, hk - st.h[k])
-                add_rows(full, 0, moves.terms(x, hrows, "h", hscale), batch)
-                x_terms = moves.terms(x, hrows, "xb", xscale)
-                st.h = gru_cell_(ax[:, None, :], full, st.dense(B).h, n, x_terms, batch)
                 hs.append(st.out(B) if keep else None)
                 continue
         full = wide(wh, st.dense(B).h, B, dtype)
