@@ -254,7 +254,8 @@ def _dense(h, patch, B: int) -> np.ndarray:
     """h of every member, (n, B, m): the shared h with each member's patched row, if any."""
     if h.ndim == 3:
         return h
-    out = np.repeat(h[:, None, :], B, axis=1).astype(np.result_type(h, *(() if patch is None else (patch[1],))))
+    out = np.repeat(h[:, None, :], B, axis=1).astype(np.result_type(h, *(() if patch is None else (patch[1],))),
+                                                     copy=False)
     if patch is not None:
         out[patch[0], np.arange(B)] = patch[1]
     return out
