@@ -1,6 +1,6 @@
 """The floor of exact finite differences through the recurrent kinds (issues 11 and 13), measured beside gradcheck.
 
-    python benchmarks/recurrent_floor.py [--repeat R] [--batch B] [--kinds rnn,lstm,gru]
+    python benchmarks/recurrent_floor.py [--repeat R] [--batch B] [--kinds rnn,lstm,gru] [--memory]
 
 A moved entry of Wh, Wx or b changes one hidden unit at the step it first reaches (Wh waits a step while h_0 = 0),
 every unit one step later (Wh meets the changed unit as a rank-1 term, no product), and from then on every step is
@@ -10,7 +10,9 @@ counts those products and transcendentals over the 2N evaluations of a central f
 families.py's RNN row and kinds.py's lstm and gru rows), times exactly them with numpy on this machine (one GEMM
 over B members' columns, np.tanh in place, in batches of B), and prints them beside gradcheck's full check (median
 of R, process CPU time). Everything else gradcheck does per perturbation (adding the moved entry's term, the
-gates' products and sums, the loss) is above this floor.
+gates' products and sums, the loss) is above this floor. --memory prints, per param, what gradcheck estimates one
+perturbation holds, the members of a batch that gives (8 MiB batches), and what one member really holds
+(tracemalloc's peak over a batch of 64 less that of 16, over 48).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+
+import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -86,11 +90,31 @@ def time_floor(key: str, hidden: int, m: int, gemm_steps: int, dense_steps: int,
     return products, transcendentals
 
 
+def memory(key: str, spec) -> None:
+    """Per param: the estimated bytes of one perturbation, the batch that gives, the measured bytes per member."""
+    from gradcheck.options import BATCH_MEMORY
+    from gradcheck.perturb import Perturber
+    for name in spec.param_names:
+        perturber = Perturber(spec.model, dict(spec.values), name)
+        size, peaks = spec.values[name].size, []
+        for batch in (16, 64):
+            flat = np.arange(batch) % size
+            perturber(flat, np.full(batch, 1e-5))
+            tracemalloc.start()
+            perturber(flat, np.full(batch, 1e-5))
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        each = perturber.per_sample_bytes()
+        print(f"  {key:6s} {name:4s} estimated {each / 1e3:8.1f} KB a perturbation, {max(2, BATCH_MEMORY // each):5d} "
+              f"a batch; measured {(peaks[1] - peaks[0]) / 48e3:6.1f} KB a member")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64, help="evaluations per product (the columns of one GEMM)")
     parser.add_argument("--kinds", default="rnn,lstm,gru")
+    parser.add_argument("--memory", action="store_true", help="also the batch sizes and the bytes per member")
     args = parser.parse_args(argv)
     print("$ python " + " ".join(sys.argv))
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}, "
@@ -110,6 +134,9 @@ def main(argv=None) -> int:
         ours, floor = statistics.median(times), products + transcendentals
         print(f"{key:6s} {n:7,d} {evals:7,d} {gemm:11,d} {dense:12,d} {products:8.3f} s {transcendentals:8.3f} s "
               f"{floor:8.3f} s {ours:8.3f} s {ours / floor:7.2f}×", flush=True)
+    if args.memory:
+        for key in args.kinds.split(","):
+            memory(key, spec_of(key))
     return 0
 
 
