@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .recurrent import _dense
+from .recurrent import patched_state
 
 
 class Moves:
@@ -57,7 +57,7 @@ class Moves:
 
 
 def add_rows(target, offset: int, terms, batch) -> None:
-    """target[i − offset, b] += add[b] for each term's rows i that fall in target's rows (offset ≤ i < offset + len)."""
+    """target[i − offset, b] += add[b] for each term's rows i inside target's rows (offset ≤ i < offset + len)."""
     for i, add in terms:
         inside = (i >= offset) & (i < offset + target.shape[0])
         if inside.all():
@@ -67,6 +67,7 @@ def add_rows(target, offset: int, terms, batch) -> None:
 
 
 def shared_rows(h):
+    """Row j[b] of member b's h, for h shared by every member."""
     return lambda j: h[j]
 
 
@@ -97,7 +98,7 @@ def lstm_cell_(pre, c_prev, n: int):
 
     The forward pass's σ(z) = ½(1 + tanh(½z)); with ρ = 1 + tanh(½z) = 2σ, c = ½(ρ_f·c_prev + ρ_i·tanh g) and
     h = ½·ρ_o·tanh c. Halving is exact in floating point, so these are the forward pass's values to the last bit
-    (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), two multiplies fewer per gate."""
+    (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), four passes fewer a step."""
     s = np.tanh(pre[:3 * n], out=pre[:3 * n])
     s += 1.0
     g = np.tanh(pre[3 * n:], out=pre[3 * n:])
@@ -115,8 +116,9 @@ def gru_cell_(ax, ah, h_prev, n: int, x_terms, batch):
     """h of one GRU step from ah = ½·Wh h (3n, …), overwritten, and ax = Wx x + b with its r and u rows halved (the
     moved entry's input-side terms, x_terms, added where the forward pass adds Wx x + b).
 
-    With ρ = 1 + tanh(½z) = 2σ(z): r·(Wh_n h) = ρ_r·(½Wh_n h), n = tanh(ax_n + that), h = ½((2 − ρ_u)·n + ρ_u·h_prev).
-    Halving is exact, so these are the forward pass's r, u, n and h = (1 − u)·n + u·h_prev to the last bit."""
+    With ρ = 1 + tanh(½z) = 2σ(z): r·(Wh_n h) = ρ_r·(½Wh_n h), n = tanh(ax_n + that) and
+    h = ½((2 − ρ_u)·n + ρ_u·h_prev). Halving is exact, so these are the forward pass's r, u, n and
+    h = (1 − u)·n + u·h_prev to the last bit, three passes fewer a step."""
     s = ah[:2 * n]
     s += ax[:2 * n]
     add_rows(s, 0, x_terms, batch)
@@ -143,16 +145,17 @@ class _State:
         self.h, self.c, self.patch = h, c, None
 
     def dense(self, B: int):
+        """Every member's own h (and c), the patch written in."""
         if self.patch is not None:
             k, hk, ck = self.patch
-            self.h = _dense(self.h, (k, hk), B)
-            self.c = None if self.c is None else _dense(self.c, (k, ck), B)
+            self.h = patched_state(self.h, (k, hk), B)
+            self.c = None if self.c is None else patched_state(self.c, (k, ck), B)
             self.patch = None
         return self
 
     def out(self, B: int):
         """h of every member as (B, n, m)."""
-        h = self.h if self.patch is None else _dense(self.h, self.patch[:2], B)
+        h = self.h if self.patch is None else patched_state(self.h, self.patch[:2], B)
         return np.broadcast_to(h[:, None, :], (h.shape[0], B, h.shape[1])).transpose(1, 0, 2) if h.ndim == 2 \
             else h.transpose(1, 0, 2)
 
@@ -190,7 +193,8 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
         full = wide(wh, st.dense(B).h, B, dtype)
         full += px if px.ndim == 3 else px[:, None, :]
         h_prev = st.h
-        add_rows(full, 0, moves.terms(x, lambda j: h_prev[j] if h_prev.ndim == 2 else h_prev[j, batch], "xhb", scale), batch)
+        h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
+        add_rows(full, 0, moves.terms(x, h_rows, "xhb", scale), batch)
         st.h, st.c = lstm_cell_(full, st.c if st.c.ndim == 3 else st.c[:, None, :], n)
         hs.append(st.out(B) if keep else None)
     return hs if keep else [st.out(B)]  # output: last, h_T alone

@@ -92,9 +92,9 @@ class Recurrent:
                         z[own[0], batch] += own[1]
                         h, patch = _activate(layer, z, None, keep_z), None
                     if keep_h:
-                        hs.append(_dense(h, patch, B))
+                        hs.append(patched_state(h, patch, B))
                     continue
-            h = _dense(h, patch, B) if patch is not None else h
+            h = patched_state(h, patch, B) if patch is not None else h
             patch = None
             if h.ndim == 2:  # the first step the move reaches: every member from the shared h
                 z = np.empty((n, B, m), dtype=np.result_type(delta, float))
@@ -116,7 +116,7 @@ class Recurrent:
                 zs.append(z)
             if keep_h:
                 hs.append(h)
-        out = _dense(h, patch, B) if opt.output == "last" else np.concatenate(hs, axis=0)
+        out = patched_state(h, patch, B) if opt.output == "last" else np.concatenate(hs, axis=0)
         # z of every step only where a kink is watched; a is (B, rows, m) as every batched forward gives it
         z_all = np.concatenate(zs, axis=0).transpose(1, 0, 2) if layer.activation.row.kinks else None
         return LayerTrace(layer, a_in, z_all, out.transpose(1, 0, 2), argument, {})
@@ -250,7 +250,7 @@ def _activate(layer: Layer, z, argument, keep_z: bool):
     return apply(layer, z, argument)
 
 
-def _dense(h, patch, B: int) -> np.ndarray:
+def patched_state(h, patch, B: int) -> np.ndarray:
     """h of every member, (n, B, m): the shared h with each member's patched row, if any."""
     if h.ndim == 3:
         return h
