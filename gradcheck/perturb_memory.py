@@ -41,6 +41,7 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
         refs = uses(layer, name)
         if not started and not refs:
             continue
+        started_here = not started  # the layer's input is still the base pass's (shared by every member)
         m = layer.out_shape[1]
         if started and rows and width == 1 and _low_rank_last(term, index, layer, name, real):
             # the last z as its rank-1 factors (lowrank.py): a softmax's loss reads the dense Δz, squared error not
@@ -71,8 +72,19 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
                                                                        all(r is layer.weight or r is layer.bias
                                                                            for r in refs))
         stacked = size if (refs and not patched and not carried) or stacked else 0
-        peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
+        own = _moved_numbers(layer, refs, started_here) if refs and not patched and carried and not stacked else None
+        # a kind's own `moved` counts what it holds; then its output, with the loss's temporaries if it is the last
+        out = (TEMPORARIES if index == len(term.layers) - 1 else 2) * layer.out_shape[0] * layer.out_shape[1]
+        work = TEMPORARIES * KINDS[layer.kind].footprint(layer) if own is None else own + out
+        peak = max(peak, work + stacked)
     return peak
+
+
+def _moved_numbers(layer: Layer, refs: list[Ref], shared_input: bool) -> int | None:
+    """Numbers one member of a kind's own `moved` holds (its `moved_numbers`), or None where it has none or goes
+    dense (a use it does not carry): then the kind's footprint counts."""
+    numbers = getattr(KINDS[layer.kind], "moved_numbers", None)
+    return None if numbers is None else numbers(layer, refs, shared_input)
 
 
 def _low_rank_last(term: Term, index: int, layer: Layer, name: str, real: bool) -> bool:

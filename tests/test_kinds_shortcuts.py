@@ -28,7 +28,14 @@ params:
   Gh: {shape: [6, 2], std: 0.6}
   gb: {shape: [6, 1], std: 0.3}
   lb: {shape: [8, 5], std: 0.3}
+  lb1: {shape: [8, 1], std: 0.3}
+  h0: {shape: [2, 1], std: 0.5}
+  c0: {shape: [2, 5], std: 0.5}
+  gbf: {shape: [6, 5], std: 0.3}
+  Wt: {shape: [2, 8], std: 0.6}
 data:
+  X8: {shape: [8, 5]}
+  Y8: {shape: [8, 5]}
   X: {shape: [3, 5]}
   X4: {shape: [4, 5]}
   Y: {shape: [4, 5]}
@@ -61,6 +68,27 @@ CASES = {
                      "output: all}}]\nobjective: {loss: squared_error, target: Y}", ("Wx", "Wh", "lb")),
     "gru_weights": ("input: X4\nlayers: [{gru: {input_weight: Gx, hidden_weight: Gh, bias: gb, steps: 2}, "
                     "activation: sigmoid}]\nobjective: sum", ("Gx", "Gh", "gb")),
+    # four steps: Wh waits a step (h_0 = 0), then a row patch, a rank-1 step and dense steps (gated_moved.py)
+    "lstm_four_steps_all": ("input: X8\nlayers: [{lstm: {input_weight: Wx, hidden_weight: Wh, bias: lb, steps: 4, "
+                            "output: all}}]\nobjective: {loss: squared_error, target: Y8}", ("Wx", "Wh", "lb")),
+    "lstm_four_steps_states": ("input: X8\nlayers: [{lstm: {input_weight: Wx, hidden_weight: Wt.T, bias: lb1, "
+                               "steps: 4, init: h0, cell_init: c0}, activation: tanh}]\nobjective: sum",
+                               ("Wx", "Wt", "lb1", "h0", "c0")),
+    "lstm_tied": ("input: X8\nlayers: [{lstm: {input_weight: Wh, hidden_weight: Wh, bias: lb1, steps: 4}}]\n"
+                  "objective: sum", ("Wh", "lb1")),
+    "gru_four_steps_all": ("input: X8\nlayers: [{gru: {input_weight: Gx, hidden_weight: Gh, bias: gb, steps: 4, "
+                           "init: h0, output: all}, activation: tanh}]\nobjective: {loss: squared_error, target: Y8}",
+                           ("Gx", "Gh", "gb", "h0")),
+    "gru_full_bias": ("input: X8\nlayers: [{gru: {input_weight: Gx, hidden_weight: Gh, bias: gbf, steps: 4}}]\n"
+                      "objective: sum", ("Gx", "Gh", "gbf")),
+    "gru_tied": ("input: X8\nlayers: [{gru: {input_weight: Gh, hidden_weight: Gh, bias: gb, steps: 4}, "
+                 "activation: sigmoid}]\nobjective: sum", ("Gh", "gb")),
+    "gru_twice": ("input: X4\nlayers: [{gru: {input_weight: Gx, hidden_weight: Gh, bias: gb, steps: 2, output: all}},"
+                  " {gru: {input_weight: Gh, hidden_weight: Gh, bias: gb, steps: 2}}]\nobjective: sum",
+                  ("Gx", "Gh", "gb")),
+    "lstm_twice": ("input: X4\nlayers: [{lstm: {input_weight: Wx, hidden_weight: Wh, bias: lb1, steps: 2, output: all}}"
+                   ", {lstm: {input_weight: Wh, hidden_weight: Wh, bias: lb1, steps: 2}}]\nobjective: sum",
+                   ("Wx", "Wh", "lb1")),
 }
 
 

@@ -21,6 +21,7 @@ from ..shapes import Shape, fmt_shape
 from ..trace import LayerTrace, accumulate, activate, activation_backward
 from ..yamlsrc import Node
 from .common import blocks, kind_options, sigmoid, tr
+from .gated_moved import Moves, gru_steps, lstm_steps
 from .recurrent import recurrent_steps
 
 KEYS = ("input_weight", "hidden_weight", "bias", "steps", "init", "cell_init", "output")
@@ -108,47 +109,16 @@ def _accumulate_step(opt, grads, dgx, dgh, h_prev, x):
     accumulate(grads, opt.hidden_weight, dgh @ tr(h_prev))
 
 
-def _wide(w, source, batch: int, dtype):
-    """w @ source for every member, in the wide layout (rows, B, m): one GEMM over all members' columns; a shared
-    source (k, m) is multiplied once. Returns a fresh writable array."""
-    if source.ndim == 2:
-        product = (w @ source)[:, None, :]
-    else:
-        k, _, m = source.shape
-        product = (w @ source.reshape(k, -1)).reshape(w.shape[0], batch, m)
-    out = np.empty((w.shape[0], batch, source.shape[-1]), dtype)
-    out[...] = product
-    return out
-
-
-def _move(opt, refs, rows, cols, delta, ref_kind: str, pre, source, column_bias: bool = True):
-    """Add each moved entry's own term to a step's pre-activation `pre` (G·n, B, m): δ·source[j] in row i for a
-    moved weight entry (i, j) (`ref_kind` says which weight `source` multiplies), δ for a bias entry."""
-    batch = np.arange(len(rows))
-    weight = opt.input_weight if ref_kind == "input" else opt.hidden_weight
-    for ref in refs:
-        i, j = (cols, rows) if ref.transposed else (rows, cols)
-        if ref is weight:
-            pre[i, batch] += delta[:, None] * (source[j] if source.ndim == 2 else source[j, batch])
-        elif ref is opt.bias and ref_kind == "input":
-            if column_bias:  # a column bias moves the whole row
-                pre[i, batch] += delta[:, None]
-            else:
-                pre[i, batch, j] += delta
-    return pre
-
-
 def _wide_steps(a_in, opt) -> list:
     """x_1..x_T in the wide layout: (d, m) when the input is shared, (d, B, m) when it is batched."""
     return [x if x.ndim == 2 else x.transpose(1, 0, 2) for x in _xs(a_in, opt)]
 
 
-def _wide_bias(opt, values):
-    """The bias as (G·n, 1, ·), broadcasting over the members of the wide layout (0 without one)."""
-    if opt.bias is None:
-        return 0.0, True
-    bias = opt.bias.value(values)
-    return bias[:, None, :], bias.shape[-1] == 1
+def _moved_setup(opt, a_in, values, refs, rows, cols, delta):
+    """Wx, Wh, the bias (0 without one), where each member's move lands, and the members' dtype."""
+    wx, wh = opt.input_weight.value(values), opt.hidden_weight.value(values)
+    bias = 0.0 if opt.bias is None else opt.bias.value(values)
+    return wx, wh, bias, Moves(opt, refs, values, rows, cols, delta), np.result_type(delta, a_in, float)
 
 
 def _movable(opt, refs) -> bool:
@@ -157,6 +127,16 @@ def _movable(opt, refs) -> bool:
 
 
 class _Gated:
+    @classmethod
+    def moved_numbers(cls, layer: Layer, refs, shared_input: bool) -> int | None:
+        """Numbers one member of `moved` holds: the step's G gate rows, the previous and new h and c (and the
+        input side's G rows for a moved input), h of every step for output: all; None where `moved` goes dense."""
+        opt, gates = layer.options, GATES[cls.key]
+        if not _movable(opt, refs):
+            return None
+        arrays = gates + 4 + (0 if shared_input else gates) + (opt.steps if opt.output == "all" else 0)
+        return arrays * opt.hidden * layer.in_shape[1]
+
     analytic = True  # sigmoid, tanh and products
     row_patch = False  # a moved weight reaches every hidden unit after one step
     patch = None  # no rows to patch: the gates mix every hidden unit after one step
@@ -214,28 +194,15 @@ class LSTM(_Gated):
 
     @staticmethod
     def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
-        """The batched forward with entry (rows[b], cols[b]) of Wx, Wh or the bias moved by delta[b] in member b: each
-        step multiplies the base weights once over the whole batch (one GEMM), plus the moved entry's own term."""
+        """The batched forward with entry (rows[b], cols[b]) of Wx, Wh or the bias moved by delta[b] in member b: a row
+        patch where the move first reaches h, then one GEMM a step over the batch (gated_moved.py)."""
         opt = layer.options
         if not _movable(opt, refs):
             return None
-        B, delta, n = len(rows), np.asarray(delta), opt.hidden
-        wx, wh = opt.input_weight.value(values), opt.hidden_weight.value(values)
-        bias, column = _wide_bias(opt, values)
-        m, dtype = a_in.shape[-1], np.result_type(delta, a_in, float)
-        h, c = _start(opt.init, values, n, m), _start(opt.cell_init, values, n, m)
-        hs = []
-        for x in _wide_steps(a_in, opt):  # the wide layout (rows, B, m): no transposes between steps
-            pre = _wide(wx, x, B, dtype)
-            pre += _wide(wh, h, B, dtype) if h.ndim == 3 else (wh @ h)[:, None, :]
-            pre += bias
-            _move(opt, refs, rows, cols, delta, "input", pre, x, column)
-            _move(opt, refs, rows, cols, delta, "hidden", pre, h)
-            gates = sigmoid(pre[:3 * n])
-            c = gates[n:2 * n] * c[:, None, :] if c.ndim == 2 else gates[n:2 * n] * c
-            c += gates[:n] * np.tanh(pre[3 * n:])
-            h = gates[2 * n:] * np.tanh(c)
-            hs.append(h.transpose(1, 0, 2))
+        wx, wh, bias, moves, dtype = _moved_setup(opt, a_in, values, refs, rows, cols, delta)
+        m = a_in.shape[-1]
+        h, c = _start(opt.init, values, opt.hidden, m), _start(opt.cell_init, values, opt.hidden, m)
+        hs = lstm_steps(opt, wx, wh, bias, _wide_steps(a_in, opt), moves, h, c, dtype)
         return _finish(layer, a_in, hs, values)
 
     @staticmethod
@@ -299,24 +266,13 @@ class GRU(_Gated):
 
     @staticmethod
     def moved(layer: Layer, a_in, values, refs, rows, cols, delta) -> LayerTrace | None:
-        """As LSTM.moved: the base weights once per step over the batch, plus the moved entry's own term."""
+        """As LSTM.moved: a row patch, then one GEMM a step over the batch (gated_moved.py)."""
         opt = layer.options
         if not _movable(opt, refs):
             return None
-        B, delta, n = len(rows), np.asarray(delta), opt.hidden
-        wx, wh = opt.input_weight.value(values), opt.hidden_weight.value(values)
-        bias, column = _wide_bias(opt, values)
-        dtype = np.result_type(delta, a_in, float)
-        h = _start(opt.init, values, n, a_in.shape[-1])
-        hs = []
-        for x in _wide_steps(a_in, opt):
-            ax = _move(opt, refs, rows, cols, delta, "input", _wide(wx, x, B, dtype) + bias, x, column)
-            ah = _move(opt, refs, rows, cols, delta, "hidden", _wide(wh, h, B, dtype), h)
-            ru = sigmoid(ax[:2 * n] + ah[:2 * n])
-            u = ru[n:]
-            h_prev = h[:, None, :] if h.ndim == 2 else h
-            h = (1 - u) * np.tanh(ax[2 * n:] + ru[:n] * ah[2 * n:]) + u * h_prev
-            hs.append(h.transpose(1, 0, 2))
+        wx, wh, bias, moves, dtype = _moved_setup(opt, a_in, values, refs, rows, cols, delta)
+        h = _start(opt.init, values, opt.hidden, a_in.shape[-1])
+        hs = gru_steps(opt, wx, wh, bias, _wide_steps(a_in, opt), moves, h, dtype)
         return _finish(layer, a_in, hs, values)
 
     @staticmethod

@@ -63,7 +63,8 @@ class Recurrent:
         # Without kinks to watch or an argument, the step the move reaches changes one row of z per member (a row
         # patch of h), and the next meets Wh as a rank-1 term: no GEMM for either (`patch`: (rows, their values)).
         rowwise, patch = not layer.activation.row.kinks and layer.activation.argument is None, None
-        zs, hs = [], []
+        zs, hs = [], []  # z of every step where kinks are watched, h of every step for output: all
+        keep_z, keep_h = bool(layer.activation.row.kinks), opt.output == "all"
         for x in _steps(a_in, opt):  # h and x are (k, m) while shared by every member, else (k, B, m)
             if x.ndim == 3:
                 x = x.transpose(1, 0, 2)
@@ -72,8 +73,10 @@ class Recurrent:
             if h.ndim == 2 and x.ndim == 2 and patch is None and only_hidden and not np.any(h):  # δ·h[j] = 0: exact
                 z = _matmul(wh, h) + fed[:, 0]
                 h = apply(layer, z, argument[:, 0] if np.ndim(argument) == 3 else argument)
-                zs.append(np.broadcast_to(z[:, None, :], (n, B, m)))
-                hs.append(np.broadcast_to(h[:, None, :], (n, B, m)))
+                if keep_z:
+                    zs.append(np.broadcast_to(z[:, None, :], (n, B, m)))
+                if keep_h:
+                    hs.append(np.broadcast_to(h[:, None, :], (n, B, m)))
                 continue
             if rowwise and h.ndim == 2 and x.ndim == 2:
                 h_rows = (lambda j: h[j]) if patch is None else \
@@ -84,15 +87,14 @@ class Recurrent:
                     if patch is None:  # the move reaches z: one row per member
                         h, patch = apply(layer, zb, None), (own[0], apply(layer, zb[own[0]] + own[1], None))
                     else:  # the patched row of h meets Wh: a rank-1 change of every row of z
-                        diff = patch[1] - h[patch[0]]
-                        z = zb[:, None, :] + wh[:, patch[0]][:, :, None] * diff[None]
+                        z = wh[:, patch[0]][:, :, None] * (patch[1] - h[patch[0]])[None]
+                        z += zb[:, None, :]
                         z[own[0], batch] += own[1]
-                        h, patch = apply(layer, z, None), None
-                        zs.append(z)
-                    if opt.output == "all":
-                        hs.append(_dense(h, patch, B))
+                        h, patch = _activate(layer, z, None, keep_z), None
+                    if keep_h:
+                        hs.append(patched_state(h, patch, B))
                     continue
-            h = _dense(h, patch, B) if patch is not None else h
+            h = patched_state(h, patch, B) if patch is not None else h
             patch = None
             if h.ndim == 2:  # the first step the move reaches: every member from the shared h
                 z = np.empty((n, B, m), dtype=np.result_type(delta, float))
@@ -109,13 +111,27 @@ class Recurrent:
                     z[i, batch] += delta[:, None]
                 else:
                     z[i, batch, j] += delta
-            h = apply(layer, z, argument)
-            zs.append(z)
-            hs.append(h)
-        out = _dense(h, patch, B) if opt.output == "last" else np.concatenate(hs, axis=0)
+            h = _activate(layer, z, argument, keep_z)
+            if keep_z:
+                zs.append(z)
+            if keep_h:
+                hs.append(h)
+        out = patched_state(h, patch, B) if opt.output == "last" else np.concatenate(hs, axis=0)
         # z of every step only where a kink is watched; a is (B, rows, m) as every batched forward gives it
         z_all = np.concatenate(zs, axis=0).transpose(1, 0, 2) if layer.activation.row.kinks else None
         return LayerTrace(layer, a_in, z_all, out.transpose(1, 0, 2), argument, {})
+    @staticmethod
+    def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
+        """Numbers one member of `moved` holds: z, h, the previous h and the GEMM's product of the step at hand (and
+        the input side's, for a moved input), z of every step where kinks are watched, h of every step for output: all;
+        None where `moved` goes dense."""
+        opt = layer.options
+        if any(r is not opt.hidden_weight and r is not opt.input_weight and r is not opt.bias for r in refs) or \
+                (layer.activation.row.takes_argument and layer.activation.argument is None):
+            return None
+        arrays = 4 + (not shared_input) + opt.steps * (bool(layer.activation.row.kinks) + (opt.output == "all"))
+        return arrays * opt.hidden * layer.in_shape[1]
+
     fusable = False  # a is the last step's h, not f of the layer's z: no loss is fused with its activation
     closed_form = False
     sym_z = sym_backward = None
@@ -227,11 +243,19 @@ def _entry_terms(opt, refs, values, rows, cols, delta, h_rows, x):
     return row, total
 
 
-def _dense(h, patch, B: int) -> np.ndarray:
+def _activate(layer: Layer, z, argument, keep_z: bool):
+    """h = f(z); tanh (the classic RNN's) in place when z is not kept: one array fewer a step."""
+    if layer.activation.row.f is np.tanh and not keep_z:
+        return np.tanh(z, out=z)
+    return apply(layer, z, argument)
+
+
+def patched_state(h, patch, B: int) -> np.ndarray:
     """h of every member, (n, B, m): the shared h with each member's patched row, if any."""
     if h.ndim == 3:
         return h
-    out = np.repeat(h[:, None, :], B, axis=1).astype(np.result_type(h, *(() if patch is None else (patch[1],))))
+    out = np.repeat(h[:, None, :], B, axis=1).astype(np.result_type(h, *(() if patch is None else (patch[1],))),
+                                                     copy=False)
     if patch is not None:
         out[patch[0], np.arange(B)] = patch[1]
     return out
