@@ -53,3 +53,32 @@ def squared_error_change(a, y, moved: LowRank):
             np.einsum("bm,bm->b", moved.w, moved.w)
     change = dot + 0.5 * square
     return change, np.sum(np.square(R)) + change
+
+
+def squared_error_dense(a, y, new):
+    """(Σ ΔL, Σ |L(new)| + |L(old)|) per variant for L = ½(a − y)² when a (n, m) becomes new (B, n, m), real steps.
+
+    ΔL = Δa·(R + ½Δa), R = a − y: one difference and two dot products a variant instead of both losses and their
+    difference; Δa and R are differences of nearby numbers (exact while within a factor 2), so the sum rounds with ΔL
+    itself. L ≥ 0: the sizes are 2 Σ L(old) + Σ ΔL, as the dense route finds them. A writeable `new` (the perturbed
+    run's own last array, read by nothing after its loss) is overwritten with Δa: one less pass through memory.
+    """
+    R = a - y
+    new, (a_moved, R_moved), letters = _memory_order(new, a, R)
+    da = np.subtract(new, a_moved, out=new if new.flags.writeable else None)
+    rest = letters.replace("b", "")
+    dot = np.einsum(f"{letters},{rest}->b", da, R_moved.squeeze(axis=letters.index("b")))
+    change = dot + 0.5 * np.einsum(f"{letters},{letters}->b", da, da)
+    return change, np.sum(np.square(R)) + change
+
+
+def _memory_order(new, *bases):
+    """`new` (B, n, m) with its axes in memory order (a layer may leave the variants as a view of another layout, and a
+    ufunc over such a view with a broadcast operand iterates badly), each base (n, m) transposed alike with a unit
+    batch axis, and the einsum letters of the axes (b for the batch)."""
+    order = sorted(range(3), key=lambda k: -new.strides[k])
+    moved = new.transpose(order)
+    if not moved.flags.c_contiguous:
+        order, moved = [0, 1, 2], np.ascontiguousarray(new)
+    bases = [np.ascontiguousarray(np.broadcast_to(x, new.shape[1:])[None].transpose(order)) for x in bases]
+    return moved, bases, "".join("bij"[k] for k in order)

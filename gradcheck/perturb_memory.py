@@ -14,6 +14,7 @@ from .rowpatch import computed, term_uses, uses
 
 BYTES = 8  # float64
 TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the loss's new, old, change, size…)
+TAKEN_WHOLE = 3  # the same at the last layer when its loss takes the moved a whole (losses' `dense`): z, a, Δa
 
 
 def per_sample_bytes(model: Model, name: str, shapes: dict, real: bool = True) -> int:
@@ -31,7 +32,7 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
     patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
     size = int(np.prod(shapes[name]))
     if not term.chain:
-        return _graph_numbers(term, name, size, shapes)
+        return _graph_numbers(term, name, size, shapes, real)
     started = rows = term.input.name == name
     peak, stacked, width = 1, 0, 1  # width: rows a patch changes
     transposed = term.input.transposed  # the patched row is p's column index (else its row index)
@@ -48,6 +49,12 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
             if network.fused_loss(term) is not None:  # the dense Δz and its column sums
                 return max(peak, TEMPORARIES * (2 * m + n * m))
             return max(peak, TEMPORARIES * 2 * m + 2 * n)  # the moved row's temporaries, W's column u and u·u
+        if started and rows and width == 1 and not refs and getattr(KINDS[layer.kind], "spread_rows", None):
+            # one row spread over the kind's whole z from its statistics (layer norm): z, a and the loss's work,
+            # never the batched forward's
+            rows, started = False, True
+            peak = max(peak, (_temporaries(term, index, name, real) + 1) * layer.out_shape[0] * m + stacked)
+            continue
         if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
             rows = KINDS[layer.kind].row_patch and layer.weight is None and \
                 all(_same_row(layer, r, shapes, transposed) for r in refs) or \
@@ -71,8 +78,16 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
                                                                        all(r is layer.weight or r is layer.bias
                                                                            for r in refs))
         stacked = size if (refs and not patched and not carried) or stacked else 0
-        peak = max(peak, TEMPORARIES * KINDS[layer.kind].footprint(layer) + stacked)
+        peak = max(peak, _temporaries(term, index, name, real) * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
+
+
+def _temporaries(term: Term, index: int, name: str, real: bool) -> int:
+    """Arrays of a layer's output size one perturbation holds: fewer at the last layer when its loss takes the moved a
+    whole (real steps, as objective_change decides)."""
+    last = index == len(term.layers) - 1 and real and term.objective.row.dense is not None and \
+        network.fused_loss(term) is None and (term.objective.target is None or term.objective.target.name != name)
+    return TAKEN_WHOLE if last else TEMPORARIES
 
 
 def _low_rank_last(term: Term, index: int, layer: Layer, name: str, real: bool) -> bool:
@@ -84,7 +99,7 @@ def _low_rank_last(term: Term, index: int, layer: Layer, name: str, real: bool) 
     fused = network.fused_loss(term)
     identity = layer.activation.row.name == "identity" and layer.activation.argument is None
     return fused is not None and fused.moved is not None or identity and real and term.objective.row.low_rank is not None
-def _graph_numbers(term: Term, name: str, size: int, shapes: dict) -> int:
+def _graph_numbers(term: Term, name: str, size: int, shapes: dict, real: bool = True) -> int:
     """A DAG (perturb_graph): each layer the move reaches keeps its moved a until the objective, P rows of it
     while the row patches last (first uses, weight-less layers, elementwise merges of P moved rows, slices),
     else all of it; on top, the largest layer's work (its z, each input at the moved rows or densely, the
@@ -113,7 +128,8 @@ def _graph_numbers(term: Term, name: str, size: int, shapes: dict) -> int:
             work = (len(layer.inputs) + 2) * count * layer.in_shape[1] + a
         else:  # the layer's own work on the merged input
             work = kind.footprint(layer) + (layer.in_shape[0] * layer.in_shape[1] if layer.merge else 0)
-        work += 4 * a if layer.key == out else 0
+        if layer.key == out:  # the loss's new, old, change and size (its Δa alone when it takes a whole)
+            work += (1 if _temporaries(term, len(term.layers) - 1, name, real) == TAKEN_WHOLE else 4) * a
         stacked = size if refs and not count else stacked
         held += a
         work_max = max(work_max, work)
