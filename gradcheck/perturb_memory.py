@@ -49,6 +49,12 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
             if network.fused_loss(term) is not None:  # the dense Δz and its column sums
                 return max(peak, TEMPORARIES * (2 * m + n * m))
             return max(peak, TEMPORARIES * 2 * m + 2 * n)  # the moved row's temporaries, W's column u and u·u
+        own = getattr(KINDS[layer.kind], "moved_numbers", None)
+        work = own(layer, refs[0]) if own is not None and not started and len(refs) == 1 else None
+        if work is not None:  # the kind's own batched route for this use (attention's reweighted scores)
+            rows, started = False, True
+            peak = max(peak, work + _temporaries(term, index, name, real) * layer.out_shape[0] * m)
+            continue
         if started and rows and width == 1 and not refs and getattr(KINDS[layer.kind], "spread_rows", None):
             # one row spread over the kind's whole z from its statistics (layer norm): z, a and the loss's work,
             # never the batched forward's

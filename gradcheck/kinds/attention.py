@@ -18,6 +18,7 @@ from ..yamlsrc import Node
 from .common import kind_options, tr
 
 KEYS = ("query", "key", "value", "causal")
+REWEIGHT_LIMIT = 300.0  # |Δs| up to which A ⊙ e^Δs stays finite and its column sums above 0 (max A ≥ 1/T)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class AttentionOptions:
     value: Ref
     causal: bool
     width: int  # d_k, the rows of a query and of a key
+
+    patch_rows = 1  # a moved value-projection entry moves one row of z
 
     @property
     def label_parts(self) -> list[str]:
@@ -84,6 +87,16 @@ class Attention:
         q, k, v = projected["query"], projected["key"], projected["value"]
         weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
         return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
+    @staticmethod
+    def moved_numbers(layer: Layer, ref: Ref) -> int | None:
+        """Numbers one perturbation of `ref` holds in `moved` at the layer's first use, beside its z (counted by the
+        caller with the loss's temporaries): a moved query or key entry's weights, a few token × token arrays
+        (the plain softmax's, should a step be too large to reweight). None where `patch` or the dense route runs."""
+        opt = layer.options
+        if ref.expression is not None or (ref is not opt.query and ref is not opt.key) or ref is opt.value:
+            return None
+        tokens = layer.in_shape[1]
+        return 3 * tokens * tokens + tokens
     fusable = True
     closed_form = False
     sym_z = sym_backward = None
@@ -169,18 +182,34 @@ def softmax_keys(scores, causal: bool):
 
 
 def _moved_scores(layer: Layer, a_in, values, ref: Ref, rows, cols, delta) -> LayerTrace:
-    """One entry (i, j) of the query (or key) projection moved, the input shared: the scores move by a rank-1
-    term, δ/√d_k · K[i, :]ᵀ ⊗ x_j (or x_jᵀ ⊗ Q[i, :]), and z = V A is one product over the whole batch."""
+    """One entry (i, j) of the query (or key) projection moved, the input shared: the scores move by a rank-1 term,
+    Δs = δ/√d_k · u ⊗ w with u = K[i, :] over the keys and w = x_j over the queries (a key: u = x_j, w = Q[i, :]).
+    So each query's weights are the base's reweighted, A' = A ⊙ e^Δs / Σ_keys A ⊙ e^Δs (a masked key keeps weight 0;
+    no maximum to subtract while |Δs| stays small), and z = V A' is one product over the whole batch."""
     opt = layer.options
     q, k, v = (np.matmul(r.value(values), a_in) for r in (opt.query, opt.key, opt.value))
     root = np.sqrt(q.shape[-2])
     i, j = (cols, rows) if ref.transposed else (rows, cols)
-    step = (np.asarray(delta) / root)[:, None, None]
-    if ref is opt.query:  # query t's row i moves by δ·x_j[t]: S[s, t] += δ/√d_k · K[i, s] · x_j[t]
-        scores = tr(k) @ q / root + step * k[i][:, :, None] * a_in[j][:, None, :]
-    else:  # key s's row i moves by δ·x_j[s]: S[s, t] += δ/√d_k · x_j[s] · Q[i, t]
-        scores = tr(k) @ q / root + step * a_in[j][:, :, None] * q[i][:, None, :]
-    weights = softmax_keys(scores, opt.causal)
+    u, w = (k[i], a_in[j]) if ref is opt.query else (a_in[j], q[i])  # (B, T) each
+    step = (np.asarray(delta) / root)[:, None] * u
+    if np.max(np.abs(step.real), initial=0.0) * np.max(np.abs(w), initial=0.0) > REWEIGHT_LIMIT:
+        return _moved_scores_plain(layer, a_in, values, q, k, v, ref, u, w, step)
+    e = step.T[:, :, None] * w[None]  # (keys, B, queries): key s first, so V meets all of them in one product
+    np.exp(e, out=e)
+    e *= softmax_keys(tr(k) @ q / root, opt.causal)[:, None, :]
+    keys, batch, t = e.shape
+    # a row of ones under V gives each query's Σ_keys A ⊙ e^Δs from the same product: z is V(A ⊙ e^Δs) over it
+    moved = (np.vstack([v, np.ones((1, keys))]) @ e.reshape(keys, -1)).reshape(-1, batch, t)
+    z = moved[:-1]
+    z /= moved[-1]
+    return activate(layer, a_in, z.transpose(1, 0, 2), values)
+
+
+def _moved_scores_plain(layer: Layer, a_in, values, q, k, v, ref: Ref, u, w, step) -> LayerTrace:
+    """The same, for a step too large to reweight the base without overflow: each member's softmax from its scores."""
+    root = np.sqrt(q.shape[-2])
+    scores = tr(k) @ q / root + step[:, :, None] * w[:, None, :]
+    weights = softmax_keys(scores, layer.options.causal)
     batch, t = weights.shape[:2]
     z = (v @ weights.transpose(1, 0, 2).reshape(t, -1)).reshape(-1, batch, t).transpose(1, 0, 2)
     return activate(layer, a_in, z, values, weights=weights)
