@@ -135,7 +135,7 @@ def _graph_numbers(term: Term, name: str, size: int, shapes: dict, real: bool = 
         else:  # the layer's own work on the merged input
             work = kind.footprint(layer) + (layer.in_shape[0] * layer.in_shape[1] if layer.merge else 0)
         if layer.key == out:  # the loss's new, old, change and size (its Δa alone when it takes a whole)
-            work += (1 if _temporaries(term, len(term.layers) - 1, name, real) == TAKEN_WHOLE else 4) * a
+            work += (0 if _temporaries(term, len(term.layers) - 1, name, real) == TAKEN_WHOLE else 4) * a
         stacked = size if refs and not count else stacked
         held += a
         work_max = max(work_max, work)
