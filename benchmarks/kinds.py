@@ -1,6 +1,7 @@
 """The layer kinds of issue 11 at N ≈ 1e4, side by side: gradcheck full, a naive numpy loop, torch.
 
     python benchmarks/kinds.py [--repeat R] [--budget S] [--threads T] [--kinds a,b] [--no-torch] [--clock cpu]
+                               [--before DIR]
 
 Each kind is one spec (a small network around the kind, its text below) and the same objective written once
 for numpy and torch (`xp`), from the numbers gradcheck draws. The naive loop is cs231n's: for each entry,
@@ -8,6 +9,8 @@ for numpy and torch (`xp`), from the numbers gradcheck draws. The naive loop is 
 defaults) on the same function, when torch is installed. A per-entry peer predicted to exceed --budget
 seconds is timed on a random subset of entries and scaled (marked "est."). Prints the command, the machine
 and one table of medians (gradcheck: median of --repeat full checks; naive: median of max(1, R // 2)).
+The gradcheck imported is this checkout's. --before DIR also times the gradcheck package in DIR (another commit's
+`gradcheck/`, e.g. from `git archive`) on the same spec, in a subprocess of the same run: a before → after column.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ import platform  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]  # this checkout's gradcheck, not an installed one
+import subprocess  # noqa: E402
+
 import gradcheck  # noqa: E402
 import families  # noqa: E402
 from families import SUBSET, _median, _naive, _torch_full, _torch_subset  # noqa: E402
@@ -242,6 +248,30 @@ KINDS = {"layernorm_own": layernorm_own, "batchnorm_own": batchnorm_own, "layern
          "embedding": embedding, "dropout": dropout}
 
 
+BEFORE = """
+import statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import gradcheck
+clock = time.process_time if sys.argv[3] == "cpu" else time.perf_counter
+spec = gradcheck.loads(sys.stdin.read())
+assert gradcheck.check(spec).status == "pass"
+times = []
+for _ in range(int(sys.argv[2])):
+    t = clock()
+    gradcheck.check(spec)
+    times.append(clock() - t)
+print(statistics.median(times))
+"""
+
+
+def time_before(key, folder, repeat, clock):
+    """Median seconds of `repeat` full checks of kind `key` by the gradcheck package in `folder` (a subprocess)."""
+    text, _ = KINDS[key]()
+    done = subprocess.run([sys.executable, "-c", BEFORE, os.path.abspath(folder), str(repeat), clock], input=text,
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def time_kind(key, repeat, budget, torch):
     """(N, gradcheck s, naive s, naive estimated?, torch s or None, torch estimated?)."""
     text, objective = KINDS[key]()
@@ -288,6 +318,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="1")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--before", metavar="DIR", help="a folder holding another commit's gradcheck package")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or process CPU time (fairer on a loaded machine: every method is 1 thread)")
     args = parser.parse_args(argv)
@@ -305,13 +336,15 @@ def main(argv=None) -> int:
           + (f", torch {torch.__version__}" if torch else ", torch not installed")
           + f", {args.threads} thread(s); medians of {args.repeat} (gradcheck); {args.clock} time; "
           f"load {os.getloadavg()[0]:.2f}")
-    print(f"{'kind':14s} {'N':>7s} {'gradcheck full':>15s} {'naive loop':>14s} {'torch full':>14s} "
-          f"{'vs naive':>9s} {'vs torch':>9s}")
+    print(f"{'kind':14s} {'N':>7s} " + (f"{'before':>12s} " if args.before else "") + f"{'gradcheck full':>15s} "
+          f"{'naive loop':>14s} {'torch full':>14s} {'vs naive':>9s} {'vs torch':>9s}")
     for key in args.kinds.split(","):
+        before = time_before(key, args.before, args.repeat, args.clock) if args.before else None
         n, ours, naive, naive_est, tt, t_est = time_kind(key, args.repeat, args.budget, torch)
         naive_s = f"{naive:.3g} s" + (" est." if naive_est else "")
         torch_s = "—" if tt is None else f"{tt:.3g} s" + (" est." if t_est else "")
-        print(f"{key:14s} {n:7,d} {ours * 1e3:12.1f} ms {naive_s:>14s} {torch_s:>14s} {naive / ours:8.1f}× "
+        print(f"{key:14s} {n:7,d} " + ("" if before is None else f"{before * 1e3:9.1f} ms ")
+              + f"{ours * 1e3:12.1f} ms {naive_s:>14s} {torch_s:>14s} {naive / ours:8.1f}× "
               + ("—" if tt is None else f"{tt / ours:8.1f}×"), flush=True)
     return 0
 
