@@ -66,9 +66,14 @@ def squared_error_dense(a, y, new):
     R = a - y
     new, (a_moved, R_moved), letters = _memory_order(new, a, R)
     da = np.subtract(new, a_moved, out=new if new.flags.writeable else None)
-    rest = letters.replace("b", "")
-    dot = np.einsum(f"{letters},{rest}->b", da, R_moved.squeeze(axis=letters.index("b")))
-    change = dot + 0.5 * np.einsum(f"{letters},{letters}->b", da, da)
+    if letters == "bij":  # each variant contiguous: a matrix-vector product for the dots with R
+        flat = da.reshape(len(da), -1)
+        dot, square = flat @ R_moved.reshape(-1), np.einsum("bk,bk->b", flat, flat)
+    else:
+        rest = letters.replace("b", "")
+        dot = np.einsum(f"{letters},{rest}->b", da, R_moved.squeeze(axis=letters.index("b")))
+        square = np.einsum(f"{letters},{letters}->b", da, da)
+    change = dot + 0.5 * square
     return change, np.sum(np.square(R)) + change
 
 

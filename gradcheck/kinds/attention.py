@@ -90,13 +90,14 @@ class Attention:
     @staticmethod
     def moved_numbers(layer: Layer, ref: Ref) -> int | None:
         """Numbers one perturbation of `ref` holds in `moved` at the layer's first use, beside its z (counted by the
-        caller with the loss's temporaries): a moved query or key entry's weights, a few token × token arrays
-        (the plain softmax's, should a step be too large to reweight). None where `patch` or the dense route runs."""
+        caller with the loss's temporaries): a moved query or key entry's weights, token × token (the plain softmax,
+        should a step be too large to reweight, takes a quarter of the batch at a time). None where `patch` or the
+        dense route runs."""
         opt = layer.options
         if ref.expression is not None or (ref is not opt.query and ref is not opt.key) or ref is opt.value:
             return None
         tokens = layer.in_shape[1]
-        return 3 * tokens * tokens + tokens
+        return tokens * tokens + tokens
     fusable = True
     closed_form = False
     sym_z = sym_backward = None
@@ -185,7 +186,7 @@ def _moved_scores(layer: Layer, a_in, values, ref: Ref, rows, cols, delta) -> La
     """One entry (i, j) of the query (or key) projection moved, the input shared: the scores move by a rank-1 term,
     Δs = δ/√d_k · u ⊗ w with u = K[i, :] over the keys and w = x_j over the queries (a key: u = x_j, w = Q[i, :]).
     So each query's weights are the base's reweighted, A' = A ⊙ e^Δs / Σ_keys A ⊙ e^Δs (a masked key keeps weight 0;
-    no maximum to subtract while |Δs| stays small), and z = V A' is one product over the whole batch."""
+    no maximum to subtract while |Δs| stays small), and z = V A' one small product a member."""
     opt = layer.options
     q, k, v = (np.matmul(r.value(values), a_in) for r in (opt.query, opt.key, opt.value))
     root = np.sqrt(q.shape[-2])
@@ -193,23 +194,19 @@ def _moved_scores(layer: Layer, a_in, values, ref: Ref, rows, cols, delta) -> La
     u, w = (k[i], a_in[j]) if ref is opt.query else (a_in[j], q[i])  # (B, T) each
     step = (np.asarray(delta) / root)[:, None] * u
     if np.max(np.abs(step.real), initial=0.0) * np.max(np.abs(w), initial=0.0) > REWEIGHT_LIMIT:
-        return _moved_scores_plain(layer, a_in, values, q, k, v, ref, u, w, step)
-    e = step.T[:, :, None] * w[None]  # (keys, B, queries): key s first, so V meets all of them in one product
+        return _moved_scores_plain(layer, a_in, values, q, k, v, u, w, step)
+    e = step[:, :, None] * w[:, None, :]  # (B, keys, queries)
     np.exp(e, out=e)
-    e *= softmax_keys(tr(k) @ q / root, opt.causal)[:, None, :]
-    keys, batch, t = e.shape
-    # a row of ones under V gives each query's Σ_keys A ⊙ e^Δs from the same product: z is V(A ⊙ e^Δs) over it
-    moved = (np.vstack([v, np.ones((1, keys))]) @ e.reshape(keys, -1)).reshape(-1, batch, t)
-    z = moved[:-1]
-    z /= moved[-1]
-    return activate(layer, a_in, z.transpose(1, 0, 2), values)
+    e *= softmax_keys(tr(k) @ q / root, opt.causal)
+    e /= np.sum(e, axis=1, keepdims=True)
+    return activate(layer, a_in, np.matmul(v, e), values)
 
 
-def _moved_scores_plain(layer: Layer, a_in, values, q, k, v, ref: Ref, u, w, step) -> LayerTrace:
-    """The same, for a step too large to reweight the base without overflow: each member's softmax from its scores."""
-    root = np.sqrt(q.shape[-2])
-    scores = tr(k) @ q / root + step[:, :, None] * w[:, None, :]
-    weights = softmax_keys(scores, layer.options.causal)
-    batch, t = weights.shape[:2]
-    z = (v @ weights.transpose(1, 0, 2).reshape(t, -1)).reshape(-1, batch, t).transpose(1, 0, 2)
-    return activate(layer, a_in, z, values, weights=weights)
+def _moved_scores_plain(layer: Layer, a_in, values, q, k, v, u, w, step) -> LayerTrace:
+    """The same, for a step too large to reweight the base without overflow: each member's softmax from its scores,
+    a quarter of the batch at a time (moved_numbers counts one token × token array a member)."""
+    base, causal = tr(k) @ q / np.sqrt(q.shape[-2]), layer.options.causal
+    z = np.empty((len(step),) + v.shape, dtype=np.result_type(step, v))
+    for part in np.array_split(np.arange(len(step)), min(4, len(step))):
+        z[part] = np.matmul(v, softmax_keys(base + step[part, :, None] * w[part, None, :], causal))
+    return activate(layer, a_in, z, values)
