@@ -66,7 +66,7 @@ def squared_error_dense(a, y, new):
     R = a - y
     new, (a_moved, R_moved), letters = _memory_order(new, a, R)
     da = np.subtract(new, a_moved, out=new if new.flags.writeable else None)
-    if letters == "bij":  # each variant contiguous: a matrix-vector product for the dots with R
+    if letters[0] == "b":  # each variant contiguous: a matrix-vector product for the dots with R
         flat = da.reshape(len(da), -1)
         dot, square = flat @ R_moved.reshape(-1), np.einsum("bk,bk->b", flat, flat)
     else:

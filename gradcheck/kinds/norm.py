@@ -138,7 +138,7 @@ class LayerNorm(_Norm):
         that one row, so they are updated in O(m) (μ' = μ + d/n, n·σ'² = n·σ² + 2d·c_r + d²(1 − 1/n), with
         d = the row's change, c = x − μ). Column j of z is then an affine map of the base's, gain ⊙ c·s_j +
         gain·t_j + bias with s = 1/σ', t = −(d/n)/σ' (the moved row adds its own gain·d/σ'): one product of
-        (m, B, 3) coefficients by (m, 3, n) columns makes every variant, a (B, n, m) view of its (m, B, n) memory."""
+        (m, B, 3) coefficients by (m, 3, n) columns makes every variant, a (B, n, m) view of (B, m, n) memory."""
         opt, x = layer.options, lt.a_in
         n = x.shape[-2]
         centred = lt.cache["centred"]  # the forward pass's: the base statistics bit for bit
@@ -149,9 +149,10 @@ class LayerNorm(_Norm):
         coef[:, :, 0] = inv.T
         coef[:, :, 1] = (d * inv).T / -n
         coef[:, :, 2] = 1.0
-        z = np.matmul(coef, columns)  # (m, B, n)
-        z[:, np.arange(len(rows)), rows] += columns[:, 1, rows] * (d * inv).T  # the moved row's own change
-        return z.transpose(1, 2, 0)
+        z = np.empty((len(rows), x.shape[-1], n), dtype=np.result_type(coef, columns))  # each variant's zᵀ in turn
+        np.matmul(coef, columns, out=z.transpose(1, 0, 2))
+        z[np.arange(len(rows)), :, rows] += (d * inv) * columns[:, 1, rows].T  # the moved row's own change
+        return z.transpose(0, 2, 1)
 
 
 def _columns(layer: Layer, lt: LayerTrace, values) -> np.ndarray:
