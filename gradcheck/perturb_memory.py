@@ -59,7 +59,7 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
             # one row spread over the kind's whole z from its statistics (layer norm): z, a and the loss's work,
             # never the batched forward's
             rows, started = False, True
-            peak = max(peak, (_temporaries(term, index, name, real) + 1) * layer.out_shape[0] * m + stacked)
+            peak = max(peak, _temporaries(term, index, name, real) * layer.out_shape[0] * m + stacked)
             continue
         if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
             rows = KINDS[layer.kind].row_patch and layer.weight is None and \
