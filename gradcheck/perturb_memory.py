@@ -84,7 +84,9 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
                                                                        all(r is layer.weight or r is layer.bias
                                                                            for r in refs))
         stacked = size if (refs and not patched and not carried) or stacked else 0
-        peak = max(peak, _temporaries(term, index, name, real) * KINDS[layer.kind].footprint(layer) + stacked)
+        # a dense layer's footprint is its z and a; a kind's own forward (recurrent, gated) keeps its 6 for its steps
+        temporaries = _temporaries(term, index, name, real) if KINDS[layer.kind].row_patch else TEMPORARIES
+        peak = max(peak, temporaries * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
 
 

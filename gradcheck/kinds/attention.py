@@ -87,6 +87,7 @@ class Attention:
         q, k, v = projected["query"], projected["key"], projected["value"]
         weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
         return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
+
     @staticmethod
     def moved_numbers(layer: Layer, ref: Ref) -> int | None:
         """Numbers one perturbation of `ref` holds in `moved` at the layer's first use, beside its z (counted by the
