@@ -64,26 +64,20 @@ def squared_error_dense(a, y, new):
     run's own last array, read by nothing after its loss) is overwritten with Δa: one less pass through memory.
     """
     R = a - y
-    new, (a_moved, R_moved), letters = _memory_order(new, a, R)
-    da = np.subtract(new, a_moved, out=new if new.flags.writeable else None)
-    if letters[0] == "b":  # each variant contiguous: a matrix-vector product for the dots with R
-        flat = da.reshape(len(da), -1)
-        dot, square = flat @ R_moved.reshape(-1), np.einsum("bk,bk->b", flat, flat)
-    else:
-        rest = letters.replace("b", "")
-        dot = np.einsum(f"{letters},{rest}->b", da, R_moved.squeeze(axis=letters.index("b")))
-        square = np.einsum(f"{letters},{letters}->b", da, da)
+    if not new.flags.c_contiguous:  # a view of another layout: its memory order, the bases transposed alike
+        new, a, R = _memory_order(new, a, R)
+    da = np.subtract(new, a, out=new if new.flags.writeable else None).reshape(len(new), -1)
+    dot = da @ R.reshape(-1)
+    square = np.matmul(da[:, None, :], da[:, :, None]).reshape(-1)
     change = dot + 0.5 * square
     return change, np.sum(np.square(R)) + change
 
 
-def _memory_order(new, *bases):
-    """`new` (B, n, m) with its axes in memory order (a layer may leave the variants as a view of another layout, and a
-    ufunc over such a view with a broadcast operand iterates badly), each base (n, m) transposed alike with a unit
-    batch axis, and the einsum letters of the axes (b for the batch)."""
-    order = sorted(range(3), key=lambda k: -new.strides[k])
+def _memory_order(new, a, R):
+    """`new` (B, n, m), a view of another layout (a ufunc over such a view with a broadcast operand iterates badly),
+    as its memory lays it out with the batch axis first, and a and R (n, m) transposed alike, (1, ·, ·)."""
+    order = [0] + sorted((1, 2), key=lambda k: -new.strides[k])
     moved = new.transpose(order)
     if not moved.flags.c_contiguous:
         order, moved = [0, 1, 2], np.ascontiguousarray(new)
-    bases = [np.ascontiguousarray(np.broadcast_to(x, new.shape[1:])[None].transpose(order)) for x in bases]
-    return moved, bases, "".join("bij"[k] for k in order)
+    return moved, *(np.ascontiguousarray(x[None].transpose(order)) for x in (a, R))
