@@ -69,7 +69,7 @@ class Loss:
     edges: tuple[Edge, ...]
     fused: dict  # activation name -> Fused
     low_rank: Callable | None  # (a, y, LowRank) -> (Σ ΔL, size) per variant, after an identity activation; None: dense
-    dense: Callable | None  # (a, y, new a (B, n, m)) -> (Σ ΔL, size) per variant, real steps; None: both losses compared
+    dense: Callable | None  # (a, y, new a (B, n, m)) -> (Σ ΔL, size) per variant, real steps; None: both losses
 
     def __post_init__(self):
         if self.needs_target != (self.grad_y is not None) or self.needs_target != (self.sym_grad_y is not None):
@@ -182,7 +182,8 @@ ROWS: tuple[Loss, ...] = (
          None, lambda a, y, size: f"1 / {size}", (), {}, None, None),
     _loss("squared_error", lambda a, y: 0.5 * np.square(a - y), lambda a, y: a - y, lambda a, y: y - a,
           lambda a, y: s.mul(0.5, s.fn("sum", s.power(s.sub(a, y), 2))), lambda a, y, ones_like, count: s.sub(a, y),
-          lambda a, y: s.sub(y, a), lambda a, y, size: f"{a} - {y}", low_rank=squared_error_change, dense=squared_error_dense),
+          lambda a, y: s.sub(y, a), lambda a, y, size: f"{a} - {y}", low_rank=squared_error_change,
+          dense=squared_error_dense),
     _loss("binary_cross_entropy", _bce, lambda a, y: (a - y) / (a * (1.0 - a)), lambda a, y: np.log1p(-a) - np.log(a),
           lambda a, y: s.fn("sum", s.sub(s.mul(s.neg(y), s.fn("log", a)), s.mul(s.sub(1, y), s.fn("log", s.sub(1, a))))),
           lambda a, y, ones_like, count: s.div(s.sub(a, y), s.mul(a, s.sub(1, a))),

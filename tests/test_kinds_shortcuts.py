@@ -132,8 +132,8 @@ ORACLES = {  # name -> (layers and objective, the param, the oracle J(params, da
         "input: X\nlayers: [{weight: W}, {layernorm: {gain: gm, eps: 0.3}, activation: tanh}, {weight: U}]\n"
         "objective: sum", "W", lambda p, d: _layernorm_net(p, d, "gm", None, 0.3, True)),
     "layernorm_plain": (
-        "input: X\nlayers: [{weight: W}, {layernorm: {}, activation: tanh}]\nobjective: {loss: squared_error, target: Y}",
-        "W", lambda p, d: _layernorm_net(p, d, None, None, 1e-5, False)),
+        "input: X\nlayers: [{weight: W}, {layernorm: {}, activation: tanh}]\n"
+        "objective: {loss: squared_error, target: Y}", "W", lambda p, d: _layernorm_net(p, d, None, None, 1e-5, False)),
     **{f"attention_{role}_{'causal' if causal else 'full'}_{act}": (
         f"input: X5\nlayers: [{{attention: {{query: Wq, key: Wk, value: Wv, causal: {str(causal).lower()}}}, "
         f"activation: {act}}}]\nobjective: {{loss: squared_error, target: Y}}", role,
