@@ -1,6 +1,7 @@
 """The layer kinds of issue 11 at N ≈ 1e4, side by side: gradcheck full, a naive numpy loop, torch.
 
     python benchmarks/kinds.py [--repeat R] [--budget S] [--threads T] [--kinds a,b] [--no-torch] [--clock cpu]
+                               [--before DIR] [--floor]
 
 Each kind is one spec (a small network around the kind, its text below) and the same objective written once
 for numpy and torch (`xp`), from the numbers gradcheck draws. The naive loop is cs231n's: for each entry,
@@ -8,6 +9,9 @@ for numpy and torch (`xp`), from the numbers gradcheck draws. The naive loop is 
 defaults) on the same function, when torch is installed. A per-entry peer predicted to exceed --budget
 seconds is timed on a random subset of entries and scaled (marked "est."). Prints the command, the machine
 and one table of medians (gradcheck: median of --repeat full checks; naive: median of max(1, R // 2)).
+The gradcheck imported is this checkout's. --before DIR also times the gradcheck package in DIR (another commit's
+`gradcheck/`, e.g. from `git archive`) on the same spec, in a subprocess of the same run: a before → after column.
+--floor adds, for layer norm after a dense layer, np.tanh alone over every variant a full check must evaluate.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ import platform  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]  # this checkout's gradcheck, not an installed one
+import subprocess  # noqa: E402
+
 import gradcheck  # noqa: E402
-from families import CLOCK, SUBSET, _median, _naive, _torch_full, _torch_subset  # noqa: E402
+import families  # noqa: E402
+from families import SUBSET, _median, _naive, _torch_full, _torch_subset  # noqa: E402
 
 
 def _sigmoid(xp, z):
@@ -241,6 +249,30 @@ KINDS = {"layernorm_own": layernorm_own, "batchnorm_own": batchnorm_own, "layern
          "embedding": embedding, "dropout": dropout}
 
 
+BEFORE = """
+import statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import gradcheck
+clock = time.process_time if sys.argv[3] == "cpu" else time.perf_counter
+spec = gradcheck.loads(sys.stdin.read())
+assert gradcheck.check(spec).status == "pass"
+times = []
+for _ in range(int(sys.argv[2])):
+    t = clock()
+    gradcheck.check(spec)
+    times.append(clock() - t)
+print(statistics.median(times))
+"""
+
+
+def time_before(key, folder, repeat, clock):
+    """Median seconds of `repeat` full checks of kind `key` by the gradcheck package in `folder` (a subprocess)."""
+    text, _ = KINDS[key]()
+    done = subprocess.run([sys.executable, "-c", BEFORE, os.path.abspath(folder), str(repeat), clock], input=text,
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def time_kind(key, repeat, budget, torch):
     """(N, gradcheck s, naive s, naive estimated?, torch s or None, torch estimated?)."""
     text, objective = KINDS[key]()
@@ -258,9 +290,10 @@ def time_kind(key, repeat, budget, torch):
     everything = [(name, k) for name in params for k in range(params[name].size)]
     rng = np.random.default_rng(0)
     pilot = [everything[i] for i in rng.choice(len(everything), size=min(SUBSET, len(everything)), replace=False)]
-    t = CLOCK[0]()
+    clock = families.CLOCK[0]
+    t = clock()
     _naive(objective, params, data, pilot)
-    per_entry = (CLOCK[0]() - t) / len(pilot)
+    per_entry = (clock() - t) / len(pilot)
     if per_entry * n > budget:
         naive, naive_est = per_entry * n, True
     else:
@@ -269,14 +302,31 @@ def time_kind(key, repeat, budget, torch):
     if torch is not None:
         names = tuple(params)
         _torch_subset(torch, objective, params, data, names, 8)  # untimed: torch's first call in a process warms up
-        t = CLOCK[0]()
+        t = clock()
         _torch_subset(torch, objective, params, data, names, len(pilot))
-        per = (CLOCK[0]() - t) / len(pilot)
+        per = (clock() - t) / len(pilot)
         if per * n > budget:
             torch_time, torch_est = per * n, True
         else:
             torch_time = _median(lambda: _torch_full(torch, objective, params, data, names), 1)
     return n, ours, naive, naive_est, torch_time, torch_est
+
+
+def tanh_floor(key, repeat, batch=54):
+    """Seconds of np.tanh alone over every entry of every variant a full check of `key` evaluates densely (layer norm
+    after a dense layer: each entry of W and b0 moved both ways, every entry of the n × m output moved), in batches
+    of `batch` as gradcheck makes them: arithmetic no exact finite difference skips. None for the other kinds."""
+    if key != "layernorm":
+        return None
+    spec = gradcheck.loads(KINDS[key]()[0])
+    variants = 2 * (spec.values["W"].size + spec.values["b0"].size)
+    stack = np.random.default_rng(0).standard_normal((batch,) + spec.values["Y"].shape)
+    out = np.empty_like(stack)
+
+    def run():
+        for _ in range(-(-variants // batch)):
+            np.tanh(stack, out=out)
+    return _median(run, repeat)
 
 
 def main(argv=None) -> int:
@@ -286,10 +336,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="1")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--before", metavar="DIR", help="a folder holding another commit's gradcheck package")
+    parser.add_argument("--floor", action="store_true", help="also time the elementwise work no exact method skips")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or process CPU time (fairer on a loaded machine: every method is 1 thread)")
     args = parser.parse_args(argv)
-    CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
+    families.CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     torch = None
     if not args.no_torch:
         try:
@@ -303,14 +355,20 @@ def main(argv=None) -> int:
           + (f", torch {torch.__version__}" if torch else ", torch not installed")
           + f", {args.threads} thread(s); medians of {args.repeat} (gradcheck); {args.clock} time; "
           f"load {os.getloadavg()[0]:.2f}")
-    print(f"{'kind':14s} {'N':>7s} {'gradcheck full':>15s} {'naive loop':>14s} {'torch full':>14s} "
-          f"{'vs naive':>9s} {'vs torch':>9s}")
+    print(f"{'kind':14s} {'N':>7s} " + (f"{'before':>12s} " if args.before else "") + f"{'gradcheck full':>15s} "
+          f"{'naive loop':>14s} {'torch full':>14s} {'vs naive':>9s} {'vs torch':>9s}")
     for key in args.kinds.split(","):
+        before = time_before(key, args.before, args.repeat, args.clock) if args.before else None
         n, ours, naive, naive_est, tt, t_est = time_kind(key, args.repeat, args.budget, torch)
         naive_s = f"{naive:.3g} s" + (" est." if naive_est else "")
         torch_s = "—" if tt is None else f"{tt:.3g} s" + (" est." if t_est else "")
-        print(f"{key:14s} {n:7,d} {ours * 1e3:12.1f} ms {naive_s:>14s} {torch_s:>14s} {naive / ours:8.1f}× "
+        print(f"{key:14s} {n:7,d} " + ("" if before is None else f"{before * 1e3:9.1f} ms ")
+              + f"{ours * 1e3:12.1f} ms {naive_s:>14s} {torch_s:>14s} {naive / ours:8.1f}× "
               + ("—" if tt is None else f"{tt / ours:8.1f}×"), flush=True)
+        floor = tanh_floor(key, args.repeat) if args.floor else None
+        if floor is not None:
+            print(f"{'':14s} floor: np.tanh alone over every moved variant, {floor * 1e3:.1f} ms"
+                  + ("" if tt is None else f" (torch full / 10 = {tt * 100:.1f} ms)"), flush=True)
     return 0
 
 

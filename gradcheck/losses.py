@@ -22,7 +22,7 @@ from .errors import excerpt
 from . import symbolic as s
 from .activations import softplus
 from .functions import sigmoid
-from .lowrank import squared_error_change
+from .lowrank import squared_error_change, squared_error_dense
 from .suggest import did_you_mean
 
 
@@ -70,6 +70,7 @@ class Loss:
     edges: tuple[Edge, ...]
     fused: dict  # activation name -> Fused
     low_rank: Callable | None  # (a, y, LowRank) -> (Σ ΔL, size) per variant, after an identity activation; None: dense
+    dense: Callable | None  # (a, y, new a (B, n, m)) -> (Σ ΔL, size) per variant, real steps; None: both losses
 
     def __post_init__(self):
         if self.needs_target != (self.grad_y is not None) or self.needs_target != (self.sym_grad_y is not None):
@@ -82,13 +83,13 @@ def _per_column(shape, reduce: str) -> float:
 
 
 def _loss(name, entry, grad_a, grad_y, sym_total, sym_grad_a, sym_grad_y, grad_text, edges=(), fused=None,
-          low_rank=None) -> Loss:
+          low_rank=None, dense=None) -> Loss:
     """A loss with a target; reduce: mean divides by the number of columns."""
     def sym_value(a, y, reduce, count):
         total = sym_total(a, y)
         return s.div(total, count(a, 1)) if reduce == "mean" else total
     return Loss(name, True, entry, grad_a, grad_y, _per_column, sym_value, sym_grad_a, sym_grad_y, grad_text,
-                tuple(edges), fused or {}, low_rank)
+                tuple(edges), fused or {}, low_rank, dense)
 
 
 def _bce(a, y):
@@ -192,14 +193,15 @@ def _ce_softmax_delta(a, y, onehot):
 ROWS: tuple[Loss, ...] = (
     Loss("sum", False, lambda a, y: a, lambda a, y: np.ones_like(a), None, lambda shape, reduce: 1.0,
          lambda a, y, reduce, count: s.fn("sum", a), lambda a, y, ones_like, count: ones_like(a), None,
-         lambda a, y, size: None, (), {}, None),
+         lambda a, y, size: None, (), {}, None, None),
     Loss("mean", False, lambda a, y: a, lambda a, y: np.ones_like(a), None,
          lambda shape, reduce: 1.0 / (shape[-2] * shape[-1]),
          lambda a, y, reduce, count: s.fn("mean", a), lambda a, y, ones_like, count: s.div(ones_like(a), count(a, None)),
-         None, lambda a, y, size: f"1 / {size}", (), {}, None),
+         None, lambda a, y, size: f"1 / {size}", (), {}, None, None),
     _loss("squared_error", lambda a, y: 0.5 * np.square(a - y), lambda a, y: a - y, lambda a, y: y - a,
           lambda a, y: s.mul(0.5, s.fn("sum", s.power(s.sub(a, y), 2))), lambda a, y, ones_like, count: s.sub(a, y),
-          lambda a, y: s.sub(y, a), lambda a, y, size: f"{a} - {y}", low_rank=squared_error_change),
+          lambda a, y: s.sub(y, a), lambda a, y, size: f"{a} - {y}", low_rank=squared_error_change,
+          dense=squared_error_dense),
     _loss("binary_cross_entropy", _bce, lambda a, y: (a - y) / (a * (1.0 - a)), lambda a, y: np.log1p(-a) - np.log(a),
           lambda a, y: s.fn("sum", s.sub(s.mul(s.neg(y), s.fn("log", a)), s.mul(s.sub(1, y), s.fn("log", s.sub(1, a))))),
           lambda a, y, ones_like, count: s.div(s.sub(a, y), s.mul(a, s.sub(1, a))),

@@ -62,3 +62,31 @@ def squared_error_change(a, y, moved: LowRank):
             np.einsum("bm,bm->b", moved.w, moved.w)
     change = dot + 0.5 * square
     return change, np.sum(np.square(R)) + change
+
+
+def squared_error_dense(a, y, new):
+    """(Σ ΔL, Σ |L(new)| + |L(old)|) per variant for L = ½(a − y)² when a (n, m) becomes new (B, n, m), real steps.
+
+    ΔL = Δa·(R + ½Δa), R = a − y: one difference and two dot products a variant instead of both losses and their
+    difference; Δa and R are differences of nearby numbers (exact while within a factor 2), so the sum rounds with ΔL
+    itself. L ≥ 0: the sizes are 2 Σ L(old) + Σ ΔL, as the dense route finds them. A writeable `new` (the perturbed
+    run's own last array, read by nothing after its loss) is overwritten with Δa: one less pass through memory.
+    """
+    R = a - y
+    if not new.flags.c_contiguous:  # a view of another layout: its memory order, the bases transposed alike
+        new, a, R = _memory_order(new, a, R)
+    da = np.subtract(new, a, out=new if new.flags.writeable else None).reshape(len(new), -1)
+    dot = da @ R.reshape(-1)
+    square = np.matmul(da[:, None, :], da[:, :, None]).reshape(-1)
+    change = dot + 0.5 * square
+    return change, np.sum(np.square(R)) + change
+
+
+def _memory_order(new, a, R):
+    """`new` (B, n, m), a view of another layout (a ufunc over such a view with a broadcast operand iterates badly),
+    as its memory lays it out with the batch axis first, and a and R (n, m) transposed alike, (1, ·, ·)."""
+    order = [0] + sorted((1, 2), key=lambda k: -new.strides[k])
+    moved = new.transpose(order)
+    if not moved.flags.c_contiguous:
+        order, moved = [0, 1, 2], np.ascontiguousarray(new)
+    return moved, *(np.ascontiguousarray(x[None].transpose(order)) for x in (a, R))

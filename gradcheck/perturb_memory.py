@@ -14,6 +14,7 @@ from .rowpatch import computed, term_uses, uses
 
 BYTES = 8  # float64
 TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the loss's new, old, change, size…)
+TAKEN_WHOLE = 3  # the same at the last layer when its loss takes the moved a whole (losses' `dense`): z, a, Δa
 
 
 def per_sample_bytes(model: Model, name: str, shapes: dict, real: bool = True) -> int:
@@ -31,7 +32,7 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
     patch lasts (the shortcut), else of the layer's whole work, plus one stacked param where a dense layer reads it."""
     size = int(np.prod(shapes[name]))
     if not term.chain:
-        return _graph_numbers(term, name, size, shapes)
+        return _graph_numbers(term, name, size, shapes, real)
     started = rows = term.input.name == name
     peak, stacked, width = 1, 0, 1  # width: rows a patch changes
     transposed = term.input.transposed  # the patched row is p's column index (else its row index)
@@ -41,7 +42,6 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
         refs = uses(layer, name)
         if not started and not refs:
             continue
-        started_here = not started  # the layer's input is still the base pass's (shared by every member)
         m = layer.out_shape[1]
         if started and rows and width == 1 and _low_rank_last(term, index, layer, name, real):
             # the last z as its rank-1 factors (lowrank.py): a softmax's loss reads the dense Δz, squared error not
@@ -49,6 +49,17 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
             if network.fused_loss(term) is not None:  # the dense Δz and its column sums
                 return max(peak, TEMPORARIES * (2 * m + n * m))
             return max(peak, TEMPORARIES * 2 * m + 2 * n)  # the moved row's temporaries, W's column u and u·u
+        own = _moved_numbers(layer, refs, True) if not started and refs and not computed(refs) else None
+        if own is not None:  # the kind's own batched route for its first use (attention's scores, a recurrence)
+            rows, started = False, True
+            peak = max(peak, own + _output_arrays(term, index, name, real) * layer.out_shape[0] * m)
+            continue
+        if started and rows and width == 1 and not refs and getattr(KINDS[layer.kind], "spread_rows", None):
+            # one row spread over the kind's whole z from its statistics (layer norm): z, a and the loss's work,
+            # never the batched forward's
+            rows, started = False, True
+            peak = max(peak, _temporaries(term, index, name, real) * layer.out_shape[0] * m + stacked)
+            continue
         if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
             rows = KINDS[layer.kind].row_patch and layer.weight is None and \
                 all(_same_row(layer, r, shapes, transposed) for r in refs) or \
@@ -72,19 +83,34 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
                                                                        all(r is layer.weight or r is layer.bias
                                                                            for r in refs))
         stacked = size if (refs and not patched and not carried) or stacked else 0
-        own = _moved_numbers(layer, refs, started_here) if refs and not patched and carried and not stacked else None
-        # a kind's own `moved` counts what it holds; then its output, with the loss's temporaries if it is the last
-        out = (TEMPORARIES if index == len(term.layers) - 1 else 2) * layer.out_shape[0] * layer.out_shape[1]
-        work = TEMPORARIES * KINDS[layer.kind].footprint(layer) if own is None else own + out
-        peak = max(peak, work + stacked)
+        own = _moved_numbers(layer, refs, False) if refs and not patched and carried and not stacked else None
+        if own is not None:  # a moved input meets the kind's own `moved`: what it holds, then its output
+            peak = max(peak, own + _output_arrays(term, index, name, real) * layer.out_shape[0] * m)
+            continue
+        # a dense layer's footprint is its z and a; a kind's own forward (recurrent, gated) keeps its 6 for its steps
+        temporaries = _temporaries(term, index, name, real) if KINDS[layer.kind].row_patch else TEMPORARIES
+        peak = max(peak, temporaries * KINDS[layer.kind].footprint(layer) + stacked)
     return peak
 
 
 def _moved_numbers(layer: Layer, refs: list[Ref], shared_input: bool) -> int | None:
-    """Numbers one member of a kind's own `moved` holds (its `moved_numbers`), or None where it has none or goes
-    dense (a use it does not carry): then the kind's footprint counts."""
+    """Numbers one member of a kind's own `moved` holds (its `moved_numbers`; `shared_input`: the layer's input is
+    still the base pass's), or None where it has none or goes dense (a use it does not carry): then its footprint."""
     numbers = getattr(KINDS[layer.kind], "moved_numbers", None)
     return None if numbers is None else numbers(layer, refs, shared_input)
+
+
+def _output_arrays(term: Term, index: int, name: str, real: bool) -> int:
+    """Arrays of a kind's output size beside its own `moved`: the loss's temporaries at the last layer, else z and a."""
+    return _temporaries(term, index, name, real) if index == len(term.layers) - 1 else 2
+
+
+def _temporaries(term: Term, index: int, name: str, real: bool) -> int:
+    """Arrays of a layer's output size one perturbation holds: fewer at the last layer when its loss takes the moved a
+    whole (real steps, as objective_change decides)."""
+    last = index == len(term.layers) - 1 and real and term.objective.row.dense is not None and \
+        network.fused_loss(term) is None and (term.objective.target is None or term.objective.target.name != name)
+    return TAKEN_WHOLE if last else TEMPORARIES
 
 
 def _low_rank_last(term: Term, index: int, layer: Layer, name: str, real: bool) -> bool:
@@ -96,7 +122,9 @@ def _low_rank_last(term: Term, index: int, layer: Layer, name: str, real: bool) 
     fused = network.fused_loss(term)
     identity = layer.activation.row.name == "identity" and layer.activation.argument is None
     return fused is not None and fused.moved is not None or identity and real and term.objective.row.low_rank is not None
-def _graph_numbers(term: Term, name: str, size: int, shapes: dict) -> int:
+
+
+def _graph_numbers(term: Term, name: str, size: int, shapes: dict, real: bool = True) -> int:
     """A DAG (perturb_graph): each layer the move reaches keeps its moved a until the objective, P rows of it
     while the row patches last (first uses, weight-less layers, elementwise merges of P moved rows, slices),
     else all of it; on top, the largest layer's work (its z, each input at the moved rows or densely, the
@@ -125,7 +153,8 @@ def _graph_numbers(term: Term, name: str, size: int, shapes: dict) -> int:
             work = (len(layer.inputs) + 2) * count * layer.in_shape[1] + a
         else:  # the layer's own work on the merged input
             work = kind.footprint(layer) + (layer.in_shape[0] * layer.in_shape[1] if layer.merge else 0)
-        work += 4 * a if layer.key == out else 0
+        if layer.key == out:  # the loss's new, old, change and size (its Δa alone when it takes a whole)
+            work += (0 if _temporaries(term, len(term.layers) - 1, name, real) == TAKEN_WHOLE else 4) * a
         stacked = size if refs and not count else stacked
         held += a
         work_max = max(work_max, work)

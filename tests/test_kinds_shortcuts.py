@@ -5,9 +5,12 @@ batched forward on stacked copies of the param, and the plain per-entry loop, fo
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import gradcheck
+from gradcheck import losses, numeric
+from gradcheck.perturb import Perturber
 from gradcheck.rowpatch import term_uses
 from test_numeric import assert_shortcut_exact
 
@@ -99,3 +102,121 @@ def test_kind_shortcut_equals_the_dense_route(case):
     for name in names:
         assert any(term_uses(t, name) for t in spec.model.terms), name
         assert_shortcut_exact(spec, name, case)
+
+
+# ------------------------------------------------------------------ plain numpy oracles (no engine code)
+
+def _layernorm_net(p, d, gain_key, bias_key, eps, after):
+    """J of dense → layer norm (tanh) → [dense] → squared error or sum, written out in numpy (complex-safe)."""
+    h = p["W"] @ d["X"]
+    c = h - h.mean(axis=0, keepdims=True)
+    xh = c / np.sqrt((c * c).mean(axis=0, keepdims=True) + eps)
+    z = xh * (1.0 if gain_key is None else d[gain_key]) + (0.0 if bias_key is None else d[bias_key])
+    a = np.tanh(z)
+    if after:
+        return np.sum(d["U"] @ a)
+    return 0.5 * np.sum((a - d["Y"]) ** 2)
+
+
+def _attention_net(p, d, causal, activation, tied):
+    """J of single-head attention (softmax over the keys of each query column), then squared error."""
+    X = d["X"]
+    q = p["Wq"] @ X
+    k = (p["Wq"] if tied else p["Wk"]) @ X
+    v = p["Wv"] @ X
+    s = k.T @ q / np.sqrt(q.shape[0])
+    t = s.shape[0]
+    allowed = np.arange(t)[:, None] <= np.arange(t)[None, :] if causal else np.ones((t, t), dtype=bool)
+    top = np.max(np.where(allowed, s.real, -np.inf), axis=0, keepdims=True)
+    e = np.exp(np.where(allowed, s - top, 0.0)) * allowed
+    z = v @ (e / e.sum(axis=0, keepdims=True))
+    a = np.tanh(z) if activation == "tanh" else z
+    return 0.5 * np.sum((a - d["Y"]) ** 2)
+
+
+ORACLE_DECLS = """\
+seed: 11
+params:
+  W: {shape: [5, 4], std: 0.7}
+  Wq: {shape: [3, 5], std: 0.8}
+  Wk: {shape: [3, 5], std: 0.8}
+  Wv: {shape: [5, 5], std: 0.6}
+data:
+  X: {shape: [4, 6]}
+  X5: {shape: [5, 6]}
+  Y: {shape: [5, 6], std: 0.5}
+  U: {shape: [2, 5]}
+  g: {shape: [5, 1], mean: 1, std: 0.3}
+  gm: {shape: [5, 6], mean: 1, std: 0.3}
+  bt: {shape: [1, 5], std: 0.3}
+"""
+
+ORACLES = {  # name -> (layers and objective, the param, the oracle J(params, data))
+    "layernorm_column_gain": (
+        "input: X\nlayers: [{weight: W}, {layernorm: {gain: g, bias: bt.T, eps: 1e-5}, activation: tanh}]\n"
+        "objective: {loss: squared_error, target: Y}", "W",
+        lambda p, d: _layernorm_net(p, {**d, "btT": d["bt"].T}, "g", "btT", 1e-5, False)),
+    "layernorm_full_gain_then_dense": (
+        "input: X\nlayers: [{weight: W}, {layernorm: {gain: gm, eps: 0.3}, activation: tanh}, {weight: U}]\n"
+        "objective: sum", "W", lambda p, d: _layernorm_net(p, d, "gm", None, 0.3, True)),
+    "layernorm_plain": (
+        "input: X\nlayers: [{weight: W}, {layernorm: {}, activation: tanh}]\n"
+        "objective: {loss: squared_error, target: Y}", "W", lambda p, d: _layernorm_net(p, d, None, None, 1e-5, False)),
+    **{f"attention_{role}_{'causal' if causal else 'full'}_{act}": (
+        f"input: X5\nlayers: [{{attention: {{query: Wq, key: Wk, value: Wv, causal: {str(causal).lower()}}}, "
+        f"activation: {act}}}]\nobjective: {{loss: squared_error, target: Y}}", role,
+        lambda p, d, causal=causal, act=act: _attention_net(p, {**d, "X": d["X5"]}, causal, act, False))
+       for role in ("Wq", "Wk") for causal in (True, False) for act in ("identity", "tanh")},
+}
+
+
+def _oracle_changes(oracle, values, name, delta):
+    """J(θ + δ e_k) − J(θ) for every entry k (an imaginary δ: the imaginary part of J(θ + δ e_k)), by the oracle."""
+    params = {k: np.array(v, dtype=complex if np.iscomplexobj(delta) else float) for k, v in values.items()}
+    base = oracle(params, params)
+    out = []
+    for k in range(params[name].size):
+        moved = params[name].copy()
+        moved.flat[k] += delta
+        out.append(oracle({**params, name: moved}, params) - (0 if np.iscomplexobj(delta) else base))
+    return np.array(out), abs(base)
+
+
+@pytest.mark.parametrize("case", sorted(ORACLES))
+def test_new_shortcuts_equal_a_plain_numpy_oracle(case):
+    """Layer norm's spread rows (one product over the columns), squared error's Δa·(R + ½Δa), attention's reweighted
+    scores (and its plain softmax for a step too large to reweight) against the network written out in numpy."""
+    text, name, oracle = ORACLES[case]
+    spec = gradcheck.loads(ORACLE_DECLS + text)
+    perturber = Perturber(spec.model, dict(spec.values), name)
+    n = spec.values[name].size
+    for delta in (1e-3, -2e-5, 1e-20j, 2000.0):
+        got, _, size = perturber(np.arange(n), np.full(n, delta))
+        want, scale = _oracle_changes(oracle, spec.values, name, delta)
+        if np.iscomplexobj(delta):
+            np.testing.assert_allclose(got.imag if np.iscomplexobj(got) else got, want.imag, rtol=1e-12,
+                                       atol=1e-12 * scale * abs(delta))
+        else:
+            bound = np.maximum(1e-12 * np.abs(want), 2 * numeric.ROUNDING * (size + scale))
+            assert np.all(np.abs(got - want) <= bound), (delta, np.max(np.abs(got - want) / bound))
+
+
+@pytest.mark.parametrize("layout", [(0, 1, 2), (2, 0, 1), (1, 0, 2), (2, 1, 0)])
+def test_squared_error_dense_equals_both_losses_summed(layout):
+    """The dense moved a in any memory order (spread_rows leaves (m, B, n), attention (n, B, m)): Σ ΔL and the sizes
+    equal ½Σ(new − y)² − ½Σ(a − y)² and Σ|L(new)| + |L(old)| entry by entry, and `new` is only overwritten."""
+    rng = np.random.default_rng(3)
+    a, y = rng.standard_normal((4, 7)), rng.standard_normal((4, 7))
+    shape = (5, 4, 7)
+    memory = rng.standard_normal(tuple(shape[k] for k in layout))
+    new = memory.transpose(np.argsort(layout)) * 1e-3 + a  # (5, 4, 7), its memory in `layout` order
+    new = np.ascontiguousarray(new.transpose(layout)).transpose(np.argsort(layout))
+    after, before = 0.5 * (new - y) ** 2, 0.5 * (a - y) ** 2
+    want = (after - before).reshape(5, -1).sum(axis=1)
+    want_size = (after + before).reshape(5, -1).sum(axis=1)
+    change, size = losses.LOSSES["squared_error"].dense(a, y, new.copy())
+    np.testing.assert_allclose(change, want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(size, want_size, rtol=1e-12)
+    readonly = np.broadcast_to(new[:1], new.shape)
+    change, _ = losses.LOSSES["squared_error"].dense(a, y, readonly)
+    np.testing.assert_allclose(change, np.repeat(want[:1], 5), rtol=1e-12, atol=1e-15)

@@ -11,6 +11,7 @@ from gradcheck import budget
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import families  # noqa: E402
+import kinds  # noqa: E402
 import networks  # noqa: E402
 
 SOFTMAX_SQUARED = families.softmax_regression(10, 1000, 20)[1].replace(
@@ -44,9 +45,9 @@ def test_the_estimate_bounds_the_peak_of_every_bundled_spec(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("text", [families.softmax_regression()[1], SOFTMAX_SQUARED, families.tied(M=10)[1],
                                   families.mlp_softmax(M=20)[1], families.conv(M=2)[1], networks.residual()[1],
-                                  networks.lstm()[1]],
+                                  networks.lstm()[1], kinds.attention()[0], kinds.layernorm()[0]],
                          ids=["softmax_regression_1e4", "softmax_squared_error_dense", "tied", "mlp_softmax", "conv",
-                              "residual_network", "lstm_network"])
+                              "residual_network", "lstm_network", "attention_reweighted", "layernorm_spread"])
 def test_the_estimate_bounds_the_peak_at_n_1e4(text):
     """Softmax regression at N ≈ 1e4 peaked at 3.25 GB against 258 MiB when every evaluation was sized as one row."""
     assert_bounds(lambda: gradcheck.loads(text))

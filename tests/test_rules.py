@@ -310,7 +310,7 @@ POISSON = Loss(
     sym_value=lambda a, y, reduce, count: symbolic.fn("sum", symbolic.sub(a, symbolic.mul(y, symbolic.fn("log", a)))),
     sym_grad_a=lambda a, y, ones_like, count: symbolic.sub(1, symbolic.div(y, a)),
     sym_grad_y=lambda a, y: symbolic.neg(symbolic.fn("log", a)), grad_text=lambda a, y, size: f"1 - {y} / {a}",
-    edges=(losses.Edge(0.0, "a = 0, where log(a) in poisson is undefined"),), fused={}, low_rank=None)
+    edges=(losses.Edge(0.0, "a = 0, where log(a) in poisson is undefined"),), fused={}, low_rank=None, dense=None)
 
 TOY_SPEC = """\
 name: toy rows

@@ -18,6 +18,7 @@ from ..yamlsrc import Node
 from .common import kind_options, tr
 
 KEYS = ("query", "key", "value", "causal")
+REWEIGHT_LIMIT = 300.0  # |Δs| up to which A ⊙ e^Δs stays finite and its column sums above 0 (max A ≥ 1/T)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class AttentionOptions:
     value: Ref
     causal: bool
     width: int  # d_k, the rows of a query and of a key
+
+    patch_rows = 1  # a moved value-projection entry moves one row of z
 
     @property
     def label_parts(self) -> list[str]:
@@ -84,6 +87,19 @@ class Attention:
         q, k, v = projected["query"], projected["key"], projected["value"]
         weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
         return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
+
+    @staticmethod
+    def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
+        """Numbers one perturbation of its one use holds in `moved` at the layer's first use, beside its z (counted by the
+        caller with the loss's temporaries): a moved query or key entry's weights, token × token (the plain softmax,
+        should a step be too large to reweight, takes a quarter of the batch at a time). None where `patch` or the
+        dense route runs."""
+        opt, ref = layer.options, refs[0]
+        if len(refs) != 1 or not shared_input or ref.expression is not None or \
+                (ref is not opt.query and ref is not opt.key) or ref is opt.value:
+            return None
+        tokens = layer.in_shape[1]
+        return tokens * tokens + tokens
     fusable = True
     closed_form = False
     sym_z = sym_backward = None
@@ -169,18 +185,30 @@ def softmax_keys(scores, causal: bool):
 
 
 def _moved_scores(layer: Layer, a_in, values, ref: Ref, rows, cols, delta) -> LayerTrace:
-    """One entry (i, j) of the query (or key) projection moved, the input shared: the scores move by a rank-1
-    term, δ/√d_k · K[i, :]ᵀ ⊗ x_j (or x_jᵀ ⊗ Q[i, :]), and z = V A is one product over the whole batch."""
+    """One entry (i, j) of the query (or key) projection moved, the input shared: the scores move by a rank-1 term,
+    Δs = δ/√d_k · u ⊗ w with u = K[i, :] over the keys and w = x_j over the queries (a key: u = x_j, w = Q[i, :]).
+    So each query's weights are the base's reweighted, A' = A ⊙ e^Δs / Σ_keys A ⊙ e^Δs (a masked key keeps weight 0;
+    no maximum to subtract while |Δs| stays small), and z = V A' one small product a member."""
     opt = layer.options
     q, k, v = (np.matmul(r.value(values), a_in) for r in (opt.query, opt.key, opt.value))
     root = np.sqrt(q.shape[-2])
     i, j = (cols, rows) if ref.transposed else (rows, cols)
-    step = (np.asarray(delta) / root)[:, None, None]
-    if ref is opt.query:  # query t's row i moves by δ·x_j[t]: S[s, t] += δ/√d_k · K[i, s] · x_j[t]
-        scores = tr(k) @ q / root + step * k[i][:, :, None] * a_in[j][:, None, :]
-    else:  # key s's row i moves by δ·x_j[s]: S[s, t] += δ/√d_k · x_j[s] · Q[i, t]
-        scores = tr(k) @ q / root + step * a_in[j][:, :, None] * q[i][:, None, :]
-    weights = softmax_keys(scores, opt.causal)
-    batch, t = weights.shape[:2]
-    z = (v @ weights.transpose(1, 0, 2).reshape(t, -1)).reshape(-1, batch, t).transpose(1, 0, 2)
-    return activate(layer, a_in, z, values, weights=weights)
+    u, w = (k[i], a_in[j]) if ref is opt.query else (a_in[j], q[i])  # (B, T) each
+    step = (np.asarray(delta) / root)[:, None] * u
+    if np.max(np.abs(step.real), initial=0.0) * np.max(np.abs(w), initial=0.0) > REWEIGHT_LIMIT:
+        return _moved_scores_plain(layer, a_in, values, q, k, v, u, w, step)
+    e = step[:, :, None] * w[:, None, :]  # (B, keys, queries)
+    np.exp(e, out=e)
+    e *= softmax_keys(tr(k) @ q / root, opt.causal)
+    e /= np.sum(e, axis=1, keepdims=True)
+    return activate(layer, a_in, np.matmul(v, e), values)
+
+
+def _moved_scores_plain(layer: Layer, a_in, values, q, k, v, u, w, step) -> LayerTrace:
+    """The same, for a step too large to reweight the base without overflow: each member's softmax from its scores,
+    a quarter of the batch at a time (moved_numbers counts one token × token array a member)."""
+    base, causal = tr(k) @ q / np.sqrt(q.shape[-2]), layer.options.causal
+    z = np.empty((len(step),) + v.shape, dtype=np.result_type(step, v))
+    for part in np.array_split(np.arange(len(step)), min(4, len(step))):
+        z[part] = np.matmul(v, softmax_keys(base + step[part, :, None] * w[part, None, :], causal))
+    return activate(layer, a_in, z, values)

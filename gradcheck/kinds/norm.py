@@ -136,21 +136,34 @@ class LayerNorm(_Norm):
     def spread_rows(layer: Layer, lt: LayerTrace, rows, vals, values):
         """z (B, n, m) when input row rows[b] becomes vals[b]: every column's mean and variance move, but only by
         that one row, so they are updated in O(m) (μ' = μ + d/n, n·σ'² = n·σ² + 2d·c_r + d²(1 − 1/n), with
-        d = the row's change, c = x − μ) and z is made in one pass instead of the batched forward's means."""
+        d = the row's change, c = x − μ). Column j of z is then an affine map of the base's, gain ⊙ c·s_j +
+        gain·t_j + bias with s = 1/σ', t = −(d/n)/σ' (the moved row adds its own gain·d/σ'): one product of
+        (m, B, 3) coefficients by (m, 3, n) columns makes every variant, a (B, n, m) view of (B, m, n) memory."""
         opt, x = layer.options, lt.a_in
         n = x.shape[-2]
         centred = lt.cache["centred"]  # the forward pass's: the base statistics bit for bit
-        var = lt.cache["var"]
         d = vals - x[rows]
-        inv = 1.0 / np.sqrt(var + (2.0 * d * centred[rows] + d * d * (1.0 - 1.0 / n)) / n + opt.eps)  # (B, m)
-        z = centred[None] - (d / n)[:, None, :]
-        z *= inv[:, None, :]
-        z[np.arange(len(rows)), rows] += d * inv  # the moved row also carries its own change
-        if opt.gain is not None:
-            z *= opt.gain.value(values)
-        if opt.bias is not None:
-            z += opt.bias.value(values)
-        return z
+        inv = 1.0 / np.sqrt(lt.cache["var"] + (2.0 * d * centred[rows] + d * d * (1.0 - 1.0 / n)) / n + opt.eps)
+        columns = _columns(layer, lt, values)  # (m, 3, n): gain ⊙ c, gain, bias, column by column
+        coef = np.empty((x.shape[-1], len(rows), 3), dtype=inv.dtype)
+        coef[:, :, 0] = inv.T
+        coef[:, :, 1] = (d * inv).T / -n
+        coef[:, :, 2] = 1.0
+        z = np.empty((len(rows), x.shape[-1], n), dtype=np.result_type(coef, columns))  # each variant's zᵀ in turn
+        np.matmul(coef, columns, out=z.transpose(1, 0, 2))
+        z[np.arange(len(rows)), :, rows] += (d * inv) * columns[:, 1, rows].T  # the moved row's own change
+        return z.transpose(0, 2, 1)
+
+
+def _columns(layer: Layer, lt: LayerTrace, values) -> np.ndarray:
+    """(m, 3, n): column j of gain ⊙ (x − μ), of the gain and of the bias (broadcast onto z), made once per trace
+    (spread_rows runs only where the layer does not read the moved param, so they are the base pass's)."""
+    if "columns" not in lt.cache:
+        opt, centred = layer.options, lt.cache["centred"]
+        gain = np.ones_like(centred) if opt.gain is None else np.broadcast_to(opt.gain.value(values), centred.shape)
+        bias = np.zeros_like(centred) if opt.bias is None else np.broadcast_to(opt.bias.value(values), centred.shape)
+        lt.cache["columns"] = np.ascontiguousarray(np.stack([gain * centred, gain, bias]).transpose(2, 0, 1))
+    return lt.cache["columns"]
 
 
 class BatchNorm(_Norm):
