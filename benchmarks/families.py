@@ -298,6 +298,27 @@ def _torch_subset(torch, objective, params, data, names, count):
     torch.autograd.gradcheck(fn, (x,), raise_exception=False)
 
 
+def load_torch(args):
+    """torch on `args.threads` threads, or None when it is not installed or --no-torch."""
+    if args.no_torch:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(int(args.threads))
+    return torch
+
+
+def machine_line(args, torch, extra: str = "") -> str:
+    """The command and the machine a table was measured on (shared by kinds.py and networks.py)."""
+    return ("$ python " + " ".join(sys.argv) + "\n"
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}, numpy {np.__version__}"
+            + (f", torch {torch.__version__}" if torch else ", torch not installed")
+            + f", {args.threads} thread(s); medians of {args.repeat} (gradcheck)" + (f"; {extra}" if extra else ""))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -311,19 +332,8 @@ def main(argv=None) -> int:
                         help="wall time, or process CPU time (fairer on a loaded machine: every method is 1 thread)")
     args = parser.parse_args(argv)
     CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
-    torch = None
-    if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(int(args.threads))
-        except ImportError:
-            torch = None
-    print("$ python " + " ".join(sys.argv))
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
-          f"{platform.release()}, Python {platform.python_version()}, numpy {np.__version__}"
-          + (f", torch {torch.__version__}" if torch else ", torch not installed")
-          + f", {args.threads} thread(s); medians of {args.repeat} (gradcheck); {args.clock} time; "
-          f"1-min load average {os.getloadavg()[0]:.2f}")
+    torch = load_torch(args)
+    print(machine_line(args, torch, f"{args.clock} time; 1-min load average {os.getloadavg()[0]:.2f}"))
     print(f"{'function':42s} {'N':>7s} {'gradcheck full':>15s} {'naive loop':>14s} {'torch full':>14s} "
           f"{'vs naive':>9s} {'vs torch':>9s}")
     chosen = set(args.families.split(","))

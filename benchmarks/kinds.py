@@ -27,7 +27,6 @@ if __name__ == "__main__":  # one BLAS thread unless told otherwise, set before 
         os.environ.setdefault(_name, _threads)
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -342,19 +341,8 @@ def main(argv=None) -> int:
                         help="wall time, or process CPU time (fairer on a loaded machine: every method is 1 thread)")
     args = parser.parse_args(argv)
     families.CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
-    torch = None
-    if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(int(args.threads))
-        except ImportError:
-            torch = None
-    print("$ python " + " ".join(sys.argv))
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
-          f"{platform.release()}, Python {platform.python_version()}, numpy {np.__version__}"
-          + (f", torch {torch.__version__}" if torch else ", torch not installed")
-          + f", {args.threads} thread(s); medians of {args.repeat} (gradcheck); {args.clock} time; "
-          f"load {os.getloadavg()[0]:.2f}")
+    torch = families.load_torch(args)
+    print(families.machine_line(args, torch, f"{args.clock} time; load {os.getloadavg()[0]:.2f}"))
     print(f"{'kind':14s} {'N':>7s} " + (f"{'before':>12s} " if args.before else "") + f"{'gradcheck full':>15s} "
           f"{'naive loop':>14s} {'torch full':>14s} {'vs naive':>9s} {'vs torch':>9s}")
     for key in args.kinds.split(","):

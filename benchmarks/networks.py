@@ -20,12 +20,11 @@ if __name__ == "__main__":  # one BLAS thread unless told otherwise, set before 
         os.environ.setdefault(_name, _threads)
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from families import time_family  # noqa: E402
+from families import load_torch, machine_line, time_family  # noqa: E402
 
 
 def residual(H=70, K=4, M=32):
@@ -106,18 +105,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="1")
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args(argv)
-    torch = None
-    if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(int(args.threads))
-        except ImportError:
-            torch = None
-    print("$ python " + " ".join(sys.argv))
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
-          f"{platform.release()}, Python {platform.python_version()}, numpy {np.__version__}"
-          + (f", torch {torch.__version__}" if torch else ", torch not installed")
-          + f", {args.threads} thread(s); medians of {args.repeat} (gradcheck)")
+    torch = load_torch(args)
+    print(machine_line(args, torch))
     print(f"{'function':46s} {'N':>7s} {'gradcheck full':>15s} {'naive loop':>14s} {'torch full':>14s} "
           f"{'vs naive':>9s} {'vs torch':>9s}")
     for key, build in NETWORKS.items():
