@@ -76,13 +76,16 @@ def gate_rows(k, gates: int, n: int):
     return k[None, :] + n * np.arange(gates)[:, None]
 
 
-def wide(w, h, B: int, dtype):
-    """w @ h for every member, (rows, B, m): one GEMM over all members' columns; a shared h (k, m) once. Fresh."""
+def wide(w, h, B: int, dtype, out=None):
+    """w @ h for every member, (rows, B, m): one GEMM over all members' columns; a shared h (k, m) once. Into
+    out (rows, B, m) of dtype where given (a buffer reused step after step), else fresh."""
+    m = h.shape[-1]
+    if out is None:
+        out = np.empty((w.shape[0], B, m), dtype)
     if h.ndim == 3:
-        k, _, m = h.shape
-        return (w @ h.reshape(k, B * m)).reshape(w.shape[0], B, m).astype(dtype, copy=False)
-    out = np.empty((w.shape[0], B, h.shape[-1]), dtype)
-    out[...] = (w @ h)[:, None, :]
+        np.matmul(w, h.reshape(h.shape[0], B * m), out=out.reshape(w.shape[0], B * m))
+    else:
+        out[...] = (w @ h)[:, None, :]
     return out
 
 
@@ -93,8 +96,9 @@ def halves(rows: int, gates: int, n: int):
     return scale
 
 
-def lstm_cell_(pre, c_prev, n: int):
-    """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows halved, overwritten.
+def lstm_cell_(pre, c_prev, n: int, c_out=None, h_out=None):
+    """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows halved, overwritten; c and
+    h written into c_out (which may be c_prev) and h_out where given (the same operations, in place).
 
     The forward pass's σ(z) = ½(1 + tanh(½z)); with ρ = 1 + tanh(½z) = 2σ, c = ½(ρ_f·c_prev + ρ_i·tanh g) and
     h = ½·ρ_o·tanh c. Halving is exact in floating point, so these are the forward pass's values to the last bit
@@ -102,11 +106,11 @@ def lstm_cell_(pre, c_prev, n: int):
     s = np.tanh(pre[:3 * n], out=pre[:3 * n])
     s += 1.0
     g = np.tanh(pre[3 * n:], out=pre[3 * n:])
-    c = s[n:2 * n] * c_prev
+    c = np.multiply(s[n:2 * n], c_prev, out=c_out)
     g *= s[:n]
     c += g
     c *= 0.5
-    h = np.tanh(c)
+    h = np.tanh(c, out=h_out)
     h *= s[2 * n:]
     h *= 0.5
     return h, c
@@ -170,10 +174,10 @@ def _input_side(wx, x, bias, B: int, dtype):
 def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
     """h_1..h_T of every member, each (B, n, m)."""
     n, B, batch = opt.hidden, len(moves.batch), moves.batch
-    st, hs, keep = _State(h, c), [], opt.output == "all"
+    st, hs, keep, buf = _State(h, c), [], opt.output == "all", None  # buf: the dense steps' pre-activations
     scale = halves(4 * n, 3, n)  # the i, f, o rows halved (lstm_cell_)
     wh = wh * scale[:, None]
-    for x in xs:
+    for t, x in enumerate(xs):
         px = _input_side(wx, x, bias, B, dtype) * (scale[:, None] if x.ndim == 2 else scale[:, None, None])
         if st.h.ndim == 2 and x.ndim == 2:
             pre = px + wh @ st.h  # the base pass's pre-activations, shared
@@ -190,12 +194,19 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
                 st.patch = (k, hk[0], ck[0])
                 hs.append(st.out(B) if keep else None)
                 continue
-        full = wide(wh, st.dense(B).h, B, dtype)
-        full += px if px.ndim == 3 else px[:, None, :]
-        h_prev = st.h
+        h_prev = st.dense(B).h
+        buf = pre = wide(wh, h_prev, B, dtype, buf)  # one buffer for every dense step
+        pre += px if px.ndim == 3 else px[:, None, :]
         h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
-        add_rows(full, 0, moves.terms(x, h_rows, "xhb", scale), batch)
-        st.h, st.c = lstm_cell_(full, st.c if st.c.ndim == 3 else st.c[:, None, :], n)
+        add_rows(pre, 0, moves.terms(x, h_rows, "xhb", scale), batch)
+        # c and h in place once they are the members' own: h_prev is spent (its rows were read just above) unless
+        # kept for output: all
+        own_c = st.c.ndim == 3 and st.c.dtype == pre.dtype
+        own_h = h_prev.ndim == 3 and h_prev.dtype == pre.dtype and not keep
+        h_out = h_prev if own_h else None
+        if t == len(xs) - 1 and not keep:  # h_T member-major, (B, n, m) contiguous: the loss reads it without copies
+            h_out = np.empty((B, n, x.shape[-1]), pre.dtype).transpose(1, 0, 2)
+        st.h, st.c = lstm_cell_(pre, st.c if st.c.ndim == 3 else st.c[:, None, :], n, st.c if own_c else None, h_out)
         hs.append(st.out(B) if keep else None)
     return hs if keep else [st.out(B)]  # output: last, h_T alone
 
