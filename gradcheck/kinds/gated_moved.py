@@ -71,6 +71,18 @@ def shared_rows(h):
     return lambda j: h[j]
 
 
+def patched_rows(h, k, hk):
+    """Row j[b] of member b's h: the shared h with row k[b] replaced by hk[b]."""
+    return lambda j: np.where((j == k)[:, None], hk, h[j])
+
+
+def rank_one(base, w, k, d, out):
+    """out (rows, B, m) = base (rows, m) + w[:, k[b]]·d[b] for each member: a patched row of h met by w, no GEMM."""
+    np.multiply(w[:, k][:, :, None], d[None], out=out)
+    out += base[:, None, :]
+    return out
+
+
 def gate_rows(k, gates: int, n: int):
     """(G, B): the pre-activation rows of hidden unit k[b] in each of the G gate blocks."""
     return k[None, :] + n * np.arange(gates)[:, None]
@@ -194,15 +206,27 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
                 st.patch = (k, hk[0], ck[0])
                 hs.append(st.out(B) if keep else None)
                 continue
-        h_prev = st.dense(B).h
-        buf = pre = wide(wh, h_prev, B, dtype, buf)  # one buffer for every dense step
-        pre += px if px.ndim == 3 else px[:, None, :]
-        h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
-        add_rows(pre, 0, moves.terms(x, h_rows, "xhb", scale), batch)
+            if st.patch is not None:  # the patched row meets Wh: a rank-1 change of every row, no GEMM
+                k, hk, ck = st.patch
+                if buf is None:
+                    buf = np.empty((4 * n, B, x.shape[-1]), dtype)
+                pre = rank_one(pre, wh, k, hk - st.h[k], buf)
+                add_rows(pre, 0, moves.terms(x, patched_rows(st.h, k, hk), "xhb", scale), batch)
+                st.c, st.patch, h_prev = patched_state(st.c, (k, ck), B), None, None
+            else:
+                pre = None
+        else:
+            pre = None
+        if pre is None:
+            h_prev = st.dense(B).h
+            buf = pre = wide(wh, h_prev, B, dtype, buf)  # one buffer for every dense step
+            pre += px if px.ndim == 3 else px[:, None, :]
+            h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
+            add_rows(pre, 0, moves.terms(x, h_rows, "xhb", scale), batch)
         # c and h in place once they are the members' own: h_prev is spent (its rows were read just above) unless
         # kept for output: all
         own_c = st.c.ndim == 3 and st.c.dtype == pre.dtype
-        own_h = h_prev.ndim == 3 and h_prev.dtype == pre.dtype and not keep
+        own_h = h_prev is not None and h_prev.ndim == 3 and h_prev.dtype == pre.dtype and not keep
         h_out = h_prev if own_h else None
         if t == len(xs) - 1 and not keep:  # h_T member-major, (B, n, m) contiguous: the loss reads it without copies
             h_out = np.empty((B, n, x.shape[-1]), pre.dtype).transpose(1, 0, 2)
