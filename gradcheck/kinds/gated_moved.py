@@ -3,12 +3,14 @@
 Member b moves entry (rows[b], cols[b]) of Wx, Wh or the bias by delta[b]. Until the move reaches the state every
 member shares the base pass's h (and c): Wh moved while h is still 0 changes nothing (δ·h[j] = 0 exactly). The step
 the move first reaches changes one pre-activation row per member, so only that hidden unit's G gates are evaluated
-(a row patch of h and c, O(G·m) a member). From then on every member is dense: one GEMM over all members' columns
-in a (rows, B, m) layout, the gates evaluated in place. (The next step could meet Wh as a rank-1 term
-Wh[:, k]·Δh_k, as `recurrent` does, but with G·n rows to build in two broadcast passes that is slower here than
-the GEMM: measured, benchmarks/results.md.) The gates run on halved pre-activations (lstm_cell_, gru_cell_): the
-forward pass's values, as halving is exact, with fewer passes. Each member equals the forward pass on a moved copy
-of the param up to rounding (tests/test_kinds_shortcuts.py).
+(a row patch of h and c, O(G·m) a member). An LSTM's next step meets Wh as a rank-1 term, base + Wh[:, k]·Δh_k,
+written by one einsum (rank_one: no GEMM, no dense copy of h); a GRU's takes the GEMM (its rank-1 form, built by
+broadcasts, measured slower: benchmarks/results.md). From then on every member is dense: one GEMM over all members'
+columns in a (rows, B, m) layout into one buffer reused step after step, the gates evaluated in place, and an LSTM's
+c and h overwritten in place (h_T written member-major, (B, n, m), so the loss reads it without copies). The gates
+run on halved pre-activations (lstm_cell_, gru_cell_): the forward pass's values, as halving is exact, with fewer
+passes. Each member equals the forward pass on a moved copy of the param up to rounding
+(tests/test_kinds_shortcuts.py).
 """
 
 from __future__ import annotations
@@ -116,9 +118,9 @@ def lstm_cell_(pre, c_prev, n: int, c_out=None, h_out=None):
     The forward pass's σ(z) = ½(1 + tanh(½z)); with ρ = 1 + tanh(½z) = 2σ, c = ½(ρ_f·c_prev + ρ_i·tanh g) and
     h = ½·ρ_o·tanh c. Halving is exact in floating point, so these are the forward pass's values to the last bit
     (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), four passes fewer a step."""
-    s = np.tanh(pre[:3 * n], out=pre[:3 * n])
+    np.tanh(pre, out=pre)  # every gate's tanh in one pass
+    s, g = pre[:3 * n], pre[3 * n:]
     s += 1.0
-    g = np.tanh(pre[3 * n:], out=pre[3 * n:])
     c = np.multiply(s[n:2 * n], c_prev, out=c_out)
     g *= s[:n]
     c += g
