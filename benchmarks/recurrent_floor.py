@@ -4,7 +4,7 @@
 
 A moved entry of Wh, Wx or b changes one hidden unit at the step it first reaches (Wh waits a step while h_0 = 0),
 every unit one step later (Wh meets the changed unit as a rank-1 term, no product: gradcheck takes it so for an
-RNN, and as the product for an LSTM or GRU, whose G·n rows make the rank-1 form slower), and from then on every
+RNN and an LSTM, and as the product for a GRU), and from then on every
 step is dense per perturbation: a (G·n × n)·(n × m) product and the gates' transcendentals over G·n·m entries (tanh for
 an RNN; for an LSTM σ of 3n rows, tanh of the g rows and of c; for a GRU σ of 2n rows and tanh of n). This script
 counts those products and transcendentals over the 2N evaluations of a central full check (the same specs as

@@ -44,6 +44,7 @@ data:
   Y: {shape: [4, 5]}
   P2: {shape: [2, 5], init: onehot}
   T: [[0, 4, 4, 1, 2], [3, 3, 0, 4, 1]]
+  X12: {shape: [12, 5]}
 """
 
 CASES = {
@@ -77,6 +78,11 @@ CASES = {
     "lstm_four_steps_states": ("input: X8\nlayers: [{lstm: {input_weight: Wx, hidden_weight: Wt.T, bias: lb1, "
                                "steps: 4, init: h0, cell_init: c0}, activation: tanh}]\nobjective: sum",
                                ("Wx", "Wt", "lb1", "h0", "c0")),
+    # six steps from h_0, c_0 ≠ 0: Wh's row patch at step 1, the rank-1 step, then dense steps with c and h in
+    # place and h_T written member-major (gated_moved.lstm_steps)
+    "lstm_six_steps_last": ("input: X12\nlayers: [{lstm: {input_weight: Wx, hidden_weight: Wh, bias: lb1, steps: 6, "
+                            "init: h0, cell_init: c0}}]\nobjective: {loss: squared_error, target: P2}",
+                            ("Wx", "Wh", "lb1")),
     "lstm_tied": ("input: X8\nlayers: [{lstm: {input_weight: Wh, hidden_weight: Wh, bias: lb1, steps: 4}}]\n"
                   "objective: sum", ("Wh", "lb1")),
     "gru_four_steps_all": ("input: X8\nlayers: [{gru: {input_weight: Gx, hidden_weight: Gh, bias: gb, steps: 4, "
@@ -220,3 +226,23 @@ def test_squared_error_dense_equals_both_losses_summed(layout):
     readonly = np.broadcast_to(new[:1], new.shape)
     change, _ = losses.LOSSES["squared_error"].dense(a, y, readonly)
     np.testing.assert_allclose(change, np.repeat(want[:1], 5), rtol=1e-12, atol=1e-15)
+
+
+def test_lstm_cell_in_place_and_rank_one_equal_the_plain_formulas():
+    """lstm_cell_ into c_prev and a member-major h equals it into fresh arrays bit for bit; rank_one equals base plus
+    each member's outer product, written out per member."""
+    import numpy as np
+    from gradcheck.kinds.gated_moved import lstm_cell_, rank_one
+    rng = np.random.default_rng(0)
+    n, B, m = 3, 4, 5
+    pre, c = rng.standard_normal((4 * n, B, m)), rng.standard_normal((n, B, m))
+    h_want, c_want = lstm_cell_(pre.copy(), c.copy(), n)
+    c_in, h_out = c.copy(), np.empty((B, n, m)).transpose(1, 0, 2)
+    h_got, c_got = lstm_cell_(pre.copy(), c_in, n, c_in, h_out)
+    assert h_got is h_out and c_got is c_in
+    assert np.array_equal(h_got, h_want) and np.array_equal(c_got, c_want)
+    w, base, k, d = rng.standard_normal((4 * n, n)), rng.standard_normal((4 * n, m)), np.array([2, 0, 0, 1]), \
+        rng.standard_normal((B, m)) + 1j * rng.standard_normal((B, m))
+    got = rank_one(base, w, k, d, np.empty((4 * n, B, m), complex))
+    for b in range(B):
+        assert np.array_equal(got[:, b], base + np.outer(w[:, k[b]], d[b]))

@@ -3,12 +3,14 @@
 Member b moves entry (rows[b], cols[b]) of Wx, Wh or the bias by delta[b]. Until the move reaches the state every
 member shares the base pass's h (and c): Wh moved while h is still 0 changes nothing (δ·h[j] = 0 exactly). The step
 the move first reaches changes one pre-activation row per member, so only that hidden unit's G gates are evaluated
-(a row patch of h and c, O(G·m) a member). From then on every member is dense: one GEMM over all members' columns
-in a (rows, B, m) layout, the gates evaluated in place. (The next step could meet Wh as a rank-1 term
-Wh[:, k]·Δh_k, as `recurrent` does, but with G·n rows to build in two broadcast passes that is slower here than
-the GEMM: measured, benchmarks/results.md.) The gates run on halved pre-activations (lstm_cell_, gru_cell_): the
-forward pass's values, as halving is exact, with fewer passes. Each member equals the forward pass on a moved copy
-of the param up to rounding (tests/test_kinds_shortcuts.py).
+(a row patch of h and c, O(G·m) a member). An LSTM's next step meets Wh as a rank-1 term, base + Wh[:, k]·Δh_k,
+written by one einsum (rank_one: no GEMM, no dense copy of h); a GRU's takes the GEMM (its rank-1 form, built by
+broadcasts, measured slower: benchmarks/results.md). From then on every member is dense: one GEMM over all members'
+columns in a (rows, B, m) layout into one buffer reused step after step, the gates evaluated in place, and an LSTM's
+c and h overwritten in place (h_T written member-major, (B, n, m), so the loss reads it without copies). The gates
+run on halved pre-activations (lstm_cell_, gru_cell_): the forward pass's values, as halving is exact, with fewer
+passes. Each member equals the forward pass on a moved copy of the param up to rounding
+(tests/test_kinds_shortcuts.py).
 """
 
 from __future__ import annotations
@@ -71,18 +73,34 @@ def shared_rows(h):
     return lambda j: h[j]
 
 
+def patched_rows(h, k, hk):
+    """Row j[b] of member b's h: the shared h with row k[b] replaced by hk[b]."""
+    return lambda j: np.where((j == k)[:, None], hk, h[j])
+
+
+def rank_one(base, w, k, d, out):
+    """out (rows, B, m) = base (rows, m) + w[:, k[b]]·d[b] for each member: a patched row of h met by w, no GEMM.
+    One product an entry, as a broadcast multiply would take it; einsum writes it about a third faster (measured)."""
+    np.einsum("rb,bj->rbj", w[:, k], d, out=out)
+    out += base[:, None, :]
+    return out
+
+
 def gate_rows(k, gates: int, n: int):
     """(G, B): the pre-activation rows of hidden unit k[b] in each of the G gate blocks."""
     return k[None, :] + n * np.arange(gates)[:, None]
 
 
-def wide(w, h, B: int, dtype):
-    """w @ h for every member, (rows, B, m): one GEMM over all members' columns; a shared h (k, m) once. Fresh."""
+def wide(w, h, B: int, dtype, out=None):
+    """w @ h for every member, (rows, B, m): one GEMM over all members' columns; a shared h (k, m) once. Into
+    out (rows, B, m) of dtype where given (a buffer reused step after step), else fresh."""
+    m = h.shape[-1]
+    if out is None:
+        out = np.empty((w.shape[0], B, m), dtype)
     if h.ndim == 3:
-        k, _, m = h.shape
-        return (w @ h.reshape(k, B * m)).reshape(w.shape[0], B, m).astype(dtype, copy=False)
-    out = np.empty((w.shape[0], B, h.shape[-1]), dtype)
-    out[...] = (w @ h)[:, None, :]
+        np.matmul(w, h.reshape(h.shape[0], B * m), out=out.reshape(w.shape[0], B * m))
+    else:
+        out[...] = (w @ h)[:, None, :]
     return out
 
 
@@ -93,20 +111,21 @@ def halves(rows: int, gates: int, n: int):
     return scale
 
 
-def lstm_cell_(pre, c_prev, n: int):
-    """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows halved, overwritten.
+def lstm_cell_(pre, c_prev, n: int, c_out=None, h_out=None):
+    """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows halved, overwritten; c and
+    h written into c_out (which may be c_prev) and h_out where given (the same operations, in place).
 
     The forward pass's σ(z) = ½(1 + tanh(½z)); with ρ = 1 + tanh(½z) = 2σ, c = ½(ρ_f·c_prev + ρ_i·tanh g) and
     h = ½·ρ_o·tanh c. Halving is exact in floating point, so these are the forward pass's values to the last bit
     (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), four passes fewer a step."""
-    s = np.tanh(pre[:3 * n], out=pre[:3 * n])
+    np.tanh(pre, out=pre)  # every gate's tanh in one pass
+    s, g = pre[:3 * n], pre[3 * n:]
     s += 1.0
-    g = np.tanh(pre[3 * n:], out=pre[3 * n:])
-    c = s[n:2 * n] * c_prev
+    c = np.multiply(s[n:2 * n], c_prev, out=c_out)
     g *= s[:n]
     c += g
     c *= 0.5
-    h = np.tanh(c)
+    h = np.tanh(c, out=h_out)
     h *= s[2 * n:]
     h *= 0.5
     return h, c
@@ -170,10 +189,10 @@ def _input_side(wx, x, bias, B: int, dtype):
 def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
     """h_1..h_T of every member, each (B, n, m)."""
     n, B, batch = opt.hidden, len(moves.batch), moves.batch
-    st, hs, keep = _State(h, c), [], opt.output == "all"
+    st, hs, keep, buf = _State(h, c), [], opt.output == "all", None  # buf: the dense steps' pre-activations
     scale = halves(4 * n, 3, n)  # the i, f, o rows halved (lstm_cell_)
     wh = wh * scale[:, None]
-    for x in xs:
+    for t, x in enumerate(xs):
         px = _input_side(wx, x, bias, B, dtype) * (scale[:, None] if x.ndim == 2 else scale[:, None, None])
         if st.h.ndim == 2 and x.ndim == 2:
             pre = px + wh @ st.h  # the base pass's pre-activations, shared
@@ -190,12 +209,31 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
                 st.patch = (k, hk[0], ck[0])
                 hs.append(st.out(B) if keep else None)
                 continue
-        full = wide(wh, st.dense(B).h, B, dtype)
-        full += px if px.ndim == 3 else px[:, None, :]
-        h_prev = st.h
-        h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
-        add_rows(full, 0, moves.terms(x, h_rows, "xhb", scale), batch)
-        st.h, st.c = lstm_cell_(full, st.c if st.c.ndim == 3 else st.c[:, None, :], n)
+            if st.patch is not None:  # the patched row meets Wh: a rank-1 change of every row, no GEMM
+                k, hk, ck = st.patch
+                if buf is None:
+                    buf = np.empty((4 * n, B, x.shape[-1]), dtype)
+                pre = rank_one(pre, wh, k, hk - st.h[k], buf)
+                add_rows(pre, 0, moves.terms(x, patched_rows(st.h, k, hk), "xhb", scale), batch)
+                st.c, st.patch, h_prev = patched_state(st.c, (k, ck), B), None, None
+            else:
+                pre = None
+        else:
+            pre = None
+        if pre is None:
+            h_prev = st.dense(B).h
+            buf = pre = wide(wh, h_prev, B, dtype, buf)  # one buffer for every dense step
+            pre += px if px.ndim == 3 else px[:, None, :]
+            h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
+            add_rows(pre, 0, moves.terms(x, h_rows, "xhb", scale), batch)
+        # c and h in place once they are the members' own: h_prev is spent (its rows were read just above) unless
+        # kept for output: all
+        own_c = st.c.ndim == 3 and st.c.dtype == pre.dtype
+        own_h = h_prev is not None and h_prev.ndim == 3 and h_prev.dtype == pre.dtype and not keep
+        h_out = h_prev if own_h else None
+        if t == len(xs) - 1 and not keep:  # h_T member-major, (B, n, m) contiguous: the loss reads it without copies
+            h_out = np.empty((B, n, x.shape[-1]), pre.dtype).transpose(1, 0, 2)
+        st.h, st.c = lstm_cell_(pre, st.c if st.c.ndim == 3 else st.c[:, None, :], n, st.c if own_c else None, h_out)
         hs.append(st.out(B) if keep else None)
     return hs if keep else [st.out(B)]  # output: last, h_T alone
 
