@@ -26,6 +26,7 @@ if __name__ == "__main__":  # one BLAS thread unless told otherwise, set before 
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's gradcheck, not an installed one
 import gradcheck  # noqa: E402
 
 LIMITS = gradcheck.Limits(steps=10**7)  # N ≈ 1e5 needs 2e5 evaluations, the default limit

@@ -61,6 +61,7 @@ THREADS = pin_threads(sys.argv[1:]) if __name__ == "__main__" else 0
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's gradcheck, not an installed one
 import gradcheck  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
