@@ -25,6 +25,9 @@ import sys
 import tempfile
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # this checkout's gradcheck, not an installed one (the child gets it as PYTHONPATH)
+
 TARGET = 0.005
 SPEC = """\
 name: logistic unit {i}
@@ -59,7 +62,7 @@ def wall(folder: str) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "gradcheck", "run", folder, "-q"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                          stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1",
                                                                   "OPENBLAS_NUM_THREADS": "1"})
     if done.returncode != 0:
         raise SystemExit(f"gradcheck run {folder} exited {done.returncode}: {done.stderr}")
