@@ -51,6 +51,8 @@ class Fused:
     # is the caller's temporary (it may be written over); None: entry by entry
     sym_delta: Callable  # (a, y, onehot) -> δ as a symbol, before coef and 1/m
     text: Callable  # (a, y, onehot) -> δ as the UFLDL table writes it, before coef and 1/m
+    imag_size: Callable | None  # (z, y) -> per entry, Σ|Im| of what an imaginary step's loss summed (its round-off's
+    # scale, where the terms cancel); None: |Im L| itself
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ SIGMOID_BCE = Fused(
     entry=lambda z, y: softplus(z) - y * z,  # −y log σ(z) − (1 − y) log(1 − σ(z))
     delta=lambda z, a, y: a - y, grad_y=lambda z, a, y: -z * np.ones_like(a), elementwise=True, rows=None,
     moved=lambda z, y, dz: _sigmoid_bce_moved(z, y, dz),
-    sym_delta=lambda a, y, onehot: s.sub(a, y), text=lambda a, y, onehot: f"{a} - {y}")
+    sym_delta=lambda a, y, onehot: s.sub(a, y), text=lambda a, y, onehot: f"{a} - {y}", imag_size=None)
 
 SOFTMAX_CE = Fused(
     entry=lambda z, y: -y * (z - _log_sum_exp(z)),
@@ -114,7 +116,21 @@ SOFTMAX_CE = Fused(
     elementwise=False, rows=lambda z, y, rows, new: _softmax_ce_rows(z, y, rows, new),
     moved=lambda z, y, dz: _softmax_ce_moved(z, y, dz),
     sym_delta=lambda a, y, onehot: _ce_softmax_delta(a, y, onehot),
-    text=lambda a, y, onehot: f"{a} - {y}" if onehot else f"{a} • sum({y}, axis=0) - {y}")
+    text=lambda a, y, onehot: f"{a} - {y}" if onehot else f"{a} • sum({y}, axis=0) - {y}",
+    imag_size=lambda z, y: _softmax_ce_imag_size(z, y))
+
+
+def _spread(z, lse):
+    """1 + |lse| + max |z| per column (real parts): p = e^(z − lse) carries a relative round-off of ε·(|z| + |lse|),
+    so an imaginary step's Im Δlse = Σ p·Im Δz does too, and the loss's y·(Im Δz − Im Δlse) (a confident softmax:
+    p ≈ 1) cancels down to that, not to a few ε of the difference."""
+    return 1.0 + np.abs(np.real(lse)) + np.max(np.abs(np.real(z)), axis=-2, keepdims=True)
+
+
+def _softmax_ce_imag_size(z, y):
+    """Per entry, for a complex z (the base's real): |y|·(|Im z| + |Im lse|·spread), the terms −y·(z − lse) sums."""
+    lse = _log_sum_exp(z)
+    return np.abs(y) * (np.abs(np.imag(z)) + np.abs(np.imag(lse)) * _spread(z, lse))
 
 
 def _softmax_ce_rows(z, y, rows, new):
@@ -128,8 +144,8 @@ def _softmax_ce_rows(z, y, rows, new):
     dlse = np.log1p(np.exp(z[rows] - lse) * np.expm1(dz))
     y_rows, y_abs = y[rows], np.sum(np.abs(y), axis=-2)
     change = np.sum(y, axis=-2) * dlse - y_rows * dz
-    if np.iscomplexobj(change):  # Σ|Im L(new)|: y·Im Δlse off the row, −y·(Im Δz − Im Δlse) on it
-        return change, (y_abs - np.abs(y_rows)) * np.abs(dlse.imag) + np.abs(y_rows * (dz.imag - dlse.imag))
+    if np.iscomplexobj(change):  # Σ|Im| of what is summed, as _softmax_ce_imag_size counts it: y·Im Δz on the row
+        return change, np.abs(y_rows) * np.abs(dz.imag) + y_abs * np.abs(dlse.imag) * _spread(z, lse)
     # log-softmax is ≤ 0 before and after, so |L| = |y|·(lse − z) and its column sums move by y_abs·Δlse − |y|·Δz
     before = np.sum(np.abs(y) * (lse - z), axis=-2)
     return change, 2.0 * before + y_abs * dlse - np.abs(y_rows) * dz
@@ -179,8 +195,9 @@ def _softmax_ce_moved(z, y, dz):
     grown *= np.exp(z - lse)
     dlse = np.log1p(np.sum(grown, axis=-2))  # (B, m)
     change = np.sum(y, axis=-2) * dlse - y_dz
-    if np.iscomplexobj(change):  # Σ|Im L(new)| = Σ |y|·|Im Δz − Im Δlse|
-        return change, np.sum(np.abs(y) * np.abs(dz.imag - dlse.imag[..., None, :]), axis=-2)
+    if np.iscomplexobj(change):  # Σ|Im| of what is summed, as _softmax_ce_imag_size counts it
+        return change, np.einsum("bkm,km->bm", np.abs(dz.imag), np.abs(y)) + \
+            np.sum(np.abs(y), axis=-2) * np.abs(dlse.imag) * _spread(z, lse)
     before = np.sum(np.abs(y) * (lse - z), axis=-2)  # log-softmax ≤ 0: |L| = |y|·(lse − z), as in _softmax_ce_rows
     return change, 2.0 * before + np.sum(np.abs(y), axis=-2) * dlse - np.einsum("bkm,km->bm", dz, np.abs(y))
 

@@ -71,7 +71,8 @@ class TermObjective:
                 return self.dense_sums(a_base, after, before)
             change = np.broadcast_to(after - before, (self.B,) + a_base.shape)
         if np.iscomplexobj(after):  # an imaginary step: round-off scales with the imaginary parts summed
-            size = np.abs(np.imag(after))
+            imag_size = None if fused is None else fused.imag_size
+            size = np.abs(np.imag(after)) if imag_size is None else imag_size(dense, y_new)
         else:
             size = np.abs(after) + np.abs(before)
         return self.summed(a_base, change, np.broadcast_to(size, change.shape))

@@ -451,3 +451,37 @@ def test_fast_mode_direction_equals_the_dense_stack(placement):
                       np.maximum(1e-12 * np.abs(want.real[:3]), 2 * numeric.ROUNDING * (want_size[:3] + scale)))
         np.testing.assert_allclose(got.imag[3], want.imag[3], rtol=1e-12, atol=1e-32 * scale)
         np.testing.assert_allclose(got_size, want_size, rtol=1e-9, atol=1e-12 * scale)
+
+
+def _softmax_ce_gradient_long_double(W, b, X, Y):
+    """∂/∂W and ∂/∂b of Σ cross-entropy(softmax(W X + b), Y), in long double: the oracle for logits of 30 to 40."""
+    W, b, X, Y = (np.asarray(v, dtype=np.longdouble) for v in (W, b, X, Y))
+    z = W @ X + b
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    dz = e / e.sum(axis=0, keepdims=True) - Y
+    return {"W": dz @ X.T, "b": dz.sum(axis=1, keepdims=True)}
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_complex_step_error_covers_a_confident_softmax(mode):
+    """Logits 30 to 40: p = e^(z − lse) carries ε·(|z| + |lse|) of round-off, and an imaginary step's p·h − y·h
+    (p ≈ 1) keeps it; the estimate must cover it (4ε of the cancelled sum called this correct gradient wrong)."""
+    spec = gradcheck.load("tests/verdicts/correct/confident_softmax_ce.yaml")
+    result = gradcheck.check(spec, method="complex-step", mode=mode)
+    assert result.status == "pass", [(p.name, p.backprop) for p in result.params]
+    if mode == "fast":
+        return
+    exact = _softmax_ce_gradient_long_double(*(spec.values[k] for k in ("W", "b", "X", "Y")))
+    for p in result.params:
+        off = np.abs(p.entries.numeric - exact[p.name].astype(float))
+        assert np.all(off <= p.entries.numeric_error), (p.name, off, p.entries.numeric_error)
+        assert np.all(np.abs(p.entries.backprop - exact[p.name].astype(float)) <= 1e-15)
+
+
+def test_complex_step_still_catches_a_small_slip_in_a_confident_softmax():
+    """The wider floor is the round-off's own size: a relative 1e-9 slip in one entry of b (b[2] = 39) still fails."""
+    with open("tests/verdicts/correct/confident_softmax_ce.yaml") as fh:
+        text = fh.read().replace("  b: sum(dZ, axis=1)", "  b: sum(dZ, axis=1) * (1 + 1e-9 * (b > 35))")
+    result = gradcheck.check(gradcheck.loads(text), method="complex-step")
+    b = next(p for p in result.params if p.name == "b")
+    assert b.backprop.passed and not b.expect.passed and b.expect.worst_index == (2, 0)
