@@ -307,6 +307,16 @@ def entry_losses(obj: Objective, a, y, z=None, fused: Fused | None = None):
     return obj.row.entry(a, y) if fused is None else fused.entry(z, y)
 
 
+def entry_sizes(after, before, z=None, y=None, fused: Fused | None = None):
+    """Per entry, the scale of the round-off in L(new) − L(old): |L(new)| + |L(old)|; for an imaginary step the
+    imaginary parts summed (Σ|Im| of the terms a fused loss cancels, where it says so: Fused.imag_size)."""
+    if not np.iscomplexobj(after):
+        return np.abs(after) + np.abs(before)
+    if fused is not None and fused.imag_size is not None:
+        return fused.imag_size(z, y)
+    return np.abs(np.imag(after))
+
+
 def objective_value(obj: Objective, a: np.ndarray, values, z=None, fused: Fused | None = None) -> np.ndarray:
     """J_term with keepdims (batch + (1, 1))."""
     y = None if obj.target is None else obj.target.value(values)

@@ -23,6 +23,7 @@ from . import network
 from .kinds import KINDS
 from .merges import MERGES
 from .model import Layer, Model, Ref, layer_refs
+from .perturb_objective import weighted
 from .trace import activate, discrete_state
 
 
@@ -148,13 +149,10 @@ class _TermWalk:
             after = network.entry_losses(obj, a, y_new, z, fused)
             before = network.entry_losses(obj, a_base, y_base, z_base, fused)
             shape = (self.B,) + a_base.shape
-            sizes = np.abs(np.imag(after)) if np.iscomplexobj(after) else np.abs(after) + np.abs(before)
+            sizes = network.entry_sizes(after, before, z, y_new, fused)
             scale = obj.row.scale(a_base.shape, obj.reduce)
             change = scale * np.broadcast_to(after - before, shape).reshape(self.B, -1).sum(axis=1)
             size = scale * np.broadcast_to(sizes, shape).reshape(self.B, -1).sum(axis=1)
-        coef_base = float(np.real(np.asarray(trace.coef).ravel()[0]))
-        if _reads_moved(term.coef, self.moved):
-            coef = np.broadcast_to(term.coef.value(self.moved), (self.B, 1, 1))[:, 0, 0]
-            shift = (coef - coef_base) * float(np.real(trace.value.ravel()[0]))
-            return shift + coef * change, np.abs(shift) + np.abs(coef) * size
-        return coef_base * change, abs(coef_base) * size
+        coef = np.broadcast_to(term.coef.value(self.moved), (self.B, 1, 1))[:, 0, 0] \
+            if _reads_moved(term.coef, self.moved) else None
+        return weighted(trace, coef, change, size)

@@ -20,6 +20,16 @@ def spread(x, shape: tuple) -> np.ndarray:
     return x if np.shape(x) == shape else np.broadcast_to(x, shape)
 
 
+def weighted(trace, coef, change, size):
+    """A term's (ΔJ, size) times its coef: the base pass's, or per member a moved `coef` (B,), which also moves the
+    term's base value: coef·J' − c₀·J = (coef − c₀)·J + coef·ΔJ."""
+    coef_base = float(np.real(np.asarray(trace.coef).ravel()[0]))
+    if coef is None:
+        return coef_base * change, abs(coef_base) * size
+    shift = (coef - coef_base) * float(np.real(trace.value.ravel()[0]))
+    return shift + coef * change, np.abs(shift) + np.abs(coef) * size
+
+
 class TermObjective:
     """ΔJ of one term from its perturbed last state (mixed into perturb._TermRun)."""
 
@@ -32,12 +42,8 @@ class TermObjective:
             dJ_term, size = np.zeros(self.B), np.zeros(self.B)
         else:
             dJ_term, size = self.objective_change(a_base if state is None else state, a_base, target_moves)
-        coef_base = float(np.asarray(trace.coef).ravel()[0])
-        if term.coef is not None and term.coef.name == self.o.name:
-            coef = self.stack()[:, 0, 0]
-            moved = (coef - coef_base) * float(trace.value.ravel()[0])
-            return moved + coef * dJ_term, np.abs(moved) + np.abs(coef) * size
-        return coef_base * dJ_term, abs(coef_base) * size
+        moved_coef = self.stack()[:, 0, 0] if term.coef is not None and term.coef.name == self.o.name else None
+        return weighted(trace, moved_coef, dJ_term, size)
 
     def objective_change(self, state, a_base, target_moves: bool):
         """(Σ over entries of [L(new) − L(old)], its size): over the changed rows only, for a row patch."""
@@ -60,21 +66,17 @@ class TermObjective:
             scale = obj.row.scale(a_base.shape, obj.reduce)  # a loss that takes the moved a whole: fewer passes
             return tuple(scale * x for x in obj.row.dense(base, y_base, new))
         if isinstance(new, RowPatch) and not target_moves and (fused is None or fused.elementwise):
-            y_rows = None if y_base is None else y_base[new.rows]
-            after, before = self.losses(new.vals, y_rows), self.losses(base[new.rows], y_rows)
+            moved, y_new = new.vals, None if y_base is None else y_base[new.rows]
+            after, before = self.losses(moved, y_new), self.losses(base[new.rows], y_new)
             change = after - before
         else:
-            dense = new.dense() if isinstance(new, RowPatch) else new
+            moved = new.dense() if isinstance(new, RowPatch) else new
             y_new = obj.target.value(self.batched_values()) if target_moves else y_base
-            after, before = self.losses(dense, y_new), self.losses(base, y_base)
+            after, before = self.losses(moved, y_new), self.losses(base, y_base)
             if np.ndim(after) == 3 and np.ndim(before) == 2 and not np.iscomplexobj(after):
                 return self.dense_sums(a_base, after, before)
             change = np.broadcast_to(after - before, (self.B,) + a_base.shape)
-        if np.iscomplexobj(after):  # an imaginary step: round-off scales with the imaginary parts summed
-            imag_size = None if fused is None else fused.imag_size
-            size = np.abs(np.imag(after)) if imag_size is None else imag_size(dense, y_new)
-        else:
-            size = np.abs(after) + np.abs(before)
+        size = network.entry_sizes(after, before, moved, y_new, fused)
         return self.summed(a_base, change, np.broadcast_to(size, change.shape))
 
     def dense_sums(self, a_base, after, before):
