@@ -9,6 +9,7 @@ import numpy as np
 from . import network
 from .kinds import KINDS
 from .model import Layer, Model, Ref, Term
+from .perturb_objective import takes_moved_a_whole
 from .rowpatch import computed, term_uses, uses
 
 
@@ -107,9 +108,8 @@ def _output_arrays(term: Term, index: int, name: str, real: bool) -> int:
 
 def _temporaries(term: Term, index: int, name: str, real: bool) -> int:
     """Arrays of a layer's output size one perturbation holds: fewer at the last layer when its loss takes the moved a
-    whole (real steps, as objective_change decides)."""
-    last = index == len(term.layers) - 1 and real and term.objective.row.dense is not None and \
-        network.fused_loss(term) is None and (term.objective.target is None or term.objective.target.name != name)
+    whole (perturb_objective.takes_moved_a_whole, as objective_change decides)."""
+    last = index == len(term.layers) - 1 and takes_moved_a_whole(term, name, real)
     return TAKEN_WHOLE if last else TEMPORARIES
 
 

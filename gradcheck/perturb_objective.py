@@ -20,6 +20,14 @@ def spread(x, shape: tuple) -> np.ndarray:
     return x if np.shape(x) == shape else np.broadcast_to(x, shape)
 
 
+def takes_moved_a_whole(term, name: str, real: bool) -> bool:
+    """Whether the term's loss takes a dense moved a whole (its `dense` row, squared error's Δa·(R + ½Δa)): no loss
+    fused with the last activation, a target `name` does not move, real steps. perturb_memory counts by it too."""
+    obj = term.objective
+    return real and obj.row.dense is not None and network.fused_loss(term) is None and \
+        (obj.target is None or obj.target.name != name)
+
+
 def weighted(trace, coef, change, size):
     """A term's (ΔJ, size) times its coef: the base pass's, or per member a moved `coef` (B,), which also moves the
     term's base value: coef·J' − c₀·J = (coef − c₀)·J + coef·ΔJ."""
@@ -61,8 +69,8 @@ class TermObjective:
                 (isinstance(new, LowRank) or np.ndim(new) == 3):
             dz = new.dz() if isinstance(new, LowRank) else new - base
             return self.summed(a_base, *fused.moved(base, y_base, dz))
-        if fused is None and not target_moves and obj.row.dense is not None and isinstance(new, np.ndarray) and \
-                new.ndim == 3 and new.shape[1:] == np.shape(base) and not np.iscomplexobj(new):
+        if isinstance(new, np.ndarray) and new.ndim == 3 and new.shape[1:] == np.shape(base) and \
+                takes_moved_a_whole(self.term, self.o.name, real=not np.iscomplexobj(new)):
             scale = obj.row.scale(a_base.shape, obj.reduce)  # a loss that takes the moved a whole: fewer passes
             return tuple(scale * x for x in obj.row.dense(base, y_base, new))
         if isinstance(new, RowPatch) and not target_moves and (fused is None or fused.elementwise):
