@@ -82,6 +82,11 @@ class Activation:
         return self.argument is not None
 
     @property
+    def writes_in_place(self) -> bool:
+        """f is one numpy ufunc of z alone, so a = f(z) may be written over a z that nothing else reads."""
+        return isinstance(self.f, np.ufunc) and self.elementwise and not self.takes_argument
+
+    @property
     def elementwise(self) -> bool:
         """Whether a_i depends on z_i alone (so one changed row of z changes one row of a)."""
         return self.vjp is None

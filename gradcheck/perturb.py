@@ -355,8 +355,8 @@ class _TermRun(TermObjective):
         lt = self.trace.layers[index]
         self.z_last = z
         self.note_kinks(index, layer, z)
-        if fresh and self.term.chain and index < len(self.term.layers) - 1 and isinstance(row.f, np.ufunc) and \
-                row.elementwise and not row.takes_argument and layer.activation.argument is None:
+        if fresh and self.term.chain and index < len(self.term.layers) - 1 and row.writes_in_place and \
+                layer.activation.argument is None:
             self.scratch = row.f(z.vals, out=z.vals)
             return RowPatch(lt.a, z.rows, self.scratch)
         if not row.elementwise:  # column-wise (softmax): every row of the column changes

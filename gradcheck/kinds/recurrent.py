@@ -120,6 +120,7 @@ class Recurrent:
         # z of every step only where a kink is watched; a is (B, rows, m) as every batched forward gives it
         z_all = np.concatenate(zs, axis=0).transpose(1, 0, 2) if layer.activation.row.kinks else None
         return LayerTrace(layer, a_in, z_all, out.transpose(1, 0, 2), argument, {})
+
     @staticmethod
     def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
         """Numbers one member of `moved` holds: z, h, the previous h and the GEMM's product of the step at hand (and
@@ -244,9 +245,11 @@ def _entry_terms(opt, refs, values, rows, cols, delta, h_rows, x):
 
 
 def _activate(layer: Layer, z, argument, keep_z: bool):
-    """h = f(z); tanh (the classic RNN's) in place when z is not kept: one array fewer a step."""
-    if layer.activation.row.f is np.tanh and not keep_z:
-        return np.tanh(z, out=z)
+    """h = f(z), written over z when z is not kept and f is a plain ufunc (tanh, the classic RNN's): one array fewer
+    a step."""
+    row = layer.activation.row
+    if not keep_z and row.writes_in_place and layer.activation.argument is None:
+        return row.f(z, out=z)
     return apply(layer, z, argument)
 
 
