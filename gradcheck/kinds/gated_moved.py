@@ -17,65 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .recurrent import patched_state
-
-
-class Moves:
-    """Where each member's moved entry lands: per use of the param its side ("x", "h" or "b") and (i, j)."""
-
-    def __init__(self, opt, refs, values, rows, cols, delta):
-        self.delta, self.batch = np.asarray(delta), np.arange(len(rows))
-        self.uses = []
-        for ref in refs:
-            i, j = (cols, rows) if ref.transposed else (rows, cols)
-            side = "x" if ref is opt.input_weight else "h" if ref is opt.hidden_weight else "b"
-            self.uses.append((side, i, j, side == "b" and ref.value(values).shape[-1] == 1))
-        first = self.uses[0][1]
-        # one pre-activation row per member (every use moves the same row), else no row patch
-        self.row = first if all(np.array_equal(u[1], first) for u in self.uses) else None
-
-    def hidden_only(self) -> bool:
-        return all(side == "h" for side, *_ in self.uses)
-
-    def terms(self, x, h_rows, sides: str, scale):
-        """[(i, add)]: the moved entry's own term in row i[b] of member b, δ·x[j], δ·h[j] or δ, for the uses on
-        `sides`, times the row's scale (½ or 1, exact); x (d, m) shared or (d, B, m); h_rows(j): row j[b] of member
-        b's h, (B, m)."""
-        out = []
-        for side, i, j, column in self.uses:
-            if side not in sides:
-                continue
-            if side == "x":
-                add = self.delta[:, None] * (x[j] if x.ndim == 2 else x[j, self.batch])
-            elif side == "h":
-                add = self.delta[:, None] * h_rows(j)
-            elif column:  # a column bias moves the whole row
-                add = np.broadcast_to(self.delta[:, None], (len(i), x.shape[-1]))
-            else:
-                add = np.zeros((len(i), x.shape[-1]), self.delta.dtype)
-                add[self.batch, j] = self.delta
-            out.append((i, add * scale[i][:, None]))
-        return out
-
-
-def add_rows(target, offset: int, terms, batch) -> None:
-    """target[i − offset, b] += add[b] for each term's rows i inside target's rows (offset ≤ i < offset + len)."""
-    for i, add in terms:
-        inside = (i >= offset) & (i < offset + target.shape[0])
-        if inside.all():
-            target[i - offset, batch] += add
-        elif inside.any():
-            target[i[inside] - offset, batch[inside]] += add[inside]
-
-
-def shared_rows(h):
-    """Row j[b] of member b's h, for h shared by every member."""
-    return lambda j: h[j]
-
-
-def patched_rows(h, k, hk):
-    """Row j[b] of member b's h: the shared h with row k[b] replaced by hk[b]."""
-    return lambda j: np.where((j == k)[:, None], hk, h[j])
+from .moves import Moves, add_rows, member_rows, patched_rows, patched_state, shared_rows
 
 
 def rank_one(base, w, k, d, out):
@@ -224,7 +166,7 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
             h_prev = st.dense(B).h
             buf = pre = wide(wh, h_prev, B, dtype, buf)  # one buffer for every dense step
             pre += px if px.ndim == 3 else px[:, None, :]
-            h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
+            h_rows = member_rows(h_prev, batch)
             add_rows(pre, 0, moves.terms(x, h_rows, "xhb", scale), batch)
         # c and h in place once they are the members' own: h_prev is spent (its rows were read just above) unless
         # kept for output: all
@@ -265,7 +207,7 @@ def gru_steps(opt, wx, wh, bias, xs, moves: Moves, h, dtype) -> list:
                 continue
         full = wide(wh, st.dense(B).h, B, dtype)
         h_prev = st.h
-        h_rows = (lambda j: h_prev[j]) if h_prev.ndim == 2 else (lambda j: h_prev[j, batch])
+        h_rows = member_rows(h_prev, batch)
         add_rows(full, 0, moves.terms(x, h_rows, "h", hscale), batch)
         st.h = gru_cell_(ax if ax.ndim == 3 else ax[:, None, :], full, h_prev if h_prev.ndim == 3 else
                          h_prev[:, None, :], n, moves.terms(x, h_rows, "xb", xscale), batch)

@@ -15,6 +15,7 @@ from ..model import ActivationUse, Layer, Ref
 from ..nodes import check_keys, expect_mapping, number, place_of
 from ..trace import LayerTrace, accumulate, activation_step, apply, argument_of
 from ..yamlsrc import Node
+from .moves import Moves, add_rows, member_rows, patched_rows, patched_state, shared_rows
 
 KEYS = ("hidden_weight", "input_weight", "bias", "steps", "activation", "init", "output")
 
@@ -59,7 +60,7 @@ class Recurrent:
         argument = argument_of(layer, values)
         if np.ndim(argument) == 2:  # (hidden, m) or (hidden, 1) against the (hidden, B, m) layout below
             argument = argument[:, None, :]
-        only_hidden = all(r is opt.hidden_weight for r in refs)
+        moves = Moves(opt, refs, values, rows, cols, delta)  # where each member's moved entry lands
         # Without kinks to watch or an argument, the step the move reaches changes one row of z per member (a row
         # patch of h), and the next meets Wh as a rank-1 term: no GEMM for either (`patch`: (rows, their values)).
         rowwise, patch = not layer.activation.row.kinks and layer.activation.argument is None, None
@@ -70,7 +71,8 @@ class Recurrent:
                 x = x.transpose(1, 0, 2)
             fed = _matmul(wx, x) + (bias if np.ndim(bias) < 2 or x.ndim == 2 else bias[:, None, :])
             fed = fed[:, None, :] if fed.ndim == 2 else fed  # (n, 1 or B, m)
-            if h.ndim == 2 and x.ndim == 2 and patch is None and only_hidden and not np.any(h):  # δ·h[j] = 0: exact
+            # Wh moved while h is still 0: δ·h[j] = 0, exactly the base pass's step
+            if h.ndim == 2 and x.ndim == 2 and patch is None and moves.hidden_only() and not np.any(h):
                 z = _matmul(wh, h) + fed[:, 0]
                 h = apply(layer, z, argument[:, 0] if np.ndim(argument) == 3 else argument)
                 if keep_z:
@@ -78,22 +80,20 @@ class Recurrent:
                 if keep_h:
                     hs.append(np.broadcast_to(h[:, None, :], (n, B, m)))
                 continue
-            if rowwise and h.ndim == 2 and x.ndim == 2:
-                h_rows = (lambda j: h[j]) if patch is None else \
-                    (lambda j, p=patch: np.where((p[0] == j)[:, None], p[1], h[j]))
-                own = _entry_terms(opt, refs, values, rows, cols, delta, h_rows, x)
-                if own is not None:
-                    zb = _matmul(wh, h) + fed[:, 0]  # the base pass's z of this step
-                    if patch is None:  # the move reaches z: one row per member
-                        h, patch = apply(layer, zb, None), (own[0], apply(layer, zb[own[0]] + own[1], None))
-                    else:  # the patched row of h meets Wh: a rank-1 change of every row of z
-                        z = wh[:, patch[0]][:, :, None] * (patch[1] - h[patch[0]])[None]
-                        z += zb[:, None, :]
-                        z[own[0], batch] += own[1]
-                        h, patch = _activate(layer, z, None, keep_z), None
-                    if keep_h:
-                        hs.append(patched_state(h, patch, B))
-                    continue
+            if rowwise and h.ndim == 2 and x.ndim == 2 and moves.row is not None:  # every use moves one row
+                h_rows = shared_rows(h) if patch is None else patched_rows(h, *patch)
+                own = moves.row, sum(add for _, add in moves.terms(x, h_rows))
+                zb = _matmul(wh, h) + fed[:, 0]  # the base pass's z of this step
+                if patch is None:  # the move reaches z: one row per member
+                    h, patch = apply(layer, zb, None), (own[0], apply(layer, zb[own[0]] + own[1], None))
+                else:  # the patched row of h meets Wh: a rank-1 change of every row of z
+                    z = wh[:, patch[0]][:, :, None] * (patch[1] - h[patch[0]])[None]
+                    z += zb[:, None, :]
+                    z[own[0], batch] += own[1]
+                    h, patch = _activate(layer, z, None, keep_z), None
+                if keep_h:
+                    hs.append(patched_state(h, patch, B))
+                continue
             h = patched_state(h, patch, B) if patch is not None else h
             patch = None
             if h.ndim == 2:  # the first step the move reaches: every member from the shared h
@@ -102,15 +102,7 @@ class Recurrent:
             else:  # the GEMM's own fresh array, added to in place
                 z = _matmul(wh, h).astype(np.result_type(delta, h, float), copy=False)
                 z += fed
-            for ref in refs:
-                i, j = (cols, rows) if ref.transposed else (rows, cols)
-                if ref is opt.hidden_weight or ref is opt.input_weight:
-                    source = h if ref is opt.hidden_weight else x
-                    z[i, batch] += delta[:, None] * (source[j] if source.ndim == 2 else source[j, batch])
-                elif ref.value(values).shape[-1] == 1:  # a column bias moves the whole row
-                    z[i, batch] += delta[:, None]
-                else:
-                    z[i, batch, j] += delta
+            add_rows(z, 0, moves.terms(x, member_rows(h, batch)), batch)  # each member's own term
             h = _activate(layer, z, argument, keep_z)
             if keep_z:
                 zs.append(z)
@@ -223,27 +215,6 @@ class Recurrent:
         return 2 * opt.steps * opt.hidden * m + layer.out_shape[0] * m
 
 
-def _entry_terms(opt, refs, values, rows, cols, delta, h_rows, x):
-    """(i, add): the moved entry's own term in z at this step, δ·h[j], δ·x[j] or δ (bias), all in row i[b]
-    (h_rows(j): row j[b] of member b's h); None when two uses move different rows (W as Wh and as Wxᵀ)."""
-    B, m = len(rows), x.shape[-1]
-    row, total = None, 0.0
-    for ref in refs:
-        i, j = (cols, rows) if ref.transposed else (rows, cols)
-        if row is not None and not np.array_equal(i, row):
-            return None
-        row = i
-        if ref is opt.hidden_weight or ref is opt.input_weight:
-            total = total + delta[:, None] * (h_rows(j) if ref is opt.hidden_weight else x[j])
-        elif ref.value(values).shape[-1] == 1:  # a column bias moves the whole row
-            total = total + np.broadcast_to(delta[:, None], (B, m))
-        else:
-            add = np.zeros((B, m), dtype=np.result_type(delta, float))
-            add[np.arange(B), j] = delta
-            total = total + add
-    return row, total
-
-
 def _activate(layer: Layer, z, argument, keep_z: bool):
     """h = f(z), written over z when z is not kept and f is a plain ufunc (tanh, the classic RNN's): one array fewer
     a step."""
@@ -252,16 +223,6 @@ def _activate(layer: Layer, z, argument, keep_z: bool):
         return row.f(z, out=z)
     return apply(layer, z, argument)
 
-
-def patched_state(h, patch, B: int) -> np.ndarray:
-    """h of every member, (n, B, m): the shared h with each member's patched row, if any."""
-    if h.ndim == 3:
-        return h
-    out = np.repeat(h[:, None, :], B, axis=1).astype(np.result_type(h, *(() if patch is None else (patch[1],))),
-                                                     copy=False)
-    if patch is not None:
-        out[patch[0], np.arange(B)] = patch[1]
-    return out
 
 
 def _matmul(w, x) -> np.ndarray:
