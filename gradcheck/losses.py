@@ -170,7 +170,7 @@ def _sigmoid_bce_moved(z, y, dz):
     np.log1p(grown, out=grown)  # softplus(z + Δz) − softplus(z), per entry
     total = grown @ np.ones(grown.shape[1]) - y_dz
     # y ∈ [0, 1], so L ≥ 0 at every z: Σ|L(new)| + |L(old)| = 2ΣL(old) + ΣΔL
-    return total, 2.0 * np.sum(np.logaddexp(0.0, z) - y * z) + total
+    return total, 2.0 * np.sum(softplus(z) - y * z) + total
 
 
 def _sigmoid_bce_entries(z, y, dz):
