@@ -12,7 +12,7 @@ Three ideas make this fast and exact:
   log-sum-exp from the one changed logit (losses.Fused.rows); a kind may name the rows an entry moves
   (conv: one filter's, kinds' `patch`) or carry the moved entry through its own batched forward
   (recurrent: `moved`), or carry a changed row on as the same row (batch norm, dropout: `carry_rows`) or spread it over
-  its whole z from O(m) statistics (layer norm: `spread_rows`);
+  its whole z from O(m) statistics (layer norm: `spread_rows`; at the last layer, in cache-sized chunks: spread_tail);
   a second use of p as a dense weight or bias adds the entry's own rank-1 term.
   Elsewhere the batch is made dense and the ordinary batched forward pass takes over.
 - ΔJ is summed entry-wise as Σ [L(new) − L(old)], so round-off scales with the entries that
@@ -31,6 +31,7 @@ from .lowrank import LowRank
 from .perturb_graph import run_graph
 from .perturb_memory import per_sample_bytes
 from .perturb_objective import TermObjective
+from .spread_tail import chunked, spread_to_loss
 from .rowpatch import RowPatch, computed, moved_product, paired, row_change, term_uses, uses
 
 
@@ -237,7 +238,10 @@ class _TermRun(TermObjective):
             return self.activate_rows(index, layer, RowPatch(lt.z, rows, carry(layer, lt, rows, vals, self.o.values)))
         spread = getattr(KINDS[layer.kind], "spread_rows", None)  # one changed row moves the kind's whole z
         if isinstance(state, RowPatch) and not refs and spread is not None and state.rows.ndim == 1:
-            return self.activate_dense(index, layer, spread(layer, lt, state.rows, state.vals, self.o.values))
+            fill = spread(layer, lt, state.rows, state.vals, self.o.values)
+            if chunked(self.term, index, layer, self.o.name, real=not np.iscomplexobj(state.vals)):
+                return spread_to_loss(self, index, layer, fill)
+            return self.activate_dense(index, layer, fill(slice(None)))
         a_in = state.dense() if isinstance(state, RowPatch) else state
         return self.dense_layer(index, layer, a_in)
 
@@ -382,17 +386,19 @@ class _TermRun(TermObjective):
             return z  # the fused loss reads z_last alone: no softmax of the moved z
         return activate(layer, None, z, self.o.values).a
 
-    def note_kinks(self, index: int, layer: Layer, z) -> None:
-        """Flag perturbations whose z lands on the other side of a kink than the base pass."""
+    def note_kinks(self, index: int, layer: Layer, z, members=slice(None)) -> None:
+        """Flag perturbations (those of `members`, where z is a chunk of the batch) whose z lands on the other side
+        of a kink than the base pass."""
         base_state = self.states[index]
         if base_state is None:
             return
+        count = len(self.crossed[members])
         if isinstance(z, RowPatch):
             moved = discrete_state(layer, z.vals) != base_state[z.rows]
-            self.crossed |= moved.reshape(self.B, -1).any(axis=1)
+            self.crossed[members] |= moved.reshape(count, -1).any(axis=1)
         else:
             moved = discrete_state(layer, z) != base_state
-            self.crossed |= np.broadcast_to(moved, (self.B,) + base_state.shape).reshape(self.B, -1).any(axis=1)
+            self.crossed[members] |= np.broadcast_to(moved, (count,) + base_state.shape).reshape(count, -1).any(axis=1)
 
 
 def _per_move(x, batch: int) -> np.ndarray:

@@ -11,10 +11,12 @@ from .kinds import KINDS
 from .model import Layer, Model, Ref, Term
 from .perturb_objective import takes_moved_a_whole
 from .rowpatch import computed, term_uses, uses
+from .spread_tail import chunked
 
 
 BYTES = 8  # float64
 TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the loss's new, old, change, size…)
+SPREAD_ROWS = 8  # rows of m a spread variant holds when its z goes to the loss in chunks: its row, d, 1/σ', coefficients
 TAKEN_WHOLE = 3  # the same at the last layer when its loss takes the moved a whole (losses' `dense`): z, a, Δa
 
 
@@ -57,9 +59,11 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
             continue
         if started and rows and width == 1 and not refs and getattr(KINDS[layer.kind], "spread_rows", None):
             # one row spread over the kind's whole z from its statistics (layer norm): z, a and the loss's work,
-            # never the batched forward's
+            # never the batched forward's; or, chunked to the loss, its row and statistics (the chunk is shared)
             rows, started = False, True
-            peak = max(peak, _temporaries(term, index, name, real) * layer.out_shape[0] * m + stacked)
+            whole = SPREAD_ROWS if chunked(term, index, layer, name, real) else \
+                _temporaries(term, index, name, real) * layer.out_shape[0]
+            peak = max(peak, whole * m + stacked)
             continue
         if started and rows:  # a row goes on through a weight-less layer, whose bias or argument may move that row
             rows = KINDS[layer.kind].row_patch and layer.weight is None and \

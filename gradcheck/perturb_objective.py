@@ -38,6 +38,13 @@ def weighted(trace, coef, change, size):
     return shift + coef * change, np.abs(shift) + np.abs(coef) * size
 
 
+class Settled:
+    """A term's (ΔJ, size) per variant, already summed and scaled where the last layer met its loss (spread_tail)."""
+
+    def __init__(self, change: np.ndarray, size: np.ndarray):
+        self.change, self.size = change, size
+
+
 class TermObjective:
     """ΔJ of one term from its perturbed last state (mixed into perturb._TermRun)."""
 
@@ -55,6 +62,8 @@ class TermObjective:
 
     def objective_change(self, state, a_base, target_moves: bool):
         """(Σ over entries of [L(new) − L(old)], its size): over the changed rows only, for a row patch."""
+        if isinstance(state, Settled):
+            return state.change, state.size
         obj, fused = self.term.objective, self.fused
         y_base = None if obj.target is None else spread(obj.target.value(self.o.values), a_base.shape)
         base = self.trace.layers[self.term.output].z if fused is not None else a_base

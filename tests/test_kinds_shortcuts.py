@@ -112,13 +112,13 @@ def test_kind_shortcut_equals_the_dense_route(case):
 
 # ------------------------------------------------------------------ plain numpy oracles (no engine code)
 
-def _layernorm_net(p, d, gain_key, bias_key, eps, after):
-    """J of dense → layer norm (tanh) → [dense] → squared error or sum, written out in numpy (complex-safe)."""
+def _layernorm_net(p, d, gain_key, bias_key, eps, after, f=np.tanh):
+    """J of dense → layer norm (tanh, or f) → [dense] → squared error or sum, written out in numpy (complex-safe)."""
     h = p["W"] @ d["X"]
     c = h - h.mean(axis=0, keepdims=True)
     xh = c / np.sqrt((c * c).mean(axis=0, keepdims=True) + eps)
     z = xh * (1.0 if gain_key is None else d[gain_key]) + (0.0 if bias_key is None else d[bias_key])
-    a = np.tanh(z)
+    a = f(z)
     if after:
         return np.sum(d["U"] @ a)
     return 0.5 * np.sum((a - d["Y"]) ** 2)
@@ -205,6 +205,38 @@ def test_new_shortcuts_equal_a_plain_numpy_oracle(case):
         else:
             bound = np.maximum(1e-12 * np.abs(want), 2 * numeric.ROUNDING * (size + scale))
             assert np.all(np.abs(got - want) <= bound), (delta, np.max(np.abs(got - want) / bound))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "abs"])
+def test_layer_norm_spread_to_the_loss_in_chunks(monkeypatch, activation):
+    """spread_tail's route (layer norm as the last layer, a plain ufunc activation, squared error), in chunks of three
+    variants, gives every variant the kink flag (abs crosses 0 at the large step) of one chunk of the whole batch, its
+    ΔJ and size to the rounding of a sum, and ΔJ equals the network written out in numpy."""
+    import gradcheck.perturb as perturb
+    from gradcheck import spread_tail
+    text = (f"input: X\nlayers: [{{weight: W}}, {{layernorm: {{gain: g, bias: bt.T}}, activation: {activation}}}]\n"
+            "objective: {loss: squared_error, target: Y}")
+    spec = gradcheck.loads(ORACLE_DECLS + text)
+    f = np.tanh if activation == "tanh" else np.abs
+    oracle = lambda p, d: _layernorm_net(p, {**d, "btT": d["bt"].T}, "g", "btT", 1e-5, False, f)  # noqa: E731
+    calls, crossed = [], []
+    monkeypatch.setattr(perturb, "spread_to_loss", lambda *a: calls.append(1) or spread_tail.spread_to_loss(*a))
+    n = spec.values["W"].size
+    for delta in (1e-3, -2e-5, 2000.0):
+        monkeypatch.setattr(spread_tail, "CHUNK_BYTES", 10**9)
+        whole = Perturber(spec.model, dict(spec.values), "W")(np.arange(n), np.full(n, delta))
+        monkeypatch.setattr(spread_tail, "CHUNK_BYTES", 3 * 8 * 30)  # three variants of the 5 × 6 output a chunk
+        chunks = Perturber(spec.model, dict(spec.values), "W")(np.arange(n), np.full(n, delta))
+        assert np.array_equal(chunks[1], whole[1])
+        crossed.append(int(chunks[1].sum()))
+        np.testing.assert_allclose(chunks[2], whole[2], rtol=1e-14)
+        assert np.all(np.abs(chunks[0] - whole[0]) <= numeric.ROUNDING * whole[2])  # sums blocked otherwise, no more
+        want, scale = _oracle_changes(oracle, spec.values, "W", delta)
+        bound = np.maximum(1e-12 * np.abs(want), 2 * numeric.ROUNDING * (chunks[2] + scale))
+        assert np.all(np.abs(chunks[0] - want) <= bound), (delta, np.max(np.abs(chunks[0] - want) / bound))
+    assert len(calls) == 6
+    if activation == "abs":  # the large step crosses kinks, the small ones not all of them
+        assert crossed[2] > 0 and crossed[1] < n
 
 
 @pytest.mark.parametrize("layout", [(0, 1, 2), (2, 0, 1), (1, 0, 2), (2, 1, 0)])

@@ -134,25 +134,31 @@ class LayerNorm(_Norm):
 
     @staticmethod
     def spread_rows(layer: Layer, lt: LayerTrace, rows, vals, values):
-        """z (B, n, m) when input row rows[b] becomes vals[b]: every column's mean and variance move, but only by
-        that one row, so they are updated in O(m) (μ' = μ + d/n, n·σ'² = n·σ² + 2d·c_r + d²(1 − 1/n), with
-        d = the row's change, c = x − μ). Column j of z is then an affine map of the base's, gain ⊙ c·s_j +
-        gain·t_j + bias with s = 1/σ', t = −(d/n)/σ' (the moved row adds its own gain·d/σ'): one product of
-        (m, B, 3) coefficients by (m, 3, n) columns makes every variant, a (B, n, m) view of (B, m, n) memory."""
+        """z (B, n, m) when input row rows[b] becomes vals[b], as `fill(members, out)`: every column's mean and variance
+        move, but only by that one row, so they are updated in O(m) for the whole batch (μ' = μ + d/n,
+        n·σ'² = n·σ² + 2d·c_r + d²(1 − 1/n), with d = the row's change, c = x − μ). Column j of z is then an affine
+        map of the base's, gain ⊙ c·s_j + gain·t_j + bias with s = 1/σ', t = −(d/n)/σ' (the moved row adds its own
+        gain·d/σ'): one product of (m, ·, 3) coefficients by (m, 3, n) columns makes the members' variants, written
+        into `out` (members, m, n) (a fresh array if None) and returned as its (members, n, m) view."""
         opt, x = layer.options, lt.a_in
         n = x.shape[-2]
         centred = lt.cache["centred"]  # the forward pass's: the base statistics bit for bit
         d = vals - x[rows]
         inv = 1.0 / np.sqrt(lt.cache["var"] + (2.0 * d * centred[rows] + d * d * (1.0 - 1.0 / n)) / n + opt.eps)
         columns = _columns(layer, lt, values)  # (m, 3, n): gain ⊙ c, gain, bias, column by column
-        coef = np.empty((x.shape[-1], len(rows), 3), dtype=inv.dtype)
-        coef[:, :, 0] = inv.T
-        coef[:, :, 1] = (d * inv).T / -n
+        coef = np.empty((len(rows), x.shape[-1], 3), dtype=inv.dtype)
+        coef[:, :, 0] = inv
+        coef[:, :, 1] = (d * inv) / -n
         coef[:, :, 2] = 1.0
-        z = np.empty((len(rows), x.shape[-1], n), dtype=np.result_type(coef, columns))  # each variant's zᵀ in turn
-        np.matmul(coef, columns, out=z.transpose(1, 0, 2))
-        z[np.arange(len(rows)), :, rows] += (d * inv) * columns[:, 1, rows].T  # the moved row's own change
-        return z.transpose(0, 2, 1)
+        own = (d * inv) * columns[:, 1, rows].T  # the moved row's own change
+
+        def fill(members: slice, out=None):
+            picked = coef[members].transpose(1, 0, 2)  # (m, members, 3)
+            z = np.empty((picked.shape[1], x.shape[-1], n), dtype=np.result_type(coef, columns)) if out is None else out
+            np.matmul(picked, columns, out=z.transpose(1, 0, 2))  # each variant's zᵀ in turn
+            z[np.arange(len(z)), :, rows[members]] += own[members]
+            return z.transpose(0, 2, 1)
+        return fill
 
 
 def _columns(layer: Layer, lt: LayerTrace, values) -> np.ndarray:
