@@ -22,7 +22,7 @@ from .errors import excerpt
 from . import symbolic as s
 from .activations import softplus
 from .functions import sigmoid
-from .lowrank import squared_error_change, squared_error_dense
+from .lowrank import DenseChange, squared_error_change, squared_error_dense
 from .suggest import did_you_mean
 
 
@@ -72,7 +72,7 @@ class Loss:
     edges: tuple[Edge, ...]
     fused: dict  # activation name -> Fused
     low_rank: Callable | None  # (a, y, LowRank) -> (Σ ΔL, size) per variant, after an identity activation; None: dense
-    dense: Callable | None  # (a, y, new a (B, n, m)) -> (Σ ΔL, size) per variant, real steps; None: both losses
+    dense: DenseChange | None  # (a, y, new a (B, n, m)) -> (Σ ΔL, size) per variant, real steps; None: both losses
 
     def __post_init__(self):
         if self.needs_target != (self.grad_y is not None) or self.needs_target != (self.sym_grad_y is not None):

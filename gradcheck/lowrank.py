@@ -10,6 +10,7 @@ product WᵀR; a softmax with cross-entropy takes the dense Δz (its columns' lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -64,7 +65,25 @@ def squared_error_change(a, y, moved: LowRank):
     return change, np.sum(np.square(R)) + change
 
 
-def squared_error_dense(a, y, new):
+@dataclass(frozen=True)
+class DenseChange:
+    """A loss's change when a whole moved a replaces a: `base(a, y)` reads the base pass alone (once), `change(base,
+    a, new)` each batch or chunk of variants; called as (a, y, new), both at once."""
+
+    base: Callable
+    change: Callable
+
+    def __call__(self, a, y, new):
+        return self.change(self.base(a, y), a, new)
+
+
+def _squared_error_base(a, y):
+    """(R = a − y, Σ R²): what squared error's dense change reads of the base pass."""
+    R = a - y
+    return R, np.sum(np.square(R))
+
+
+def _squared_error_dense(base, a, new):
     """(Σ ΔL, Σ |L(new)| + |L(old)|) per variant for L = ½(a − y)² when a (n, m) becomes new (B, n, m), real steps.
 
     ΔL = Δa·(R + ½Δa), R = a − y: one difference and two dot products a variant instead of both losses and their
@@ -72,14 +91,17 @@ def squared_error_dense(a, y, new):
     itself. L ≥ 0: the sizes are 2 Σ L(old) + Σ ΔL, as the dense route finds them. A writeable `new` (the perturbed
     run's own last array, read by nothing after its loss) is overwritten with Δa: one less pass through memory.
     """
-    R = a - y
+    R, squares = base
     if not new.flags.c_contiguous:  # a view of another layout: its memory order, the bases transposed alike
         new, a, R = _memory_order(new, a, R)
     da = np.subtract(new, a, out=new if new.flags.writeable else None).reshape(len(new), -1)
     dot = da @ R.reshape(-1)
     square = np.matmul(da[:, None, :], da[:, :, None]).reshape(-1)
     change = dot + 0.5 * square
-    return change, np.sum(np.square(R)) + change
+    return change, squares + change
+
+
+squared_error_dense = DenseChange(_squared_error_base, _squared_error_dense)
 
 
 def _memory_order(new, a, R):

@@ -37,11 +37,12 @@ def spread_to_loss(run, index: int, layer: Layer, fill) -> Settled:
     step = max(1, CHUNK_BYTES // (8 * n * m))
     buffer = np.empty((min(step, run.B), m, n))
     change, size = np.empty(run.B), np.empty(run.B)
+    base = obj.row.dense.base(a, y)
     for start in range(0, run.B, step):
         members = slice(start, min(start + step, run.B))
         out = buffer[:members.stop - start]
         run.note_kinks(index, layer, fill(members, out), members)  # the (members, n, m) view of `out`
         layer.activation.row.f(out, out=out)
-        change[members], size[members] = obj.row.dense(a, y, out)  # writes Δa over the buffer: read by nothing else
+        change[members], size[members] = obj.row.dense.change(base, a, out)  # Δa over the buffer: read by nothing else
     scale = obj.row.scale(lt.a.shape, obj.reduce)
     return Settled(scale * change, scale * size)

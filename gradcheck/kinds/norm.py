@@ -152,11 +152,17 @@ class LayerNorm(_Norm):
         coef[:, :, 2] = 1.0
         own = (d * inv) * columns[:, 1, rows].T  # the moved row's own change
 
+        every = np.arange(len(rows))
+
         def fill(members: slice, out=None):
             picked = coef[members].transpose(1, 0, 2)  # (m, members, 3)
             z = np.empty((picked.shape[1], x.shape[-1], n), dtype=np.result_type(coef, columns)) if out is None else out
             np.matmul(picked, columns, out=z.transpose(1, 0, 2))  # each variant's zᵀ in turn
-            z[np.arange(len(z)), :, rows[members]] += own[members]
+            moved = rows[members]
+            if moved[0] == moved[-1] and (moved == moved[0]).all():  # one row's entries (W[i, ·]): a strided add
+                z[:, :, moved[0]] += own[members]
+            else:
+                z[every[:len(z)], :, moved] += own[members]
             return z.transpose(0, 2, 1)
         return fill
 
