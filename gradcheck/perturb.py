@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import network
+from .imag_noise import record
 from .kinds import KINDS
 from .trace import activate, discrete_state
 from .model import Layer, Model, Ref, Term
@@ -115,6 +116,7 @@ class _TermRun(TermObjective):
         self.z_last = None  # the perturbed z of the last layer reached, for a loss fused with its activation
         # an array this run made that nothing but the next step reads (a chain's moved row): overwritten in place
         self.scratch = None
+        self.noise = {}  # layer key -> Σ|Im| its kind cancelled per entry of z, for an imaginary step (imag_noise.py)
 
     # -- the perturbed param as a dense stack, made only when a shortcut does not apply
     def stack(self) -> np.ndarray:
@@ -336,6 +338,7 @@ class _TermRun(TermObjective):
         if lt is None:
             lt = KINDS[layer.kind].forward(layer, a_in, self.batched_values() if refs else self.o.values)
         self.z_last = lt.z
+        record(self.noise, lt)
         self.note_kinks(index, layer, lt.z)
         self.note_kind_state(index, lt)
         return lt.a

@@ -84,9 +84,7 @@ class Attention:
                 i, j = (cols, rows) if ref.transposed else (rows, cols)
                 p[batch, i] += delta[:, None] * (a_in[j] if a_in.ndim == 2 else a_in[batch, j])
             projected[role] = p
-        q, k, v = projected["query"], projected["key"], projected["value"]
-        weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
-        return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
+        return _attend(layer, a_in, values, projected["query"], projected["key"], projected["value"])
 
     @staticmethod
     def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
@@ -142,8 +140,7 @@ class Attention:
         q = np.matmul(opt.query.value(values), a_in)
         k = np.matmul(opt.key.value(values), a_in)
         v = np.matmul(opt.value.value(values), a_in)
-        weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
-        return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
+        return _attend(layer, a_in, values, q, k, v)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):
@@ -170,6 +167,42 @@ class Attention:
         """Q, K, V, the scores, their exponentials and weights, z and a."""
         opt, t, dv = layer.options, layer.in_shape[1], layer.out_shape[0]
         return 3 * t * t + (2 * opt.width + 3 * dv) * t
+
+
+def _attend(layer: Layer, a_in, values, q, k, v) -> LayerTrace:
+    """z = V softmax(KᵀQ/√d_k) from the projections; for an imaginary step, the trace's cache also holds the size of
+    the imaginary parts the softmax and V·A cancel (imag_noise)."""
+    scores = tr(k) @ q / np.sqrt(q.shape[-2])
+    weights = softmax_keys(scores, layer.options.causal)
+    z = v @ weights
+    if not np.iscomplexobj(z):
+        return activate(layer, a_in, z, values, q=q, k=k, v=v, weights=weights)
+    real = np.real(weights)
+    noise = imag_noise(v, real, np.abs(np.imag(scores)) * _spread(np.real(scores), layer.options.causal))
+    return activate(layer, a_in, z, values, q=q, k=k, v=v, weights=weights, imag_noise=noise)
+
+
+def imag_noise(v, weights, spread_imag):
+    """Per entry of z = V A after an imaginary step, Σ|Im| of the terms summed into it: the scale of its round-off
+    where they cancel (numeric.py multiplies it by a few ε). A column's Im A = A ⊙ (Im s − Σ_keys A·Im s): where one
+    weight is ≈ 1 its two terms cancel to the others' e^(s − top)-sized share, and the round-off of the difference is
+    a few ε of |Im s|, not of the share, so |Im z| (what the loss sees) can be far below it. `weights`: A's real
+    parts; `spread_imag`: |Im s|·(1 + |s − top|) per score (e^(s − top) carries ε·|s − top| of round-off)."""
+    t = weights * spread_imag  # each key's term, A·|Im s| with its round-off's spread
+    column = np.sum(t, axis=-2, keepdims=True)  # Σ_keys A·|Im s|, the term every weight of the column subtracts
+    av = np.abs(np.real(v))
+    noise = av @ t + (av @ weights) * column
+    return noise + np.abs(np.imag(v)) @ weights if np.iscomplexobj(v) else noise
+
+
+def _spread(scores, causal: bool):
+    """1 + |s − top| per (real) score, top the largest its query sees (0 where a causal key is masked)."""
+    if causal:
+        t = scores.shape[-1]
+        allowed = np.tril(np.ones((t, t), dtype=bool)).T
+        top = np.max(np.where(allowed, scores, -np.inf), axis=-2, keepdims=True)
+        return np.where(allowed, 1.0 + np.abs(scores - top), 0.0)
+    return 1.0 + np.abs(scores - np.max(scores, axis=-2, keepdims=True))
 
 
 def softmax_keys(scores, causal: bool):
@@ -199,9 +232,16 @@ def _moved_scores(layer: Layer, a_in, values, ref: Ref, rows, cols, delta) -> La
         return _moved_scores_plain(layer, a_in, values, q, k, v, u, w, step)
     e = step[:, :, None] * w[:, None, :]  # (B, keys, queries)
     np.exp(e, out=e)
-    e *= softmax_keys(tr(k) @ q / root, opt.causal)
+    scores = tr(k) @ q / root
+    weights = softmax_keys(scores, opt.causal)
+    e *= weights
     e /= np.sum(e, axis=1, keepdims=True)
-    return activate(layer, a_in, np.matmul(v, e), values)
+    if not np.iscomplexobj(e):
+        return activate(layer, a_in, np.matmul(v, e), values)
+    # Im s moves by Im Δs = Im(step) ⊗ w alone (the base scores are real)
+    spread_imag = np.abs(step.imag)[:, :, None] * np.abs(w.real)[:, None, :]
+    spread_imag *= _spread(scores, opt.causal)
+    return activate(layer, a_in, np.matmul(v, e), values, imag_noise=imag_noise(v, weights, spread_imag))
 
 
 def _moved_scores_plain(layer: Layer, a_in, values, q, k, v, u, w, step) -> LayerTrace:
