@@ -170,46 +170,48 @@ class Attention:
 
 
 def _attend(layer: Layer, a_in, values, q, k, v) -> LayerTrace:
-    """z = V softmax(KᵀQ/√d_k) from the projections; for an imaginary step, the trace's cache also holds the size of
-    the imaginary parts the softmax and V·A cancel (imag_noise)."""
+    """z = V softmax(KᵀQ/√d_k) from the projections, with its imag_noise for an imaginary step."""
     scores = tr(k) @ q / np.sqrt(q.shape[-2])
     weights = softmax_keys(scores, layer.options.causal)
     z = v @ weights
     if not np.iscomplexobj(z):
         return activate(layer, a_in, z, values, q=q, k=k, v=v, weights=weights)
-    real = np.real(weights)
-    noise = imag_noise(v, real, np.abs(np.imag(scores)) * _spread(np.real(scores), layer.options.causal))
+    spread_imag = np.abs(np.imag(scores)) * _spread(np.real(scores), layer.options.causal)
+    noise = imag_noise(v, np.real(weights), spread_imag)
     return activate(layer, a_in, z, values, q=q, k=k, v=v, weights=weights, imag_noise=noise)
 
 
 def imag_noise(v, weights, spread_imag):
-    """Per entry of z = V A after an imaginary step, Σ|Im| of the terms summed into it: the scale of its round-off
-    where they cancel (numeric.py multiplies it by a few ε). A column's Im A = A ⊙ (Im s − Σ_keys A·Im s): where one
-    weight is ≈ 1 its two terms cancel to the others' e^(s − top)-sized share, and the round-off of the difference is
-    a few ε of |Im s|, not of the share, so |Im z| (what the loss sees) can be far below it. `weights`: A's real
-    parts; `spread_imag`: |Im s|·(1 + |s − top|) per score (e^(s − top) carries ε·|s − top| of round-off)."""
-    t = weights * spread_imag  # each key's term, A·|Im s| with its round-off's spread
-    column = np.sum(t, axis=-2, keepdims=True)  # Σ_keys A·|Im s|, the term every weight of the column subtracts
+    """Per entry of z = V A after an imaginary step, Σ|Im| of the terms summed into it (imag_noise.py)."""
+    # A column's Im A = A ⊙ (Im s − Σ_keys A·Im s). Where one weight is ≈ 1 its two terms cancel down to the other
+    # keys' e^(s − top)-sized share, but the difference keeps a round-off of a few ε of |Im s|: |Im z| (what the
+    # loss sees) can be far below the error. weights: A's real parts; spread_imag: |Im s|·(1 + |s − top|) per score,
+    # since e^(s − top) carries ε·|s − top| of round-off into its term.
+    t = weights * spread_imag  # each key's own term
+    column = np.sum(t, axis=-2, keepdims=True)  # Σ_keys A·|Im s|: what every weight of the column subtracts
     av = np.abs(np.real(v))
-    noise = av @ t + (av @ weights) * column
+    noise = av @ t + (av @ weights) * column  # |V| (t + A ⊙ column), without a second keys × queries array
     return noise + np.abs(np.imag(v)) @ weights if np.iscomplexobj(v) else noise
 
 
 def _spread(scores, causal: bool):
-    """1 + |s − top| per (real) score, top the largest its query sees (0 where a causal key is masked)."""
-    if causal:
-        t = scores.shape[-1]
-        allowed = np.tril(np.ones((t, t), dtype=bool)).T
-        top = np.max(np.where(allowed, scores, -np.inf), axis=-2, keepdims=True)
-        return np.where(allowed, 1.0 + np.abs(scores - top), 0.0)
-    return 1.0 + np.abs(scores - np.max(scores, axis=-2, keepdims=True))
+    """1 + |s − top| per (real) score, top the largest its query sees; 0 where a causal key is masked."""
+    if not causal:
+        return 1.0 + np.abs(scores - np.max(scores, axis=-2, keepdims=True))
+    allowed = _allowed(scores.shape[-1])
+    top = np.max(np.where(allowed, scores, -np.inf), axis=-2, keepdims=True)
+    return np.where(allowed, 1.0 + np.abs(scores - top), 0.0)
+
+
+def _allowed(tokens: int) -> np.ndarray:
+    """allowed[s, t]: key s ≤ query t, what a causal query sees."""
+    return np.tril(np.ones((tokens, tokens), dtype=bool)).T
 
 
 def softmax_keys(scores, causal: bool):
     """Softmax of each column (over the keys); causal: key s > query t gets weight 0, never exp of −inf."""
     if causal:
-        t = scores.shape[-1]
-        allowed = np.tril(np.ones((t, t), dtype=bool)).T  # allowed[s, t]: s ≤ t
+        allowed = _allowed(scores.shape[-1])
         top = np.max(np.where(allowed, scores.real, -np.inf), axis=-2, keepdims=True)
         e = np.exp(np.where(allowed, scores - top, 0.0)) * allowed
     else:
@@ -238,8 +240,8 @@ def _moved_scores(layer: Layer, a_in, values, ref: Ref, rows, cols, delta) -> La
     e /= np.sum(e, axis=1, keepdims=True)
     if not np.iscomplexobj(e):
         return activate(layer, a_in, np.matmul(v, e), values)
-    # Im s moves by Im Δs = Im(step) ⊗ w alone (the base scores are real)
-    spread_imag = np.abs(step.imag)[:, :, None] * np.abs(w.real)[:, None, :]
+    # an imaginary step (never the plain route: its real part is 0) moves Im s by Im(step) ⊗ w alone
+    spread_imag = np.abs(step.imag)[:, :, None] * np.abs(w)[:, None, :]
     spread_imag *= _spread(scores, opt.causal)
     return activate(layer, a_in, np.matmul(v, e), values, imag_noise=imag_noise(v, weights, spread_imag))
 
