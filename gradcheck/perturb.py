@@ -365,7 +365,7 @@ class _TermRun(TermObjective):
         if not row.elementwise:  # column-wise (softmax): every row of the column changes
             if z.rows.ndim == 1 and self.rows_reach_loss(index):
                 return z  # the fused loss reads z_last alone: the column update happens there (objective_change)
-            return row.forward(z.dense(), None)
+            return self.activated(activate(layer, None, z.dense(), self.o.values))
         arg = lt.argument
         if layer.activation.argument is not None and np.ndim(arg) == 2:
             arg = np.broadcast_to(arg, lt.z.shape)[z.rows]
@@ -383,7 +383,12 @@ class _TermRun(TermObjective):
         self.note_kinks(index, layer, z)
         if index == len(self.term.layers) - 1 and self.fused is not None and self.fused.moved is not None:
             return z  # the fused loss reads z_last alone: no softmax of the moved z
-        return activate(layer, None, z, self.o.values).a
+        return self.activated(activate(layer, None, z, self.o.values))
+
+    def activated(self, lt):
+        """lt.a, keeping what its activation cancelled for an imaginary step (imag_noise.py)."""
+        record(self.noise, lt)
+        return lt.a
 
     def note_kinks(self, index: int, layer: Layer, z) -> None:
         """Flag perturbations whose z lands on the other side of a kink than the base pass."""

@@ -102,7 +102,7 @@ class _TermWalk:
             new = activate(layer, a_in, self.linear_z(layer, lt, a_in, refs), self.moved)
         else:
             new = KINDS[layer.kind].forward(layer, a_in, self.moved)
-            record(self.noise, new)
+        record(self.noise, new)
         self.note_kinks(layer, lt, new)
         return new
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..activations import cancelled_terms
 from ..model import Layer, Ref
 from ..nodes import place_of
 from ..shapes import Shape, fmt_shape
@@ -182,15 +183,11 @@ def _attend(layer: Layer, a_in, values, q, k, v) -> LayerTrace:
 
 
 def imag_noise(v, weights, spread_imag):
-    """Per entry of z = V A after an imaginary step, Σ|Im| of the terms summed into it (imag_noise.py)."""
-    # A column's Im A = A ⊙ (Im s − Σ_keys A·Im s). Where one weight is ≈ 1 its two terms cancel down to the other
-    # keys' e^(s − top)-sized share, but the difference keeps a round-off of a few ε of |Im s|: |Im z| (what the
-    # loss sees) can be far below the error. weights: A's real parts; spread_imag: |Im s|·(1 + |s − top|) per score,
-    # since e^(s − top) carries ε·|s − top| of round-off into its term.
-    t = weights * spread_imag  # each key's own term
-    column = np.sum(t, axis=-2, keepdims=True)  # Σ_keys A·|Im s|: what every weight of the column subtracts
+    """Per entry of z = V A after an imaginary step, Σ|Im| of the terms summed into it (imag_noise.py): the softmax's
+    cancelled terms (activations.cancelled_terms; `weights` A's real parts) through |V|, and Im V's through A."""
+    terms, column = cancelled_terms(weights, spread_imag)
     av = np.abs(np.real(v))
-    noise = av @ t + (av @ weights) * column  # |V| (t + A ⊙ column), without a second keys × queries array
+    noise = av @ terms + (av @ weights) * column  # |V| (terms + A ⊙ column), without a second keys × queries array
     return noise + np.abs(np.imag(v)) @ weights if np.iscomplexobj(v) else noise
 
 
