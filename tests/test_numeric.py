@@ -577,3 +577,70 @@ def test_complex_step_still_catches_a_small_slip_in_a_non_saturated_attention(na
     slipped = gradcheck.check(gradcheck.loads(text), method="complex-step")
     p = next(p for p in slipped.params if p.name == name)
     assert p.backprop.passed and not p.expect.passed
+
+
+SATURATED_SOFTMAX = """\
+name: a saturated softmax activation under a squared error (weights std 3, data std 10)
+seed: 1
+params:
+  W: {shape: [4, 5], std: 3}
+data:
+  X: {shape: [5, 8], std: 10}
+  Y: {shape: [4, 8]}
+input: X
+layers:
+  - {weight: W, activation: softmax}
+objective: {loss: squared_error, target: Y}
+"""
+
+
+def _softmax_squared_error_gradient_mp(spec, digits: int = 300):
+    """∂J/∂W of ½‖softmax(W X) − Y‖² (softmax over each column) in mpmath: the oracle for saturated columns."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = digits
+    W, X, Y = (mp.matrix(spec.values[k].tolist()) for k in ("W", "X", "Y"))
+    Z = W * X
+    A, dZ = mp.matrix(Z.rows, Z.cols), mp.matrix(Z.rows, Z.cols)
+    for t in range(Z.cols):
+        e = [mp.exp(Z[s, t]) for s in range(Z.rows)]
+        for s in range(Z.rows):
+            A[s, t] = e[s] / sum(e)
+        mean = sum(A[s, t] * (A[s, t] - Y[s, t]) for s in range(Z.rows))
+        for s in range(Z.rows):
+            dZ[s, t] = A[s, t] * (A[s, t] - Y[s, t] - mean)
+    return np.array((dZ * X.T).tolist(), dtype=float)
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_a_saturated_softmax_activation_passes_with_the_complex_step(mode):
+    """The softmax row's own imag_noise: Im a = a ⊙ (Im z − Σ a·Im z) cancels as in attention (this failed at 5e-11)."""
+    spec = gradcheck.loads(SATURATED_SOFTMAX)
+    assert gradcheck.check(spec, mode=mode).status == "pass"
+    result = gradcheck.check(spec, method="complex-step", mode=mode)
+    assert result.status == "pass", [(p.name, p.backprop) for p in result.params]
+    if mode == "fast":
+        return
+    E = result.params[0].entries
+    off = np.abs(E.numeric - _softmax_squared_error_gradient_mp(spec))
+    assert np.all(off <= E.numeric_error), (off, E.numeric_error)
+
+
+AFTER_ATTENTION = {
+    "a dense layer": "  - {weight: W2, activation: tanh}\n",
+    "a residual add": "  - {name: d, weight: W2, input: att}\n  - {add: [d, att]}\n",
+}
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+@pytest.mark.parametrize("after", sorted(AFTER_ATTENTION))
+def test_the_attentions_noise_is_carried_through_later_layers(after, mode):
+    """The cancelled imaginary parts move on as an imaginary step of their own, through later layers and merges
+    (a graph term), to the loss: Wq and Wk of a saturated attention pass there too."""
+    text = SATURATED_ATTENTION.replace("  Wv: {shape: [3, 5], std: 1}\n",
+                                       "  Wv: {shape: [3, 5], std: 1}\n  W2: {shape: [3, 3], std: 0.1}\n")
+    text = text.replace("  - attention:", "  - name: att\n    attention:")
+    text = text.replace("objective:", AFTER_ATTENTION[after] + "objective:")
+    spec = gradcheck.loads(text)
+    assert gradcheck.check(spec, mode=mode).status == "pass"
+    result = gradcheck.check(spec, method="complex-step", mode=mode)
+    assert result.status == "pass", [(p.name, p.backprop) for p in result.params]
