@@ -126,8 +126,8 @@ def _softmax_vjp(g, z, a):
 
 
 def cancelled_terms(weights, spread_imag):
-    """(each key's term, their column sum) of a softmax's Im a = a ⊙ (Im s − Σ_column a·Im s) after an imaginary step:
-    `weights` a's real parts, `spread_imag` |Im s|·(1 + |s − top|) per entry (e^(s − top) carries ε·|s − top|)."""
+    """(each entry's term, their column sum) of a softmax's Im a = a ⊙ (Im s − Σ_column a·Im s) after an imaginary
+    step: `weights` a's real parts, `spread_imag` |Im s|·(1 + |s − top|) per entry (e^(s − top) carries ε·|s − top|)."""
     # Where one weight is ≈ 1 the two terms cancel down to the other entries' e^(s − top)-sized share, but the
     # difference keeps a round-off of a few ε of |Im s|: |Im a| can be far below its error.
     terms = weights * spread_imag
@@ -137,7 +137,8 @@ def cancelled_terms(weights, spread_imag):
 def _softmax_imag_noise(z, a):
     """Per entry of a = softmax(z), Σ|Im| of the terms an imaginary step sums into Im a (cancelled_terms)."""
     zr, weights = np.real(z), np.real(a)
-    terms, column = cancelled_terms(weights, np.abs(np.imag(z)) * (1.0 + np.abs(zr - np.max(zr, axis=-2, keepdims=True))))
+    spread = 1.0 + np.abs(zr - np.max(zr, axis=-2, keepdims=True))
+    terms, column = cancelled_terms(weights, np.abs(np.imag(z)) * spread)
     return terms + weights * column
 
 

@@ -20,6 +20,7 @@ from . import network
 from .kinds import KINDS
 from .trace import activate
 
+
 def record(noise: dict, lt) -> None:
     """Keep what a layer's trace says it cancelled, (per entry of z, per entry of a), under the layer's key: its
     kind's `imag_noise` and its activation's `imag_noise_a` (trace.activate)."""

@@ -116,7 +116,7 @@ class _TermRun(TermObjective):
         self.z_last = None  # the perturbed z of the last layer reached, for a loss fused with its activation
         # an array this run made that nothing but the next step reads (a chain's moved row): overwritten in place
         self.scratch = None
-        self.noise = {}  # layer key -> Σ|Im| its kind cancelled per entry of z, for an imaginary step (imag_noise.py)
+        self.noise = {}  # layer key -> what it cancelled for an imaginary step, per entry of (z, a): imag_noise.py
 
     # -- the perturbed param as a dense stack, made only when a shortcut does not apply
     def stack(self) -> np.ndarray:

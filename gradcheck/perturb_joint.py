@@ -76,7 +76,7 @@ class _TermWalk:
         self.B = len(moved.ts)
         self.base = {lt.layer.key: lt for lt in trace.layers}
         self.crossed = np.zeros(self.B, bool)
-        self.noise = {}  # layer key -> Σ|Im| its kind cancelled per entry of z, for an imaginary step (imag_noise.py)
+        self.noise = {}  # layer key -> what it cancelled for an imaginary step, per entry of (z, a): imag_noise.py
 
     def run(self):
         ops = network.Ops(self.read, lambda x: np.swapaxes(x, -1, -2), lambda x, y: x + y, self.merge, None)
