@@ -127,7 +127,7 @@ def _softmax_vjp(g, z, a):
 
 def cancelled_terms(weights, spread_imag):
     """(each entry's term, their column sum) of a softmax's Im a = a ⊙ (Im s − Σ_column a·Im s) after an imaginary
-    step: `weights` a's real parts, `spread_imag` |Im s|·(1 + |s − top|) per entry (e^(s − top) carries ε·|s − top|)."""
+    step: `weights` a's real parts, `spread_imag` |Im s|·(1 + |s − top|) per entry (e^(s − top) has ε·|s − top|)."""
     # Where one weight is ≈ 1 the two terms cancel down to the other entries' e^(s − top)-sized share, but the
     # difference keeps a round-off of a few ε of |Im s|: |Im a| can be far below its error.
     terms = weights * spread_imag
@@ -220,7 +220,8 @@ ROWS: tuple[Activation, ...] = (
          analytic=False),
     Activation("softmax", softmax_columns, None, _softmax_vjp, lambda z, c: s.fn("softmax", z), None,
                "diag(a) − a aᵀ per column", (), _smooth, True, None, _same, _sym_softmax_vjp,
-               lambda a, z: f"{a} • (g - sum({a} • g, axis=0))", False, None, lambda z, a: _softmax_imag_noise(z, a)),
+               lambda a, z: f"{a} • (g - sum({a} • g, axis=0))", False, None,
+               lambda z, a: _softmax_imag_noise(z, a)),
     _matrix_row("inv", inverse, mc.inv_vjp, mc.sym_inv_vjp, "−aᵀ g aᵀ (a = inv(z))",
                 lambda a, z: f"-{a}.T @ g @ {a}.T", mc.square, mc.INVERTIBLE),
     _matrix_row("logdet", logdet, mc.logdet_vjp, mc.sym_logdet_vjp, "inv(z).T",
