@@ -68,6 +68,8 @@ class Activation:
     vjp_text: Callable | None  # (a, z) -> δ as the UFLDL table writes it, in the signal g from above
     whole_matrix: bool  # a depends on all of z as one matrix (inv, logdet): only a dense layer applies it
     matrix_domain: MatrixDomain | None  # where a whole-matrix row is defined (det z > 0), at a point and a stencil
+    imag_noise: Callable | None  # (z, a) -> per entry of a, Σ|Im| of the terms an imaginary step's f sums where they
+    # cancel (softmax's normalization: imag_noise.py); None: f cancels none
 
     def __post_init__(self):
         if (self.df is None) == (self.vjp is None):
@@ -123,6 +125,23 @@ def _softmax_vjp(g, z, a):
     return a * (g - np.sum(a * g, axis=-2, keepdims=True))
 
 
+def cancelled_terms(weights, spread_imag):
+    """(each entry's term, their column sum) of a softmax's Im a = a ⊙ (Im s − Σ_column a·Im s) after an imaginary
+    step: `weights` a's real parts, `spread_imag` |Im s|·(1 + |s − top|) per entry (e^(s − top) has ε·|s − top|)."""
+    # Where one weight is ≈ 1 the two terms cancel down to the other entries' e^(s − top)-sized share, but the
+    # difference keeps a round-off of a few ε of |Im s|: |Im a| can be far below its error.
+    terms = weights * spread_imag
+    return terms, np.sum(terms, axis=-2, keepdims=True)
+
+
+def _softmax_imag_noise(z, a):
+    """Per entry of a = softmax(z), Σ|Im| of the terms an imaginary step sums into Im a (cancelled_terms)."""
+    zr, weights = np.real(z), np.real(a)
+    spread = 1.0 + np.abs(zr - np.max(zr, axis=-2, keepdims=True))
+    terms, column = cancelled_terms(weights, np.abs(np.imag(z)) * spread)
+    return terms + weights * column
+
+
 def _sym_power(z, c):
     """z^c as a symbol: a literal exponent prints as **, a name (or a huge exponent) as power(z, c)."""
     if isinstance(c, s.Num) and abs(c.value) <= MAX_EXPONENT:
@@ -161,20 +180,20 @@ def _same(shape):
 def _row(name, f, df, sym_f, sym_df, kinks=(), edges=_smooth, analytic=True):
     """An elementwise activation without an argument."""
     return Activation(name, f, df, None, lambda z, c: sym_f(z), lambda z, c: sym_df(z), None, kinks, edges,
-                      analytic, None, _same, None, None, False, None)
+                      analytic, None, _same, None, None, False, None, None)
 
 
 def _arg_row(name, f, df, sym_f, sym_df, dc, sym_grad, edges=_smooth):
     """An elementwise activation written {name: c}."""
     return Activation(name, f, df, None, sym_f, sym_df, None, (), edges, True, Argument(dc, sym_grad), _same, None,
-                      None, False, None)
+                      None, False, None, None)
 
 
 def _matrix_row(name, f, vjp, sym_vjp, df_text, vjp_text, shape, domain=None, sym_f=None):
     """A whole-matrix activation (inv, logdet, …): its δ in closed form, its shape rule, its domain; its symbol is
     the expression language's function of the same name unless given."""
     return Activation(name, f, None, vjp, sym_f or (lambda z, c: s.fn(name, z)), None, df_text, (), _smooth, True,
-                      None, shape, sym_vjp, vjp_text, True, domain)
+                      None, shape, sym_vjp, vjp_text, True, domain, None)
 
 
 def _sym_softmax_vjp(g, z, a, c):
@@ -201,7 +220,8 @@ ROWS: tuple[Activation, ...] = (
          analytic=False),
     Activation("softmax", softmax_columns, None, _softmax_vjp, lambda z, c: s.fn("softmax", z), None,
                "diag(a) − a aᵀ per column", (), _smooth, True, None, _same, _sym_softmax_vjp,
-               lambda a, z: f"{a} • (g - sum({a} • g, axis=0))", False, None),
+               lambda a, z: f"{a} • (g - sum({a} • g, axis=0))", False, None,
+               lambda z, a: _softmax_imag_noise(z, a)),
     _matrix_row("inv", inverse, mc.inv_vjp, mc.sym_inv_vjp, "−aᵀ g aᵀ (a = inv(z))",
                 lambda a, z: f"-{a}.T @ g @ {a}.T", mc.square, mc.INVERTIBLE),
     _matrix_row("logdet", logdet, mc.logdet_vjp, mc.sym_logdet_vjp, "inv(z).T",
@@ -270,5 +290,5 @@ def custom(f_expr, df_expr) -> Activation:
         kinks=(), edges=_smooth,
         analytic=f_expr.analytic,
         argument=Argument(dc=None, sym_grad=None),  # the environment travels where an argument would
-        shape=_same, sym_vjp=None, vjp_text=None, whole_matrix=False, matrix_domain=None,
+        shape=_same, sym_vjp=None, vjp_text=None, whole_matrix=False, matrix_domain=None, imag_noise=None,
     )

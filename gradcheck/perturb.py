@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import network
+from .imag_noise import record
 from .kinds import KINDS
 from .trace import activate, discrete_state
 from .model import Layer, Model, Ref, Term
@@ -116,6 +117,7 @@ class _TermRun(TermObjective):
         self.z_last = None  # the perturbed z of the last layer reached, for a loss fused with its activation
         # an array this run made that nothing but the next step reads (a chain's moved row): overwritten in place
         self.scratch = None
+        self.noise = {}  # layer key -> what it cancelled for an imaginary step, per entry of (z, a): imag_noise.py
 
     # -- the perturbed param as a dense stack, made only when a shortcut does not apply
     def stack(self) -> np.ndarray:
@@ -340,6 +342,7 @@ class _TermRun(TermObjective):
         if lt is None:
             lt = KINDS[layer.kind].forward(layer, a_in, self.batched_values() if refs else self.o.values)
         self.z_last = lt.z
+        record(self.noise, lt)
         self.note_kinks(index, layer, lt.z)
         self.note_kind_state(index, lt)
         return lt.a
@@ -366,7 +369,7 @@ class _TermRun(TermObjective):
         if not row.elementwise:  # column-wise (softmax): every row of the column changes
             if z.rows.ndim == 1 and self.rows_reach_loss(index):
                 return z  # the fused loss reads z_last alone: the column update happens there (objective_change)
-            return row.forward(z.dense(), None)
+            return self.activated(activate(layer, None, z.dense(), self.o.values))
         arg = lt.argument
         if layer.activation.argument is not None and np.ndim(arg) == 2:
             arg = np.broadcast_to(arg, lt.z.shape)[z.rows]
@@ -384,7 +387,12 @@ class _TermRun(TermObjective):
         self.note_kinks(index, layer, z)
         if index == len(self.term.layers) - 1 and self.fused is not None and self.fused.moved is not None:
             return z  # the fused loss reads z_last alone: no softmax of the moved z
-        return activate(layer, None, z, self.o.values).a
+        return self.activated(activate(layer, None, z, self.o.values))
+
+    def activated(self, lt):
+        """lt.a, keeping what its activation cancelled for an imaginary step (imag_noise.py)."""
+        record(self.noise, lt)
+        return lt.a
 
     def note_kinks(self, index: int, layer: Layer, z, members=slice(None)) -> None:
         """Flag perturbations (those of `members`, where z is a chunk of the batch) whose z lands on the other side

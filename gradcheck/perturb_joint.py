@@ -23,7 +23,8 @@ from . import network
 from .kinds import KINDS
 from .merges import MERGES
 from .model import Layer, Model, Ref, layer_refs
-from .perturb_objective import weighted
+from .imag_noise import carried, record
+from .perturb_objective import weighted, with_noise
 from .trace import activate, discrete_state
 
 
@@ -75,6 +76,7 @@ class _TermWalk:
         self.B = len(moved.ts)
         self.base = {lt.layer.key: lt for lt in trace.layers}
         self.crossed = np.zeros(self.B, bool)
+        self.noise = {}  # layer key -> what it cancelled for an imaginary step, per entry of (z, a): imag_noise.py
 
     def run(self):
         ops = network.Ops(self.read, lambda x: np.swapaxes(x, -1, -2), lambda x, y: x + y, self.merge, None)
@@ -100,6 +102,7 @@ class _TermWalk:
             new = activate(layer, a_in, self.linear_z(layer, lt, a_in, refs), self.moved)
         else:
             new = KINDS[layer.kind].forward(layer, a_in, self.moved)
+        record(self.noise, new)
         self.note_kinks(layer, lt, new)
         return new
 
@@ -155,4 +158,5 @@ class _TermWalk:
             size = scale * np.broadcast_to(sizes, shape).reshape(self.B, -1).sum(axis=1)
         coef = np.broadcast_to(term.coef.value(self.moved), (self.B, 1, 1))[:, 0, 0] \
             if _reads_moved(term.coef, self.moved) else None
-        return weighted(trace, coef, change, size)
+        change, size = weighted(trace, coef, change, size)
+        return change, size + with_noise(trace, carried(term, trace, self.values, self.noise, self.B))

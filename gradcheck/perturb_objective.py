@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import network
+from .imag_noise import carried
 from .lowrank import LowRank
 from .rowpatch import RowPatch
 
@@ -26,6 +27,11 @@ def takes_moved_a_whole(term, name: str, real: bool) -> bool:
     obj = term.objective
     return real and obj.row.dense is not None and network.fused_loss(term) is None and \
         (obj.target is None or obj.target.name != name)
+
+
+def with_noise(trace, size):
+    """A size from imag_noise.carried (the round-off a layer's cancelled imaginary parts leave) times |coef|."""
+    return abs(float(np.real(np.asarray(trace.coef).ravel()[0]))) * size
 
 
 def weighted(trace, coef, change, size):
@@ -58,7 +64,8 @@ class TermObjective:
         else:
             dJ_term, size = self.objective_change(a_base if state is None else state, a_base, target_moves)
         moved_coef = self.stack()[:, 0, 0] if term.coef is not None and term.coef.name == self.o.name else None
-        return weighted(trace, moved_coef, dJ_term, size)
+        dJ, size = weighted(trace, moved_coef, dJ_term, size)
+        return dJ, size + with_noise(trace, carried(term, trace, self.o.values, self.noise, self.B))
 
     def objective_change(self, state, a_base, target_moves: bool):
         """(Σ over entries of [L(new) − L(old)], its size): over the changed rows only, for a row patch."""

@@ -49,7 +49,11 @@ def apply(layer: Layer, z, argument):
 def activate(layer: Layer, a_in, z, values, **cache) -> LayerTrace:
     """Apply the layer's activation to z and record the trace."""
     argument = argument_of(layer, values)
-    return LayerTrace(layer, a_in, z, apply(layer, z, argument), argument, cache)
+    a = apply(layer, z, argument)
+    noise = layer.activation.row.imag_noise
+    if noise is not None and np.iscomplexobj(z):  # an imaginary step: what f cancelled (imag_noise.py)
+        cache["imag_noise_a"] = noise(z, a)
+    return LayerTrace(layer, a_in, z, a, argument, cache)
 
 
 @dataclass(frozen=True)

@@ -302,7 +302,7 @@ CUBE = Activation(
     "cube", f=lambda z: z ** 3, df=lambda z, a: 3.0 * z * z, vjp=None,
     sym_f=lambda z, c: symbolic.power(z, 3), sym_df=lambda z, c: symbolic.mul(3, symbolic.power(z, 2)),
     df_text=None, kinks=(), edges=lambda c=None: (), analytic=True, argument=None, shape=lambda shape: shape,
-    sym_vjp=None, vjp_text=None, whole_matrix=False, matrix_domain=None)
+    sym_vjp=None, vjp_text=None, whole_matrix=False, matrix_domain=None, imag_noise=None)
 
 POISSON = Loss(
     "poisson", True, entry=lambda a, y: a - y * np.log(a), grad_a=lambda a, y: 1.0 - y / a,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..activations import cancelled_terms
 from ..model import Layer, Ref
 from ..nodes import place_of
 from ..shapes import Shape, fmt_shape
@@ -84,9 +85,7 @@ class Attention:
                 i, j = (cols, rows) if ref.transposed else (rows, cols)
                 p[batch, i] += delta[:, None] * (a_in[j] if a_in.ndim == 2 else a_in[batch, j])
             projected[role] = p
-        q, k, v = projected["query"], projected["key"], projected["value"]
-        weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
-        return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
+        return _attend(layer, a_in, values, projected["query"], projected["key"], projected["value"])
 
     @staticmethod
     def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
@@ -142,8 +141,7 @@ class Attention:
         q = np.matmul(opt.query.value(values), a_in)
         k = np.matmul(opt.key.value(values), a_in)
         v = np.matmul(opt.value.value(values), a_in)
-        weights = softmax_keys(tr(k) @ q / np.sqrt(q.shape[-2]), opt.causal)
-        return activate(layer, a_in, v @ weights, values, q=q, k=k, v=v, weights=weights)
+        return _attend(layer, a_in, values, q, k, v)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):
@@ -172,11 +170,45 @@ class Attention:
         return 3 * t * t + (2 * opt.width + 3 * dv) * t
 
 
+def _attend(layer: Layer, a_in, values, q, k, v) -> LayerTrace:
+    """z = V softmax(KᵀQ/√d_k) from the projections, with its imag_noise for an imaginary step."""
+    scores = tr(k) @ q / np.sqrt(q.shape[-2])
+    weights = softmax_keys(scores, layer.options.causal)
+    z = v @ weights
+    if not np.iscomplexobj(z):
+        return activate(layer, a_in, z, values, q=q, k=k, v=v, weights=weights)
+    spread_imag = np.abs(np.imag(scores)) * _spread(np.real(scores), layer.options.causal)
+    noise = imag_noise(v, np.real(weights), spread_imag)
+    return activate(layer, a_in, z, values, q=q, k=k, v=v, weights=weights, imag_noise=noise)
+
+
+def imag_noise(v, weights, spread_imag):
+    """Per entry of z = V A after an imaginary step, Σ|Im| of the terms summed into it (imag_noise.py): the softmax's
+    cancelled terms (activations.cancelled_terms; `weights` A's real parts) through |V|, and Im V's through A."""
+    terms, column = cancelled_terms(weights, spread_imag)
+    av = np.abs(np.real(v))
+    noise = av @ terms + (av @ weights) * column  # |V| (terms + A ⊙ column), without a second keys × queries array
+    return noise + np.abs(np.imag(v)) @ weights if np.iscomplexobj(v) else noise
+
+
+def _spread(scores, causal: bool):
+    """1 + |s − top| per (real) score, top the largest its query sees; 0 where a causal key is masked."""
+    if not causal:
+        return 1.0 + np.abs(scores - np.max(scores, axis=-2, keepdims=True))
+    allowed = _allowed(scores.shape[-1])
+    top = np.max(np.where(allowed, scores, -np.inf), axis=-2, keepdims=True)
+    return np.where(allowed, 1.0 + np.abs(scores - top), 0.0)
+
+
+def _allowed(tokens: int) -> np.ndarray:
+    """allowed[s, t]: key s ≤ query t, what a causal query sees."""
+    return np.tril(np.ones((tokens, tokens), dtype=bool)).T
+
+
 def softmax_keys(scores, causal: bool):
     """Softmax of each column (over the keys); causal: key s > query t gets weight 0, never exp of −inf."""
     if causal:
-        t = scores.shape[-1]
-        allowed = np.tril(np.ones((t, t), dtype=bool)).T  # allowed[s, t]: s ≤ t
+        allowed = _allowed(scores.shape[-1])
         top = np.max(np.where(allowed, scores.real, -np.inf), axis=-2, keepdims=True)
         e = np.exp(np.where(allowed, scores - top, 0.0)) * allowed
     else:
@@ -199,9 +231,16 @@ def _moved_scores(layer: Layer, a_in, values, ref: Ref, rows, cols, delta) -> La
         return _moved_scores_plain(layer, a_in, values, q, k, v, u, w, step)
     e = step[:, :, None] * w[:, None, :]  # (B, keys, queries)
     np.exp(e, out=e)
-    e *= softmax_keys(tr(k) @ q / root, opt.causal)
+    scores = tr(k) @ q / root
+    weights = softmax_keys(scores, opt.causal)
+    e *= weights
     e /= np.sum(e, axis=1, keepdims=True)
-    return activate(layer, a_in, np.matmul(v, e), values)
+    if not np.iscomplexobj(e):
+        return activate(layer, a_in, np.matmul(v, e), values)
+    # an imaginary step (never the plain route: its real part is 0) moves Im s by Im(step) ⊗ w alone
+    spread_imag = np.abs(step.imag)[:, :, None] * np.abs(w)[:, None, :]
+    spread_imag *= _spread(scores, opt.causal)
+    return activate(layer, a_in, np.matmul(v, e), values, imag_noise=imag_noise(v, weights, spread_imag))
 
 
 def _moved_scores_plain(layer: Layer, a_in, values, q, k, v, u, w, step) -> LayerTrace:
