@@ -144,13 +144,19 @@ class LayerNorm(_Norm):
         n = x.shape[-2]
         centred = lt.cache["centred"]  # the forward pass's: the base statistics bit for bit
         d = vals - x[rows]
-        inv = 1.0 / np.sqrt(lt.cache["var"] + (2.0 * d * centred[rows] + d * d * (1.0 - 1.0 / n)) / n + opt.eps)
+        inv = d * ((1.0 - 1.0 / n) / n)  # then n·σ'²/n + eps, in place: a batch holds B·m of each
+        inv += centred[rows] * (2.0 / n)
+        inv *= d
+        inv += lt.cache["var"] + opt.eps
+        np.sqrt(inv, out=inv)
+        np.divide(1.0, inv, out=inv)
         columns = _columns(layer, lt, values)  # (m, 3, n): gain ⊙ c, gain, bias, column by column
         coef = np.empty((len(rows), x.shape[-1], 3), dtype=inv.dtype)
         coef[:, :, 0] = inv
-        coef[:, :, 1] = (d * inv) / -n
+        own = np.multiply(d, inv, out=d)  # d/σ', the moved row's own change once times its gain
+        np.multiply(own, -1.0 / n, out=coef[:, :, 1])
         coef[:, :, 2] = 1.0
-        own = (d * inv) * columns[:, 1, rows].T  # the moved row's own change
+        own *= columns[:, 1, rows].T
 
         every = np.arange(len(rows))
 
