@@ -7,7 +7,8 @@ a complex step resolves it to ~ε relative. The verdict must allow for that, or 
 
 The estimate is empirical and the same for every layer kind: the backward pass again, on copies of the base
 trace whose stored floating-point values (each layer's input, z, a and its kind's cache, the objective's J)
-and whose signal into every layer are each moved by a random relative ±ε, about one rounding of each. Two
+and whose signal into every layer are each moved by a random relative ±ε: at least one unit in the last place
+of each, up or down (x·(1 ± ε/2) can round back to x at the bottom of a binade: 1 + ε/2 rounds to 1). Two
 such passes; per entry, the largest move from backprop's own gradient, times a safety factor, is backprop's
 round-off estimate. A relative move keeps every sign and every zero (relu's side, a dropout mask, a masked
 attention key), and integer caches (maxpool's argmax, embedding indices) are left alone, so each pass takes
