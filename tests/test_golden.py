@@ -38,7 +38,7 @@ def _without_seconds(report: dict) -> dict:
     return report
 
 
-ROUND_OFF = ("max_rel_error", "max_abs_error", "worst_index", "analytic", "numeric", "numeric_error")
+ROUND_OFF = ("max_rel_error", "max_abs_error", "worst_index", "analytic", "numeric", "numeric_error", "analytic_error")
 
 
 def _settled(value, passed: bool = False):
