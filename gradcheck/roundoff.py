@@ -58,14 +58,18 @@ class _Jitter:
 
     def __call__(self, x):
         if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
-            return x * (1.0 + MACHINE_EPS * self.rng.choice((-1.0, 1.0), size=x.shape))
+            return x * self._factors(x.shape)
         if isinstance(x, (float, np.floating)):
-            return x * (1.0 + MACHINE_EPS * self.rng.choice((-1.0, 1.0)))
+            return x * float(self._factors(()))
         if isinstance(x, (list, tuple)):
             return type(x)(self(v) for v in x)
         if isinstance(x, dict):
             return {k: self(v) for k, v in x.items()}
         return x  # integers, booleans, None, objects: discrete state stays as it was
+
+    def _factors(self, shape) -> np.ndarray:
+        """1 − ε or 1 + ε, each with probability ½."""
+        return np.where(self.rng.integers(0, 2, size=shape, dtype=np.int8) == 1, 1.0 + MACHINE_EPS, 1.0 - MACHINE_EPS)
 
     def layer(self, lt: LayerTrace) -> LayerTrace:
         """A copy of one layer's trace with its stored values moved."""
