@@ -113,7 +113,7 @@ def _sides(model: Model, values, name: str, traces, grad, expected: dict):
 
 
 def _bound(model: Model, name: str, bounds: dict):
-    """Backprop's round-off for a param as compared: in the symmetric space (b + bᵀ − diag(b)) for a symmetric one."""
+    """Backprop's round-off for a param as compared: b + bᵀ − diag(b) for a symmetric one (its space)."""
     return symmetric.to_space(bounds[name]) if name in model.symmetric_params else bounds[name]
 
 
