@@ -124,18 +124,23 @@ def test_backprop_not_the_complex_step_is_off_at_the_failed_entries(path):
 
 
 @pytest.mark.parametrize("path", [DENSE, ATTENTION], ids=lambda p: p.stem)
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_backprop_error_lies_within_the_allowance(path, seed):
-    """Every entry of the params that failed: |backprop − truth| within the estimate, for three jitter streams."""
+def test_backprop_error_lies_within_the_allowance(path):
+    """Every entry of the params that failed: |backprop − truth| within the estimate, for 40 jitter streams (300
+    streams gave at most 0.5 of it), and the run's own estimate covers the failed entries."""
     from gradcheck import network, roundoff
 
     spec = gradcheck.load(path)
     traces = network.forward(spec.model, spec.values)
     grads = network.backward(spec.model, traces, spec.values)
-    bound = roundoff.backprop_error(spec.model, traces, spec.values, grads, seed)
-    for name in {name for name, _ in FAILED[path]}:
-        off = np.abs(grads[name] - true_gradient(path, name))
-        assert np.all(off <= bound[name]), (name, off / bound[name])
+    names = {name for name, _ in FAILED[path]}
+    for seed in range(40):
+        bound = roundoff.backprop_error(spec.model, traces, spec.values, grads, seed)
+        for name in names:
+            off = np.abs(grads[name] - true_gradient(path, name))
+            assert np.all(off <= bound[name]), (seed, name, off / bound[name])
+    for name, index in FAILED[path]:
+        entries = _param(checked(path, "complex-step"), name).entries
+        assert abs(entries.backprop[index] - true_gradient(path, name)[index]) <= entries.analytic_error[index]
 
 
 # ----------------------------------------------------------------------------- the verdicts
