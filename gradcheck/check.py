@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import budget, fast, heap, network, numeric, second, symmetric
+from . import budget, fast, heap, network, numeric, roundoff, second, symmetric
 from .errors import SpecError
 from .model import CheckOptions, Model
 from .options import FAST_DIRECTIONS, FULL, RunOptions
@@ -91,11 +91,13 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
     except network.OutsideDomain as exc:
         raise outside_domain_error(exc) from None
     expected = _expectations(model, values)
+    bounds = roundoff.backprop_error(model, traces, values, grads, settings.seed)  # part of every entry's floor
     if settings.mode.kind == "fast":
-        params = _fast_params(model, values, traces, grads, expected, settings, options.limits.steps)
+        params = _fast_params(model, values, traces, grads, bounds, expected, settings, options.limits.steps)
     else:  # one param's perturber at a time
         params = tuple(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings,
-                                    options.limits.steps) for name in model.param_names)
+                                    options.limits.steps, _bound(model, name, bounds))
+                       for name in model.param_names)
     formulas = second.check_formulas(model, values, traces, grads, settings)  # hessian: and hvp:
     status = "pass" if all(p.status == "pass" for p in params + formulas) else "fail"
     return SpecResult(spec.path, spec.name, status, None, objective, params, settings, second=formulas,
@@ -110,6 +112,11 @@ def _sides(model: Model, values, name: str, traces, grad, expected: dict):
     return (symmetric.Moves(perturber) if name in model.symmetric_params else perturber), grad, expected
 
 
+def _bound(model: Model, name: str, bounds: dict):
+    """Backprop's round-off for a param as compared: b + bᵀ − diag(b) for a symmetric one (its space)."""
+    return symmetric.to_space(bounds[name]) if name in model.symmetric_params else bounds[name]
+
+
 def _analytic(model: Model, name: str, grad, expected: dict):
     """(backprop, expectations) of a param as compared: mapped to the symmetric space for a symmetric param."""
     if name not in model.symmetric_params:
@@ -120,17 +127,18 @@ def _analytic(model: Model, name: str, grad, expected: dict):
     return symmetric.to_space(grad), mapped
 
 
-def _fast_params(model: Model, values, traces, grads: dict, expected: dict, settings: Settings,
+def _fast_params(model: Model, values, traces, grads: dict, bounds: dict, expected: dict, settings: Settings,
                  max_steps: int) -> tuple:
     """Fast mode: joint random directions across every param first (gradcheck.fast); a param they do not vouch
     for gets the per-param check, whose directions are its components of the joint ones (the same seeded draws)."""
-    found = [_fast_side(model, values[name], name, *_analytic(model, name, grads[name], expected), settings)
-             for name in model.param_names]
+    found = [_fast_side(model, values[name], name, *_analytic(model, name, grads[name], expected), settings,
+                        _bound(model, name, bounds)) for name in model.param_names]
     vouched = fast.joint(model, values, traces, found, settings)
     out = []
     for name in model.param_names:
         if name not in vouched:  # its perturber only now: the joint directions need none
-            out.append(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings, max_steps))
+            out.append(_check_param(*_sides(model, values, name, traces, grads[name], expected), settings, max_steps,
+                                    _bound(model, name, bounds)))
             continue
         backprop, expect = vouched[name]
         note = fast.note(len(found))
@@ -141,24 +149,26 @@ def _fast_params(model: Model, values, traces, grads: dict, expected: dict, sett
     return tuple(out)
 
 
-def _fast_side(model: Model, theta, name: str, grad, expected: dict, settings: Settings) -> fast.Side:
+def _fast_side(model: Model, theta, name: str, grad, expected: dict, settings: Settings, bound) -> fast.Side:
     """A param's analytic sides for the joint directions (an expect that cannot be compared: None)."""
     comparable = name in expected and _expect_problem(name, expected[name], theta.shape) is None
     return fast.Side(name, theta, name in model.symmetric_params, grad, expected[name] if comparable else None,
-                     settings.seed, broken_expect=name in expected and not comparable)
+                     settings.seed, broken_expect=name in expected and not comparable, bound=bound)
 
 
-def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
-    result = _param(perturber, grad, expected, settings, max_steps)
+def _check_param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int,
+                 bound) -> ParamResult:
+    """One param's verdict; `bound` is backprop's round-off per entry (gradcheck.roundoff), part of the floor."""
+    result = _param(perturber, grad, expected, settings, max_steps, bound)
     if isinstance(perturber, symmetric.Moves):
         result = replace(result, note=symmetric.CONVENTION + (f"; {result.note}" if result.note else ""))
     return result
 
 
-def _param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int) -> ParamResult:
+def _param(perturber: Perturber, grad, expected: dict, settings: Settings, max_steps: int, bound) -> ParamResult:
     if settings.mode.kind != "fast":
-        return _entrywise_param(perturber, grad, expected, settings, _sample_entries(perturber, settings))
-    result = _fast_param(perturber, grad, expected, settings)
+        return _entrywise_param(perturber, grad, expected, settings, _sample_entries(perturber, settings), bound)
+    result = _fast_param(perturber, grad, expected, settings, bound)
     if result.status == "pass":
         return result
     needed = budget.evaluations(FULL, settings.method, grad.size)
@@ -166,37 +176,41 @@ def _param(perturber: Perturber, grad, expected: dict, settings: Settings, max_s
         return replace(result, note=f"fast mode found a mismatch along a random direction ({_fast_summary(result)}); "
                                     f"not localized: a full check of {perturber.name} needs {needed:,} evaluations "
                                     f"of J, above the limit of {max_steps:,}")
-    localized = _entrywise_param(perturber, grad, expected, settings, None)
+    localized = _entrywise_param(perturber, grad, expected, settings, None, bound)
     return replace(localized, note=f"fast mode found a mismatch along a random direction "
                                    f"({_fast_summary(result)}); full check of {perturber.name} shown")
 
 
-def _entrywise_param(perturber: Perturber, grad, expected: dict, settings: Settings, entries) -> ParamResult:
+def _entrywise_param(perturber: Perturber, grad, expected: dict, settings: Settings, entries,
+                     bound) -> ParamResult:
     model, values, name = perturber.model, perturber.values, perturber.name
     require_usable_steps(model, name, values[name], settings)
     comparable = _comparable(name, expected, grad.shape)
     est = _estimate(perturber, [grad] if comparable is None else [grad, comparable], settings, entries)
-    backprop = _named(model, name, judge(grad, est, settings.rtol, settings.atol))
-    if not backprop.passed:  # a stencil across a domain edge is no verdict on the gradient
-        refuse_unreliable_stencil(model, values, name, backprop.worst_index, settings)
+    backprop = _named(model, name, judge(grad, est, settings.rtol, settings.atol, bound))
+    # a stencil across a domain edge is no verdict on the gradient, also where backprop's round-off alone passes it
+    strict = backprop if not backprop.passed else judge(grad, est, settings.rtol, settings.atol)
+    if not strict.passed:
+        refuse_unreliable_stencil(model, values, name, strict.worst_index, settings)
     expect = None
     if name in expected:
         expect = _expect_problem(name, expected[name], values[name].shape) or \
-            _named(model, name, judge(expected[name], est, settings.rtol, settings.atol))
+            _named(model, name, judge(expected[name], est, settings.rtol, settings.atol, bound))
     ok = backprop.passed and (expect is None or expect.passed)
     diagnosis = None
     if entries is None and comparable is not None and backprop.passed and not expect.passed:
-        diagnosis = _diagnosis(perturber, grad, comparable, est, settings)
+        diagnosis = _diagnosis(perturber, grad, comparable, est, settings, bound)
     per_entry = None
     if entries is None:  # a full check: keep the arrays for verbose reports and assertion messages
         kinks = frozenset(k.index for k in backprop.kinks if k.status == "kink")
         per_entry = Entries(grad, est.values.reshape(grad.shape), comparable, settings.rtol, settings.atol, kinks,
-                            est.error.reshape(grad.shape))
+                            est.error.reshape(grad.shape), bound)
     return ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect,
                        kernel=model.is_kernel(name), entries=per_entry, diagnosis=diagnosis, **_places(model, name))
 
 
-def _diagnosis(perturber: Perturber, grad, expect, est: numeric.Estimate, settings: Settings) -> str | None:
+def _diagnosis(perturber: Perturber, grad, expect, est: numeric.Estimate, settings: Settings,
+               bound) -> str | None:
     """What the failing expect's mistake looks like, judged with the verdict's own per-entry allowance.
 
     Only when backprop passed: then backprop is the true gradient, and a pattern between it and the
@@ -204,7 +218,7 @@ def _diagnosis(perturber: Perturber, grad, expect, est: numeric.Estimate, settin
     """
     model, values, name = perturber.model, perturber.values, perturber.name
     numeric_values, error = est.values.reshape(grad.shape), est.error.reshape(grad.shape)
-    allowed = tolerance(expect, numeric_values, error, settings.rtol, settings.atol)
+    allowed = tolerance(expect, numeric_values, error + bound, settings.rtol, settings.atol)
     found = network.uses_of(model, perturber.traces, values, name)
     merged: dict = {}
     for label, role, contribution, signal in found:  # a recurrent layer adds once per step: one use
@@ -264,12 +278,12 @@ def _decided_by_error(analytic: np.ndarray, est: numeric.Estimate, rtol: float, 
     return (diff > np.maximum(rtol * np.maximum(np.abs(a), np.abs(est.values)), atol)) & (diff <= est.error)
 
 
-def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings) -> ParamResult:
+def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings, bound) -> ParamResult:
     """A few random-direction derivatives of one param: O(1) evaluations whatever its size."""
     name, theta = perturber.name, perturber.values[perturber.name]
     mirrored = isinstance(perturber, symmetric.Moves)
     scale = float(np.max(np.abs(theta))) if theta.size else 1.0
-    sides = {"backprop": (grad, [], [])}
+    sides, rounding = {"backprop": (grad, [], [])}, []  # rounding: backprop's round-off along each direction
     exp_problem = _expect_problem(name, expected[name], theta.shape) if name in expected else None
     if name in expected and exp_problem is None:
         sides["expect"] = (expected[name], [], [])
@@ -281,11 +295,12 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings) 
 
         n, e = numeric.directional(along, scale, settings.method, settings.eps)
         weights = symmetric.weights(v) if mirrored else v  # ⟨G, v⟩ from the symmetric-space G + Gᵀ − diag(G)
+        rounding.append(float(np.dot(bound.reshape(-1), np.abs(weights).reshape(-1))))
         for analytic, a_list, n_list in sides.values():
             a_list.append(float(np.dot(analytic.reshape(-1), weights.reshape(-1))))
             n_list.append((n, e))
     comps = {side: replace(compare(np.array(a), np.array([n for n, _ in ne]), settings.rtol, settings.atol,
-                                   np.array([e for _, e in ne])), worst_index=None)
+                                   np.array([e for _, e in ne]), np.array(rounding)), worst_index=None)
              for side, (_, a, ne) in sides.items()}
     expect = exp_problem or comps.get("expect")
     ok = comps["backprop"].passed and (expect is None or expect.passed)

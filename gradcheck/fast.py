@@ -34,11 +34,12 @@ class Side:
     """What fast mode compares for one param: its analytic sides, in its own space, and its stream of directions."""
 
     def __init__(self, name: str, theta: np.ndarray, mirrored: bool, backprop: np.ndarray, expect, seed: int,
-                 broken_expect: bool = False):
+                 broken_expect: bool = False, bound: np.ndarray | None = None):
         """`mirrored`: a symmetric param, its analytic sides G + Gᵀ − diag(G), dotted with symmetric.weights(v);
         `expect`: a comparable expect (right shape, finite) or None; `broken_expect`: one that cannot be compared
-        (the per-param check reports it)."""
+        (the per-param check reports it); `bound`: backprop's round-off per entry (gradcheck.roundoff), or None."""
         self.name, self.theta, self.mirrored = name, theta, mirrored
+        self.bound = np.zeros(np.shape(backprop)) if bound is None else bound
         self.backprop, self.expect, self.broken_expect = backprop, expect, broken_expect
         self.directions = directions(name, theta.shape, mirrored, seed)
         # max(1, max|θ|): the step along v_p is eps times this, as in a per-param check
@@ -52,6 +53,11 @@ class Side:
         """⟨analytic, u_p⟩ for the component v_p, the step's scale included."""
         weights = symmetric.weights(v) if self.mirrored else v
         return self.scale * float(np.dot(analytic.reshape(-1), weights.reshape(-1)))
+
+    def rounding(self, v: np.ndarray) -> float:
+        """The round-off of backprop's ⟨G, u_p⟩: ⟨b, |u_p|⟩ with b its round-off per entry."""
+        weights = symmetric.weights(v) if self.mirrored else v
+        return self.scale * float(np.dot(self.bound.reshape(-1), np.abs(weights).reshape(-1)))
 
 
 def directions(name: str, shape, mirrored: bool, seed: int):
@@ -84,7 +90,8 @@ def joint(model, values, traces, sides: list[Side], settings) -> dict:
         if any(crossed) or not (np.isfinite(value) and np.isfinite(error)):
             return {}  # a kink or a domain edge within the steps: the per-param checks judge
         n.append(value)
-        e.append(error)
+        # every param's backprop enters each share (n less the others' ⟨G, u⟩): its round-off joins the joint error
+        e.append(error + sum(s.rounding(drawn[s.name]) for s in sides))
         for s in sides:
             shares[s.name].append(s.dot(s.backprop, drawn[s.name]))
             if s.expect is not None:

@@ -199,11 +199,13 @@ def backward(model: Model, traces: list[TermTrace], values: Mapping[str, np.ndar
 
 
 def backward_term(trace: TermTrace, values: Mapping[str, np.ndarray], grads: dict[str, np.ndarray],
-                  objective_step: Callable | None = None, layer_step: Callable | None = None) -> list:
+                  objective_step: Callable | None = None, layer_step: Callable | None = None,
+                  signal: Callable | None = None) -> list:
     """Accumulate one term's contributions into `grads`; returns the δ of each layer (last first).
 
     `objective_step(compute)` and `layer_step(trace, compute)` wrap each step of the walk (hazards
-    runs them with floating-point errors raised); by default they just compute.
+    runs them with floating-point errors raised); by default they just compute. `signal(g)` maps the
+    signal a layer receives before its step (gradcheck.roundoff jitters it).
     """
     term = trace.term
     accumulate(grads, term.coef, trace.value)
@@ -218,6 +220,8 @@ def backward_term(trace: TermTrace, values: Mapping[str, np.ndarray], grads: dic
     deltas = []
 
     def step(lt: LayerTrace, g_above, _below):
+        if signal is not None:
+            g_above = AtZ(signal(g_above.delta)) if isinstance(g_above, AtZ) else signal(g_above)
         compute = lambda: KINDS[lt.layer.kind].backward(lt, g_above, values, grads)  # noqa: E731
         g_in, delta = layer_step(lt, compute) if layer_step else compute()
         deltas.append(delta)

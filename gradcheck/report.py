@@ -36,6 +36,7 @@ def comparison_json(c: Comparison | None, with_message: bool = False, kernel: bo
         "analytic": c.analytic,
         "numeric": c.numeric,
         "numeric_error": c.numeric_error,
+        "analytic_error": c.analytic_error,
     }
     if with_message:
         out["message"] = c.message

@@ -45,6 +45,7 @@ class Entries:
     atol: float
     kinks: frozenset = frozenset()  # indices at a kink: reported as kinks, not as errors
     numeric_error: np.ndarray | float = 0.0  # the estimated error of each numeric value
+    analytic_error: np.ndarray | float = 0.0  # backprop's estimated round-off per entry (gradcheck.roundoff)
 
     def analytic(self, side: str) -> np.ndarray | None:
         """The analytic array of a side: "backprop" or "expect"."""
@@ -52,7 +53,8 @@ class Entries:
 
     def errors(self, side: str) -> np.ndarray:
         """Per-entry relative error of a side against the numeric gradient (gradcheck.verdict); 0 at kinks."""
-        errors = relative_errors(self.analytic(side), self.numeric, self.rtol, np.maximum(self.numeric_error, self.atol))
+        floor = np.maximum(self.numeric_error + self.analytic_error, self.atol)
+        errors = relative_errors(self.analytic(side), self.numeric, self.rtol, floor)
         for index in self.kinks:
             errors[index] = 0.0
         return errors

@@ -4,11 +4,14 @@ Every numeric derivative n comes with an estimate e of its own error (gradcheck.
 what the perturbation re-evaluated, truncation measured on a ladder of steps). Per entry, with the
 user's relative tolerance rtol (and an absolute floor atol, none unless given):
 
-    err_i = |a_i − n_i| / max(|a_i|, |n_i|, max(e_i, atol) / rtol)
+    err_i = |a_i − n_i| / max(|a_i|, |n_i|, max(e_i + b_i, atol) / rtol)
 
-and a comparison passes when max_i err_i <= rtol. Equivalently |a − n| <= max(rtol·max(|a|, |n|), e, atol):
+and a comparison passes when max_i err_i <= rtol. Equivalently |a − n| <= max(rtol·max(|a|, |n|), e + b, atol):
 the relative error a user accepts, except where the finite difference itself cannot tell that finely,
-and there the floor is its own measured error, not a fraction of |J|.
+and there the floor is its own measured error, not a fraction of |J|. b_i is backprop's own round-off at
+the entry (gradcheck.roundoff, measured once per spec; the same for an `expect`, 0 where none is given):
+where saturated units make an entry tiny beside the sums it came from, backprop cannot tell it finely
+either, and a complex step that can must not fail it for that.
 
 Entries whose stencil crossed a non-smooth point (relu/abs at 0, a max tie) and whose one-sided
 slopes disagree by more than their own errors are kinks: the central value means nothing there.
@@ -49,6 +52,7 @@ class Comparison:
     message: str | None = None
     numeric_error: float | None = None  # the estimated error of the numeric value at the worst entry
     kinks: tuple[Kink, ...] = ()
+    analytic_error: float | None = None  # backprop's estimated round-off at the worst entry (part of the floor)
     worst_entry: tuple[tuple[str, int], ...] | None = None  # e.g. (("filter", 1), ("channel", 0), ...)
     checked: int = 0  # entries (or directions, in fast mode) compared
 
@@ -67,40 +71,47 @@ def relative_errors(analytic: np.ndarray, numeric_values: np.ndarray, rtol: floa
 
 
 def tolerance(analytic, numeric_values, error, rtol: float, atol: float):
-    """Per entry, the largest |a − n| the rule allows: max(rtol·max(|a|, |n|), e, atol)."""
+    """Per entry, the largest |a − n| the rule allows: max(rtol·max(|a|, |n|), e, atol) (e: the whole floor)."""
     return np.maximum(rtol * np.maximum(np.abs(analytic), np.abs(numeric_values)), np.maximum(error, atol))
 
 
 def compare(analytic: np.ndarray, numeric_grad: np.ndarray, rtol: float, atol: float,
-            error: np.ndarray | float = 0.0) -> Comparison:
-    """Every entry of analytic against numeric (with its error estimate), worst entry side by side."""
+            error: np.ndarray | float = 0.0, analytic_error: np.ndarray | None = None) -> Comparison:
+    """Every entry of analytic against numeric (with its error estimate, and the analytic side's own round-off
+    when given), worst entry side by side."""
     error = np.broadcast_to(np.asarray(error, dtype=float), np.shape(numeric_grad))
-    rel = relative_errors(analytic, numeric_grad, rtol, np.maximum(error, atol))
+    b = np.zeros(np.shape(numeric_grad)) if analytic_error is None else np.asarray(analytic_error, dtype=float)
+    rel = relative_errors(analytic, numeric_grad, rtol, np.maximum(error + b, atol))
     worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
     max_rel = float(rel[worst])
     return Comparison(max_rel, float(np.abs(analytic - numeric_grad).max()), tuple(int(i) for i in worst),
                       float(analytic[worst]), float(numeric_grad[worst]), bool(max_rel <= rtol),
-                      checked=int(rel.size), numeric_error=float(error[worst]))
+                      checked=int(rel.size), numeric_error=float(error[worst]),
+                      analytic_error=None if analytic_error is None else float(b[worst]))
 
 
-def judge(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float) -> Comparison:
-    """Compare at the estimated entries, setting kinks apart from ordinary entries."""
+def judge(analytic: np.ndarray, est: numeric.Estimate, rtol: float, atol: float,
+          analytic_error: np.ndarray | None = None) -> Comparison:
+    """Compare at the estimated entries, setting kinks apart from ordinary entries; `analytic_error` (the analytic
+    side's shape) is b, the analytic side's own round-off, added to the floor."""
     shape = analytic.shape
     a = analytic.reshape(-1)[est.entries]
+    b = np.zeros(a.shape) if analytic_error is None else np.asarray(analytic_error, float).reshape(-1)[est.entries]
     at_kink = kink_mask(est, rtol, atol)
     kinks = _kinks(a, est, at_kink, shape, rtol, atol)
     ordinary = ~at_kink
     if not ordinary.any():
         ok = all(k.status == "kink" for k in kinks)
         return Comparison(None, None, None, None, None, ok, _kink_message(kinks), kinks=kinks, checked=int(a.size))
-    rel = np.where(ordinary, relative_errors(a, est.values, rtol, np.maximum(est.error, atol)), -1.0)
+    rel = np.where(ordinary, relative_errors(a, est.values, rtol, np.maximum(est.error + b, atol)), -1.0)
     worst = int(np.argmax(rel))
     max_rel = float(rel[worst])
     passed = max_rel <= rtol and all(k.status == "kink" for k in kinks)
     abs_err = float(np.abs(a - est.values)[ordinary].max())
     index = tuple(int(i) for i in np.unravel_index(int(est.entries[worst]), shape))
     return Comparison(max_rel, abs_err, index, float(a[worst]), float(est.values[worst]), bool(passed),
-                      _kink_message(kinks), kinks=kinks, checked=int(a.size), numeric_error=float(est.error[worst]))
+                      _kink_message(kinks), kinks=kinks, checked=int(a.size), numeric_error=float(est.error[worst]),
+                      analytic_error=None if analytic_error is None else float(b[worst]))
 
 
 def kink_mask(est: numeric.Estimate, rtol: float, atol: float) -> np.ndarray:

@@ -54,7 +54,7 @@ def test_json_keys_exactly(tmp_path):
                           "diagnosis", "place", "expect_place"}
     assert param["shape"] == [4, 6] and param["status"] == "pass"
     assert set(param["backprop"]) == {"max_rel_error", "max_abs_error", "worst_index", "analytic", "numeric",
-                                      "numeric_error"}
+                                      "numeric_error", "analytic_error"}
     assert set(param["expect"]) == set(param["backprop"]) | {"message"}
     assert bad["status"] == "fail" and [p["name"] for p in bad["params"] if p["status"] == "fail"] == ["b2"]
     assert invalid["status"] == "error" and invalid["message"].startswith(f"{INVALID}:6:17:")

@@ -88,7 +88,7 @@ def in_error_units(c: Comparison) -> str:
 def tolerance_label(st) -> str:
     """The rule's figures as the header line says them: rtol, an absolute floor if one was given."""
     floor = f", atol {st.atol:.1e}" if st.atol else ""
-    return f"rtol {st.rtol:.1e}{floor}, floor: each entry's numeric error"
+    return f"rtol {st.rtol:.1e}{floor}, floor: each entry's numeric error + backprop's round-off"
 
 
 def printable(text: str) -> str:
