@@ -91,7 +91,7 @@ def _check(spec: Spec, options: RunOptions) -> SpecResult:
     except network.OutsideDomain as exc:
         raise outside_domain_error(exc) from None
     expected = _expectations(model, values)
-    bounds = roundoff.backprop_error(model, traces, values, grads, settings.seed)  # part of every entry's floor
+    bounds = roundoff.Bounds(model, traces, values, grads, settings.seed)  # part of a floor, measured where needed
     if settings.mode.kind == "fast":
         params = _fast_params(model, values, traces, grads, bounds, expected, settings, options.limits.steps)
     else:  # one param's perturber at a time
@@ -112,9 +112,12 @@ def _sides(model: Model, values, name: str, traces, grad, expected: dict):
     return (symmetric.Moves(perturber) if name in model.symmetric_params else perturber), grad, expected
 
 
-def _bound(model: Model, name: str, bounds: dict):
-    """Backprop's round-off for a param as compared: b + bᵀ − diag(b) for a symmetric one (its space)."""
-    return symmetric.to_space(bounds[name]) if name in model.symmetric_params else bounds[name]
+def _bound(model: Model, name: str, bounds: roundoff.Bounds):
+    """A function making backprop's round-off for a param as compared (b + bᵀ − diag(b) for a symmetric one, its
+    space), called only where a comparison fails without it."""
+    if name in model.symmetric_params:
+        return lambda: symmetric.to_space(bounds()[name])
+    return lambda: bounds()[name]
 
 
 def _analytic(model: Model, name: str, grad, expected: dict):
@@ -127,7 +130,7 @@ def _analytic(model: Model, name: str, grad, expected: dict):
     return symmetric.to_space(grad), mapped
 
 
-def _fast_params(model: Model, values, traces, grads: dict, bounds: dict, expected: dict, settings: Settings,
+def _fast_params(model: Model, values, traces, grads: dict, bounds: roundoff.Bounds, expected: dict, settings: Settings,
                  max_steps: int) -> tuple:
     """Fast mode: joint random directions across every param first (gradcheck.fast); a param they do not vouch
     for gets the per-param check, whose directions are its components of the joint ones (the same seeded draws)."""
@@ -199,12 +202,13 @@ def _entrywise_param(perturber: Perturber, grad, expected: dict, settings: Setti
     ok = backprop.passed and (expect is None or expect.passed)
     diagnosis = None
     if entries is None and comparable is not None and backprop.passed and not expect.passed:
-        diagnosis = _diagnosis(perturber, grad, comparable, est, settings, bound)
+        diagnosis = _diagnosis(perturber, grad, comparable, est, settings, bound())
     per_entry = None
     if entries is None:  # a full check: keep the arrays for verbose reports and assertion messages
         kinks = frozenset(k.index for k in backprop.kinks if k.status == "kink")
+        used = any(getattr(c, "analytic_error", None) is not None for c in (backprop, expect))
         per_entry = Entries(grad, est.values.reshape(grad.shape), comparable, settings.rtol, settings.atol, kinks,
-                            est.error.reshape(grad.shape), bound)
+                            est.error.reshape(grad.shape), bound() if used else 0.0)
     return ParamResult(name, tuple(values[name].shape), "pass" if ok else "fail", backprop, expect,
                        kernel=model.is_kernel(name), entries=per_entry, diagnosis=diagnosis, **_places(model, name))
 
@@ -283,7 +287,7 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings, 
     name, theta = perturber.name, perturber.values[perturber.name]
     mirrored = isinstance(perturber, symmetric.Moves)
     scale = float(np.max(np.abs(theta))) if theta.size else 1.0
-    sides, rounding = {"backprop": (grad, [], [])}, []  # rounding: backprop's round-off along each direction
+    sides = {"backprop": (grad, [], [])}
     exp_problem = _expect_problem(name, expected[name], theta.shape) if name in expected else None
     if name in expected and exp_problem is None:
         sides["expect"] = (expected[name], [], [])
@@ -295,18 +299,25 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings, 
 
         n, e = numeric.directional(along, scale, settings.method, settings.eps)
         weights = symmetric.weights(v) if mirrored else v  # ⟨G, v⟩ from the symmetric-space G + Gᵀ − diag(G)
-        rounding.append(float(np.dot(bound.reshape(-1), np.abs(weights).reshape(-1))))
         for analytic, a_list, n_list in sides.values():
             a_list.append(float(np.dot(analytic.reshape(-1), weights.reshape(-1))))
             n_list.append((n, e))
     comps = {side: replace(compare(np.array(a), np.array([n for n, _ in ne]), settings.rtol, settings.atol,
-                                   np.array([e for _, e in ne]), np.array(rounding)), worst_index=None)
+                                   np.array([e for _, e in ne]), lambda: _rounding(bound(), name, theta.shape,
+                                                                                   mirrored, settings.seed)),
+                           worst_index=None)
              for side, (_, a, ne) in sides.items()}
     expect = exp_problem or comps.get("expect")
     ok = comps["backprop"].passed and (expect is None or expect.passed)
     return ParamResult(name, tuple(theta.shape), "pass" if ok else "fail", comps["backprop"], expect,
                        note=f"fast mode: {FAST_DIRECTIONS} random directions of this param alone",
                        kernel=perturber.model.is_kernel(name), **_places(perturber.model, name))
+
+
+def _rounding(bound: np.ndarray, name: str, shape, mirrored: bool, seed) -> np.ndarray:
+    """Backprop's round-off along each of a param's fast directions, ⟨b, |v|⟩ (the same seeded draws again)."""
+    return np.array([float(np.dot(bound.reshape(-1), np.abs(symmetric.weights(v) if mirrored else v).reshape(-1)))
+                     for v in fast.directions(name, shape, mirrored, seed)])
 
 
 def _fast_summary(result: ParamResult) -> str:
