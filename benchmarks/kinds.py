@@ -1,6 +1,7 @@
 """The layer kinds of issue 11 at N ≈ 1e4, side by side: gradcheck full, a naive numpy loop, torch.
 
-    python benchmarks/kinds.py [--repeat R] [--budget S] [--threads T] [--kinds a,b] [--no-torch] [--clock cpu]
+    python benchmarks/kinds.py [--repeat R] [--torch-repeat T] [--budget S] [--threads T] [--kinds a,b] [--no-torch]
+                               [--clock cpu]
                                [--before DIR] [--floor]
 
 Each kind is one spec (a small network around the kind, its text below) and the same objective written once
@@ -8,7 +9,8 @@ for numpy and torch (`xp`), from the numbers gradcheck draws. The naive loop is 
 θ ± h, the whole forward pass in numpy, restored. torch is torch.autograd.gradcheck (full, float64, its
 defaults) on the same function, when torch is installed. A per-entry peer predicted to exceed --budget
 seconds is timed on a random subset of entries and scaled (marked "est."). Prints the command, the machine
-and one table of medians (gradcheck: median of --repeat full checks; naive: median of max(1, R // 2)).
+and one table of medians (gradcheck: median of --repeat full checks; naive: median of max(1, R // 2); torch: median
+of --torch-repeat full checks, 1 by default: torch's own time for one check moves ±10% from run to run).
 The gradcheck imported is this checkout's. --before DIR also times the gradcheck package in DIR (another commit's
 `gradcheck/`, e.g. from `git archive`) on the same spec, in a subprocess of the same run: a before → after column.
 --floor adds, for layer norm after a dense layer, np.tanh alone over every variant a full check must evaluate.
@@ -272,7 +274,7 @@ def time_before(key, folder, repeat, clock):
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def time_kind(key, repeat, budget, torch):
+def time_kind(key, repeat, budget, torch, torch_repeat=1):
     """(N, gradcheck s, naive s, naive estimated?, torch s or None, torch estimated?)."""
     text, objective = KINDS[key]()
     spec = gradcheck.loads(text)
@@ -307,7 +309,7 @@ def time_kind(key, repeat, budget, torch):
         if per * n > budget:
             torch_time, torch_est = per * n, True
         else:
-            torch_time = _median(lambda: _torch_full(torch, objective, params, data, names), 1)
+            torch_time = _median(lambda: _torch_full(torch, objective, params, data, names), torch_repeat)
     return n, ours, naive, naive_est, torch_time, torch_est
 
 
@@ -331,6 +333,7 @@ def tanh_floor(key, repeat, batch=54):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--torch-repeat", type=int, default=1, help="full torch checks to take the median of")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds before a per-entry peer is estimated")
     parser.add_argument("--threads", default="1")
     parser.add_argument("--kinds", default=",".join(KINDS))
@@ -347,7 +350,7 @@ def main(argv=None) -> int:
           f"{'naive loop':>14s} {'torch full':>14s} {'vs naive':>9s} {'vs torch':>9s}")
     for key in args.kinds.split(","):
         before = time_before(key, args.before, args.repeat, args.clock) if args.before else None
-        n, ours, naive, naive_est, tt, t_est = time_kind(key, args.repeat, args.budget, torch)
+        n, ours, naive, naive_est, tt, t_est = time_kind(key, args.repeat, args.budget, torch, args.torch_repeat)
         naive_s = f"{naive:.3g} s" + (" est." if naive_est else "")
         torch_s = "—" if tt is None else f"{tt:.3g} s" + (" est." if t_est else "")
         print(f"{key:14s} {n:7,d} " + ("" if before is None else f"{before * 1e3:9.1f} ms ")
