@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .moves import Moves, add_rows, member_rows, patched_rows, patched_state, shared_rows
+from .moves import Moves, StepTerms, add_rows, member_rows, patched_rows, patched_state, shared_rows
+
+CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_lstm_chunks): inside this machine's 2 MiB L2 with room for x and Wh
 
 
 def rank_one(base, w, k, d, out):
-    """out (rows, B, m) = base (rows, m) + w[:, k[b]]·d[b] for each member: a patched row of h met by w, no GEMM.
-    One product an entry, as a broadcast multiply would take it; einsum writes it about a third faster (measured)."""
+    """out (rows, B, m) = base + w[:, k[b]]·d[b] for each member: a patched row of h met by w, no GEMM; base (rows, m)
+    shared, or tiled (rows, B, m), which adds contiguously (a broadcast add costs 3× as much, measured). One product
+    an entry, as a broadcast multiply would take it; einsum writes it about a third faster (measured)."""
     np.einsum("rb,bj->rbj", w[:, k], d, out=out)
-    out += base[:, None, :]
+    out += base if base.ndim == 3 else base[:, None, :]
     return out
 
 
@@ -99,6 +102,36 @@ def gru_cell_(ax, ah, h_prev, n: int, x_terms, batch):
     return h
 
 
+def lstm_form(n: int, dtype):
+    """(the scale of each pre-activation row, the cell): real members negate the i, f, o rows for lstm_cell_exp;
+    complex ones (the imaginary step) halve them for lstm_cell_, whose σ cannot overflow (a complex exp can)."""
+    if np.issubdtype(dtype, np.complexfloating):
+        return halves(4 * n, 3, n), lstm_cell_
+    scale = np.ones(4 * n)
+    scale[:3 * n] = -1.0
+    return scale, lstm_cell_exp
+
+
+def lstm_cell_exp(pre, c_prev, n: int, c_out=None, h_out=None):
+    """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows negated, overwritten; c and h
+    written into c_out (which may be c_prev) and h_out where given.
+
+    E = 1 + exp(−z) = 1/σ(z), so c = c_prev/E_f + tanh g/E_i and h = tanh c/E_o: σ as exp, an add and a divide in
+    place of tanh, an add and a multiply (exp costs half a tanh, measured), and no halving. These equal the forward
+    pass's ½(1 + tanh(½z)) to rounding. exp(−z) overflows below z ≈ −709 (the perturber ignores the warning): E = inf
+    and σ = 0, the forward pass's value there too."""
+    e = pre[:3 * n]
+    np.exp(e, out=e)
+    e += 1.0
+    g = np.tanh(pre[3 * n:], out=pre[3 * n:])
+    g /= e[:n]
+    c = np.divide(c_prev, e[n:2 * n], out=c_out)
+    c += g
+    h = np.tanh(c, out=h_out)
+    h /= e[2 * n:]
+    return h, c
+
+
 class _State:
     """h (and c) of every member: shared (n, m) arrays, plus a row patch (k, hk, ck), or dense (n, B, m)."""
 
@@ -129,55 +162,95 @@ def _input_side(wx, x, bias, B: int, dtype):
 
 
 def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
-    """h_1..h_T of every member, each (B, n, m)."""
-    n, B, batch = opt.hidden, len(moves.batch), moves.batch
-    st, hs, keep, buf = _State(h, c), [], opt.output == "all", None  # buf: the dense steps' pre-activations
-    scale = halves(4 * n, 3, n)  # the i, f, o rows halved (lstm_cell_)
+    """h_1..h_T of every member, each (B, n, m): the steps every member shares (and the row patch) over the whole
+    batch, then the rest chunk by chunk (_lstm_chunks)."""
+    n, B, keep = opt.hidden, len(moves.batch), opt.output == "all"
+    scale, cell = lstm_form(n, dtype)
     wh = wh * scale[:, None]
+    st, hs, t = _State(h, c), [], 0
     for t, x in enumerate(xs):
-        px = _input_side(wx, x, bias, B, dtype) * (scale[:, None] if x.ndim == 2 else scale[:, None, None])
-        if st.h.ndim == 2 and x.ndim == 2:
-            pre = px + wh @ st.h  # the base pass's pre-activations, shared
-            if st.patch is None and moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
-                st.h, st.c = lstm_cell_(pre, st.c, n)
-                hs.append(st.out(B) if keep else None)
-                continue
-            if st.patch is None and moves.row is not None:  # the move reaches one unit: its 4 gates per member
-                k = moves.row % n
-                p = pre[gate_rows(k, 4, n)].astype(dtype)  # (4, B, m)
-                add_rows(p, 0, [(i // n, a) for i, a in moves.terms(x, shared_rows(st.h), "xhb", scale)], batch)
-                hk, ck = lstm_cell_(p, st.c[k], 1)
-                st.h, st.c = lstm_cell_(pre, st.c, n)
-                st.patch = (k, hk[0], ck[0])
-                hs.append(st.out(B) if keep else None)
-                continue
-            if st.patch is not None:  # the patched row meets Wh: a rank-1 change of every row, no GEMM
-                k, hk, ck = st.patch
-                if buf is None:
-                    buf = np.empty((4 * n, B, x.shape[-1]), dtype)
-                pre = rank_one(pre, wh, k, hk - st.h[k], buf)
-                add_rows(pre, 0, moves.terms(x, patched_rows(st.h, k, hk), "xhb", scale), batch)
-                st.c, st.patch, h_prev = patched_state(st.c, (k, ck), B), None, None
-            else:
-                pre = None
+        if x.ndim == 3 or st.patch is not None:  # every member's own pre-activations from here on
+            break
+        pre = (wx @ x + bias) * scale[:, None] + wh @ st.h  # the base pass's pre-activations, shared
+        if moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
+            st.h, st.c = cell(pre, st.c, n)
+        elif moves.row is not None:  # the move reaches one unit: its 4 gates per member
+            k = moves.row % n
+            p = pre[gate_rows(k, 4, n)].astype(dtype)  # (4, B, m)
+            add_rows(p, 0, [(i // n, a) for i, a in moves.terms(x, shared_rows(st.h), "xhb", scale)], moves.batch)
+            hk, ck = cell(p, st.c[k], 1)
+            st.h, st.c = cell(pre, st.c, n)
+            st.patch = (k, hk[0], ck[0])
         else:
-            pre = None
-        if pre is None:
-            h_prev = st.dense(B).h
-            buf = pre = wide(wh, h_prev, B, dtype, buf)  # one buffer for every dense step
-            pre += px if px.ndim == 3 else px[:, None, :]
-            h_rows = member_rows(h_prev, batch)
-            add_rows(pre, 0, moves.terms(x, h_rows, "xhb", scale), batch)
-        # c and h in place once they are the members' own: h_prev is spent (its rows were read just above) unless
-        # kept for output: all
-        own_c = st.c.ndim == 3 and st.c.dtype == pre.dtype
-        own_h = h_prev is not None and h_prev.ndim == 3 and h_prev.dtype == pre.dtype and not keep
-        h_out = h_prev if own_h else None
-        if t == len(xs) - 1 and not keep:  # h_T member-major, (B, n, m) contiguous: the loss reads it without copies
-            h_out = np.empty((B, n, x.shape[-1]), pre.dtype).transpose(1, 0, 2)
-        st.h, st.c = lstm_cell_(pre, st.c if st.c.ndim == 3 else st.c[:, None, :], n, st.c if own_c else None, h_out)
+            break
         hs.append(st.out(B) if keep else None)
-    return hs if keep else [st.out(B)]  # output: last, h_T alone
+    else:
+        return hs if keep else [st.out(B)]
+    return hs + _lstm_chunks(opt, wx, wh, bias, xs[t:], moves, st, dtype) if keep else \
+        _lstm_chunks(opt, wx, wh, bias, xs[t:], moves, st, dtype)
+
+
+def chunk_members(n: int, m: int, itemsize: int) -> int:
+    """Members a chunk of _lstm_chunks takes: its pre-activations and input-side tile (4n rows each), c and h, in
+    CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // (10 * n * m * itemsize))
+
+
+def _own(shared, width: int, dtype, k=None, rows=None):
+    """Each of `width` members' own copy of a shared state (n, m), (n, width, m) of dtype; row k[b] of member b
+    replaced by rows[b] where given."""
+    out = np.empty((shared.shape[0], width, shared.shape[1]), dtype)
+    out[...] = shared[:, None, :]
+    if k is not None:
+        out[k, np.arange(width)] = rows
+    return out
+
+
+def _terms(moves: Moves, xs, scale):
+    """add(pre, t, h_rows): pre (rows, B, m) += each member's own terms at step t of xs (StepTerms where every use
+    moves one row, else Moves.terms and add_rows)."""
+    if moves.row is not None:
+        return StepTerms(moves, xs, scale).add
+    return lambda pre, t, h_rows: add_rows(pre, 0, moves.terms(xs[t], h_rows, "xhb", scale), moves.batch)
+
+
+def _lstm_chunks(opt, wx, wh, bias, xs, moves: Moves, st: _State, dtype) -> list:
+    """h of every member, (B, n, m), after each step of xs (output: all) or after the last alone, `wh` scaled as
+    lstm_form says: chunk by chunk of members, each through every step while its pre-activations, c and h stay in
+    cache. The first step meets a row patch as a rank-1 term, else the GEMM; the shared input side Wx x + b (the
+    rank-1 step's base) is tiled once, a chunk wide, and added contiguously."""
+    n, B, m, last = opt.hidden, len(moves.batch), xs[0].shape[-1], len(xs) - 1
+    scale, cell = lstm_form(n, dtype)
+    width = min(B, chunk_members(n, m, np.dtype(dtype).itemsize))
+    sides = [None if x.ndim == 3 else (wx @ x + bias) * scale[:, None] for x in xs]
+    if st.patch is not None:
+        sides[0] = sides[0] + wh @ st.h
+    tiles = [None if p is None else np.repeat(p[:, None, :], width, axis=1) for p in sides]
+    outs = [np.empty((B, n, m), dtype) for _ in xs] if opt.output == "all" else [np.empty((B, n, m), dtype)]
+    work = np.empty(4 * n * width * m, dtype)  # the pre-activations of a chunk, step after step
+    for s in range(0, B, width):
+        e = min(B, s + width)
+        part, w = moves.part(s, e), e - s
+        pre = work[:4 * n * w * m].reshape(4 * n, w, m)
+        add = _terms(part, [x if x.ndim == 2 else x[:, s:e] for x in xs], scale)
+        if st.patch is not None:  # h differs from the shared h in unit k alone: base + Wh[:, k]·Δh_k
+            k, hk, ck = (a[s:e] for a in st.patch)
+            rank_one(tiles[0][:, :w], wh, k, hk - st.h[k], pre)
+            add(pre, 0, patched_rows(st.h, k, hk))
+            h, c = None, _own(st.c, w, dtype, k, ck)
+        else:
+            h, c = _own(st.h, w, dtype), _own(st.c, w, dtype)
+        for t, x in enumerate(xs):
+            if h is not None:  # the members' own h: one GEMM over the chunk's columns
+                x = x if x.ndim == 2 else x[:, s:e]
+                wide(wh, h, w, dtype, pre)
+                pre += tiles[t][:, :w] if tiles[t] is not None else \
+                    _input_side(wx, x, bias, w, dtype) * scale[:, None, None]
+                add(pre, t, member_rows(h, part.batch))
+            # h in place (its rows were read just above) unless it goes out: h_T member-major, or each step's h
+            out = outs[t] if len(outs) > 1 else outs[0] if t == last else None
+            h, c = cell(pre, c, n, c, h if out is None else out[s:e].transpose(1, 0, 2))
+    return outs
 
 
 def gru_steps(opt, wx, wh, bias, xs, moves: Moves, h, dtype) -> list:

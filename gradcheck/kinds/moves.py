@@ -21,28 +21,69 @@ class Moves:
         # one pre-activation row per member (every use moves the same row), else no row patch
         self.row = first if all(np.array_equal(u[1], first) for u in self.uses) else None
 
+    def part(self, start: int, stop: int) -> "Moves":
+        """The moves of members start..stop−1 alone, numbered from 0 (a chunk of the batch)."""
+        out = object.__new__(Moves)
+        out.delta, out.batch = self.delta[start:stop], np.arange(stop - start)
+        out.uses = [(side, i[start:stop], j[start:stop], column) for side, i, j, column in self.uses]
+        out.row = None if self.row is None else self.row[start:stop]
+        return out
+
     def hidden_only(self) -> bool:
         return all(side == "h" for side, *_ in self.uses)
 
     def terms(self, x, h_rows, sides: str = "xhb", scale=None):
         """[(i, add)]: the moved entry's own term in row i[b] of member b, δ·x[j], δ·h[j] or δ, for the uses on
-        `sides`, times the row's scale where given (½ or 1, exact); x (d, m) shared or (d, B, m); h_rows(j): row
+        `sides`, times the row's scale where given (a power of 2 or −1: exact); x (d, m) shared or (d, B, m); h_rows(j): row
         j[b] of member b's h, (B, m)."""
         out = []
         for side, i, j, column in self.uses:
             if side not in sides:
                 continue
+            delta = self.delta if scale is None else self.delta * scale[i]  # a power of 2: the same product
             if side == "x":
-                add = self.delta[:, None] * (x[j] if x.ndim == 2 else x[j, self.batch])
+                add = delta[:, None] * (x[j] if x.ndim == 2 else x[j, self.batch])
             elif side == "h":
-                add = self.delta[:, None] * h_rows(j)
+                add = delta[:, None] * h_rows(j)
             elif column:  # a column bias moves the whole row
-                add = np.broadcast_to(self.delta[:, None], (len(i), x.shape[-1]))
+                add = np.broadcast_to(delta[:, None], (len(i), x.shape[-1]))
             else:
-                add = np.zeros((len(i), x.shape[-1]), self.delta.dtype)
-                add[self.batch, j] = self.delta
-            out.append((i, add if scale is None else add * scale[i][:, None]))
+                add = np.zeros((len(i), x.shape[-1]), delta.dtype)
+                add[self.batch, j] = delta
+            out.append((i, add))
         return out
+
+
+class StepTerms:
+    """The moved entry's own terms at each step of xs for members whose uses all move one row, i[b] = Moves.row[b],
+    added to a contiguous target (rows, B, m): the x and bias sides (fixed by the step) summed once for every step,
+    the h side per step, and one gather and add over target's rows seen flat. The same products as Moves.terms;
+    only their order of summation differs (rounding). Its Python, not its arithmetic, is what a small batch pays."""
+
+    def __init__(self, moves: Moves, xs, scale):
+        B, m = len(moves.batch), xs[0].shape[-1]
+        self.row, self.batch, self.h, self.fixed = moves.row, moves.batch, [], None
+        for side, i, j, column in moves.uses:
+            delta = (moves.delta * scale[i])[:, None]
+            if side == "h":
+                self.h.append((j, delta))
+                continue
+            if self.fixed is None:
+                self.fixed = np.zeros((len(xs), B, m), np.result_type(delta, *xs))
+            if side == "x":
+                self.fixed += delta * np.stack([x[j] if x.ndim == 2 else x[j, moves.batch] for x in xs])
+            elif column:  # a column bias moves the whole row
+                self.fixed += delta
+            else:
+                self.fixed[:, moves.batch, j] += delta[:, 0]
+
+    def add(self, target, t: int, h_rows) -> None:
+        """target += every use's term at step t; h_rows(j): row j[b] of member b's h before the step, (B, m)."""
+        total = None if self.fixed is None else self.fixed[t]
+        for j, delta in self.h:
+            add = delta * h_rows(j)
+            total = add if total is None else total + add
+        target.reshape(-1, target.shape[-1])[self.row * target.shape[1] + self.batch] += total
 
 
 def add_rows(target, offset: int, terms, batch) -> None:
