@@ -21,7 +21,7 @@ from ..shapes import Shape, fmt_shape
 from ..trace import LayerTrace, accumulate, activate, activation_backward
 from ..yamlsrc import Node
 from .common import blocks, kind_options, sigmoid, tr
-from .gated_moved import Moves, gru_steps, lstm_steps
+from .gated_moved import CHUNK_ROWS, CHUNKS, Moves, gru_steps, lstm_steps
 from .recurrent import recurrent_steps
 
 KEYS = ("input_weight", "hidden_weight", "bias", "steps", "init", "cell_init", "output")
@@ -204,6 +204,17 @@ class LSTM(_Gated):
         h, c = _start(opt.init, values, opt.hidden, m), _start(opt.cell_init, values, opt.hidden, m)
         hs = lstm_steps(opt, wx, wh, bias, _wide_steps(a_in, opt), moves, h, c, dtype)
         return _finish(layer, a_in, hs, values)
+
+    @staticmethod
+    def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
+        """Numbers one member of `moved` holds: h_T (h of every step for output: all) and the layer's output, the
+        row patch and its terms (G + 4 rows of m), and its share of a chunk's arrays (gated_moved._lstm_chunks: at
+        most a quarter of a batch, CHUNK_ROWS rows of n a member); None where `moved` goes dense."""
+        opt, m = layer.options, layer.in_shape[1]
+        if not _movable(opt, refs):
+            return None
+        states = 2 + (opt.steps if opt.output == "all" else 0)
+        return (states * opt.hidden + 8) * m + -(-CHUNK_ROWS * opt.hidden * m // CHUNKS)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):

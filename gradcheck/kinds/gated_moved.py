@@ -20,6 +20,8 @@ import numpy as np
 from .moves import Moves, StepTerms, add_rows, member_rows, patched_rows, patched_state, shared_rows
 
 CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_lstm_chunks): inside this machine's 2 MiB L2 with room for x and Wh
+CHUNKS = 4  # a chunk is at most a quarter of its batch, so a member's share of the chunk's arrays is at most a quarter
+CHUNK_ROWS = 10  # a chunk member's arrays, in rows of n: its pre-activations and input-side tile (4n each), c and h
 
 
 def rank_one(base, w, k, d, out):
@@ -193,7 +195,7 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
 def chunk_members(n: int, m: int, itemsize: int) -> int:
     """Members a chunk of _lstm_chunks takes: its pre-activations and input-side tile (4n rows each), c and h, in
     CHUNK_BYTES."""
-    return max(1, CHUNK_BYTES // (10 * n * m * itemsize))
+    return max(1, CHUNK_BYTES // (CHUNK_ROWS * n * m * itemsize))
 
 
 def _own(shared, width: int, dtype, k=None, rows=None):
@@ -221,7 +223,7 @@ def _lstm_chunks(opt, wx, wh, bias, xs, moves: Moves, st: _State, dtype) -> list
     rank-1 step's base) is tiled once, a chunk wide, and added contiguously."""
     n, B, m, last = opt.hidden, len(moves.batch), xs[0].shape[-1], len(xs) - 1
     scale, cell = lstm_form(n, dtype)
-    width = min(B, chunk_members(n, m, np.dtype(dtype).itemsize))
+    width = min(-(-B // CHUNKS), chunk_members(n, m, np.dtype(dtype).itemsize))
     sides = [None if x.ndim == 3 else (wx @ x + bias) * scale[:, None] for x in xs]
     if st.patch is not None:
         sides[0] = sides[0] + wh @ st.h
