@@ -20,15 +20,16 @@ import numpy as np
 from .moves import Moves, StepTerms, add_rows, member_rows, patched_rows, patched_state, shared_rows
 
 CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_lstm_chunks): inside this machine's 2 MiB L2 with room for x and Wh
-CHUNKS = 4  # a chunk is at most a quarter of its batch, so a member's share of the chunk's arrays is at most a quarter
+CHUNKS = 8  # a chunk is at most an eighth of its batch, so a member's share of the chunk's arrays is at most an eighth
 CHUNK_ROWS = 10  # a chunk member's arrays, in rows of n: its pre-activations and input-side tile (4n each), c and h
 
 
 def rank_one(base, w, k, d, out):
-    """out (rows, B, m) = base + w[:, k[b]]·d[b] for each member: a patched row of h met by w, no GEMM; base (rows, m)
+    """out (rows, B, m) = base + w[:, k[b]]·d[b] for each member (w[:, b] where k is None, w gathered already): a
+    patched row of h met by w, no GEMM; base (rows, m)
     shared, or tiled (rows, B, m), which adds contiguously (a broadcast add costs 3× as much, measured). One product
     an entry, as a broadcast multiply would take it; einsum writes it about a third faster (measured)."""
-    np.einsum("rb,bj->rbj", w[:, k], d, out=out)
+    np.einsum("rb,bj->rbj", w if k is None else w[:, k], d, out=out)
     out += base if base.ndim == 3 else base[:, None, :]
     return out
 
@@ -58,7 +59,7 @@ def halves(rows: int, gates: int, n: int):
     return scale
 
 
-def lstm_cell_(pre, c_prev, n: int, c_out=None, h_out=None):
+def lstm_cell_(pre, c_prev, n: int, c_out=None, h_out=None, spent: bool = False):
     """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows halved, overwritten; c and
     h written into c_out (which may be c_prev) and h_out where given (the same operations, in place).
 
@@ -114,7 +115,7 @@ def lstm_form(n: int, dtype):
     return scale, lstm_cell_exp
 
 
-def lstm_cell_exp(pre, c_prev, n: int, c_out=None, h_out=None):
+def lstm_cell_exp(pre, c_prev, n: int, c_out=None, h_out=None, spent: bool = False):
     """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows negated, overwritten; c and h
     written into c_out (which may be c_prev) and h_out where given.
 
@@ -129,6 +130,8 @@ def lstm_cell_exp(pre, c_prev, n: int, c_out=None, h_out=None):
     g /= e[:n]
     c = np.divide(c_prev, e[n:2 * n], out=c_out)
     c += g
+    if spent:  # c is read no more: tanh c over it, one pass into h_out (a strided h_out iterates slowly)
+        return np.divide(np.tanh(c, out=c), e[2 * n:], out=h_out), None
     h = np.tanh(c, out=h_out)
     h /= e[2 * n:]
     return h, c
@@ -209,11 +212,17 @@ def _own(shared, width: int, dtype, k=None, rows=None):
 
 
 def _terms(moves: Moves, xs, scale):
-    """add(pre, t, h_rows): pre (rows, B, m) += each member's own terms at step t of xs (StepTerms where every use
-    moves one row, else Moves.terms and add_rows)."""
+    """part(start, stop) → add(pre, t, h): pre (rows, w, m) += the own terms of members start..stop−1 at step t of xs
+    (StepTerms where every use moves one row, else Moves.terms and add_rows); h as StepTerms.part takes it."""
     if moves.row is not None:
-        return StepTerms(moves, xs, scale).add
-    return lambda pre, t, h_rows: add_rows(pre, 0, moves.terms(xs[t], h_rows, "xhb", scale), moves.batch)
+        return StepTerms(moves, xs, scale).part
+
+    def part(start, stop):
+        chunk = moves.part(start, stop)
+        steps = [x if x.ndim == 2 else x[:, start:stop] for x in xs]
+        return lambda pre, t, h: add_rows(pre, 0, chunk.terms(steps[t], h if callable(h) else member_rows(
+            h, chunk.batch), "xhb", scale), chunk.batch)
+    return part
 
 
 def _lstm_chunks(opt, wx, wh, bias, xs, moves: Moves, st: _State, dtype) -> list:
@@ -225,33 +234,35 @@ def _lstm_chunks(opt, wx, wh, bias, xs, moves: Moves, st: _State, dtype) -> list
     scale, cell = lstm_form(n, dtype)
     width = min(-(-B // CHUNKS), chunk_members(n, m, np.dtype(dtype).itemsize))
     sides = [None if x.ndim == 3 else (wx @ x + bias) * scale[:, None] for x in xs]
-    if st.patch is not None:
+    if st.patch is not None:  # the rank-1 step: its base, and each member's column of Wh and change of h_k
         sides[0] = sides[0] + wh @ st.h
+        k, hk, ck = st.patch
+        w_k, dh_k = wh[:, k], hk - st.h[k]
     tiles = [None if p is None else np.repeat(p[:, None, :], width, axis=1) for p in sides]
     outs = [np.empty((B, n, m), dtype) for _ in xs] if opt.output == "all" else [np.empty((B, n, m), dtype)]
     work = np.empty(4 * n * width * m, dtype)  # the pre-activations of a chunk, step after step
+    terms = _terms(moves, xs, scale)
     for s in range(0, B, width):
         e = min(B, s + width)
-        part, w = moves.part(s, e), e - s
+        w, add = e - s, terms(s, e)
         pre = work[:4 * n * w * m].reshape(4 * n, w, m)
-        add = _terms(part, [x if x.ndim == 2 else x[:, s:e] for x in xs], scale)
         if st.patch is not None:  # h differs from the shared h in unit k alone: base + Wh[:, k]·Δh_k
-            k, hk, ck = (a[s:e] for a in st.patch)
-            rank_one(tiles[0][:, :w], wh, k, hk - st.h[k], pre)
-            add(pre, 0, patched_rows(st.h, k, hk))
-            h, c = None, _own(st.c, w, dtype, k, ck)
+            rank_one(tiles[0][:, :w], w_k[:, s:e], None, dh_k[s:e], pre)
+            add(pre, 0, patched_rows(st.h, k[s:e], hk[s:e]))
+            h, c = None, _own(st.c, w, dtype, k[s:e], ck[s:e])
         else:
             h, c = _own(st.h, w, dtype), _own(st.c, w, dtype)
         for t, x in enumerate(xs):
             if h is not None:  # the members' own h: one GEMM over the chunk's columns
-                x = x if x.ndim == 2 else x[:, s:e]
                 wide(wh, h, w, dtype, pre)
                 pre += tiles[t][:, :w] if tiles[t] is not None else \
-                    _input_side(wx, x, bias, w, dtype) * scale[:, None, None]
-                add(pre, t, member_rows(h, part.batch))
-            # h in place (its rows were read just above) unless it goes out: h_T member-major, or each step's h
+                    _input_side(wx, x[:, s:e], bias, w, dtype) * scale[:, None, None]
+                add(pre, t, h)
             out = outs[t] if len(outs) > 1 else outs[0] if t == last else None
-            h, c = cell(pre, c, n, c, h if out is None else out[s:e].transpose(1, 0, 2))
+            if out is None:  # h in place: its rows were read just above
+                h, c = cell(pre, c, n, c, h)
+            else:  # each step's h (output: all) or h_T, member-major: the loss reads it without copies
+                h, c = cell(pre, c, n, c, out[s:e].transpose(1, 0, 2), spent=t == last)
     return outs
 
 

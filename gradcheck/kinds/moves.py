@@ -56,34 +56,45 @@ class Moves:
 
 class StepTerms:
     """The moved entry's own terms at each step of xs for members whose uses all move one row, i[b] = Moves.row[b],
-    added to a contiguous target (rows, B, m): the x and bias sides (fixed by the step) summed once for every step,
-    the h side per step, and one gather and add over target's rows seen flat. The same products as Moves.terms;
-    only their order of summation differs (rounding). Its Python, not its arithmetic, is what a small batch pays."""
+    added to a contiguous target (rows, w, m) for members start..stop−1 (`part`): the x and bias sides (fixed by the
+    step) summed once for every step and member, the h side per step, and one gather and add over target's rows seen
+    flat. The same products as Moves.terms; only their order of summation differs (rounding). Its Python, not its
+    arithmetic, is what a small batch pays, so it is set up once a batch."""
 
     def __init__(self, moves: Moves, xs, scale):
         B, m = len(moves.batch), xs[0].shape[-1]
-        self.row, self.batch, self.h, self.fixed = moves.row, moves.batch, [], None
+        self.row, self.h, fixed = moves.row, [], []
         for side, i, j, column in moves.uses:
             delta = (moves.delta * scale[i])[:, None]
             if side == "h":
                 self.h.append((j, delta))
-                continue
-            if self.fixed is None:
-                self.fixed = np.zeros((len(xs), B, m), np.result_type(delta, *xs))
-            if side == "x":
-                self.fixed += delta * np.stack([x[j] if x.ndim == 2 else x[j, moves.batch] for x in xs])
+            elif side == "x":
+                fixed.append(delta * np.stack([x[j] if x.ndim == 2 else x[j, moves.batch] for x in xs]))
             elif column:  # a column bias moves the whole row
-                self.fixed += delta
+                fixed.append(np.broadcast_to(delta, (len(xs), B, m)))
             else:
-                self.fixed[:, moves.batch, j] += delta[:, 0]
+                bias = np.zeros((len(xs), B, m), delta.dtype)
+                bias[:, moves.batch, j] = delta[:, 0]
+                fixed.append(bias)
+        self.fixed = sum(fixed[1:], fixed[0]) if fixed else None
 
-    def add(self, target, t: int, h_rows) -> None:
-        """target += every use's term at step t; h_rows(j): row j[b] of member b's h before the step, (B, m)."""
-        total = None if self.fixed is None else self.fixed[t]
-        for j, delta in self.h:
-            add = delta * h_rows(j)
-            total = add if total is None else total + add
-        target.reshape(-1, target.shape[-1])[self.row * target.shape[1] + self.batch] += total
+    def part(self, start: int, stop: int):
+        """add(target, t, h): target (rows, w, m) += the terms of members start..stop−1 at step t; h: their own h
+        before the step (n, w, m), or a function of j giving row j[b] of member b's h, (w, m)."""
+        w = stop - start
+        members = np.arange(w)
+        index = self.row[start:stop] * w + members  # row i[b] of member b in target seen flat
+        fixed = None if self.fixed is None else self.fixed[:, start:stop]
+        h_terms = [(j[start:stop] * w + members, j[start:stop], delta[start:stop]) for j, delta in self.h]
+
+        def add(target, t: int, h) -> None:
+            total = None if fixed is None else fixed[t]
+            for flat, j, delta in h_terms:
+                rows = h(j) if callable(h) else h.reshape(-1, h.shape[-1])[flat] if h.flags.c_contiguous else \
+                    h[j, members]
+                total = delta * rows if total is None else total + delta * rows
+            target.reshape(-1, target.shape[-1])[index] += total
+        return add
 
 
 def add_rows(target, offset: int, terms, batch) -> None:
