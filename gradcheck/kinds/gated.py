@@ -207,13 +207,15 @@ class LSTM(_Gated):
 
     @staticmethod
     def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
-        """Numbers one member of `moved` holds: h_T (h of every step for output: all) and the layer's output, the
-        row patch and its terms (G + 4 rows of m), and its share of a chunk's arrays (gated_moved._lstm_chunks: at
-        most a quarter of a batch, CHUNK_ROWS rows of n a member); None where `moved` goes dense."""
+        """Numbers one member of `moved` holds: h_T (h of every step for output: all) and the layer's output (h_T
+        itself under identity), the row patch and its terms (G + 4 rows of m), and its share of a chunk's arrays
+        (gated_moved._lstm_chunks: at most 1/CHUNKS of a batch, CHUNK_ROWS rows of n a member); None where `moved`
+        goes dense."""
         opt, m = layer.options, layer.in_shape[1]
         if not _movable(opt, refs):
             return None
-        states = 2 + (opt.steps if opt.output == "all" else 0)
+        identity = layer.activation.row.name == "identity" and layer.activation.argument is None
+        states = (1 if identity else 2) + (opt.steps if opt.output == "all" else 0)
         return (states * opt.hidden + 8) * m + -(-CHUNK_ROWS * opt.hidden * m // CHUNKS)
 
     @staticmethod
