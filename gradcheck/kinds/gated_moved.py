@@ -3,14 +3,19 @@
 Member b moves entry (rows[b], cols[b]) of Wx, Wh or the bias by delta[b]. Until the move reaches the state every
 member shares the base pass's h (and c): Wh moved while h is still 0 changes nothing (δ·h[j] = 0 exactly). The step
 the move first reaches changes one pre-activation row per member, so only that hidden unit's G gates are evaluated
-(a row patch of h and c, O(G·m) a member). An LSTM's next step meets Wh as a rank-1 term, base + Wh[:, k]·Δh_k,
-written by one einsum (rank_one: no GEMM, no dense copy of h); a GRU's takes the GEMM (its rank-1 form, built by
-broadcasts, measured slower: benchmarks/results.md). From then on every member is dense: one GEMM over all members'
-columns in a (rows, B, m) layout into one buffer reused step after step, the gates evaluated in place, and an LSTM's
-c and h overwritten in place (h_T written member-major, (B, n, m), so the loss reads it without copies). The gates
-run on halved pre-activations (lstm_cell_, gru_cell_): the forward pass's values, as halving is exact, with fewer
-passes. Each member equals the forward pass on a moved copy of the param up to rounding
-(tests/test_kinds_shortcuts.py).
+(a row patch of h and c, O(G·m) a member). A GRU's next step takes one GEMM over all members' columns in a
+(rows, B, m) layout, and so does every later step, the gates evaluated in place on halved pre-activations (gru_cell_:
+the forward pass's values, as halving is exact, with fewer passes).
+
+An LSTM goes on chunk by chunk of members (_lstm_chunks), each chunk through every remaining step while its
+pre-activations, c and h stay in the core's cache. Its first step meets Wh as a rank-1 term, base + Wh[:, k]·Δh_k,
+written by one einsum (rank_one: no GEMM, no dense copy of h); every later one is a GEMM over the chunk's columns into
+one buffer. The shared input side Wx x + b is tiled once a batch, a chunk wide, and added contiguously; each member's
+own moved-entry terms are set up once a batch (moves.StepTerms). The gates run on pre-activations whose i, f, o rows
+are negated (lstm_cell_exp: σ(z) = 1/(1 + exp(−z)), half a tanh's cost), c and h in place, h_T written member-major,
+(B, n, m), so the loss reads it without copies; complex members (the imaginary step) take halved rows and tanh
+(lstm_cell_), whose σ cannot overflow. Each member equals the forward pass on a moved copy of the param up to
+rounding (tests/test_kinds_shortcuts.py: the dense route, the plain per-entry loop and a plain numpy LSTM).
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ CHUNK_ROWS = 10  # a chunk member's arrays, in rows of n: its pre-activations an
 
 
 def rank_one(base, w, k, d, out):
-    """out (rows, B, m) = base + w[:, k[b]]·d[b] for each member (w[:, b] where k is None, w gathered already): a
-    patched row of h met by w, no GEMM; base (rows, m)
-    shared, or tiled (rows, B, m), which adds contiguously (a broadcast add costs 3× as much, measured). One product
-    an entry, as a broadcast multiply would take it; einsum writes it about a third faster (measured)."""
+    """out (rows, B, m) = base + w[:, k[b]]·d[b] for each member (w[:, b] where k is None: w gathered already): a
+    patched row of h met by w, no GEMM; base (rows, m) shared, or tiled (rows, B, m), which adds contiguously (a
+    broadcast add costs 3× as much, measured). One product an entry, as a broadcast multiply would take it; einsum
+    writes it about a third faster (measured)."""
     np.einsum("rb,bj->rbj", w if k is None else w[:, k], d, out=out)
     out += base if base.ndim == 3 else base[:, None, :]
     return out
@@ -65,7 +70,7 @@ def lstm_cell_(pre, c_prev, n: int, c_out=None, h_out=None, spent: bool = False)
 
     The forward pass's σ(z) = ½(1 + tanh(½z)); with ρ = 1 + tanh(½z) = 2σ, c = ½(ρ_f·c_prev + ρ_i·tanh g) and
     h = ½·ρ_o·tanh c. Halving is exact in floating point, so these are the forward pass's values to the last bit
-    (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), four passes fewer a step."""
+    (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), four passes fewer a step. `spent`: lstm_cell_exp's (c is kept)."""
     np.tanh(pre, out=pre)  # every gate's tanh in one pass
     s, g = pre[:3 * n], pre[3 * n:]
     s += 1.0
