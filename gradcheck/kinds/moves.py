@@ -34,13 +34,13 @@ class Moves:
 
     def terms(self, x, h_rows, sides: str = "xhb", scale=None):
         """[(i, add)]: the moved entry's own term in row i[b] of member b, δ·x[j], δ·h[j] or δ, for the uses on
-        `sides`, times the row's scale where given (a power of 2 or −1: exact); x (d, m) shared or (d, B, m); h_rows(j): row
+        `sides`, times the row's scale where given (±1 or ½: exact); x (d, m) shared or (d, B, m); h_rows(j): row
         j[b] of member b's h, (B, m)."""
         out = []
         for side, i, j, column in self.uses:
             if side not in sides:
                 continue
-            delta = self.delta if scale is None else self.delta * scale[i]  # a power of 2: the same product
+            delta = self.delta if scale is None else self.delta * scale[i]  # ±1 or ½: the same product
             if side == "x":
                 add = delta[:, None] * (x[j] if x.ndim == 2 else x[j, self.batch])
             elif side == "h":
@@ -93,7 +93,7 @@ class StepTerms:
                 rows = h(j) if callable(h) else h.reshape(-1, h.shape[-1])[flat] if h.flags.c_contiguous else \
                     h[j, members]
                 total = delta * rows if total is None else total + delta * rows
-            target.reshape(-1, target.shape[-1])[index] += total
+            target.reshape(-1, target.shape[-1])[index] += total  # target contiguous: the reshape is a view
         return add
 
 
