@@ -21,7 +21,8 @@ from ..shapes import Shape, fmt_shape
 from ..trace import LayerTrace, accumulate, activate, activation_backward
 from ..yamlsrc import Node
 from .common import blocks, kind_options, sigmoid, tr
-from .gated_moved import CHUNK_ROWS, CHUNKS, Moves, gru_steps, lstm_steps
+from .gated_moved import Moves, gru_steps, lstm_steps
+from .gated_moved import moved_numbers as lstm_moved_numbers
 from .recurrent import recurrent_steps
 
 KEYS = ("input_weight", "hidden_weight", "bias", "steps", "init", "cell_init", "output")
@@ -208,15 +209,14 @@ class LSTM(_Gated):
     @staticmethod
     def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
         """Numbers one member of `moved` holds: h_T (h of every step for output: all) and the layer's output (h_T
-        itself under identity), the row patch and its terms (G + 4 rows of m), and its share of a chunk's arrays
-        (gated_moved._lstm_chunks: at most 1/CHUNKS of a batch, CHUNK_ROWS rows of n a member); None where `moved`
-        goes dense."""
+        itself under identity), and what gated_moved.moved_numbers counts (its patch, terms and share of a chunk);
+        None where `moved` goes dense."""
         opt, m = layer.options, layer.in_shape[1]
         if not _movable(opt, refs):
             return None
         identity = layer.activation.row.name == "identity" and layer.activation.argument is None
         states = (1 if identity else 2) + (opt.steps if opt.output == "all" else 0)
-        return (states * opt.hidden + 8) * m + -(-CHUNK_ROWS * opt.hidden * m // CHUNKS)
+        return states * opt.hidden * m + lstm_moved_numbers(opt.hidden, m, opt.steps)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):

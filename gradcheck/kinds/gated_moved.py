@@ -26,7 +26,7 @@ from .moves import Moves, StepTerms, add_rows, member_rows, patched_rows, patche
 
 CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_lstm_chunks): inside this machine's 2 MiB L2 with room for x and Wh
 CHUNKS = 8  # a chunk is at most an eighth of its batch, so a member's share of the chunk's arrays is at most an eighth
-CHUNK_ROWS = 10  # a chunk member's arrays, in rows of n: its pre-activations and input-side tile (4n each), c and h
+CHUNK_ROWS = 10  # what a chunk member's step works on, in rows of n: pre-activations, that step's tile (4n each), c, h
 
 
 def rank_one(base, w, k, d, out):
@@ -204,6 +204,13 @@ def chunk_members(n: int, m: int, itemsize: int) -> int:
     """Members a chunk of _lstm_chunks takes: its pre-activations and input-side tile (4n rows each), c and h, in
     CHUNK_BYTES."""
     return max(1, CHUNK_BYTES // (CHUNK_ROWS * n * m * itemsize))
+
+
+def moved_numbers(n: int, m: int, steps: int, gates: int = 4) -> int:
+    """Numbers one member of lstm_steps holds besides its output: the patch rows (G + 4 rows of m), the terms of every
+    step (two arrays of steps rows of m), its column of Wh (G·n), and its share of a chunk (at most 1/CHUNKS of the
+    batch): pre-activations, c, h (6n rows of m) and an input-side tile (4n) for each step."""
+    return (gates + 4 + 2 * steps) * m + gates * n + -(-(6 + 4 * steps) * n * m // CHUNKS)
 
 
 def _own(shared, width: int, dtype, k=None, rows=None):
