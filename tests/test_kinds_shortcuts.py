@@ -36,6 +36,8 @@ params:
   c0: {shape: [2, 5], std: 0.5}
   gbf: {shape: [6, 5], std: 0.3}
   Wt: {shape: [2, 8], std: 0.6}
+  P4: {shape: [4, 4], std: 0.6}
+  Wh1: {shape: [4, 1], std: 0.6}
 data:
   X8: {shape: [8, 5]}
   Y8: {shape: [8, 5]}
@@ -45,6 +47,7 @@ data:
   P2: {shape: [2, 5], init: onehot}
   T: [[0, 4, 4, 1, 2], [3, 3, 0, 4, 1]]
   X12: {shape: [12, 5]}
+  X84: {shape: [8, 4]}
 """
 
 CASES = {
@@ -95,6 +98,10 @@ CASES = {
     "gru_twice": ("input: X4\nlayers: [{gru: {input_weight: Gx, hidden_weight: Gh, bias: gb, steps: 2, output: all}},"
                   " {gru: {input_weight: Gh, hidden_weight: Gh, bias: gb, steps: 2}}]\nobjective: sum",
                   ("Gx", "Gh", "gb")),
+    # P4 as the input weight (row i) and, transposed, as a full bias (row j): no one row a member, so no row patch;
+    # every member dense from the first step, its terms added use by use (gated_moved._terms)
+    "lstm_two_rows_a_member": ("input: X84\nlayers: [{lstm: {input_weight: P4, hidden_weight: Wh1, bias: P4.T, "
+                               "steps: 2}}]\nobjective: sum", ("P4", "Wh1")),
     "lstm_twice": ("input: X4\nlayers: [{lstm: {input_weight: Wx, hidden_weight: Wh, bias: lb1, steps: 2, output: all}}"
                    ", {lstm: {input_weight: Wh, hidden_weight: Wh, bias: lb1, steps: 2}}]\nobjective: sum",
                    ("Wx", "Wh", "lb1")),
@@ -140,6 +147,27 @@ def _attention_net(p, d, causal, activation, tied):
     return 0.5 * np.sum((a - d["Y"]) ** 2)
 
 
+def _sigmoid(z):
+    with np.errstate(over="ignore"):  # exp(−z) = inf at z ≪ 0: σ = 0
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def _lstm_net(p, d, steps, output, states):
+    """J of one LSTM layer (gates [i; f; o; g], σ as 1/(1 + e^−z)) over `steps`, then squared error, in numpy."""
+    X, n = d["XL"], p["LWh"].shape[1]
+    D = X.shape[0] // steps
+    h = d["h0"] + 0 * X[:n] if states else 0 * X[:n]
+    c = d["c0"] + 0 * X[:n] if states else 0 * X[:n]
+    hs = []
+    for t in range(steps):
+        G = p["LWx"] @ X[t * D:(t + 1) * D] + p["LWh"] @ h + p["Lb"]
+        c = _sigmoid(G[n:2 * n]) * c + _sigmoid(G[:n]) * np.tanh(G[3 * n:])
+        h = _sigmoid(G[2 * n:3 * n]) * np.tanh(c)
+        hs.append(h)
+    a = np.concatenate(hs) if output == "all" else h
+    return 0.5 * np.sum((a - d["YL" if output == "all" else "YL3"]) ** 2)
+
+
 ORACLE_DECLS = """\
 seed: 11
 params:
@@ -155,6 +183,14 @@ data:
   g: {shape: [5, 1], mean: 1, std: 0.3}
   gm: {shape: [5, 6], mean: 1, std: 0.3}
   bt: {shape: [1, 5], std: 0.3}
+  LWx: {shape: [12, 2], std: 0.7}
+  LWh: {shape: [12, 3], std: 0.7}
+  Lb: {shape: [12, 1], std: 0.3}
+  XL: {shape: [8, 6]}
+  YL: {shape: [12, 6], std: 0.5}
+  YL3: {shape: [3, 6], std: 0.5}
+  h0: {shape: [3, 6], std: 0.5}
+  c0: {shape: [3, 1], std: 0.5}
 """
 
 ORACLES = {  # name -> (layers and objective, the param, the oracle J(params, data))
@@ -173,6 +209,14 @@ ORACLES = {  # name -> (layers and objective, the param, the oracle J(params, da
         f"activation: {act}}}]\nobjective: {{loss: squared_error, target: Y}}", role,
         lambda p, d, causal=causal, act=act: _attention_net(p, {**d, "X": d["X5"]}, causal, act, False))
        for role in ("Wq", "Wk") for causal in (True, False) for act in ("identity", "tanh")},
+    # the LSTM's moved path: shared steps, the row patch, the rank-1 step, then chunks of members (at most an eighth
+    # of a batch: several here) through the dense steps; δ = 2000 saturates σ (exp(−z) overflows)
+    **{f"lstm_{role}_{output}{'_states' if states else ''}": (
+        f"input: XL\nlayers: [{{lstm: {{input_weight: LWx, hidden_weight: LWh, bias: Lb, steps: 4, output: {output}"
+        f"{', init: h0, cell_init: c0' if states else ''}}}}}]\n"
+        f"objective: {{loss: squared_error, target: {'YL' if output == 'all' else 'YL3'}}}", role,
+        lambda p, d, output=output, states=states: _lstm_net(p, d, 4, output, states))
+       for role in ("LWx", "LWh", "Lb") for output in ("last", "all") for states in (False, True)},
 }
 
 
@@ -191,7 +235,21 @@ def _oracle_changes(oracle, values, name, delta):
 @pytest.mark.parametrize("case", sorted(ORACLES))
 def test_new_shortcuts_equal_a_plain_numpy_oracle(case):
     """Layer norm's spread rows (one product over the columns), squared error's Δa·(R + ½Δa), attention's reweighted
-    scores (and its plain softmax for a step too large to reweight) against the network written out in numpy."""
+    scores (and its plain softmax for a step too large to reweight), the LSTM's chunks, against the network written
+    out in numpy."""
+    _assert_equals_oracle(case)
+
+
+@pytest.mark.parametrize("case", ["lstm_LWh_last", "lstm_LWx_all_states"])
+def test_lstm_chunks_of_one_member_equal_the_oracle(case, monkeypatch):
+    """Chunks as narrow as the bytes allow (one member each), not only an eighth of the batch."""
+    from gradcheck.kinds import gated_moved
+    monkeypatch.setattr(gated_moved, "CHUNK_BYTES", 1)
+    assert gated_moved.chunk_members(3, 6, 8) == 1
+    _assert_equals_oracle(case)
+
+
+def _assert_equals_oracle(case):
     text, name, oracle = ORACLES[case]
     spec = gradcheck.loads(ORACLE_DECLS + text)
     perturber = Perturber(spec.model, dict(spec.values), name)
@@ -258,6 +316,54 @@ def test_squared_error_dense_equals_both_losses_summed(layout):
     readonly = np.broadcast_to(new[:1], new.shape)
     change, _ = losses.LOSSES["squared_error"].dense(a, y, readonly)
     np.testing.assert_allclose(change, np.repeat(want[:1], 5), rtol=1e-12, atol=1e-15)
+
+
+def test_lstm_cell_exp_equals_the_plain_formulas():
+    """lstm_cell_exp on the i, f, o rows negated equals c = σ(f)c + σ(i)tanh g, h = σ(o)tanh c with σ = ½(1 + tanh ½z)
+    to rounding, fresh, in place (c into c_prev, h member-major) and with c spent; σ = 0 where exp(−z) overflows."""
+    from gradcheck.kinds.gated_moved import lstm_cell_exp, lstm_form
+    rng = np.random.default_rng(1)
+    n, B, m = 3, 4, 5
+    z, c = rng.standard_normal((4 * n, B, m)) * 3, rng.standard_normal((n, B, m))
+    z[0, 0, 0], z[n + 1, 1, 2], z[2 * n, 2, 3] = -1000.0, -800.0, -750.0  # exp(−z) = inf: σ(i), σ(f), σ(o) = 0
+    s = [0.5 * (1 + np.tanh(0.5 * z[k * n:(k + 1) * n])) for k in range(3)]
+    c_want = s[1] * c + s[0] * np.tanh(z[3 * n:])
+    h_want = s[2] * np.tanh(c_want)
+    scale, cell = lstm_form(n, np.float64)
+    assert cell is lstm_cell_exp and np.array_equal(scale, np.repeat([-1.0, -1.0, -1.0, 1.0], n))
+    pre = z * scale[:, None, None]
+    with np.errstate(over="ignore"):
+        h, c_got = lstm_cell_exp(pre.copy(), c.copy(), n)
+        c_in, h_out = c.copy(), np.empty((B, n, m)).transpose(1, 0, 2)
+        h_in, c_in_got = lstm_cell_exp(pre.copy(), c_in, n, c_in, h_out)
+        h_spent, c_spent = lstm_cell_exp(pre.copy(), c.copy(), n, None, np.empty((B, n, m)).transpose(1, 0, 2), True)
+    assert h_in is h_out and c_in_got is c_in and c_spent is None
+    for got in (h, h_in, h_spent):
+        np.testing.assert_allclose(got, h_want, rtol=1e-14, atol=1e-15)
+    for got in (c_got, c_in_got):
+        np.testing.assert_allclose(got, c_want, rtol=1e-14, atol=1e-15)
+    assert h[0, 2, 3] == h_want[0, 2, 3] == 0.0  # σ(o) = 0: tanh c / inf
+
+
+def test_step_terms_equal_moves_terms_added_row_by_row():
+    """StepTerms (x and bias sides summed once a batch, h gathered flat, one add a step) equals Moves.terms added by
+    add_rows, for a chunk of members, with h dense or given row by row (one param as both weights: two uses)."""
+    from gradcheck.kinds.moves import Moves, StepTerms, add_rows, member_rows
+    rng = np.random.default_rng(2)
+    spec = gradcheck.loads(DECLS + CASES["lstm_tied"][0])
+    opt, B, n, m = spec.model.terms[0].layers[0].options, 7, 2, 5
+    moves = Moves(opt, [opt.input_weight, opt.hidden_weight], spec.values, rng.integers(0, 8, B),
+                  rng.integers(0, 2, B), rng.standard_normal(B))
+    xs, scale = [rng.standard_normal((2, m)) for _ in range(3)], np.repeat([-1.0, 1.0], 4)
+    part, add = moves.part(2, 6), StepTerms(moves, xs, scale).part(2, 6)
+    for t in range(3):
+        h, want = rng.standard_normal((n, 4, m)), rng.standard_normal((8, 4, m))
+        dense, by_rows = want.copy(), want.copy()
+        add_rows(want, 0, part.terms(xs[t], member_rows(h, part.batch), "xhb", scale), part.batch)
+        add(dense, t, h)
+        add(by_rows, t, member_rows(h, part.batch))
+        np.testing.assert_allclose(dense, want, rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(by_rows, want, rtol=1e-15, atol=1e-15)
 
 
 def test_lstm_cell_in_place_and_rank_one_equal_the_plain_formulas():

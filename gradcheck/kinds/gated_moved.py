@@ -3,28 +3,39 @@
 Member b moves entry (rows[b], cols[b]) of Wx, Wh or the bias by delta[b]. Until the move reaches the state every
 member shares the base pass's h (and c): Wh moved while h is still 0 changes nothing (δ·h[j] = 0 exactly). The step
 the move first reaches changes one pre-activation row per member, so only that hidden unit's G gates are evaluated
-(a row patch of h and c, O(G·m) a member). An LSTM's next step meets Wh as a rank-1 term, base + Wh[:, k]·Δh_k,
-written by one einsum (rank_one: no GEMM, no dense copy of h); a GRU's takes the GEMM (its rank-1 form, built by
-broadcasts, measured slower: benchmarks/results.md). From then on every member is dense: one GEMM over all members'
-columns in a (rows, B, m) layout into one buffer reused step after step, the gates evaluated in place, and an LSTM's
-c and h overwritten in place (h_T written member-major, (B, n, m), so the loss reads it without copies). The gates
-run on halved pre-activations (lstm_cell_, gru_cell_): the forward pass's values, as halving is exact, with fewer
-passes. Each member equals the forward pass on a moved copy of the param up to rounding
-(tests/test_kinds_shortcuts.py).
+(a row patch of h and c, O(G·m) a member). A GRU's next step takes one GEMM over all members' columns in a
+(rows, B, m) layout, and so does every later step, the gates evaluated in place on halved pre-activations (gru_cell_:
+the forward pass's values, as halving is exact, with fewer passes).
+
+An LSTM goes on chunk by chunk of members (_lstm_chunks), each chunk through every remaining step while its
+pre-activations, c and h stay in the core's cache. Its first step meets Wh as a rank-1 term, base + Wh[:, k]·Δh_k,
+written by one einsum (rank_one: no GEMM, no dense copy of h); every later one is a GEMM over the chunk's columns into
+one buffer. The shared input side Wx x + b is tiled once a batch, a chunk wide, and added contiguously; each member's
+own moved-entry terms are set up once a batch (moves.StepTerms). The gates run on pre-activations whose i, f, o rows
+are negated (lstm_cell_exp: σ(z) = 1/(1 + exp(−z)), half a tanh's cost), c and h in place, h_T written member-major,
+(B, n, m), so the loss reads it without copies; complex members (the imaginary step) take halved rows and tanh
+(lstm_cell_), whose σ cannot overflow. Each member equals the forward pass on a moved copy of the param up to
+rounding (tests/test_kinds_shortcuts.py: the dense route, the plain per-entry loop and a plain numpy LSTM).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .moves import Moves, add_rows, member_rows, patched_rows, patched_state, shared_rows
+from .moves import Moves, StepTerms, add_rows, member_rows, patched_rows, patched_state, shared_rows
+
+CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_lstm_chunks): inside this machine's 2 MiB L2 with room for x and Wh
+CHUNKS = 8  # a chunk is at most an eighth of its batch, so a member's share of the chunk's arrays is at most an eighth
+CHUNK_ROWS = 10  # what a chunk member's step works on, in rows of n: pre-activations, that step's tile (4n each), c, h
 
 
 def rank_one(base, w, k, d, out):
-    """out (rows, B, m) = base (rows, m) + w[:, k[b]]·d[b] for each member: a patched row of h met by w, no GEMM.
-    One product an entry, as a broadcast multiply would take it; einsum writes it about a third faster (measured)."""
-    np.einsum("rb,bj->rbj", w[:, k], d, out=out)
-    out += base[:, None, :]
+    """out (rows, B, m) = base + w[:, k[b]]·d[b] for each member (w[:, b] where k is None: w gathered already): a
+    patched row of h met by w, no GEMM; base (rows, m) shared, or tiled (rows, B, m), which adds contiguously (a
+    broadcast add costs 3× as much, measured). One product an entry, as a broadcast multiply would take it; einsum
+    writes it about a third faster (measured)."""
+    np.einsum("rb,bj->rbj", w if k is None else w[:, k], d, out=out)
+    out += base if base.ndim == 3 else base[:, None, :]
     return out
 
 
@@ -53,13 +64,13 @@ def halves(rows: int, gates: int, n: int):
     return scale
 
 
-def lstm_cell_(pre, c_prev, n: int, c_out=None, h_out=None):
+def lstm_cell_(pre, c_prev, n: int, c_out=None, h_out=None, spent: bool = False):
     """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows halved, overwritten; c and
     h written into c_out (which may be c_prev) and h_out where given (the same operations, in place).
 
     The forward pass's σ(z) = ½(1 + tanh(½z)); with ρ = 1 + tanh(½z) = 2σ, c = ½(ρ_f·c_prev + ρ_i·tanh g) and
     h = ½·ρ_o·tanh c. Halving is exact in floating point, so these are the forward pass's values to the last bit
-    (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), four passes fewer a step."""
+    (c = σ_f·c_prev + σ_i·tanh g, h = σ_o·tanh c), four passes fewer a step. `spent`: lstm_cell_exp's (c is kept)."""
     np.tanh(pre, out=pre)  # every gate's tanh in one pass
     s, g = pre[:3 * n], pre[3 * n:]
     s += 1.0
@@ -99,6 +110,38 @@ def gru_cell_(ax, ah, h_prev, n: int, x_terms, batch):
     return h
 
 
+def lstm_form(n: int, dtype):
+    """(the scale of each pre-activation row, the cell): real members negate the i, f, o rows for lstm_cell_exp;
+    complex ones (the imaginary step) halve them for lstm_cell_, whose σ cannot overflow (a complex exp can)."""
+    if np.issubdtype(dtype, np.complexfloating):
+        return halves(4 * n, 3, n), lstm_cell_
+    scale = np.ones(4 * n)
+    scale[:3 * n] = -1.0
+    return scale, lstm_cell_exp
+
+
+def lstm_cell_exp(pre, c_prev, n: int, c_out=None, h_out=None, spent: bool = False):
+    """(h, c) of one LSTM step from its pre-activations (4n, …) with the i, f, o rows negated, overwritten; c and h
+    written into c_out (which may be c_prev) and h_out where given.
+
+    E = 1 + exp(−z) = 1/σ(z), so c = c_prev/E_f + tanh g/E_i and h = tanh c/E_o: σ as exp, an add and a divide in
+    place of tanh, an add and a multiply (exp costs half a tanh, measured), and no halving. These equal the forward
+    pass's ½(1 + tanh(½z)) to rounding. exp(−z) overflows below z ≈ −709 (the perturber ignores the warning): E = inf
+    and σ = 0, the forward pass's value there too."""
+    e = pre[:3 * n]
+    np.exp(e, out=e)
+    e += 1.0
+    g = np.tanh(pre[3 * n:], out=pre[3 * n:])
+    g /= e[:n]
+    c = np.divide(c_prev, e[n:2 * n], out=c_out)
+    c += g
+    if spent:  # c is read no more: tanh c over it, one pass into h_out (a strided h_out iterates slowly)
+        return np.divide(np.tanh(c, out=c), e[2 * n:], out=h_out), None
+    h = np.tanh(c, out=h_out)
+    h /= e[2 * n:]
+    return h, c
+
+
 class _State:
     """h (and c) of every member: shared (n, m) arrays, plus a row patch (k, hk, ck), or dense (n, B, m)."""
 
@@ -129,55 +172,110 @@ def _input_side(wx, x, bias, B: int, dtype):
 
 
 def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
-    """h_1..h_T of every member, each (B, n, m)."""
-    n, B, batch = opt.hidden, len(moves.batch), moves.batch
-    st, hs, keep, buf = _State(h, c), [], opt.output == "all", None  # buf: the dense steps' pre-activations
-    scale = halves(4 * n, 3, n)  # the i, f, o rows halved (lstm_cell_)
+    """h_1..h_T of every member, each (B, n, m): the steps every member shares (and the row patch) over the whole
+    batch, then the rest chunk by chunk (_lstm_chunks)."""
+    n, B, keep = opt.hidden, len(moves.batch), opt.output == "all"
+    scale, cell = lstm_form(n, dtype)
     wh = wh * scale[:, None]
+    st, hs, t = _State(h, c), [], 0
     for t, x in enumerate(xs):
-        px = _input_side(wx, x, bias, B, dtype) * (scale[:, None] if x.ndim == 2 else scale[:, None, None])
-        if st.h.ndim == 2 and x.ndim == 2:
-            pre = px + wh @ st.h  # the base pass's pre-activations, shared
-            if st.patch is None and moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
-                st.h, st.c = lstm_cell_(pre, st.c, n)
-                hs.append(st.out(B) if keep else None)
-                continue
-            if st.patch is None and moves.row is not None:  # the move reaches one unit: its 4 gates per member
-                k = moves.row % n
-                p = pre[gate_rows(k, 4, n)].astype(dtype)  # (4, B, m)
-                add_rows(p, 0, [(i // n, a) for i, a in moves.terms(x, shared_rows(st.h), "xhb", scale)], batch)
-                hk, ck = lstm_cell_(p, st.c[k], 1)
-                st.h, st.c = lstm_cell_(pre, st.c, n)
-                st.patch = (k, hk[0], ck[0])
-                hs.append(st.out(B) if keep else None)
-                continue
-            if st.patch is not None:  # the patched row meets Wh: a rank-1 change of every row, no GEMM
-                k, hk, ck = st.patch
-                if buf is None:
-                    buf = np.empty((4 * n, B, x.shape[-1]), dtype)
-                pre = rank_one(pre, wh, k, hk - st.h[k], buf)
-                add_rows(pre, 0, moves.terms(x, patched_rows(st.h, k, hk), "xhb", scale), batch)
-                st.c, st.patch, h_prev = patched_state(st.c, (k, ck), B), None, None
-            else:
-                pre = None
+        if x.ndim == 3 or st.patch is not None:  # every member's own pre-activations from here on
+            break
+        pre = (wx @ x + bias) * scale[:, None] + wh @ st.h  # the base pass's pre-activations, shared
+        if moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
+            st.h, st.c = cell(pre, st.c, n)
+        elif moves.row is not None:  # the move reaches one unit: its 4 gates per member
+            k = moves.row % n
+            p = pre[gate_rows(k, 4, n)].astype(dtype)  # (4, B, m)
+            add_rows(p, 0, [(i // n, a) for i, a in moves.terms(x, shared_rows(st.h), "xhb", scale)], moves.batch)
+            hk, ck = cell(p, st.c[k], 1)
+            st.h, st.c = cell(pre, st.c, n)
+            st.patch = (k, hk[0], ck[0])
         else:
-            pre = None
-        if pre is None:
-            h_prev = st.dense(B).h
-            buf = pre = wide(wh, h_prev, B, dtype, buf)  # one buffer for every dense step
-            pre += px if px.ndim == 3 else px[:, None, :]
-            h_rows = member_rows(h_prev, batch)
-            add_rows(pre, 0, moves.terms(x, h_rows, "xhb", scale), batch)
-        # c and h in place once they are the members' own: h_prev is spent (its rows were read just above) unless
-        # kept for output: all
-        own_c = st.c.ndim == 3 and st.c.dtype == pre.dtype
-        own_h = h_prev is not None and h_prev.ndim == 3 and h_prev.dtype == pre.dtype and not keep
-        h_out = h_prev if own_h else None
-        if t == len(xs) - 1 and not keep:  # h_T member-major, (B, n, m) contiguous: the loss reads it without copies
-            h_out = np.empty((B, n, x.shape[-1]), pre.dtype).transpose(1, 0, 2)
-        st.h, st.c = lstm_cell_(pre, st.c if st.c.ndim == 3 else st.c[:, None, :], n, st.c if own_c else None, h_out)
+            break
         hs.append(st.out(B) if keep else None)
-    return hs if keep else [st.out(B)]  # output: last, h_T alone
+    else:
+        return hs if keep else [st.out(B)]
+    return hs + _lstm_chunks(opt, wx, wh, bias, xs[t:], moves, st, dtype) if keep else \
+        _lstm_chunks(opt, wx, wh, bias, xs[t:], moves, st, dtype)
+
+
+def chunk_members(n: int, m: int, itemsize: int) -> int:
+    """Members a chunk of _lstm_chunks takes: its pre-activations and input-side tile (4n rows each), c and h, in
+    CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // (CHUNK_ROWS * n * m * itemsize))
+
+
+def moved_numbers(n: int, m: int, steps: int, gates: int = 4) -> int:
+    """Numbers one member of lstm_steps holds besides its output: the patch rows (G + 4 rows of m), the terms of every
+    step (two arrays of steps rows of m), its column of Wh (G·n), and its share of a chunk (at most 1/CHUNKS of the
+    batch): pre-activations, c, h (6n rows of m) and an input-side tile (4n) for each step."""
+    return (gates + 4 + 2 * steps) * m + gates * n + -(-(6 + 4 * steps) * n * m // CHUNKS)
+
+
+def _own(shared, width: int, dtype, k=None, rows=None):
+    """Each of `width` members' own copy of a shared state (n, m), (n, width, m) of dtype; row k[b] of member b
+    replaced by rows[b] where given."""
+    out = np.empty((shared.shape[0], width, shared.shape[1]), dtype)
+    out[...] = shared[:, None, :]
+    if k is not None:
+        out[k, np.arange(width)] = rows
+    return out
+
+
+def _terms(moves: Moves, xs, scale):
+    """part(start, stop) → add(pre, t, h): pre (rows, w, m) += the own terms of members start..stop−1 at step t of xs
+    (StepTerms where every use moves one row, else Moves.terms and add_rows); h as StepTerms.part takes it."""
+    if moves.row is not None:
+        return StepTerms(moves, xs, scale).part
+
+    def part(start, stop):
+        chunk = moves.part(start, stop)
+        steps = [x if x.ndim == 2 else x[:, start:stop] for x in xs]
+        return lambda pre, t, h: add_rows(pre, 0, chunk.terms(steps[t], h if callable(h) else member_rows(
+            h, chunk.batch), "xhb", scale), chunk.batch)
+    return part
+
+
+def _lstm_chunks(opt, wx, wh, bias, xs, moves: Moves, st: _State, dtype) -> list:
+    """h of every member, (B, n, m), after each step of xs (output: all) or after the last alone, `wh` scaled as
+    lstm_form says: chunk by chunk of members, each through every step while its pre-activations, c and h stay in
+    cache. The first step meets a row patch as a rank-1 term, else the GEMM; the shared input side Wx x + b (the
+    rank-1 step's base) is tiled once, a chunk wide, and added contiguously."""
+    n, B, m, last = opt.hidden, len(moves.batch), xs[0].shape[-1], len(xs) - 1
+    scale, cell = lstm_form(n, dtype)
+    width = min(-(-B // CHUNKS), chunk_members(n, m, np.dtype(dtype).itemsize))
+    sides = [None if x.ndim == 3 else (wx @ x + bias) * scale[:, None] for x in xs]
+    if st.patch is not None:  # the rank-1 step: its base, and each member's column of Wh and change of h_k
+        sides[0] = sides[0] + wh @ st.h
+        k, hk, ck = st.patch
+        w_k, dh_k = wh[:, k], hk - st.h[k]
+    tiles = [None if p is None else np.repeat(p[:, None, :], width, axis=1) for p in sides]
+    outs = [np.empty((B, n, m), dtype) for _ in xs] if opt.output == "all" else [np.empty((B, n, m), dtype)]
+    work = np.empty(4 * n * width * m, dtype)  # the pre-activations of a chunk, step after step
+    terms = _terms(moves, xs, scale)
+    for s in range(0, B, width):
+        e = min(B, s + width)
+        w, add = e - s, terms(s, e)
+        pre = work[:4 * n * w * m].reshape(4 * n, w, m)
+        if st.patch is not None:  # h differs from the shared h in unit k alone: base + Wh[:, k]·Δh_k
+            rank_one(tiles[0][:, :w], w_k[:, s:e], None, dh_k[s:e], pre)
+            add(pre, 0, patched_rows(st.h, k[s:e], hk[s:e]))
+            h, c = None, _own(st.c, w, dtype, k[s:e], ck[s:e])
+        else:
+            h, c = _own(st.h, w, dtype), _own(st.c, w, dtype)
+        for t, x in enumerate(xs):
+            if h is not None:  # the members' own h: one GEMM over the chunk's columns
+                wide(wh, h, w, dtype, pre)
+                pre += tiles[t][:, :w] if tiles[t] is not None else \
+                    _input_side(wx, x[:, s:e], bias, w, dtype) * scale[:, None, None]
+                add(pre, t, h)
+            out = outs[t] if len(outs) > 1 else outs[0] if t == last else None
+            if out is None:  # h in place: its rows were read just above
+                h, c = cell(pre, c, n, c, h)
+            else:  # each step's h (output: all) or h_T, member-major: the loss reads it without copies
+                h, c = cell(pre, c, n, c, out[s:e].transpose(1, 0, 2), spent=t == last)
+    return outs
 
 
 def gru_steps(opt, wx, wh, bias, xs, moves: Moves, h, dtype) -> list:

@@ -21,28 +21,80 @@ class Moves:
         # one pre-activation row per member (every use moves the same row), else no row patch
         self.row = first if all(np.array_equal(u[1], first) for u in self.uses) else None
 
+    def part(self, start: int, stop: int) -> "Moves":
+        """The moves of members start..stop−1 alone, numbered from 0 (a chunk of the batch)."""
+        out = object.__new__(Moves)
+        out.delta, out.batch = self.delta[start:stop], np.arange(stop - start)
+        out.uses = [(side, i[start:stop], j[start:stop], column) for side, i, j, column in self.uses]
+        out.row = None if self.row is None else self.row[start:stop]
+        return out
+
     def hidden_only(self) -> bool:
         return all(side == "h" for side, *_ in self.uses)
 
     def terms(self, x, h_rows, sides: str = "xhb", scale=None):
         """[(i, add)]: the moved entry's own term in row i[b] of member b, δ·x[j], δ·h[j] or δ, for the uses on
-        `sides`, times the row's scale where given (½ or 1, exact); x (d, m) shared or (d, B, m); h_rows(j): row
+        `sides`, times the row's scale where given (±1 or ½: exact); x (d, m) shared or (d, B, m); h_rows(j): row
         j[b] of member b's h, (B, m)."""
         out = []
         for side, i, j, column in self.uses:
             if side not in sides:
                 continue
+            delta = self.delta if scale is None else self.delta * scale[i]  # ±1 or ½: the same product
             if side == "x":
-                add = self.delta[:, None] * (x[j] if x.ndim == 2 else x[j, self.batch])
+                add = delta[:, None] * (x[j] if x.ndim == 2 else x[j, self.batch])
             elif side == "h":
-                add = self.delta[:, None] * h_rows(j)
+                add = delta[:, None] * h_rows(j)
             elif column:  # a column bias moves the whole row
-                add = np.broadcast_to(self.delta[:, None], (len(i), x.shape[-1]))
+                add = np.broadcast_to(delta[:, None], (len(i), x.shape[-1]))
             else:
-                add = np.zeros((len(i), x.shape[-1]), self.delta.dtype)
-                add[self.batch, j] = self.delta
-            out.append((i, add if scale is None else add * scale[i][:, None]))
+                add = np.zeros((len(i), x.shape[-1]), delta.dtype)
+                add[self.batch, j] = delta
+            out.append((i, add))
         return out
+
+
+class StepTerms:
+    """The moved entry's own terms at each step of xs for members whose uses all move one row, i[b] = Moves.row[b],
+    added to a contiguous target (rows, w, m) for members start..stop−1 (`part`): the x and bias sides (fixed by the
+    step) summed once for every step and member, the h side per step, and one gather and add over target's rows seen
+    flat. The same products as Moves.terms; only their order of summation differs (rounding). Its Python, not its
+    arithmetic, is what a small batch pays, so it is set up once a batch."""
+
+    def __init__(self, moves: Moves, xs, scale):
+        B, m = len(moves.batch), xs[0].shape[-1]
+        self.row, self.h, fixed = moves.row, [], []
+        for side, i, j, column in moves.uses:
+            delta = (moves.delta * scale[i])[:, None]
+            if side == "h":
+                self.h.append((j, delta))
+            elif side == "x":
+                fixed.append(delta * np.stack([x[j] if x.ndim == 2 else x[j, moves.batch] for x in xs]))
+            elif column:  # a column bias moves the whole row
+                fixed.append(np.broadcast_to(delta, (len(xs), B, m)))
+            else:
+                bias = np.zeros((len(xs), B, m), delta.dtype)
+                bias[:, moves.batch, j] = delta[:, 0]
+                fixed.append(bias)
+        self.fixed = sum(fixed[1:], fixed[0]) if fixed else None
+
+    def part(self, start: int, stop: int):
+        """add(target, t, h): target (rows, w, m) += the terms of members start..stop−1 at step t; h: their own h
+        before the step (n, w, m), or a function of j giving row j[b] of member b's h, (w, m)."""
+        w = stop - start
+        members = np.arange(w)
+        index = self.row[start:stop] * w + members  # row i[b] of member b in target seen flat
+        fixed = None if self.fixed is None else self.fixed[:, start:stop]
+        h_terms = [(j[start:stop] * w + members, j[start:stop], delta[start:stop]) for j, delta in self.h]
+
+        def add(target, t: int, h) -> None:
+            total = None if fixed is None else fixed[t]
+            for flat, j, delta in h_terms:
+                rows = h(j) if callable(h) else h.reshape(-1, h.shape[-1])[flat] if h.flags.c_contiguous else \
+                    h[j, members]
+                total = delta * rows if total is None else total + delta * rows
+            target.reshape(-1, target.shape[-1])[index] += total  # target contiguous: the reshape is a view
+        return add
 
 
 def add_rows(target, offset: int, terms, batch) -> None:
