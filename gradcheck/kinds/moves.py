@@ -92,16 +92,21 @@ class StepTerms:
         if fixed is None and not h_terms:
             return lambda target, t, h, rows=None: None
 
+        masks = {}  # rows → which members' row lies in rows (None: all of them)
+
         def add(target, t: int, h, rows=None) -> None:
-            inside = None if rows is None else (row >= rows[0]) & (row < rows[1])
-            if inside is not None and not inside.any():
+            if rows not in masks:
+                inside = (row >= rows[0]) & (row < rows[1]) if rows else None
+                masks[rows] = None if inside is None or inside.all() else inside if inside.any() else False
+            inside = masks[rows]
+            if inside is False:
                 return
             total = None if fixed is None else fixed[t]
             for flat, j, delta in h_terms:
                 got = h(j) if callable(h) else h.reshape(-1, h.shape[-1])[flat] if h.flags.c_contiguous else \
                     h[j, members]
                 total = delta * got if total is None else total + delta * got
-            if inside is None or inside.all():
+            if inside is None:
                 target.reshape(-1, target.shape[-1])[index] += total  # target contiguous: the reshape is a view
             else:
                 target.reshape(-1, target.shape[-1])[index[inside]] += total[inside]
