@@ -168,6 +168,22 @@ def _lstm_net(p, d, steps, output, states):
     return 0.5 * np.sum((a - d["YL" if output == "all" else "YL3"]) ** 2)
 
 
+def _gru_net(p, d, steps, output, states):
+    """J of one GRU layer (gates [r; u; n], σ as 1/(1 + e^−z), the hidden-side bias zero) over `steps`, then squared
+    error, in numpy."""
+    X, n = d["XL"], p["GWh"].shape[1]
+    D = X.shape[0] // steps
+    h = d["h0"] + 0 * X[:n] if states else 0 * X[:n]
+    hs = []
+    for t in range(steps):
+        ax, ah = p["GWx"] @ X[t * D:(t + 1) * D] + p["Gb"], p["GWh"] @ h
+        r, u = _sigmoid(ax[:n] + ah[:n]), _sigmoid(ax[n:2 * n] + ah[n:2 * n])
+        h = (1 - u) * np.tanh(ax[2 * n:] + r * ah[2 * n:]) + u * h
+        hs.append(h)
+    a = np.concatenate(hs) if output == "all" else h
+    return 0.5 * np.sum((a - d["YL" if output == "all" else "YL3"]) ** 2)
+
+
 ORACLE_DECLS = """\
 seed: 11
 params:
@@ -191,6 +207,9 @@ data:
   YL3: {shape: [3, 6], std: 0.5}
   h0: {shape: [3, 6], std: 0.5}
   c0: {shape: [3, 1], std: 0.5}
+  GWx: {shape: [9, 2], std: 0.7}
+  GWh: {shape: [9, 3], std: 0.7}
+  Gb: {shape: [9, 1], std: 0.3}
 """
 
 ORACLES = {  # name -> (layers and objective, the param, the oracle J(params, data))
@@ -217,6 +236,14 @@ ORACLES = {  # name -> (layers and objective, the param, the oracle J(params, da
         f"objective: {{loss: squared_error, target: {'YL' if output == 'all' else 'YL3'}}}", role,
         lambda p, d, output=output, states=states: _lstm_net(p, d, 4, output, states))
        for role in ("LWx", "LWh", "Lb") for output in ("last", "all") for states in (False, True)},
+    # the GRU's the same way (gated_moved.GRUForm): σ through exp on the r and u rows, r·Wh_n h and the input side's
+    # n rows apart, the imaginary step's halved rows
+    **{f"gru_{role}_{output}{'_states' if states else ''}": (
+        f"input: XL\nlayers: [{{gru: {{input_weight: GWx, hidden_weight: GWh, bias: Gb, steps: 4, output: {output}"
+        f"{', init: h0' if states else ''}}}}}]\n"
+        f"objective: {{loss: squared_error, target: {'YL' if output == 'all' else 'YL3'}}}", role,
+        lambda p, d, output=output, states=states: _gru_net(p, d, 4, output, states))
+       for role in ("GWx", "GWh", "Gb") for output in ("last", "all") for states in (False, True)},
 }
 
 
@@ -240,12 +267,13 @@ def test_new_shortcuts_equal_a_plain_numpy_oracle(case):
     _assert_equals_oracle(case)
 
 
-@pytest.mark.parametrize("case", ["lstm_LWh_last", "lstm_LWx_all_states"])
-def test_lstm_chunks_of_one_member_equal_the_oracle(case, monkeypatch):
+@pytest.mark.parametrize("case", ["lstm_LWh_last", "lstm_LWx_all_states", "gru_GWh_all", "gru_GWx_last_states",
+                                  "gru_Gb_last"])
+def test_chunks_of_one_member_equal_the_oracle(case, monkeypatch):
     """Chunks as narrow as the bytes allow (one member each), not only an eighth of the batch."""
     from gradcheck.kinds import gated_moved
     monkeypatch.setattr(gated_moved, "CHUNK_BYTES", 1)
-    assert gated_moved.chunk_members(3, 6, 8) == 1
+    assert gated_moved.chunk_members(3, 6, 8) == 1 and gated_moved.chunk_members(3, 6, 8, 7) == 1
     _assert_equals_oracle(case)
 
 
