@@ -373,6 +373,63 @@ def test_lstm_cell_exp_equals_the_plain_formulas():
     assert h[0, 2, 3] == h_want[0, 2, 3] == 0.0  # σ(o) = 0: tanh c / inf
 
 
+def test_gru_cell_chunk_equals_the_plain_formulas():
+    """gru_cell_chunk, real (r and u rows negated, σ through exp) and complex (halved, tanh), equals r = σ(z_r),
+    u = σ(z_u), n = tanh(ax_n + r·Wh_n h), h = (1 − u)·n + u·h_prev with σ = ½(1 + tanh ½z) to rounding, into a
+    fresh array, in place (h_prev as the buffer and the output) and member-major; where exp(−z) overflows σ = 0
+    (r·Wh_n h = 0, h = n)."""
+    from gradcheck.kinds.gated_moved import GRUForm, gru_cell_chunk
+    rng = np.random.default_rng(4)
+    n, B, m = 3, 4, 5
+    ah, ax, h_prev = rng.standard_normal((3 * n, B, m)) * 3, rng.standard_normal((3 * n, B, m)), \
+        rng.standard_normal((n, B, m))
+    ah[0, 0, 0], ah[n + 1, 1, 2] = -1000.0, -800.0  # exp(−z) = inf: σ(r), σ(u) = 0
+    sig = lambda z: 0.5 * (1 + np.tanh(0.5 * z))  # noqa: E731
+    r, u = sig(ah[:n] + ax[:n]), sig(ah[n:2 * n] + ax[n:2 * n])
+    nn = np.tanh(ax[2 * n:] + r * ah[2 * n:])
+    want = (1 - u) * nn + u * h_prev
+    for dtype in (np.float64, np.complex128):
+        form = GRUForm(n, dtype)
+        assert form.exp == (dtype is np.float64)
+        pre = (ah * form.hscale[:, None, None]).astype(dtype)
+        pre[:2 * n] += (ax * form.xscale[:, None, None])[:2 * n]
+        side = ax[2 * n:].astype(dtype)
+        with np.errstate(over="ignore"):
+            fresh = gru_cell_chunk(pre.copy(), side, h_prev.astype(dtype), n, np.empty((n, B, m), dtype),
+                                   np.empty((n, B, m), dtype), lambda p: None, form.exp)
+            buf = h_prev.astype(dtype)
+            in_place = gru_cell_chunk(pre.copy(), side, buf, n, buf, buf, lambda p: None, form.exp)
+            out = np.empty((B, n, m), dtype).transpose(1, 0, 2)
+            major = gru_cell_chunk(pre.copy(), side, h_prev.astype(dtype), n, h_prev.astype(dtype), out,
+                                   lambda p: None, form.exp)
+        assert in_place is buf and major is out
+        for got in (fresh, in_place, major):
+            np.testing.assert_allclose(got.real, want, rtol=1e-14, atol=1e-15)
+    assert r[0, 0, 0] == u[1, 1, 2] == 0.0  # the overflowed entries are in what the cell matched
+
+
+def test_step_terms_by_side_and_rows_equal_moves_terms():
+    """StepTerms of the h side alone and of the x and bias sides alone, those added for the rows below and above 2n
+    apart (as the GRU's chunks add them), sum to Moves.terms added by add_rows."""
+    from gradcheck.kinds.moves import Moves, StepTerms, add_rows, member_rows
+    rng = np.random.default_rng(5)
+    spec = gradcheck.loads(DECLS + CASES["lstm_tied"][0])
+    opt, B, n, m = spec.model.terms[0].layers[0].options, 9, 2, 5
+    moves = Moves(opt, [opt.input_weight, opt.hidden_weight], spec.values, rng.integers(0, 8, B),
+                  rng.integers(0, 2, B), rng.standard_normal(B))
+    xs, scale = [rng.standard_normal((2, m)) for _ in range(3)], np.repeat([-1.0, 1.0], 4)
+    part = moves.part(1, 8)
+    h_add, x_add = StepTerms(moves, xs, scale, "h").part(1, 8), StepTerms(moves, xs, scale, "xb").part(1, 8)
+    for t in range(3):
+        h, want = rng.standard_normal((n, 7, m)), rng.standard_normal((8, 7, m))
+        got = want.copy()
+        add_rows(want, 0, part.terms(xs[t], member_rows(h, part.batch), "xhb", scale), part.batch)
+        h_add(got, t, h)
+        x_add(got, t, None, (0, 5))
+        x_add(got, t, None, (5, 8))
+        np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
+
+
 def test_step_terms_equal_moves_terms_added_row_by_row():
     """StepTerms (x and bias sides summed once a batch, h gathered flat, one add a step) equals Moves.terms added by
     add_rows, for a chunk of members, with h dense or given row by row (one param as both weights: two uses)."""
