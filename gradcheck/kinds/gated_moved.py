@@ -3,19 +3,21 @@
 Member b moves entry (rows[b], cols[b]) of Wx, Wh or the bias by delta[b]. Until the move reaches the state every
 member shares the base pass's h (and c): Wh moved while h is still 0 changes nothing (δ·h[j] = 0 exactly). The step
 the move first reaches changes one pre-activation row per member, so only that hidden unit's G gates are evaluated
-(a row patch of h and c, O(G·m) a member). A GRU's next step takes one GEMM over all members' columns in a
-(rows, B, m) layout, and so does every later step, the gates evaluated in place on halved pre-activations (gru_cell_:
-the forward pass's values, as halving is exact, with fewer passes).
+(a row patch of h and c, O(G·m) a member), in halved form (lstm_cell_, gru_cell_: the forward pass's values, as
+halving is exact).
 
-An LSTM goes on chunk by chunk of members (_lstm_chunks), each chunk through every remaining step while its
-pre-activations, c and h stay in the core's cache. Its first step meets Wh as a rank-1 term, base + Wh[:, k]·Δh_k,
-written by one einsum (rank_one: no GEMM, no dense copy of h); every later one is a GEMM over the chunk's columns into
-one buffer. The shared input side Wx x + b is tiled once a batch, a chunk wide, and added contiguously; each member's
-own moved-entry terms are set up once a batch (moves.StepTerms). The gates run on pre-activations whose i, f, o rows
-are negated (lstm_cell_exp: σ(z) = 1/(1 + exp(−z)), half a tanh's cost), c and h in place, h_T written member-major,
-(B, n, m), so the loss reads it without copies; complex members (the imaginary step) take halved rows and tanh
-(lstm_cell_), whose σ cannot overflow. Each member equals the forward pass on a moved copy of the param up to
-rounding (tests/test_kinds_shortcuts.py: the dense route, the plain per-entry loop and a plain numpy LSTM).
+Both kinds go on chunk by chunk of members (_chunks, one loop; LSTMForm and GRUForm say what differs), each chunk
+through every remaining step while its pre-activations and state stay in the core's cache. The first step meets Wh
+as a rank-1 term, base + Wh[:, k]·Δh_k, written by one einsum (rank_one: no GEMM, no dense copy of h); every later
+one is a GEMM over the chunk's columns into one buffer. The shared input side Wx x + b is tiled once a batch, a chunk
+wide, and added contiguously (an LSTM's every row, a GRU's r and u rows; its n rows meet r·Wh_n h in the cell); each
+member's own moved-entry terms are set up once a batch (moves.StepTerms; a GRU's Wh terms apart from its Wx and bias
+terms, as r multiplies the one and not the other). The gates' σ runs as 1/(1 + exp(−z)) on negated rows (half a
+tanh's cost): lstm_cell_exp on the i, f, o rows, c and h in place; gru_cell_chunk on the r and u rows,
+r·Wh_n h = Wh_n h/E_r and h = n + (h_prev − n)/E_u. h_T is written member-major, (B, n, m), so the loss reads it
+without copies. Complex members (the imaginary step) take halved rows and tanh (lstm_cell_, gru_cell_chunk's other
+form), whose σ cannot overflow into NaN. Each member equals the forward pass on a moved copy of the param up to
+rounding (tests/test_kinds_shortcuts.py: the dense route, the plain per-entry loop and plain numpy LSTM and GRU).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import numpy as np
 
 from .moves import Moves, StepTerms, add_rows, member_rows, patched_rows, patched_state, shared_rows
 
-CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_lstm_chunks): inside this machine's 2 MiB L2 with room for x and Wh
+CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_chunks): inside this machine's 2 MiB L2 with room for x and Wh
 CHUNKS = 8  # a chunk is at most an eighth of its batch, so a member's share of the chunk's arrays is at most an eighth
-CHUNK_ROWS = 10  # what a chunk member's step works on, in rows of n: pre-activations, that step's tile (4n each), c, h
+CHUNK_ROWS = 10  # what an LSTM chunk member's step works on, in rows of n: pre-activations, that step's tile (4n
+# each), c, h (a GRU's: GRUForm.rows)
 
 
 def rank_one(base, w, k, d, out):
