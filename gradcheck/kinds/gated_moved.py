@@ -218,9 +218,10 @@ def chunk_members(n: int, m: int, itemsize: int, rows: int = CHUNK_ROWS) -> int:
 def moved_numbers(n: int, m: int, steps: int, gates: int = 4) -> int:
     """Numbers one member of lstm_steps or gru_steps holds besides its output: the patch rows (G + 4 rows of m), the
     terms of every step (two arrays of steps rows of m), its column of Wh (G·n), and its share of a chunk (at most
-    1/CHUNKS of the batch): pre-activations and c and h (an LSTM's 6n rows of m) or h and the rank-1 step's base
-    (a GRU's 7n), and an input-side tile (G·n) for each step."""
-    return (gates + 4 + 2 * steps) * m + gates * n + -(-(gates + 3 + gates * steps) * n * m // CHUNKS)
+    1/CHUNKS of the batch): what the form holds besides the tiles (an LSTM's pre-activations, c and h, 6n rows of m;
+    a GRU's Wh h, h and the rank-1 step's base, 7n) and an input-side tile (G·n) for each step."""
+    held = (LSTMForm if gates == LSTMForm.gates else GRUForm).held
+    return (gates + 4 + 2 * steps) * m + gates * n + -(-(held + gates * steps) * n * m // CHUNKS)
 
 
 def _own(shared, width: int, dtype, k=None, rows=None):
@@ -256,7 +257,7 @@ class LSTMForm:
     """What _chunks needs of an LSTM: its row scales (lstm_form), the rows a chunk member works on, its state (h, c),
     and its step: the whole input side and every own term added to the pre-activations, then lstm_cell_exp."""
 
-    gates, rows = 4, CHUNK_ROWS
+    gates, rows, held = 4, CHUNK_ROWS, 6  # held: rows of n a member holds in a chunk besides the tiles
 
     def __init__(self, n: int, dtype):
         self.n = n
@@ -329,7 +330,7 @@ class GRUForm:
     through exp), complex ones halve them and all of Wh h (its tanh form); the r and u rows of the input side meet
     the pre-activations, the n rows the cell. A chunk member works on 7n rows: Wh h and the tile (3n each), h."""
 
-    gates, rows = 3, 7
+    gates, rows, held = 3, 7, 7
 
     def __init__(self, n: int, dtype):
         self.n, self.fold = n, 2 * n
