@@ -168,6 +168,22 @@ def _lstm_net(p, d, steps, output, states):
     return 0.5 * np.sum((a - d["YL" if output == "all" else "YL3"]) ** 2)
 
 
+def _gru_net(p, d, steps, output, states):
+    """J of one GRU layer (gates [r; u; n], σ as 1/(1 + e^−z), the hidden-side bias zero) over `steps`, then squared
+    error, in numpy."""
+    X, n = d["XL"], p["GWh"].shape[1]
+    D = X.shape[0] // steps
+    h = d["h0"] + 0 * X[:n] if states else 0 * X[:n]
+    hs = []
+    for t in range(steps):
+        ax, ah = p["GWx"] @ X[t * D:(t + 1) * D] + p["Gb"], p["GWh"] @ h
+        r, u = _sigmoid(ax[:n] + ah[:n]), _sigmoid(ax[n:2 * n] + ah[n:2 * n])
+        h = (1 - u) * np.tanh(ax[2 * n:] + r * ah[2 * n:]) + u * h
+        hs.append(h)
+    a = np.concatenate(hs) if output == "all" else h
+    return 0.5 * np.sum((a - d["YL" if output == "all" else "YL3"]) ** 2)
+
+
 ORACLE_DECLS = """\
 seed: 11
 params:
@@ -191,6 +207,9 @@ data:
   YL3: {shape: [3, 6], std: 0.5}
   h0: {shape: [3, 6], std: 0.5}
   c0: {shape: [3, 1], std: 0.5}
+  GWx: {shape: [9, 2], std: 0.7}
+  GWh: {shape: [9, 3], std: 0.7}
+  Gb: {shape: [9, 1], std: 0.3}
 """
 
 ORACLES = {  # name -> (layers and objective, the param, the oracle J(params, data))
@@ -217,6 +236,14 @@ ORACLES = {  # name -> (layers and objective, the param, the oracle J(params, da
         f"objective: {{loss: squared_error, target: {'YL' if output == 'all' else 'YL3'}}}", role,
         lambda p, d, output=output, states=states: _lstm_net(p, d, 4, output, states))
        for role in ("LWx", "LWh", "Lb") for output in ("last", "all") for states in (False, True)},
+    # the GRU's the same way (gated_moved.GRUForm): σ through exp on the r and u rows, r·Wh_n h and the input side's
+    # n rows apart, the imaginary step's halved rows
+    **{f"gru_{role}_{output}{'_states' if states else ''}": (
+        f"input: XL\nlayers: [{{gru: {{input_weight: GWx, hidden_weight: GWh, bias: Gb, steps: 4, output: {output}"
+        f"{', init: h0' if states else ''}}}}}]\n"
+        f"objective: {{loss: squared_error, target: {'YL' if output == 'all' else 'YL3'}}}", role,
+        lambda p, d, output=output, states=states: _gru_net(p, d, 4, output, states))
+       for role in ("GWx", "GWh", "Gb") for output in ("last", "all") for states in (False, True)},
 }
 
 
@@ -240,12 +267,13 @@ def test_new_shortcuts_equal_a_plain_numpy_oracle(case):
     _assert_equals_oracle(case)
 
 
-@pytest.mark.parametrize("case", ["lstm_LWh_last", "lstm_LWx_all_states"])
-def test_lstm_chunks_of_one_member_equal_the_oracle(case, monkeypatch):
+@pytest.mark.parametrize("case", ["lstm_LWh_last", "lstm_LWx_all_states", "gru_GWh_all", "gru_GWx_last_states",
+                                  "gru_Gb_last"])
+def test_chunks_of_one_member_equal_the_oracle(case, monkeypatch):
     """Chunks as narrow as the bytes allow (one member each), not only an eighth of the batch."""
     from gradcheck.kinds import gated_moved
     monkeypatch.setattr(gated_moved, "CHUNK_BYTES", 1)
-    assert gated_moved.chunk_members(3, 6, 8) == 1
+    assert gated_moved.chunk_members(3, 6, 8) == 1 and gated_moved.chunk_members(3, 6, 8, 7) == 1
     _assert_equals_oracle(case)
 
 
@@ -343,6 +371,63 @@ def test_lstm_cell_exp_equals_the_plain_formulas():
     for got in (c_got, c_in_got):
         np.testing.assert_allclose(got, c_want, rtol=1e-14, atol=1e-15)
     assert h[0, 2, 3] == h_want[0, 2, 3] == 0.0  # σ(o) = 0: tanh c / inf
+
+
+def test_gru_cell_chunk_equals_the_plain_formulas():
+    """gru_cell_chunk, real (r and u rows negated, σ through exp) and complex (halved, tanh), equals r = σ(z_r),
+    u = σ(z_u), n = tanh(ax_n + r·Wh_n h), h = (1 − u)·n + u·h_prev with σ = ½(1 + tanh ½z) to rounding, into a
+    fresh array, in place (h_prev as the buffer and the output) and member-major; where exp(−z) overflows σ = 0
+    (r·Wh_n h = 0, h = n)."""
+    from gradcheck.kinds.gated_moved import GRUForm, gru_cell_chunk
+    rng = np.random.default_rng(4)
+    n, B, m = 3, 4, 5
+    ah, ax, h_prev = rng.standard_normal((3 * n, B, m)) * 3, rng.standard_normal((3 * n, B, m)), \
+        rng.standard_normal((n, B, m))
+    ah[0, 0, 0], ah[n + 1, 1, 2] = -1000.0, -800.0  # exp(−z) = inf: σ(r), σ(u) = 0
+    sig = lambda z: 0.5 * (1 + np.tanh(0.5 * z))  # noqa: E731
+    r, u = sig(ah[:n] + ax[:n]), sig(ah[n:2 * n] + ax[n:2 * n])
+    nn = np.tanh(ax[2 * n:] + r * ah[2 * n:])
+    want = (1 - u) * nn + u * h_prev
+    for dtype in (np.float64, np.complex128):
+        form = GRUForm(n, dtype)
+        assert form.exp == (dtype is np.float64)
+        pre = (ah * form.hscale[:, None, None]).astype(dtype)
+        pre[:2 * n] += (ax * form.xscale[:, None, None])[:2 * n]
+        side = ax[2 * n:].astype(dtype)
+        with np.errstate(over="ignore"):
+            fresh = gru_cell_chunk(pre.copy(), side, h_prev.astype(dtype), n, np.empty((n, B, m), dtype),
+                                   np.empty((n, B, m), dtype), lambda p: None, form.exp)
+            buf = h_prev.astype(dtype)
+            in_place = gru_cell_chunk(pre.copy(), side, buf, n, buf, buf, lambda p: None, form.exp)
+            out = np.empty((B, n, m), dtype).transpose(1, 0, 2)
+            major = gru_cell_chunk(pre.copy(), side, h_prev.astype(dtype), n, h_prev.astype(dtype), out,
+                                   lambda p: None, form.exp)
+        assert in_place is buf and major is out
+        for got in (fresh, in_place, major):
+            np.testing.assert_allclose(got.real, want, rtol=1e-14, atol=1e-15)
+    assert r[0, 0, 0] == u[1, 1, 2] == 0.0  # the overflowed entries are in what the cell matched
+
+
+def test_step_terms_by_side_and_rows_equal_moves_terms():
+    """StepTerms of the h side alone and of the x and bias sides alone, those added for the rows below and above 2n
+    apart (as the GRU's chunks add them), sum to Moves.terms added by add_rows."""
+    from gradcheck.kinds.moves import Moves, StepTerms, add_rows, member_rows
+    rng = np.random.default_rng(5)
+    spec = gradcheck.loads(DECLS + CASES["lstm_tied"][0])
+    opt, B, n, m = spec.model.terms[0].layers[0].options, 9, 2, 5
+    moves = Moves(opt, [opt.input_weight, opt.hidden_weight], spec.values, rng.integers(0, 8, B),
+                  rng.integers(0, 2, B), rng.standard_normal(B))
+    xs, scale = [rng.standard_normal((2, m)) for _ in range(3)], np.repeat([-1.0, 1.0], 4)
+    part = moves.part(1, 8)
+    h_add, x_add = StepTerms(moves, xs, scale, "h").part(1, 8), StepTerms(moves, xs, scale, "xb").part(1, 8)
+    for t in range(3):
+        h, want = rng.standard_normal((n, 7, m)), rng.standard_normal((8, 7, m))
+        got = want.copy()
+        add_rows(want, 0, part.terms(xs[t], member_rows(h, part.batch), "xhb", scale), part.batch)
+        h_add(got, t, h)
+        x_add(got, t, None, (0, 5))
+        x_add(got, t, None, (5, 8))
+        np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
 
 
 def test_step_terms_equal_moves_terms_added_row_by_row():

@@ -22,7 +22,7 @@ from ..trace import LayerTrace, accumulate, activate, activation_backward
 from ..yamlsrc import Node
 from .common import blocks, kind_options, sigmoid, tr
 from .gated_moved import Moves, gru_steps, lstm_steps
-from .gated_moved import moved_numbers as lstm_moved_numbers
+from .gated_moved import moved_numbers as chunked_numbers
 from .recurrent import recurrent_steps
 
 KEYS = ("input_weight", "hidden_weight", "bias", "steps", "init", "cell_init", "output")
@@ -130,13 +130,15 @@ def _movable(opt, refs) -> bool:
 class _Gated:
     @classmethod
     def moved_numbers(cls, layer: Layer, refs, shared_input: bool) -> int | None:
-        """Numbers one member of `moved` holds: the step's G gate rows, the previous and new h and c (and the
-        input side's G rows for a moved input), h of every step for output: all; None where `moved` goes dense."""
-        opt, gates = layer.options, GATES[cls.key]
+        """Numbers one member of `moved` holds: h_T (h of every step for output: all) and the layer's output (h_T
+        itself under identity), and what gated_moved.moved_numbers counts (its patch, terms and share of a chunk);
+        None where `moved` goes dense."""
+        opt, m = layer.options, layer.in_shape[1]
         if not _movable(opt, refs):
             return None
-        arrays = gates + 4 + (0 if shared_input else gates) + (opt.steps if opt.output == "all" else 0)
-        return arrays * opt.hidden * layer.in_shape[1]
+        identity = layer.activation.row.name == "identity" and layer.activation.argument is None
+        states = (1 if identity else 2) + (opt.steps if opt.output == "all" else 0)
+        return states * opt.hidden * m + chunked_numbers(opt.hidden, m, opt.steps, GATES[cls.key])
 
     analytic = True  # sigmoid, tanh and products
     row_patch = False  # a moved weight reaches every hidden unit after one step
@@ -205,18 +207,6 @@ class LSTM(_Gated):
         h, c = _start(opt.init, values, opt.hidden, m), _start(opt.cell_init, values, opt.hidden, m)
         hs = lstm_steps(opt, wx, wh, bias, _wide_steps(a_in, opt), moves, h, c, dtype)
         return _finish(layer, a_in, hs, values)
-
-    @staticmethod
-    def moved_numbers(layer: Layer, refs, shared_input: bool) -> int | None:
-        """Numbers one member of `moved` holds: h_T (h of every step for output: all) and the layer's output (h_T
-        itself under identity), and what gated_moved.moved_numbers counts (its patch, terms and share of a chunk);
-        None where `moved` goes dense."""
-        opt, m = layer.options, layer.in_shape[1]
-        if not _movable(opt, refs):
-            return None
-        identity = layer.activation.row.name == "identity" and layer.activation.argument is None
-        states = (1 if identity else 2) + (opt.steps if opt.output == "all" else 0)
-        return states * opt.hidden * m + lstm_moved_numbers(opt.hidden, m, opt.steps)
 
     @staticmethod
     def backward(lt: LayerTrace, g, values, grads):

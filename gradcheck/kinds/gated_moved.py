@@ -3,19 +3,21 @@
 Member b moves entry (rows[b], cols[b]) of Wx, Wh or the bias by delta[b]. Until the move reaches the state every
 member shares the base pass's h (and c): Wh moved while h is still 0 changes nothing (δ·h[j] = 0 exactly). The step
 the move first reaches changes one pre-activation row per member, so only that hidden unit's G gates are evaluated
-(a row patch of h and c, O(G·m) a member). A GRU's next step takes one GEMM over all members' columns in a
-(rows, B, m) layout, and so does every later step, the gates evaluated in place on halved pre-activations (gru_cell_:
-the forward pass's values, as halving is exact, with fewer passes).
+(a row patch of h and c, O(G·m) a member), in halved form (lstm_cell_, gru_cell_: the forward pass's values, as
+halving is exact).
 
-An LSTM goes on chunk by chunk of members (_lstm_chunks), each chunk through every remaining step while its
-pre-activations, c and h stay in the core's cache. Its first step meets Wh as a rank-1 term, base + Wh[:, k]·Δh_k,
-written by one einsum (rank_one: no GEMM, no dense copy of h); every later one is a GEMM over the chunk's columns into
-one buffer. The shared input side Wx x + b is tiled once a batch, a chunk wide, and added contiguously; each member's
-own moved-entry terms are set up once a batch (moves.StepTerms). The gates run on pre-activations whose i, f, o rows
-are negated (lstm_cell_exp: σ(z) = 1/(1 + exp(−z)), half a tanh's cost), c and h in place, h_T written member-major,
-(B, n, m), so the loss reads it without copies; complex members (the imaginary step) take halved rows and tanh
-(lstm_cell_), whose σ cannot overflow. Each member equals the forward pass on a moved copy of the param up to
-rounding (tests/test_kinds_shortcuts.py: the dense route, the plain per-entry loop and a plain numpy LSTM).
+Both kinds go on chunk by chunk of members (_chunks, one loop; LSTMForm and GRUForm say what differs), each chunk
+through every remaining step while its pre-activations and state stay in the core's cache. The first step meets Wh
+as a rank-1 term, base + Wh[:, k]·Δh_k, written by one einsum (rank_one: no GEMM, no dense copy of h); every later
+one is a GEMM over the chunk's columns into one buffer. The shared input side Wx x + b is tiled once a batch, a chunk
+wide, and added contiguously (an LSTM's every row, a GRU's r and u rows; its n rows meet r·Wh_n h in the cell); each
+member's own moved-entry terms are set up once a batch (moves.StepTerms; a GRU's Wh terms apart from its Wx and bias
+terms, as r multiplies the one and not the other). The gates' σ runs as 1/(1 + exp(−z)) on negated rows (half a
+tanh's cost): lstm_cell_exp on the i, f, o rows, c and h in place; gru_cell_chunk on the r and u rows,
+r·Wh_n h = Wh_n h/E_r and h = n + (h_prev − n)/E_u. h_T is written member-major, (B, n, m), so the loss reads it
+without copies. Complex members (the imaginary step) take halved rows and tanh (lstm_cell_, gru_cell_chunk's other
+form), whose σ cannot overflow into NaN. Each member equals the forward pass on a moved copy of the param up to
+rounding (tests/test_kinds_shortcuts.py: the dense route, the plain per-entry loop and plain numpy LSTM and GRU).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import numpy as np
 
 from .moves import Moves, StepTerms, add_rows, member_rows, patched_rows, patched_state, shared_rows
 
-CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_lstm_chunks): inside this machine's 2 MiB L2 with room for x and Wh
+CHUNK_BYTES = 3 << 19  # 1.5 MiB a chunk of members (_chunks): inside this machine's 2 MiB L2 with room for x and Wh
 CHUNKS = 8  # a chunk is at most an eighth of its batch, so a member's share of the chunk's arrays is at most an eighth
-CHUNK_ROWS = 10  # what a chunk member's step works on, in rows of n: pre-activations, that step's tile (4n each), c, h
+CHUNK_ROWS = 10  # what an LSTM chunk member's step works on, in rows of n: pre-activations, that step's tile (4n
+# each), c, h (a GRU's: GRUForm.rows)
 
 
 def rank_one(base, w, k, d, out):
@@ -173,15 +176,16 @@ def _input_side(wx, x, bias, B: int, dtype):
 
 def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
     """h_1..h_T of every member, each (B, n, m): the steps every member shares (and the row patch) over the whole
-    batch, then the rest chunk by chunk (_lstm_chunks)."""
+    batch, then the rest chunk by chunk (_chunks)."""
     n, B, keep = opt.hidden, len(moves.batch), opt.output == "all"
-    scale, cell = lstm_form(n, dtype)
-    wh = wh * scale[:, None]
+    form = LSTMForm(n, dtype)
+    scale, cell = form.xscale, form.cell
+    whs = wh * scale[:, None]
     st, hs, t = _State(h, c), [], 0
     for t, x in enumerate(xs):
         if x.ndim == 3 or st.patch is not None:  # every member's own pre-activations from here on
             break
-        pre = (wx @ x + bias) * scale[:, None] + wh @ st.h  # the base pass's pre-activations, shared
+        pre = (wx @ x + bias) * scale[:, None] + whs @ st.h  # the base pass's, shared
         if moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
             st.h, st.c = cell(pre, st.c, n)
         elif moves.row is not None:  # the move reaches one unit: its 4 gates per member
@@ -196,21 +200,28 @@ def lstm_steps(opt, wx, wh, bias, xs, moves: Moves, h, c, dtype) -> list:
         hs.append(st.out(B) if keep else None)
     else:
         return hs if keep else [st.out(B)]
-    return hs + _lstm_chunks(opt, wx, wh, bias, xs[t:], moves, st, dtype) if keep else \
-        _lstm_chunks(opt, wx, wh, bias, xs[t:], moves, st, dtype)
+    return _rest(hs, keep, form, opt, wx, wh, bias, xs[t:], moves, st, dtype)
 
 
-def chunk_members(n: int, m: int, itemsize: int) -> int:
-    """Members a chunk of _lstm_chunks takes: its pre-activations and input-side tile (4n rows each), c and h, in
-    CHUNK_BYTES."""
-    return max(1, CHUNK_BYTES // (CHUNK_ROWS * n * m * itemsize))
+def _rest(hs: list, keep: bool, form, opt, wx, wh, bias, xs, moves: Moves, st: _State, dtype) -> list:
+    """The shared steps' h (output: all) and the chunks' (every step's, or h_T alone)."""
+    return hs + _chunks(form, opt, wx, wh, bias, xs, moves, st, dtype) if keep else \
+        _chunks(form, opt, wx, wh, bias, xs, moves, st, dtype)
+
+
+def chunk_members(n: int, m: int, itemsize: int, rows: int = CHUNK_ROWS) -> int:
+    """Members a chunk of _chunks takes: what its step works on, `rows` rows of n (an LSTM's pre-activations and
+    input-side tile, 4n rows each, c and h), in CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // (rows * n * m * itemsize))
 
 
 def moved_numbers(n: int, m: int, steps: int, gates: int = 4) -> int:
-    """Numbers one member of lstm_steps holds besides its output: the patch rows (G + 4 rows of m), the terms of every
-    step (two arrays of steps rows of m), its column of Wh (G·n), and its share of a chunk (at most 1/CHUNKS of the
-    batch): pre-activations, c, h (6n rows of m) and an input-side tile (4n) for each step."""
-    return (gates + 4 + 2 * steps) * m + gates * n + -(-(6 + 4 * steps) * n * m // CHUNKS)
+    """Numbers one member of lstm_steps or gru_steps holds besides its output: the patch rows (G + 4 rows of m), the
+    terms of every step (two arrays of steps rows of m), its column of Wh (G·n), and its share of a chunk (at most
+    1/CHUNKS of the batch): what the form holds besides the tiles (an LSTM's pre-activations, c and h, 6n rows of m;
+    a GRU's Wh h, h and the rank-1 step's base, 7n) and an input-side tile (G·n) for each step."""
+    held = (LSTMForm if gates == LSTMForm.gates else GRUForm).held
+    return (gates + 4 + 2 * steps) * m + gates * n + -(-(held + gates * steps) * n * m // CHUNKS)
 
 
 def _own(shared, width: int, dtype, k=None, rows=None):
@@ -223,91 +234,189 @@ def _own(shared, width: int, dtype, k=None, rows=None):
     return out
 
 
-def _terms(moves: Moves, xs, scale):
-    """part(start, stop) → add(pre, t, h): pre (rows, w, m) += the own terms of members start..stop−1 at step t of xs
-    (StepTerms where every use moves one row, else Moves.terms and add_rows); h as StepTerms.part takes it."""
+def _terms(moves: Moves, xs, scale, sides: str = "xhb"):
+    """part(start, stop) → add(pre, t, h, rows=None): pre (rows, w, m) += the own terms on `sides` of members
+    start..stop−1 at step t of xs, those whose row lies in rows = (lo, hi) alone where given (StepTerms where every
+    use moves one row, else Moves.terms and add_rows); h as StepTerms.part takes it."""
     if moves.row is not None:
-        return StepTerms(moves, xs, scale).part
+        return StepTerms(moves, xs, scale, sides).part
 
     def part(start, stop):
         chunk = moves.part(start, stop)
         steps = [x if x.ndim == 2 else x[:, start:stop] for x in xs]
-        return lambda pre, t, h: add_rows(pre, 0, chunk.terms(steps[t], h if callable(h) else member_rows(
-            h, chunk.batch), "xhb", scale), chunk.batch)
+
+        def add(pre, t, h, rows=None):
+            lo, hi = rows or (0, pre.shape[0])
+            h_rows = None if h is None else h if callable(h) else member_rows(h, chunk.batch)
+            add_rows(pre[lo:hi], lo, chunk.terms(steps[t], h_rows, sides, scale), chunk.batch)
+        return add
     return part
 
 
-def _lstm_chunks(opt, wx, wh, bias, xs, moves: Moves, st: _State, dtype) -> list:
-    """h of every member, (B, n, m), after each step of xs (output: all) or after the last alone, `wh` scaled as
-    lstm_form says: chunk by chunk of members, each through every step while its pre-activations, c and h stay in
-    cache. The first step meets a row patch as a rank-1 term, else the GEMM; the shared input side Wx x + b (the
-    rank-1 step's base) is tiled once, a chunk wide, and added contiguously."""
+class LSTMForm:
+    """What _chunks needs of an LSTM: its row scales (lstm_form), the rows a chunk member works on, its state (h, c),
+    and its step: the whole input side and every own term added to the pre-activations, then lstm_cell_exp."""
+
+    gates, rows, held = 4, CHUNK_ROWS, 6  # held: rows of n a member holds in a chunk besides the tiles
+
+    def __init__(self, n: int, dtype):
+        self.n = n
+        self.xscale, self.cell = lstm_form(n, dtype)
+        self.hscale, self.fold = self.xscale, 4 * n  # every row of the input side meets the pre-activations
+
+    def terms(self, moves: Moves, xs):
+        part = _terms(moves, xs, self.xscale)
+        return lambda s, e: (part(s, e), None)
+
+    def own(self, st: _State, w: int, dtype, s: int, e: int):
+        """A chunk's (h, c): after the row patch h is not needed (the rank-1 step reads the patch), c is."""
+        if st.patch is None:
+            return _own(st.h, w, dtype), _own(st.c, w, dtype)
+        k, _, ck = st.patch
+        return None, _own(st.c, w, dtype, k[s:e], ck[s:e])
+
+    def step(self, pre, side, state, adds, out, spent: bool):
+        """(h, c) after one step: h in place where out is None, else into out (member-major)."""
+        h, c = state
+        return self.cell(pre, c, self.n, c, h if out is None else out, spent)
+
+
+def _chunks(form, opt, wx, wh, bias, xs, moves: Moves, st: _State, dtype) -> list:
+    """h of every member, (B, n, m), after each step of xs (output: all) or after the last alone: chunk by chunk of
+    members, each through every step while its pre-activations and state stay in cache. The first step meets a row
+    patch as a rank-1 term, else the GEMM; the shared input side Wx x + b is tiled once, a chunk wide, and its first
+    `form.fold` rows added contiguously (for the rank-1 step, folded into its base); `form.step` does the rest."""
     n, B, m, last = opt.hidden, len(moves.batch), xs[0].shape[-1], len(xs) - 1
-    scale, cell = lstm_form(n, dtype)
-    width = min(-(-B // CHUNKS), chunk_members(n, m, np.dtype(dtype).itemsize))
-    sides = [None if x.ndim == 3 else (wx @ x + bias) * scale[:, None] for x in xs]
+    fold, xscale = form.fold, form.xscale
+    wh = wh * form.hscale[:, None]
+    width = min(-(-B // CHUNKS), chunk_members(n, m, np.dtype(dtype).itemsize, form.rows))
+    sides = [None if x.ndim == 3 else (wx @ x + bias) * xscale[:, None] for x in xs]
     if st.patch is not None:  # the rank-1 step: its base, and each member's column of Wh and change of h_k
-        sides[0] = sides[0] + wh @ st.h
-        k, hk, ck = st.patch
+        base = wh @ st.h
+        base[:fold] += sides[0][:fold]
+        base = np.repeat(base[:, None, :], width, axis=1)
+        if fold == len(xscale):  # the whole input side is in the base (an LSTM): no tile of it
+            sides[0] = None
+        k, hk, _ = st.patch
         w_k, dh_k = wh[:, k], hk - st.h[k]
     tiles = [None if p is None else np.repeat(p[:, None, :], width, axis=1) for p in sides]
     outs = [np.empty((B, n, m), dtype) for _ in xs] if opt.output == "all" else [np.empty((B, n, m), dtype)]
-    work = np.empty(4 * n * width * m, dtype)  # the pre-activations of a chunk, step after step
-    terms = _terms(moves, xs, scale)
+    work = np.empty(form.gates * n * width * m, dtype)  # the pre-activations of a chunk, step after step
+    terms = form.terms(moves, xs)
     for s in range(0, B, width):
         e = min(B, s + width)
-        w, add = e - s, terms(s, e)
-        pre = work[:4 * n * w * m].reshape(4 * n, w, m)
-        if st.patch is not None:  # h differs from the shared h in unit k alone: base + Wh[:, k]·Δh_k
-            rank_one(tiles[0][:, :w], w_k[:, s:e], None, dh_k[s:e], pre)
-            add(pre, 0, patched_rows(st.h, k[s:e], hk[s:e]))
-            h, c = None, _own(st.c, w, dtype, k[s:e], ck[s:e])
-        else:
-            h, c = _own(st.h, w, dtype), _own(st.c, w, dtype)
+        w, adds = e - s, terms(s, e)
+        pre = work[:form.gates * n * w * m].reshape(form.gates * n, w, m)
+        state = form.own(st, w, dtype, s, e)
         for t, x in enumerate(xs):
-            if h is not None:  # the members' own h: one GEMM over the chunk's columns
-                wide(wh, h, w, dtype, pre)
-                pre += tiles[t][:, :w] if tiles[t] is not None else \
-                    _input_side(wx, x[:, s:e], bias, w, dtype) * scale[:, None, None]
-                add(pre, t, h)
+            if t == 0 and st.patch is not None:  # h differs from the shared h in unit k alone: base + Wh[:, k]·Δh_k
+                side = None if tiles[0] is None else tiles[0][:, :w]
+                rank_one(base[:, :w], w_k[:, s:e], None, dh_k[s:e], pre)
+                adds[0](pre, 0, patched_rows(st.h, k[s:e], hk[s:e]))
+            else:  # the members' own h: one GEMM over the chunk's columns
+                side = tiles[t][:, :w] if tiles[t] is not None else \
+                    _input_side(wx, x[:, s:e], bias, w, dtype) * xscale[:, None, None]
+                wide(wh, state[0], w, dtype, pre)
+                pre[:fold] += side[:fold]
+                adds[0](pre, t, state[0])
             out = outs[t] if len(outs) > 1 else outs[0] if t == last else None
-            if out is None:  # h in place: its rows were read just above
-                h, c = cell(pre, c, n, c, h)
-            else:  # each step's h (output: all) or h_T, member-major: the loss reads it without copies
-                h, c = cell(pre, c, n, c, out[s:e].transpose(1, 0, 2), spent=t == last)
+            state = form.step(pre, side, state, (adds[1], t), None if out is None else out[s:e].transpose(1, 0, 2),
+                              t == last)
     return outs
 
 
+class GRUForm:
+    """What _chunks needs of a GRU: real members negate the r and u rows of Wh h and Wx x + b (gru_cell_chunk's σ
+    through exp), complex ones halve them and all of Wh h (its tanh form); the r and u rows of the input side meet
+    the pre-activations, the n rows the cell. A chunk member works on 7n rows: Wh h and the tile (3n each), h."""
+
+    gates, rows, held = 3, 7, 7
+
+    def __init__(self, n: int, dtype):
+        self.n, self.fold = n, 2 * n
+        self.exp = not np.issubdtype(dtype, np.complexfloating)
+        self.xscale = np.ones(3 * n)
+        self.xscale[:2 * n] = -1.0 if self.exp else 0.5
+        self.hscale = self.xscale if self.exp else np.full(3 * n, 0.5)
+
+    def terms(self, moves: Moves, xs):
+        """The moved entry's Wh terms (into Wh h, before r multiplies it) and its Wx and bias terms, apart."""
+        h, x = _terms(moves, xs, self.hscale, "h"), _terms(moves, xs, self.xscale, "xb")
+        return lambda s, e: (h(s, e), x(s, e))
+
+    def own(self, st: _State, w: int, dtype, s: int, e: int):
+        """A chunk's (h, its buffer): each member's own h_prev, the patch written in."""
+        h = _own(st.h, w, dtype) if st.patch is None else _own(st.h, w, dtype, st.patch[0][s:e], st.patch[1][s:e])
+        return h, h
+
+    def step(self, pre, side, state, adds, out, spent: bool):
+        """(h, buffer) after one step: h in the buffer where out is None, else in out (member-major)."""
+        add, t = adds
+        n, h, buf = self.n, *state
+        add(pre, t, None, (0, 2 * n))
+        h = gru_cell_chunk(pre, side[2 * n:], h, n, buf, buf if out is None else out,
+                           lambda p: add(p, t, None, (2 * n, 3 * n)), self.exp)
+        return h, buf
+
+
+def gru_cell_chunk(pre, ax_n, h_prev, n: int, buf, h_out, add_x, exp: bool):
+    """h of one GRU step into h_out from pre (3n, …), overwritten: Wh h + Wx x + b in the r and u rows, negated
+    (exp) or halved (else, with Wh_n h halved too), Wh_n h in the n rows; ax_n = Wx_n x + b_n; add_x(pre) adds the
+    moved entry's own input-side terms to pre's n rows; buf (which may be h_prev) takes h_prev − n.
+
+    exp: E = 1 + exp(−z) = 1/σ(z), r·Wh_n h = Wh_n h/E_r and h = n + (h_prev − n)/E_u, the forward pass's
+    (1 − u)·n + u·h_prev to rounding, with exp over 2n rows in place of tanh (half its cost) and three passes fewer.
+    Where exp(−z) overflows, E = inf: σ = 0, the forward pass's value too. Else ρ = 1 + tanh(½z) = 2σ(z): r·Wh_n h
+    = ρ_r·(½Wh_n h) and h = n + ½ρ_u(h_prev − n) (a complex exp can overflow into NaN, a tanh not)."""
+    g = pre[:2 * n]
+    if exp:
+        np.exp(g, out=g)
+    else:
+        np.tanh(g, out=g)
+    g += 1.0
+    t = pre[2 * n:]
+    if exp:
+        t /= g[:n]
+    else:
+        t *= g[:n]
+    t += ax_n
+    add_x(pre)
+    np.tanh(t, out=t)
+    d = np.subtract(h_prev, t, out=buf)
+    if exp:
+        d /= g[n:]
+    else:
+        d *= g[n:]
+        d *= 0.5
+    return np.add(d, t, out=h_out)
+
+
 def gru_steps(opt, wx, wh, bias, xs, moves: Moves, h, dtype) -> list:
-    """h_1..h_T of every member, each (B, n, m)."""
+    """h_1..h_T of every member, each (B, n, m): the steps every member shares (and the row patch) over the whole
+    batch, then the rest chunk by chunk (_chunks)."""
     n, B, batch = opt.hidden, len(moves.batch), moves.batch
-    st, hs, keep = _State(h), [], opt.output == "all"
+    st, hs, keep, t = _State(h), [], opt.output == "all", 0
     xscale, hscale = halves(3 * n, 2, n), np.full(3 * n, 0.5)  # r and u rows of Wx x + b halved, all of Wh h
-    wh = wh * 0.5
-    for x in xs:
-        ax = _input_side(wx, x, bias, B, dtype) * (xscale[:, None] if x.ndim == 2 else xscale[:, None, None])
-        if st.h.ndim == 2 and x.ndim == 2:
-            ah = wh @ st.h  # the base pass's hidden side, shared
-            if st.patch is None and moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
-                st.h = gru_cell_(ax, ah, st.h, n, [], batch)
-                hs.append(st.out(B) if keep else None)
-                continue
-            if st.patch is None and moves.row is not None:  # the move reaches one unit: its 3 gates per member
-                k = moves.row % n
-                rows = gate_rows(k, 3, n)
-                axk, ahk = ax[rows].astype(dtype), ah[rows].astype(dtype)  # (3, B, m)
-                hrows = shared_rows(st.h)
-                add_rows(ahk, 0, [(i // n, a) for i, a in moves.terms(x, hrows, "h", hscale)], batch)
-                x_terms = [(i // n, a) for i, a in moves.terms(x, hrows, "xb", xscale)]
-                hk = gru_cell_(axk, ahk, st.h[k], 1, x_terms, batch)
-                st.h, st.patch = gru_cell_(ax, ah, st.h, n, [], batch), (k, hk[0], None)
-                hs.append(st.out(B) if keep else None)
-                continue
-        full = wide(wh, st.dense(B).h, B, dtype)
-        h_prev = st.h
-        h_rows = member_rows(h_prev, batch)
-        add_rows(full, 0, moves.terms(x, h_rows, "h", hscale), batch)
-        st.h = gru_cell_(ax if ax.ndim == 3 else ax[:, None, :], full, h_prev if h_prev.ndim == 3 else
-                         h_prev[:, None, :], n, moves.terms(x, h_rows, "xb", xscale), batch)
+    whh = wh * 0.5
+    for t, x in enumerate(xs):
+        if x.ndim == 3 or st.patch is not None:  # every member's own pre-activations from here on
+            break
+        ax = (wx @ x + bias) * xscale[:, None]
+        ah = whh @ st.h  # the base pass's hidden side, shared
+        if moves.hidden_only() and not np.any(st.h):  # δ·h[j] = 0: nothing moves yet
+            st.h = gru_cell_(ax, ah, st.h, n, [], batch)
+        elif moves.row is not None:  # the move reaches one unit: its 3 gates per member
+            k = moves.row % n
+            rows = gate_rows(k, 3, n)
+            axk, ahk = ax[rows].astype(dtype), ah[rows].astype(dtype)  # (3, B, m)
+            hrows = shared_rows(st.h)
+            add_rows(ahk, 0, [(i // n, a) for i, a in moves.terms(x, hrows, "h", hscale)], batch)
+            x_terms = [(i // n, a) for i, a in moves.terms(x, hrows, "xb", xscale)]
+            hk = gru_cell_(axk, ahk, st.h[k], 1, x_terms, batch)
+            st.h, st.patch = gru_cell_(ax, ah, st.h, n, [], batch), (k, hk[0], None)
+        else:
+            break
         hs.append(st.out(B) if keep else None)
-    return hs if keep else [st.out(B)]  # output: last, h_T alone
+    else:
+        return hs if keep else [st.out(B)]
+    return _rest(hs, keep, GRUForm(n, dtype), opt, wx, wh, bias, xs[t:], moves, st, dtype)

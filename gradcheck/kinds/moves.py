@@ -61,10 +61,12 @@ class StepTerms:
     flat. The same products as Moves.terms; only their order of summation differs (rounding). Its Python, not its
     arithmetic, is what a small batch pays, so it is set up once a batch."""
 
-    def __init__(self, moves: Moves, xs, scale):
+    def __init__(self, moves: Moves, xs, scale, sides: str = "xhb"):
         B, m = len(moves.batch), xs[0].shape[-1]
         self.row, self.h, fixed = moves.row, [], []
         for side, i, j, column in moves.uses:
+            if side not in sides:
+                continue
             delta = (moves.delta * scale[i])[:, None]
             if side == "h":
                 self.h.append((j, delta))
@@ -79,21 +81,35 @@ class StepTerms:
         self.fixed = sum(fixed[1:], fixed[0]) if fixed else None
 
     def part(self, start: int, stop: int):
-        """add(target, t, h): target (rows, w, m) += the terms of members start..stop−1 at step t; h: their own h
-        before the step (n, w, m), or a function of j giving row j[b] of member b's h, (w, m)."""
+        """add(target, t, h, rows=None): target (rows, w, m) += the terms of members start..stop−1 at step t, of those
+        whose row lies in rows = (lo, hi) alone where given; h: their own h before the step (n, w, m), or a function
+        of j giving row j[b] of member b's h, (w, m)."""
         w = stop - start
-        members = np.arange(w)
-        index = self.row[start:stop] * w + members  # row i[b] of member b in target seen flat
+        members, row = np.arange(w), self.row[start:stop]
+        index = row * w + members  # row i[b] of member b in target seen flat
         fixed = None if self.fixed is None else self.fixed[:, start:stop]
         h_terms = [(j[start:stop] * w + members, j[start:stop], delta[start:stop]) for j, delta in self.h]
+        if fixed is None and not h_terms:
+            return lambda target, t, h, rows=None: None
 
-        def add(target, t: int, h) -> None:
+        masks = {}  # rows → which members' row lies in rows (None: all of them)
+
+        def add(target, t: int, h, rows=None) -> None:
+            if rows not in masks:
+                inside = (row >= rows[0]) & (row < rows[1]) if rows else None
+                masks[rows] = None if inside is None or inside.all() else inside if inside.any() else False
+            inside = masks[rows]
+            if inside is False:
+                return
             total = None if fixed is None else fixed[t]
             for flat, j, delta in h_terms:
-                rows = h(j) if callable(h) else h.reshape(-1, h.shape[-1])[flat] if h.flags.c_contiguous else \
+                got = h(j) if callable(h) else h.reshape(-1, h.shape[-1])[flat] if h.flags.c_contiguous else \
                     h[j, members]
-                total = delta * rows if total is None else total + delta * rows
-            target.reshape(-1, target.shape[-1])[index] += total  # target contiguous: the reshape is a view
+                total = delta * got if total is None else total + delta * got
+            if inside is None:
+                target.reshape(-1, target.shape[-1])[index] += total  # target contiguous: the reshape is a view
+            else:
+                target.reshape(-1, target.shape[-1])[index[inside]] += total[inside]
         return add
 
 
