@@ -408,16 +408,22 @@ def test_gru_cell_chunk_equals_the_plain_formulas():
     assert r[0, 0, 0] == u[1, 1, 2] == 0.0  # the overflowed entries are in what the cell matched
 
 
+def _tied_lstm_moves(rng, B: int, m: int):
+    """Moves of B random entries of the lstm_tied case's one param (both weights), three steps' inputs, ±1 scales."""
+    from gradcheck.kinds.moves import Moves
+    spec = gradcheck.loads(DECLS + CASES["lstm_tied"][0])
+    opt = spec.model.terms[0].layers[0].options
+    moves = Moves(opt, [opt.input_weight, opt.hidden_weight], spec.values, rng.integers(0, 8, B),
+                  rng.integers(0, 2, B), rng.standard_normal(B))
+    return moves, [rng.standard_normal((2, m)) for _ in range(3)], np.repeat([-1.0, 1.0], 4)
+
+
 def test_step_terms_by_side_and_rows_equal_moves_terms():
     """StepTerms of the h side alone and of the x and bias sides alone, those added for the rows below and above 2n
     apart (as the GRU's chunks add them), sum to Moves.terms added by add_rows."""
-    from gradcheck.kinds.moves import Moves, StepTerms, add_rows, member_rows
-    rng = np.random.default_rng(5)
-    spec = gradcheck.loads(DECLS + CASES["lstm_tied"][0])
-    opt, B, n, m = spec.model.terms[0].layers[0].options, 9, 2, 5
-    moves = Moves(opt, [opt.input_weight, opt.hidden_weight], spec.values, rng.integers(0, 8, B),
-                  rng.integers(0, 2, B), rng.standard_normal(B))
-    xs, scale = [rng.standard_normal((2, m)) for _ in range(3)], np.repeat([-1.0, 1.0], 4)
+    from gradcheck.kinds.moves import StepTerms, add_rows, member_rows
+    rng, n, m = np.random.default_rng(5), 2, 5
+    moves, xs, scale = _tied_lstm_moves(rng, 9, m)
     part = moves.part(1, 8)
     h_add, x_add = StepTerms(moves, xs, scale, "h").part(1, 8), StepTerms(moves, xs, scale, "xb").part(1, 8)
     for t in range(3):
@@ -433,13 +439,9 @@ def test_step_terms_by_side_and_rows_equal_moves_terms():
 def test_step_terms_equal_moves_terms_added_row_by_row():
     """StepTerms (x and bias sides summed once a batch, h gathered flat, one add a step) equals Moves.terms added by
     add_rows, for a chunk of members, with h dense or given row by row (one param as both weights: two uses)."""
-    from gradcheck.kinds.moves import Moves, StepTerms, add_rows, member_rows
-    rng = np.random.default_rng(2)
-    spec = gradcheck.loads(DECLS + CASES["lstm_tied"][0])
-    opt, B, n, m = spec.model.terms[0].layers[0].options, 7, 2, 5
-    moves = Moves(opt, [opt.input_weight, opt.hidden_weight], spec.values, rng.integers(0, 8, B),
-                  rng.integers(0, 2, B), rng.standard_normal(B))
-    xs, scale = [rng.standard_normal((2, m)) for _ in range(3)], np.repeat([-1.0, 1.0], 4)
+    from gradcheck.kinds.moves import StepTerms, add_rows, member_rows
+    rng, n, m = np.random.default_rng(2), 2, 5
+    moves, xs, scale = _tied_lstm_moves(rng, 7, m)
     part, add = moves.part(2, 6), StepTerms(moves, xs, scale).part(2, 6)
     for t in range(3):
         h, want = rng.standard_normal((n, 4, m)), rng.standard_normal((8, 4, m))
