@@ -62,23 +62,11 @@ class StepTerms:
     arithmetic, is what a small batch pays, so it is set up once a batch."""
 
     def __init__(self, moves: Moves, xs, scale, sides: str = "xhb"):
-        B, m = len(moves.batch), xs[0].shape[-1]
-        self.row, self.h, fixed = moves.row, [], []
-        for side, i, j, column in moves.uses:
-            if side not in sides:
-                continue
-            delta = (moves.delta * scale[i])[:, None]
-            if side == "h":
-                self.h.append((j, delta))
-            elif side == "x":
-                fixed.append(delta * np.stack([x[j] if x.ndim == 2 else x[j, moves.batch] for x in xs]))
-            elif column:  # a column bias moves the whole row
-                fixed.append(np.broadcast_to(delta, (len(xs), B, m)))
-            else:
-                bias = np.zeros((len(xs), B, m), delta.dtype)
-                bias[:, moves.batch, j] = delta[:, 0]
-                fixed.append(bias)
-        self.fixed = sum(fixed[1:], fixed[0]) if fixed else None
+        self.row = moves.row
+        self.h = [(j, (moves.delta * scale[i])[:, None]) for side, i, j, _ in moves.uses if side == "h" and "h" in sides]
+        fixed_sides = sides.replace("h", "")  # every use moves row moves.row: its x and bias terms simply add up
+        fixed = [[add for _, add in moves.terms(x, None, fixed_sides, scale)] for x in xs]
+        self.fixed = np.stack([sum(adds[1:], adds[0]) for adds in fixed]) if fixed and fixed[0] else None
 
     def part(self, start: int, stop: int):
         """add(target, t, h, rows=None): target (rows, w, m) += the terms of members start..stop−1 at step t, of those
