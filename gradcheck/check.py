@@ -304,8 +304,8 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings, 
             a_list.append(float(np.dot(analytic.reshape(-1), weights.reshape(-1))))
             n_list.append((n, e))
     comps = {side: replace(compare(np.array(a), np.array([n for n, _ in ne]), settings.rtol, settings.atol,
-                                   np.array([e for _, e in ne]), lambda: _rounding(bound(), name, theta.shape,
-                                                                                   mirrored, settings.seed)),
+                                   np.array([e for _, e in ne]), lambda: fast.rounding(bound(), name, theta.shape,
+                                                                                       mirrored, settings.seed)),
                            worst_index=None)
              for side, (_, a, ne) in sides.items()}
     expect = exp_problem or comps.get("expect")
@@ -313,12 +313,6 @@ def _fast_param(perturber: Perturber, grad, expected: dict, settings: Settings, 
     return ParamResult(name, tuple(theta.shape), "pass" if ok else "fail", comps["backprop"], expect,
                        note=f"fast mode: {FAST_DIRECTIONS} random directions of this param alone",
                        kernel=perturber.model.is_kernel(name), **_places(perturber.model, name))
-
-
-def _rounding(bound: np.ndarray, name: str, shape, mirrored: bool, seed) -> np.ndarray:
-    """Backprop's round-off along each of a param's fast directions, ⟨b, |v|⟩ (the same seeded draws again)."""
-    return np.array([float(np.dot(bound.reshape(-1), np.abs(symmetric.weights(v) if mirrored else v).reshape(-1)))
-                     for v in fast.directions(name, shape, mirrored, seed)])
 
 
 def _fast_summary(result: ParamResult) -> str:

@@ -56,13 +56,18 @@ class Side:
         return self.scale * float(np.dot(analytic.reshape(-1), weights.reshape(-1)))
 
     def rounding(self) -> np.ndarray:
-        """The round-off of backprop's ⟨G, u_p⟩ along each direction: ⟨b, |u_p|⟩ with b its round-off per entry
-        (the same seeded draws again)."""
+        """The round-off of backprop's ⟨G, u_p⟩ along each direction (`rounding`, times the step's scale)."""
         if self.bound is None:
             return np.zeros(FAST_DIRECTIONS)
-        b = self.bound().reshape(-1)
-        return np.array([self.scale * float(np.dot(b, np.abs(symmetric.weights(v) if self.mirrored else v).reshape(-1)))
-                         for v in directions(self.name, self.theta.shape, self.mirrored, self.seed)])
+        return self.scale * rounding(self.bound(), self.name, self.theta.shape, self.mirrored, self.seed)
+
+
+def rounding(bound: np.ndarray, name: str, shape, mirrored: bool, seed) -> np.ndarray:
+    """Backprop's round-off along each of a param's directions, ⟨b, |v|⟩ with b its round-off per entry (the same
+    seeded draws again: measured only where a comparison fails without it)."""
+    b = bound.reshape(-1)
+    return np.array([float(np.dot(b, np.abs(symmetric.weights(v) if mirrored else v).reshape(-1)))
+                     for v in directions(name, shape, mirrored, seed)])
 
 
 def directions(name: str, shape, mirrored: bool, seed: int):
@@ -103,27 +108,26 @@ def joint(model, values, traces, sides: list[Side], settings) -> dict:
     n, e = np.array(n), np.array(e)
     shares = {name: np.array(a) for name, a in shares.items()}
     total = sum(shares.values())
-    backprop = {name: _judge(a, n - (total - a), e, settings) for name, a in shares.items()}
-    if not all(c.passed for c, _ in backprop.values()) or not all(
-            _judge(np.array(expects[s.name]), n - (total - shares[s.name]), e, settings)[0].passed
-            for s in sides if s.expect is not None):
+
+    def judged(error):
+        """Each param's (backprop, expect or None) comparison with its share, at the joint error `error`."""
+        return {s.name: (_judge(shares[s.name], n - (total - shares[s.name]), error, settings),
+                         None if s.expect is None else
+                         _judge(np.array(expects[s.name]), n - (total - shares[s.name]), error, settings)[0])
+                for s in sides}
+
+    verdicts = judged(e)
+    if not all(b.passed and (x is None or x.passed) for (b, _), x in verdicts.values()):
         # every param's backprop enters each share (n less the others' ⟨G, u⟩): its round-off joins the joint
         # error, measured only now (backward passes) that a comparison fails without it
-        e = e + sum(s.rounding() for s in sides)
-        backprop = {name: _judge(a, n - (total - a), e, settings) for name, a in shares.items()}
-    if not all(c.passed for c, _ in backprop.values()):
+        verdicts = judged(e + sum(s.rounding() for s in sides))
+    if not all(b.passed for (b, _), _ in verdicts.values()):
         return {}  # backprop disagrees with the joint derivative: which param is wrong, only per-param checks tell
     found = {}
     for s in sides:
-        comparison, resolved = backprop[s.name]
-        if not resolved or s.broken_expect:
-            continue
-        expect = None
-        if s.expect is not None:
-            expect, _ = _judge(np.array(expects[s.name]), n - (total - shares[s.name]), e, settings)
-            if not expect.passed:
-                continue
-        found[s.name] = (comparison, expect)
+        (backprop, resolved), expect = verdicts[s.name]
+        if resolved and not s.broken_expect and (expect is None or expect.passed):
+            found[s.name] = (backprop, expect)
     return found
 
 

@@ -29,15 +29,20 @@ def takes_moved_a_whole(term, name: str, real: bool) -> bool:
         (obj.target is None or obj.target.name != name)
 
 
+def base_coef(trace) -> float:
+    """The term's coef in the base pass (a number, or a 1 × 1 value)."""
+    return float(np.real(np.asarray(trace.coef).ravel()[0]))
+
+
 def with_noise(trace, size):
     """A size from imag_noise.carried (the round-off a layer's cancelled imaginary parts leave) times |coef|."""
-    return abs(float(np.real(np.asarray(trace.coef).ravel()[0]))) * size
+    return abs(base_coef(trace)) * size
 
 
 def weighted(trace, coef, change, size):
     """A term's (ΔJ, size) times its coef: the base pass's, or per member a moved `coef` (B,), which also moves the
     term's base value: coef·J' − c₀·J = (coef − c₀)·J + coef·ΔJ."""
-    coef_base = float(np.real(np.asarray(trace.coef).ravel()[0]))
+    coef_base = base_coef(trace)
     if coef is None:
         return coef_base * change, abs(coef_base) * size
     shift = (coef - coef_base) * float(np.real(trace.value.ravel()[0]))
