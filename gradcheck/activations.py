@@ -134,11 +134,16 @@ def cancelled_terms(weights, spread_imag):
     return terms, np.sum(terms, axis=-2, keepdims=True)
 
 
+def top_distance(scores, top=None):
+    """1 + |s − top| per (real) score of a softmax over each column, top its column's largest unless given: the
+    factor on e^(s − top)'s round-off (ε·|s − top|) in cancelled_terms' spread."""
+    return 1.0 + np.abs(scores - (np.max(scores, axis=-2, keepdims=True) if top is None else top))
+
+
 def _softmax_imag_noise(z, a):
     """Per entry of a = softmax(z), Σ|Im| of the terms an imaginary step sums into Im a (cancelled_terms)."""
     zr, weights = np.real(z), np.real(a)
-    spread = 1.0 + np.abs(zr - np.max(zr, axis=-2, keepdims=True))
-    terms, column = cancelled_terms(weights, np.abs(np.imag(z)) * spread)
+    terms, column = cancelled_terms(weights, np.abs(np.imag(z)) * top_distance(zr))
     return terms + weights * column
 
 

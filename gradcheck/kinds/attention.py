@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..activations import cancelled_terms
+from ..activations import cancelled_terms, top_distance
 from ..model import Layer, Ref
 from ..nodes import place_of
 from ..shapes import Shape, fmt_shape
@@ -194,10 +194,10 @@ def imag_noise(v, weights, spread_imag):
 def _spread(scores, causal: bool):
     """1 + |s − top| per (real) score, top the largest its query sees; 0 where a causal key is masked."""
     if not causal:
-        return 1.0 + np.abs(scores - np.max(scores, axis=-2, keepdims=True))
+        return top_distance(scores)
     allowed = _allowed(scores.shape[-1])
     top = np.max(np.where(allowed, scores, -np.inf), axis=-2, keepdims=True)
-    return np.where(allowed, 1.0 + np.abs(scores - top), 0.0)
+    return np.where(allowed, top_distance(scores, top), 0.0)
 
 
 def _allowed(tokens: int) -> np.ndarray:
