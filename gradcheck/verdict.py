@@ -9,7 +9,8 @@ user's relative tolerance rtol (and an absolute floor atol, none unless given):
 and a comparison passes when max_i err_i <= rtol. Equivalently |a − n| <= max(rtol·max(|a|, |n|), e + b, atol):
 the relative error a user accepts, except where the finite difference itself cannot tell that finely,
 and there the floor is its own measured error, not a fraction of |J|. b_i is backprop's own round-off at
-the entry (gradcheck.roundoff, measured once per spec; the same for an `expect`, 0 where none is given):
+the entry (gradcheck.roundoff: measured once per spec, and only where a comparison fails without it; the same
+for an `expect`, 0 where none is given):
 where saturated units make an entry tiny beside the sums it came from, backprop cannot tell it finely
 either, and a complex step that can must not fail it for that.
 
