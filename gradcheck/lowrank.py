@@ -46,6 +46,36 @@ class LowRank:
         return self.base[None] + self.dz()
 
 
+@dataclass
+class ColumnSpread:
+    """B variants of z (n, m) whose every column moves along fixed vectors: column j of variant b is
+    coef[b, j] · columns[j] ((3,) · (3, n): layer norm's gain ⊙ c, gain and bias), plus own[b, j] on row rows[b].
+    `base` (m, 3) gives the base pass's coefficients. Called as fill(members, out), it writes those variants."""
+
+    coef: np.ndarray
+    columns: np.ndarray
+    own: np.ndarray
+    rows: np.ndarray
+    base: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __call__(self, members: slice, out=None) -> np.ndarray:
+        """The members' z, written into `out` (members, m, n) (a fresh array if None) with one (m, ·, 3)·(m, 3, n)
+        product, returned as its (members, n, m) view."""
+        picked = self.coef[members].transpose(1, 0, 2)  # (m, members, 3)
+        m, n = self.columns.shape[0], self.columns.shape[2]
+        z = np.empty((picked.shape[1], m, n), dtype=np.result_type(self.coef, self.columns)) if out is None else out
+        np.matmul(picked, self.columns, out=z.transpose(1, 0, 2))  # each variant's zᵀ in turn
+        moved = self.rows[members]
+        if moved[0] == moved[-1] and (moved == moved[0]).all():  # one row's entries (W[i, ·]): a strided add
+            z[:, :, moved[0]] += self.own[members]
+        else:
+            z[np.arange(len(z)), :, moved] += self.own[members]
+        return z.transpose(0, 2, 1)
+
+
 def squared_error_change(a, y, moved: LowRank):
     """(Σ ΔL, Σ |L(new)| + |L(old)|) per variant for L = ½(a − y)², a = z moved by `moved` (real steps).
 

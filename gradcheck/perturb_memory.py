@@ -17,6 +17,7 @@ from .spread_tail import chunked
 BYTES = 8  # float64
 TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the loss's new, old, change, size…)
 SPREAD_ROWS = 8  # rows of m a spread variant holds when its z goes to the loss in chunks: its row, d, 1/σ', coefficients
+FITTED_ROWS = 20  # the same where column_fit takes them (no kink): its Chebyshev bases and their products as well
 TAKEN_WHOLE = 3  # the same at the last layer when its loss takes the moved a whole (losses' `dense`): z, a, Δa
 
 
@@ -59,9 +60,11 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
             continue
         if started and rows and width == 1 and not refs and getattr(KINDS[layer.kind], "spread_rows", None):
             # one row spread over the kind's whole z from its statistics (layer norm): z, a and the loss's work,
-            # never the batched forward's; or, chunked to the loss, its row and statistics (the chunk is shared)
+            # never the batched forward's; or, chunked to the loss, its row and statistics (the chunk is shared),
+            # and where column_fit takes them (no kink) its bases over the whole batch
             rows, started = False, True
-            whole = SPREAD_ROWS if chunked(term, index, layer, name, real) else \
+            chunks = SPREAD_ROWS if layer.activation.row.kinks else FITTED_ROWS
+            whole = chunks if chunked(term, index, layer, name, real) else \
                 _temporaries(term, index, name, real) * layer.out_shape[0]
             peak = max(peak, whole * m + stacked)
             continue

@@ -5,16 +5,25 @@ Each variant's z is as large as the layer's output, so a batch-sized z, a and Δ
 pass over them then streams from memory at two to three times the cost of one over a cache-resident chunk. Chunk
 by chunk, z is written into one buffer, activated in place, differenced against the base a and summed by the
 loss's own `dense` row: the same numbers, entry for entry and sum for sum, as the batch-sized route.
+
+Where the activation has no kink and the batch is large, column_fit reads every variant's ΔJ off a polynomial in the
+two numbers each column moves by, fitted through a few exact columns; its bound on what the fit leaves out joins each
+variant's size (so the verdict's round-off term holds it), and a batch whose bound would be more than TAIL_SHARE of
+that round-off, or whose exact columns are not finite, takes the chunks.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .column_fit import MIN_VARIANTS, fitted_change
+from .lowrank import ColumnSpread
 from .model import Layer, Term
+from .numeric import ROUNDING
 from .perturb_objective import Settled, takes_moved_a_whole
 
 CHUNK_BYTES = 2**20  # one chunk's z: a core's L2 cache holds it and the base a and residual it is compared with
+TAIL_SHARE = 0.25  # the most a fit's bound may add to a variant's size (its round-off term), as a share
 
 
 def chunked(term: Term, index: int, layer: Layer, name: str, real: bool) -> bool:
@@ -31,6 +40,10 @@ def spread_to_loss(run, index: int, layer: Layer, fill) -> Settled:
     chunk by chunk into one buffer. The loss sums every entry, so it reads z, a and y in the buffer's own memory
     order (each variant's zᵀ): no reordering copies a chunk."""
     lt, obj, values = run.trace.layers[index], run.term.objective, run.o.values
+    scale = obj.row.scale(lt.a.shape, obj.reduce)
+    fitted = _fitted(run, index, layer, fill)
+    if fitted is not None:
+        return Settled(scale * fitted[0], scale * fitted[1])
     n, m = lt.z.shape
     a = np.ascontiguousarray(lt.a.T)
     y = None if obj.target is None else np.ascontiguousarray(np.broadcast_to(obj.target.value(values), lt.a.shape).T)
@@ -44,5 +57,19 @@ def spread_to_loss(run, index: int, layer: Layer, fill) -> Settled:
         run.note_kinks(index, layer, fill(members, out), members)  # the (members, n, m) view of `out`
         layer.activation.row.f(out, out=out)
         change[members], size[members] = obj.row.dense.change(base, a, out)  # Δa over the buffer: read by nothing else
-    scale = obj.row.scale(lt.a.shape, obj.reduce)
     return Settled(scale * change, scale * size)
+
+
+def _fitted(run, index: int, layer: Layer, spread) -> tuple[np.ndarray, np.ndarray] | None:
+    """(Σ ΔL, size) per variant from column_fit, or None where the chunks must run: a kinked activation (its flags
+    need every entry), a small batch, a fit that is not finite or whose bound is too large a share of the sizes."""
+    if not isinstance(spread, ColumnSpread) or run.states[index] is not None or len(spread) < MIN_VARIANTS:
+        return None
+    lt, obj = run.trace.layers[index], run.term.objective
+    y = None if obj.target is None else np.broadcast_to(obj.target.value(run.o.values), lt.a.shape)
+    before = float(np.sum(np.abs(obj.row.entry(lt.a, y))))  # Σ|L(old)|; the sizes are Σ|L(new)| + |L(old)|
+    fitted = fitted_change(spread, layer.activation.row.f, obj.row.entry, lt.a, y, TAIL_SHARE * ROUNDING * 2.0 * before)
+    if fitted is None:
+        return None
+    change, tail = fitted
+    return change, 2.0 * before + change + tail / ROUNDING

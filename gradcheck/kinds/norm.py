@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lowrank import ColumnSpread
 from ..model import Layer, Ref
 from ..nodes import place_of
 from ..shapes import Shape
@@ -134,12 +135,12 @@ class LayerNorm(_Norm):
 
     @staticmethod
     def spread_rows(layer: Layer, lt: LayerTrace, rows, vals, values):
-        """z (B, n, m) when input row rows[b] becomes vals[b], as `fill(members, out)`: every column's mean and variance
+        """z (B, n, m) when input row rows[b] becomes vals[b], as a filler of any slice: every column's mean and variance
         move, but only by that one row, so they are updated in O(m) for the whole batch (μ' = μ + d/n,
         n·σ'² = n·σ² + 2d·c_r + d²(1 − 1/n), with d = the row's change, c = x − μ). Column j of z is then an affine
         map of the base's, gain ⊙ c·s_j + gain·t_j + bias with s = 1/σ', t = −(d/n)/σ' (the moved row adds its own
-        gain·d/σ'): one product of (m, ·, 3) coefficients by (m, 3, n) columns makes the members' variants, written
-        into `out` (members, m, n) (a fresh array if None) and returned as its (members, n, m) view."""
+        gain·d/σ'): a lowrank.ColumnSpread of those (B, m, 3) coefficients over (m, 3, n) columns, whose fill makes
+        any slice of the variants with one product."""
         opt, x = layer.options, lt.a_in
         n = x.shape[-2]
         centred = lt.cache["centred"]  # the forward pass's: the base statistics bit for bit
@@ -157,20 +158,8 @@ class LayerNorm(_Norm):
         np.multiply(own, -1.0 / n, out=coef[:, :, 1])
         coef[:, :, 2] = 1.0
         own *= columns[:, 1, rows].T
-
-        every = np.arange(len(rows))
-
-        def fill(members: slice, out=None):
-            picked = coef[members].transpose(1, 0, 2)  # (m, members, 3)
-            z = np.empty((picked.shape[1], x.shape[-1], n), dtype=np.result_type(coef, columns)) if out is None else out
-            np.matmul(picked, columns, out=z.transpose(1, 0, 2))  # each variant's zᵀ in turn
-            moved = rows[members]
-            if moved[0] == moved[-1] and (moved == moved[0]).all():  # one row's entries (W[i, ·]): a strided add
-                z[:, :, moved[0]] += own[members]
-            else:
-                z[every[:len(z)], :, moved] += own[members]
-            return z.transpose(0, 2, 1)
-        return fill
+        base = np.stack(np.broadcast_arrays(1.0 / np.sqrt(lt.cache["var"][0] + opt.eps), 0.0, 1.0), axis=-1)
+        return ColumnSpread(coef, columns, own, rows, base)
 
 
 def _columns(layer: Layer, lt: LayerTrace, values) -> np.ndarray:
