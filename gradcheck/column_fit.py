@@ -29,35 +29,25 @@ MIN_VARIANTS = 8 * (DEGREE + 1) ** 2  # below it the fit's columns cost about wh
 def fitted_change(spread: ColumnSpread, f, entry, a: np.ndarray, y, allowed: float) -> tuple[np.ndarray, float] | None:
     """(Σ ΔL per variant, tail) for `spread`'s variants activated by the ufunc f and summed by the loss entry(a, y)
     (a, y: the base pass's (n, m); y may be None). `tail` bounds, for every variant at once, what the polynomials
-    leave out: the sizes of the coefficients dropped, summed over the columns. The fit is cut to the lowest degree
-    whose tail is within `allowed`; None when even DEGREE's is not, or an exact column is not finite."""
+    leave out (`rim`), to be within `allowed`; None when it is not, or an exact column is not finite."""
     S, T = spread.coef[:, :, 0].T, spread.coef[:, :, 1].T  # (m, B): a column's variants side by side
     (cs, hs), (ct, ht) = _box(S, spread.base[:, 0]), _box(T, spread.base[:, 1])
     coefs = _fit(spread, f, entry, a.T, None if y is None else y.T, (cs, hs), (ct, ht))
     if coefs is None:
         return None
-    degree, tail = _cut(coefs, allowed)
-    if degree is None:
+    tail = rim(coefs)
+    if not tail <= allowed:
         return None
-    coefs = coefs[:, :degree + 1, :degree + 1]
-    across = np.matmul(coefs.transpose(0, 2, 1), _basis(S, cs, hs, degree))  # (m, l, B): Σ_k C[j, k, l] T_k(ŝ)
-    across *= _basis(T, ct, ht, degree)
+    across = np.matmul(coefs.transpose(0, 2, 1), _basis(S, cs, hs))  # (m, l, B): Σ_k C[j, k, l] T_k(ŝ)
+    across *= _basis(T, ct, ht)
     fitted = across.reshape(-1, across.shape[-1]).sum(axis=0)
     return fitted + _own_rows(spread, f, entry, y), tail
 
 
-def _cut(coefs: np.ndarray, allowed: float) -> tuple[int | None, float]:
-    """The lowest degree q whose dropped coefficients (k or l above q; at DEGREE, its own highest ones, what they
-    say of the rest) sum to at most `allowed` over the columns, and that sum; (None, DEGREE's sum) if none."""
-    size = np.abs(coefs).sum(axis=0)  # (P, P) over the columns
-    rim = size[-1, :].sum() + size[:-1, -1].sum()
-    if not rim <= allowed:
-        return None, float(rim)
-    for q in range(DEGREE):
-        dropped = size.sum() - size[:q + 1, :q + 1].sum()
-        if dropped <= allowed:
-            return q, float(dropped)
-    return DEGREE, float(rim)
+def rim(coefs: np.ndarray) -> float:
+    """What the fit leaves out, bounded by its highest coefficients (degree DEGREE in s or in t) summed in size over
+    the columns: they fall off geometrically, so the next ones are smaller still, and round-off shows up here too."""
+    return float(np.abs(coefs[:, -1, :]).sum() + np.abs(coefs[:, :-1, -1]).sum())
 
 
 def _box(v: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,16 +71,14 @@ def _fit(spread, f, entry, aT, yT, s_box, t_box) -> np.ndarray | None:
     return FIT @ change.reshape(m, P, P) @ FIT.T
 
 
-def _basis(v: np.ndarray, centre: np.ndarray, half: np.ndarray, degree: int) -> np.ndarray:
-    """(m, degree + 1, B): T_0 … T_degree at each variant's v (m, B) mapped onto its column's box [−1, 1] (a box of
-    width 0: 0)."""
+def _basis(v: np.ndarray, centre: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """(m, P, B): T_0 … T_DEGREE at each variant's v (m, B) mapped onto its column's box [−1, 1] (a box of width
+    0: 0)."""
     x = (v - centre[:, None]) / np.where(half > 0, half, 1.0)[:, None]
-    out = np.empty((x.shape[0], degree + 1, x.shape[1]))
-    out[:, 0] = 1.0
-    if degree:
-        out[:, 1] = x
+    out = np.empty((x.shape[0], DEGREE + 1, x.shape[1]))
+    out[:, 0], out[:, 1] = 1.0, x
     x2 = x + x
-    for k in range(2, degree + 1):
+    for k in range(2, DEGREE + 1):
         np.multiply(x2, out[:, k - 1], out=out[:, k])
         out[:, k] -= out[:, k - 2]
     return out
