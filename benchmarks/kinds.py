@@ -2,7 +2,7 @@
 
     python benchmarks/kinds.py [--repeat R] [--torch-repeat T] [--budget S] [--threads T] [--kinds a,b] [--no-torch]
                                [--clock cpu]
-                               [--before DIR] [--floor]
+                               [--before DIR]
 
 Each kind is one spec (a small network around the kind, its text below) and the same objective written once
 for numpy and torch (`xp`), from the numbers gradcheck draws. The naive loop is cs231n's: for each entry,
@@ -13,7 +13,6 @@ and one table of medians (gradcheck: median of --repeat full checks; naive: medi
 of --torch-repeat full checks, 1 by default: torch's own time for one check moves ±10% from run to run).
 The gradcheck imported is this checkout's. --before DIR also times the gradcheck package in DIR (another commit's
 `gradcheck/`, e.g. from `git archive`) on the same spec, in a subprocess of the same run: a before → after column.
---floor adds, for layer norm after a dense layer, np.tanh alone over every variant a full check must evaluate.
 """
 
 from __future__ import annotations
@@ -313,23 +312,6 @@ def time_kind(key, repeat, budget, torch, torch_repeat=1):
     return n, ours, naive, naive_est, torch_time, torch_est
 
 
-def tanh_floor(key, repeat, batch=54):
-    """Seconds of np.tanh alone over every entry of every variant a full check of `key` evaluates densely (layer norm
-    after a dense layer: each entry of W and b0 moved both ways, every entry of the n × m output moved), in batches
-    of `batch` as gradcheck makes them: arithmetic no exact finite difference skips. None for the other kinds."""
-    if key != "layernorm":
-        return None
-    spec = gradcheck.loads(KINDS[key]()[0])
-    variants = 2 * (spec.values["W"].size + spec.values["b0"].size)
-    stack = np.random.default_rng(0).standard_normal((batch,) + spec.values["Y"].shape)
-    out = np.empty_like(stack)
-
-    def run():
-        for _ in range(-(-variants // batch)):
-            np.tanh(stack, out=out)
-    return _median(run, repeat)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -339,7 +321,6 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--before", metavar="DIR", help="a folder holding another commit's gradcheck package")
-    parser.add_argument("--floor", action="store_true", help="also time the elementwise work no exact method skips")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or process CPU time (fairer on a loaded machine: every method is 1 thread)")
     args = parser.parse_args(argv)
@@ -356,10 +337,6 @@ def main(argv=None) -> int:
         print(f"{key:14s} {n:7,d} " + ("" if before is None else f"{before * 1e3:9.1f} ms ")
               + f"{ours * 1e3:12.1f} ms {naive_s:>14s} {torch_s:>14s} {naive / ours:8.1f}× "
               + ("—" if tt is None else f"{tt / ours:8.1f}×"), flush=True)
-        floor = tanh_floor(key, args.repeat) if args.floor else None
-        if floor is not None:
-            print(f"{'':14s} floor: np.tanh alone over every moved variant, {floor * 1e3:.1f} ms"
-                  + ("" if tt is None else f" (torch full / 10 = {tt * 100:.1f} ms)"), flush=True)
     return 0
 
 
