@@ -60,6 +60,7 @@ def test_failed_narrowly_is_a_fail_within_NARROW_tolerances_on_truncation():
     assert NARROW == 4.0  # 2e-5 is 2 tolerances of 1e-5, 1e-3 is 100
 
 
+@pytest.mark.slow  # four checks of a 3,600-entry param: 2.7 s
 @pytest.mark.parametrize("wrong", [False, True])
 def test_a_narrow_fail_on_truncation_is_searched_before_it_is_reported(wrong):
     """The stress spec passes under Richardson (and central); its copy with layer norm's variance term dropped from
