@@ -27,7 +27,7 @@ MIN_VARIANTS = 8 * (DEGREE + 1) ** 2  # below it the fit's columns cost about wh
 
 
 def fitted_change(spread: ColumnSpread, f, entry, a: np.ndarray, y, allowed: float) -> tuple[np.ndarray, float] | None:
-    """(Σ ΔL per variant, tail) for `spread`'s variants activated by the ufunc f and summed by the loss entry(a, y)
+    """(Σ ΔL per variant, tail) for `spread`'s variants activated by the elementwise f and summed by the loss entry(a, y)
     (a, y: the base pass's (n, m); y may be None). `tail` bounds, for every variant at once, what the polynomials
     leave out (`rim`), to be within `allowed`; None when it is not, or an exact column is not finite."""
     S, T = spread.coef[:, :, 0].T, spread.coef[:, :, 1].T  # (m, B): a column's variants side by side
@@ -63,8 +63,7 @@ def _fit(spread, f, entry, aT, yT, s_box, t_box) -> np.ndarray | None:
     grid[..., 0] = s_box[0][:, None, None] + s_box[1][:, None, None] * NODES[:, None]
     grid[..., 1] = t_box[0][:, None, None] + t_box[1][:, None, None] * NODES[None, :]
     grid[..., 2] = spread.base[:, 2, None, None]
-    z = np.matmul(grid.reshape(m, P * P, 3), spread.columns)  # (m, P², n): each node's column j
-    f(z, out=z)
+    z = f(np.matmul(grid.reshape(m, P * P, 3), spread.columns))  # (m, P², n): each node's column j, activated
     change = np.sum(entry(z, None if yT is None else yT[:, None, :]) - entry(aT, yT)[:, None, :], axis=-1)
     if not np.all(np.isfinite(change)):
         return None

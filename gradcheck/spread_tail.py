@@ -27,11 +27,12 @@ TAIL_SHARE = 0.25  # the most a fit's bound may add to a variant's size (its rou
 
 
 def chunked(term: Term, index: int, layer: Layer, name: str, real: bool) -> bool:
-    """Whether a spread z at layer `index` goes to the loss in chunks: the term's last layer and its output, a plain
-    ufunc activation (written over z) and a loss that takes the moved a whole (perturb_memory counts by this too)."""
+    """Whether a spread z at layer `index` goes to the loss in chunks: the term's last layer and its output, an
+    elementwise activation without an argument and a loss that takes the moved a whole (perturb_memory counts by
+    this too)."""
     last = len(term.layers) - 1
     return term.chain and index == last and term.output % len(term.layers) == last and \
-        layer.activation.argument is None and layer.activation.row.writes_in_place and \
+        layer.activation.argument is None and layer.activation.row.elementwise and \
         takes_moved_a_whole(term, name, real)
 
 
@@ -55,9 +56,17 @@ def spread_to_loss(run, index: int, layer: Layer, fill) -> Settled:
         members = slice(start, min(start + step, run.B))
         out = buffer[:members.stop - start]
         run.note_kinks(index, layer, fill(members, out), members)  # the (members, n, m) view of `out`
-        layer.activation.row.f(out, out=out)
+        _activate(layer.activation.row, out)
         change[members], size[members] = obj.row.dense.change(base, a, out)  # Δa over the buffer: read by nothing else
     return Settled(scale * change, scale * size)
+
+
+def _activate(row, z: np.ndarray) -> None:
+    """a = f(z) written over z: in place for a ufunc, copied back for any other elementwise f (sigmoid, softplus)."""
+    if row.writes_in_place:
+        row.f(z, out=z)
+    else:
+        z[...] = row.f(z)
 
 
 def _fitted(run, index: int, layer: Layer, spread) -> tuple[np.ndarray, np.ndarray] | None:

@@ -84,18 +84,23 @@ def spy(monkeypatch):
     return taken
 
 
+ACTIVATIONS = {"tanh": np.tanh, "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)), "softplus": lambda z: np.logaddexp(0, z)}
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("eps", [numeric.DEFAULT_EPS, -2e-5, 4 * numeric.RICHARDSON_EPS])
-def test_the_fit_equals_the_network_written_out(eps, spy):
+def test_the_fit_equals_the_network_written_out(eps, activation, spy):
     """Every variant's ΔJ (the central, negative and Richardson's widest steps) equals J(W + δ e_k) − J(W) evaluated
-    whole in plain numpy, within the rounding of those two sums."""
-    spec = _spec()
+    whole in plain numpy, within the rounding of those two sums; tanh (a ufunc), sigmoid and softplus (not)."""
+    spec = _spec(activation)
     n = spec.values["W"].size
     delta = np.full(n, eps)
     change, crossed, size = Perturber(spec.model, dict(spec.values), "W")(np.arange(n), delta)
     assert spy and all(d is not None for d in spy)
     W, v = np.array(spec.values["W"]), {k: np.asarray(spec.values[k]) for k in ("X", "Y", "g", "b")}
-    base = _net(W, v)
-    want = np.array([_net(W + eps * np.eye(n)[k].reshape(W.shape), v) - base for k in range(n)])
+    f = ACTIVATIONS[activation]
+    base = _net(W, v, f)
+    want = np.array([_net(W + eps * np.eye(n)[k].reshape(W.shape), v, f) - base for k in range(n)])
     assert not crossed.any()
     assert np.all(np.abs(change - want) <= 2 * numeric.ROUNDING * size), np.max(np.abs(change - want) / size)
 

@@ -293,9 +293,9 @@ def _assert_equals_oracle(case):
             assert np.all(np.abs(got - want) <= bound), (delta, np.max(np.abs(got - want) / bound))
 
 
-@pytest.mark.parametrize("activation", ["tanh", "abs"])
+@pytest.mark.parametrize("activation", ["tanh", "abs", "relu", "sigmoid"])
 def test_layer_norm_spread_to_the_loss_in_chunks(monkeypatch, activation):
-    """spread_tail's route (layer norm as the last layer, a plain ufunc activation, squared error), in chunks of three
+    """spread_tail's route (layer norm as the last layer, an elementwise activation, squared error), in chunks of three
     variants, gives every variant the kink flag (abs crosses 0 at the large step) of one chunk of the whole batch, its
     ΔJ and size to the rounding of a sum, and ΔJ equals the network written out in numpy."""
     import gradcheck.perturb as perturb
@@ -303,7 +303,8 @@ def test_layer_norm_spread_to_the_loss_in_chunks(monkeypatch, activation):
     text = (f"input: X\nlayers: [{{weight: W}}, {{layernorm: {{gain: g, bias: bt.T}}, activation: {activation}}}]\n"
             "objective: {loss: squared_error, target: Y}")
     spec = gradcheck.loads(ORACLE_DECLS + text)
-    f = np.tanh if activation == "tanh" else np.abs
+    f = {"tanh": np.tanh, "abs": np.abs, "relu": lambda z: np.maximum(z, 0.0),
+         "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z))}[activation]  # relu, sigmoid: not ufuncs, activated by copy
     oracle = lambda p, d: _layernorm_net(p, {**d, "btT": d["bt"].T}, "g", "btT", 1e-5, False, f)  # noqa: E731
     calls, crossed = [], []
     monkeypatch.setattr(perturb, "spread_to_loss", lambda *a: calls.append(1) or spread_tail.spread_to_loss(*a))
@@ -321,7 +322,7 @@ def test_layer_norm_spread_to_the_loss_in_chunks(monkeypatch, activation):
         bound = np.maximum(1e-12 * np.abs(want), 2 * numeric.ROUNDING * (chunks[2] + scale))
         assert np.all(np.abs(chunks[0] - want) <= bound), (delta, np.max(np.abs(chunks[0] - want) / bound))
     assert len(calls) == 6
-    if activation == "abs":  # the large step crosses kinks, the small ones not all of them
+    if activation in ("abs", "relu"):  # the large step crosses kinks, the small ones not all of them
         assert crossed[2] > 0 and crossed[1] < n
 
 
