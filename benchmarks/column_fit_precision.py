@@ -48,7 +48,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sample", type=int, default=10)
     args = parser.parse_args(argv)
     print(f"$ python benchmarks/column_fit_precision.py --sample {args.sample}")
-    print(f"{'X std':>6s} {'step':>18s} {'fit error':>10s} {'chunks error':>13s} {'fit bound':>10s}   (shares of ROUNDING × size)")
+    print(f"{'X std':>6s} {'step':>18s} {'fit error':>10s} {'chunks error':>13s} {'fit bound':>10s}"
+          "   (shares of ROUNDING × size)")
     for x_std in (1.0, 1e3):
         for label, eps in (("central", numeric.DEFAULT_EPS), ("richardson 4×eps", 4 * numeric.RICHARDSON_EPS)):
             fit, exact, bound = shares(x_std, eps, args.sample)

@@ -263,8 +263,8 @@ def _estimate(perturber: Perturber, sides: list, settings: Settings, entries) ->
     est = numeric.refine(perturber, theta, est, doubtful & ~est.measured, method, eps, batch)
     for _ in range(SEARCH_ROUNDS if eps is None else 0):  # the user's eps wins: no search
         unusable = ~(np.isfinite(est.values) & np.isfinite(est.error))
-        undecided = unusable | np.any([_decided_by_error(side, est, rtol, atol) | _failed_narrowly(side, est, rtol, atol)
-                                       for side in sides], axis=0)
+        undecided = unusable | np.any([_decided_by_error(side, est, rtol, atol) |
+                                       _failed_narrowly(side, est, rtol, atol) for side in sides], axis=0)
         undecided &= est.measured & ~kink_mask(est, rtol, atol)
         if not undecided.any():
             break

@@ -26,7 +26,8 @@ FIT[0] /= 2.0
 MIN_VARIANTS = 8 * (DEGREE + 1) ** 2  # below it the fit's columns cost about what the variants' own would
 
 
-def fitted_change(spread: ColumnSpread, f, entry, a: np.ndarray, y, allowed: float) -> tuple[np.ndarray, float] | None:
+def fitted_change(spread: ColumnSpread, f, entry, a: np.ndarray, y, allowed: float) \
+        -> tuple[np.ndarray, float] | None:
     """(Σ ΔL per variant, tail) for `spread`'s variants activated by the elementwise f and summed by the loss entry(a, y)
     (a, y: the base pass's (n, m); y may be None). `tail` bounds, for every variant at once, what the polynomials
     leave out (`rim`), to be within `allowed`; None when it is not, or an exact column is not finite."""

@@ -71,14 +71,18 @@ def _activate(row, z: np.ndarray) -> None:
 
 def _fitted(run, index: int, layer: Layer, spread) -> tuple[np.ndarray, np.ndarray] | None:
     """(Σ ΔL, size) per variant from column_fit, or None where the chunks must run: a kinked activation (its flags
-    need every entry), a small batch, a fit that is not finite or whose bound is too large a share of the sizes."""
-    if not isinstance(spread, ColumnSpread) or run.states[index] is not None or len(spread) < MIN_VARIANTS:
+    need every entry), one whose domain ends (a variant at the box's corner may leave it where no node does), a
+    small batch, a fit that is not finite or whose bound is too large a share of the sizes."""
+    row = layer.activation.row
+    if not isinstance(spread, ColumnSpread) or run.states[index] is not None or row.edges(None) or \
+            len(spread) < MIN_VARIANTS:
         return None
     lt, obj = run.trace.layers[index], run.term.objective
     y = None if obj.target is None else np.broadcast_to(obj.target.value(run.o.values), lt.a.shape)
-    before = float(np.sum(np.abs(obj.row.entry(lt.a, y))))  # Σ|L(old)|; the sizes are Σ|L(new)| + |L(old)|
-    fitted = fitted_change(spread, layer.activation.row.f, obj.row.entry, lt.a, y, TAIL_SHARE * ROUNDING * 2.0 * before)
+    before = float(np.sum(np.abs(obj.row.entry(lt.a, y))))  # Σ|L(old)|
+    fitted = fitted_change(spread, row.f, obj.row.entry, lt.a, y, TAIL_SHARE * ROUNDING * 2.0 * before)
     if fitted is None:
         return None
     change, tail = fitted
+    # the sizes are Σ|L(new)| + |L(old)|, 2 Σ L(old) + Σ ΔL for a loss ≥ 0 (squared error's `dense`, as it finds them)
     return change, 2.0 * before + change + tail / ROUNDING

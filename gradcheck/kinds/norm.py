@@ -135,8 +135,8 @@ class LayerNorm(_Norm):
 
     @staticmethod
     def spread_rows(layer: Layer, lt: LayerTrace, rows, vals, values):
-        """z (B, n, m) when input row rows[b] becomes vals[b], as a filler of any slice: every column's mean and variance
-        move, but only by that one row, so they are updated in O(m) for the whole batch (μ' = μ + d/n,
+        """z (B, n, m) when input row rows[b] becomes vals[b], as a filler of any slice: every column's mean and
+        variance move, but only by that one row, so they are updated in O(m) for the whole batch (μ' = μ + d/n,
         n·σ'² = n·σ² + 2d·c_r + d²(1 − 1/n), with d = the row's change, c = x − μ). Column j of z is then an affine
         map of the base's, gain ⊙ c·s_j + gain·t_j + bias with s = 1/σ', t = −(d/n)/σ' (the moved row adds its own
         gain·d/σ'): a lowrank.ColumnSpread of those (B, m, 3) coefficients over (m, 3, n) columns, whose fill makes
