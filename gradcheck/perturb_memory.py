@@ -11,13 +11,13 @@ from .kinds import KINDS
 from .model import Layer, Model, Ref, Term
 from .perturb_objective import takes_moved_a_whole
 from .rowpatch import computed, term_uses, uses
-from .spread_tail import chunked
+from .spread_tail import chunked, may_fit
 
 
 BYTES = 8  # float64
 TEMPORARIES = 6  # arrays of one perturbation's largest size alive at once (the loss's new, old, change, size…)
 SPREAD_ROWS = 8  # rows of m a spread variant holds when its z goes to the loss in chunks: its row, d, 1/σ', coefficients
-FITTED_ROWS = 20  # the same where column_fit takes them (no kink): its Chebyshev bases and their products as well
+FITTED_ROWS = 20  # the same where column_fit may take them: its Chebyshev bases and their products as well
 TAKEN_WHOLE = 3  # the same at the last layer when its loss takes the moved a whole (losses' `dense`): z, a, Δa
 
 
@@ -61,9 +61,9 @@ def _term_numbers(term: Term, name: str, shapes: dict, real: bool = True) -> int
         if started and rows and width == 1 and not refs and getattr(KINDS[layer.kind], "spread_rows", None):
             # one row spread over the kind's whole z from its statistics (layer norm): z, a and the loss's work,
             # never the batched forward's; or, chunked to the loss, its row and statistics (the chunk is shared),
-            # and where column_fit takes them (no kink) its bases over the whole batch
+            # and where column_fit may take them its bases over the whole batch
             rows, started = False, True
-            chunks = SPREAD_ROWS if layer.activation.row.kinks else FITTED_ROWS
+            chunks = FITTED_ROWS if may_fit(layer) else SPREAD_ROWS
             whole = chunks if chunked(term, index, layer, name, real) else \
                 _temporaries(term, index, name, real) * layer.out_shape[0]
             peak = max(peak, whole * m + stacked)

@@ -36,6 +36,13 @@ def chunked(term: Term, index: int, layer: Layer, name: str, real: bool) -> bool
         takes_moved_a_whole(term, name, real)
 
 
+def may_fit(layer: Layer) -> bool:
+    """Whether column_fit may take the layer's spread z: an activation without a kink (its flags need every entry)
+    or a domain edge (a variant at a corner of the fit's box may leave the domain where no interior node does).
+    perturb_memory counts by this too."""
+    return not layer.activation.row.kinks and not layer.activation.row.edges(None)
+
+
 def spread_to_loss(run, index: int, layer: Layer, fill) -> Settled:
     """ΔJ and its size per variant of perturb._TermRun `run`'s batch, z made by the kind's `spread_rows` filler
     chunk by chunk into one buffer. The loss sums every entry, so it reads z, a and y in the buffer's own memory
@@ -70,12 +77,10 @@ def _activate(row, z: np.ndarray) -> None:
 
 
 def _fitted(run, index: int, layer: Layer, spread) -> tuple[np.ndarray, np.ndarray] | None:
-    """(Σ ΔL, size) per variant from column_fit, or None where the chunks must run: a kinked activation (its flags
-    need every entry), one whose domain ends (a variant at the box's corner may leave it where no node does), a
-    small batch, a fit that is not finite or whose bound is too large a share of the sizes."""
+    """(Σ ΔL, size) per variant from column_fit, or None where the chunks must run: an activation it may not take
+    (may_fit), a small batch, a fit that is not finite or whose bound is too large a share of the sizes."""
     row = layer.activation.row
-    if not isinstance(spread, ColumnSpread) or run.states[index] is not None or row.edges(None) or \
-            len(spread) < MIN_VARIANTS:
+    if not isinstance(spread, ColumnSpread) or not may_fit(layer) or len(spread) < MIN_VARIANTS:
         return None
     lt, obj = run.trace.layers[index], run.term.objective
     y = None if obj.target is None else np.broadcast_to(obj.target.value(run.o.values), lt.a.shape)
