@@ -85,6 +85,20 @@ def parse_yaml(text: str, file: str) -> Node:
     return root
 
 
+_YAML_ONLY_BREAKS = {"\x85": "NEXT LINE", "\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR"}
+
+
+def _refuse_yaml_only_breaks(text: str, file: str) -> None:
+    """U+0085, U+2028 and U+2029 end a line for YAML and not for editors, so every location after one would be a
+    line off: the first is refused, located where an editor shows it."""
+    found = [i for i in (text.find(ch) for ch in _YAML_ONLY_BREAKS) if i >= 0]
+    if found:
+        at = min(found)
+        line, col = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+        raise SpecError(f"character U+{ord(text[at]):04X} ({_YAML_ONLY_BREAKS[text[at]]}) ends a line for YAML but "
+                        "not for editors; it is not allowed in a spec's text", file, line, col)
+
+
 def _parse_yaml(text: str, file: str) -> Node:
     fast = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
     if fast is None or _NOT_PRINTABLE.search(text):
@@ -116,6 +130,7 @@ def _line_end(text: str, index: int) -> int:
 
 def _parse_with(loader_class, text: str, file: str) -> Node:
     """Run one loader's event stream through the composer below, turning every failure into a SpecError."""
+    _refuse_yaml_only_breaks(text, file)  # before either parser: both would count lines past it differently
     try:
         loader = loader_class(text)
     except yaml.YAMLError as exc:  # the Python reader checks every character up front
