@@ -46,7 +46,7 @@ class LowRank:
         return self.base[None] + self.dz()
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: compared by identity, never entry by entry
 class ColumnSpread:
     """B variants of z (n, m) whose every column moves along fixed vectors: column j of variant b is
     coef[b, j] · columns[j] ((3,) · (3, n): layer norm's gain ⊙ c, gain and bias), plus own[b, j] on row rows[b].
