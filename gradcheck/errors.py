@@ -28,6 +28,12 @@ class SpecError(Exception):
         return f"{self.location}: {self.message}"
 
 
+def place_in(text: str | bytes, offset: int) -> tuple[int, int]:
+    """(line, column), both from 1, of a character (or byte) offset, lines counted by newline as editors do."""
+    newline = b"\n" if isinstance(text, bytes) else "\n"
+    return text.count(newline, 0, offset) + 1, offset - (text.rfind(newline, 0, offset) + 1) + 1
+
+
 MAX_MESSAGE = 2000  # characters; longer messages are user text echoed back (a 1 MB key name)
 
 

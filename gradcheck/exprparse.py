@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, place_in
 from .functions import FUNCTIONS
 from .expr import (MAX_DEPTH, MAX_EXPONENT, Binary, Call, Expr, Expression, Name, Num, Power,
                    Transpose, Unary, Where)
@@ -82,8 +82,8 @@ def parse(text: object, where: Where, known: Mapping[str, object] | set[str], wh
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
     """(1-based line, 0-based column) of a character offset, as Where.error takes them."""
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1)
+    line, col = place_in(text, offset)
+    return line, col - 1
 
 
 def _too_deep(text: str, limit: int) -> int | None:

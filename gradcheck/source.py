@@ -6,7 +6,7 @@ import codecs
 import os
 import stat
 
-from .errors import SpecError
+from .errors import SpecError, place_in
 from .limits import count, hint
 
 
@@ -167,6 +167,5 @@ def decode(raw: bytes, path: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SpecError(f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})", path, line, col) from None
+        raise SpecError(f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})", path, *place_in(raw, exc.start)) \
+            from None

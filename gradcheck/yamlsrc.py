@@ -8,7 +8,7 @@ from typing import Union
 
 import yaml
 
-from .errors import Located, SpecError, excerpt
+from .errors import Located, SpecError, excerpt, place_in
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -94,9 +94,8 @@ def _refuse_yaml_only_breaks(text: str, file: str) -> None:
     found = [i for i in (text.find(ch) for ch in _YAML_ONLY_BREAKS) if i >= 0]
     if found:
         at = min(found)
-        line, col = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
         raise SpecError(f"character U+{ord(text[at]):04X} ({_YAML_ONLY_BREAKS[text[at]]}) ends a line for YAML but "
-                        "not for editors; it is not allowed in a spec's text", file, line, col)
+                        "not for editors; it is not allowed in a spec's text", file, *place_in(text, at))
 
 
 def _parse_yaml(text: str, file: str) -> Node:
@@ -150,11 +149,9 @@ def _parse_with(loader_class, text: str, file: str) -> Node:
 def _located(exc: yaml.YAMLError, file: str, text: str = "") -> SpecError:
     """A PyYAML or libyaml error as a located SpecError (syntax errors carry marks; reader errors positions)."""
     if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
-        position = exc.position
-        line = text.count("\n", 0, position) + 1
-        col = position - (text.rfind("\n", 0, position) + 1) + 1
         name = unicodedata.name(chr(exc.character), "a control character")
-        return SpecError(f"character U+{exc.character:04X} ({name}) is not allowed in YAML", file, line, col)
+        return SpecError(f"character U+{exc.character:04X} ({name}) is not allowed in YAML", file,
+                         *place_in(text, exc.position))
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
