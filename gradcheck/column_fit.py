@@ -42,7 +42,7 @@ def fitted_change(spread: ColumnSpread, f, entry, a: np.ndarray, y, allowed: flo
     across = np.matmul(coefs.transpose(0, 2, 1), _basis(S, cs, hs))  # (m, l, B): Σ_k C[j, k, l] T_k(ŝ)
     across *= _basis(T, ct, ht)
     fitted = across.reshape(-1, across.shape[-1]).sum(axis=0)
-    return fitted + _own_rows(spread, f, entry, y), tail
+    return fitted + _own_rows(spread, S, T, f, entry, y), tail
 
 
 def rim(coefs: np.ndarray) -> float:
@@ -84,10 +84,10 @@ def _basis(v: np.ndarray, centre: np.ndarray, half: np.ndarray) -> np.ndarray:
     return out
 
 
-def _own_rows(spread: ColumnSpread, f, entry, y) -> np.ndarray:
+def _own_rows(spread: ColumnSpread, S, T, f, entry, y) -> np.ndarray:
     """Per variant, Σ over columns of L at the moved row with its own change minus L there without it (the fit
-    holds the latter): two activations a variant and column, exact."""
+    holds the latter): two activations a variant and column, exact. S, T: (m, B), each column's s and t."""
     picked = spread.columns[:, :, spread.rows]  # (m, 3, B): each column's entries on the variants' moved rows
-    bare = spread.coef[:, :, 0].T * picked[:, 0] + spread.coef[:, :, 1].T * picked[:, 1] + picked[:, 2]  # (m, B)
+    bare = S * picked[:, 0] + T * picked[:, 1] + picked[:, 2]  # (m, B)
     target = None if y is None else np.broadcast_to(y, (y.shape[0], bare.shape[0]))[spread.rows].T
     return np.sum(entry(f(bare + spread.own.T), target) - entry(f(bare), target), axis=0)

@@ -47,14 +47,15 @@ def spread_to_loss(run, index: int, layer: Layer, fill) -> Settled:
     """ΔJ and its size per variant of perturb._TermRun `run`'s batch, z made by the kind's `spread_rows` filler
     chunk by chunk into one buffer. The loss sums every entry, so it reads z, a and y in the buffer's own memory
     order (each variant's zᵀ): no reordering copies a chunk."""
-    lt, obj, values = run.trace.layers[index], run.term.objective, run.o.values
+    lt, obj = run.trace.layers[index], run.term.objective
     scale = obj.row.scale(lt.a.shape, obj.reduce)
-    fitted = _fitted(run, index, layer, fill)
+    target = None if obj.target is None else np.broadcast_to(obj.target.value(run.o.values), lt.a.shape)
+    fitted = _fitted(run, index, layer, fill, target)
     if fitted is not None:
         return Settled(scale * fitted[0], scale * fitted[1])
     n, m = lt.z.shape
     a = np.ascontiguousarray(lt.a.T)
-    y = None if obj.target is None else np.ascontiguousarray(np.broadcast_to(obj.target.value(values), lt.a.shape).T)
+    y = None if target is None else np.ascontiguousarray(target.T)
     step = max(1, CHUNK_BYTES // (8 * n * m))
     buffer = np.empty((min(step, run.B), m, n))
     change, size = np.empty(run.B), np.empty(run.B)
@@ -76,14 +77,14 @@ def _activate(row, z: np.ndarray) -> None:
         z[...] = row.f(z)
 
 
-def _fitted(run, index: int, layer: Layer, spread) -> tuple[np.ndarray, np.ndarray] | None:
-    """(Σ ΔL, size) per variant from column_fit, or None where the chunks must run: an activation it may not take
-    (may_fit), a small batch, a fit that is not finite or whose bound is too large a share of the sizes."""
+def _fitted(run, index: int, layer: Layer, spread, y) -> tuple[np.ndarray, np.ndarray] | None:
+    """(Σ ΔL, size) per variant from column_fit (y: the target at a's shape, or None), or None where the chunks must
+    run: an activation it may not take (may_fit), a small batch, a fit that is not finite or whose bound is too large
+    a share of the sizes."""
     row = layer.activation.row
     if not isinstance(spread, ColumnSpread) or not may_fit(layer) or len(spread) < MIN_VARIANTS:
         return None
     lt, obj = run.trace.layers[index], run.term.objective
-    y = None if obj.target is None else np.broadcast_to(obj.target.value(run.o.values), lt.a.shape)
     before = float(np.sum(np.abs(obj.row.entry(lt.a, y))))  # Σ|L(old)|
     fitted = fitted_change(spread, row.f, obj.row.entry, lt.a, y, TAIL_SHARE * ROUNDING * 2.0 * before)
     if fitted is None:

@@ -158,7 +158,8 @@ class LayerNorm(_Norm):
         np.multiply(own, -1.0 / n, out=coef[:, :, 1])
         coef[:, :, 2] = 1.0
         own *= columns[:, 1, rows].T
-        base = np.stack(np.broadcast_arrays(1.0 / np.sqrt(lt.cache["var"][0] + opt.eps), 0.0, 1.0), axis=-1)
+        base = np.zeros((x.shape[-1], 3))  # the base pass's (s, t, 1): s = 1/√(σ² + eps), the forward's own scale
+        base[:, 0], base[:, 2] = 1.0 / lt.cache["scale"][0], 1.0
         return ColumnSpread(coef, columns, own, rows, base)
 
 
